@@ -15,7 +15,6 @@ import pandas as pd
 import pandera.errors as pa_errors
 
 from barberpro_ml.data.schema import (
-    CANONICAL_DTYPES,
     CONTRACT,
     TABLES,
     VOCABULARIES,
@@ -161,18 +160,30 @@ def _canonical_column(table: str, spec: ColumnSpec, column: pd.Series
 
     if kind == "category":
         vocabulary = VOCABULARIES.get((table, name))
-        values = column.astype("str").where(~missing_before)
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            # Work on the (few) categories, not the (many) values: a 15M-row column
+            # converted through strings costs seconds.
+            used = column.cat.remove_unused_categories()
+            labels = [str(c) for c in used.cat.categories]
+            if len(set(labels)) != len(labels):
+                return refuse("distinct category labels", pd.Series(labels))
+            values: pd.Series = used.cat.rename_categories(labels)
+            observed = labels
+        else:
+            values = column.astype("str").where(~missing_before)
+            observed = values.dropna().unique().tolist()
         if vocabulary is not None:
-            bad = column[~missing_before & ~values.isin(vocabulary)]
-            if len(bad):
-                return refuse(f"one of {list(vocabulary)}", bad)
+            outside = sorted(set(observed) - set(vocabulary))
+            if outside:
+                return refuse(f"one of {list(vocabulary)}", column[column.astype("str").isin(
+                    outside) & ~missing_before])
             categories: list[str] = list(vocabulary)
         else:
-            categories = sorted(values.dropna().unique().tolist())
+            categories = sorted(observed)
         return values.astype(pd.CategoricalDtype(categories, ordered=False)), None
 
     # text
-    return column.astype(CANONICAL_DTYPES["text"]), None
+    return column.astype("str"), None
 
 
 def canonicalize(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[ContractViolation]]:
@@ -238,10 +249,10 @@ def _from_pandera(table: str, frame: pd.DataFrame, failures: pd.DataFrame
                 f"{key}={k} {column}={v!r}" if column != key else f"{column}={v!r}"
                 for k, v in zip(rows[key].tolist(), rows[column].tolist(), strict=True)
             )
-            count = int(len(idx))
+            count = len(idx)
         else:
             examples = tuple(repr(v) for v in group["failure_case"].head(MAX_EXAMPLES))
-            count = int(len(group))
+            count = len(group)
         violations.append(ContractViolation(table, str(column), check_name, count, examples))
     return violations
 

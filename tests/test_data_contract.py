@@ -1,0 +1,311 @@
+"""The data contract: canonical dtypes, refusals with clear messages, exact persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from barberpro_ml.data import (
+    CONTRACT,
+    TABLES,
+    DataContractError,
+    GroundTruth,
+    MarketplaceData,
+)
+
+T0 = pd.Timestamp("2024-01-01")
+
+
+def valid_tables(n_customers: int = 6, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A small, hand-built, contract-valid data set (independent of the simulator)."""
+    rng = np.random.default_rng(seed)
+    customers = pd.DataFrame({
+        "customer_id": np.arange(1, n_customers + 1),
+        "signup_at": T0 + pd.to_timedelta(rng.integers(0, 30, n_customers), unit="D"),
+        "acquisition_channel": rng.choice(["organic", "paid_social", "referral"], n_customers),
+        "neighborhood": rng.choice(["north", "south"], n_customers),
+    })
+    providers = pd.DataFrame({
+        "provider_id": [10, 11, 12],
+        "joined_at": [T0 - pd.Timedelta(days=400)] * 3,
+        "left_at": [pd.NaT, T0 + pd.Timedelta(days=300), pd.NaT],
+        "neighborhood": ["north", "south", "north"],
+        "price_tier": ["budget", "standard", "premium"],
+    })
+    services = pd.DataFrame({
+        "service_id": [1, 2],
+        "name": ["haircut", "beard trim"],
+        "base_price": [30.0, 15.0],
+        "duration_min": [30, 15],
+    })
+    rows = []
+    booking_id = 100
+    for cid, signup in zip(customers["customer_id"], customers["signup_at"], strict=True):
+        for visit in range(4):
+            created = signup + pd.Timedelta(days=35 * visit + 1)
+            rows.append({
+                "booking_id": booking_id, "customer_id": cid,
+                "provider_id": int(rng.choice([10, 12])), "service_id": int(rng.choice([1, 2])),
+                "created_at": created, "scheduled_at": created + pd.Timedelta(days=3),
+                "status": ["completed", "completed", "cancelled", "no_show"][visit],
+                "price": 30.0, "discount": 5.0 if visit == 1 else 0.0, "tip": 4.0,
+            })
+            booking_id += 1
+    bookings = pd.DataFrame(rows)
+    done = bookings[bookings["status"] == "completed"].head(5)
+    reviews = pd.DataFrame({
+        "review_id": np.arange(1, len(done) + 1),
+        "booking_id": done["booking_id"].to_numpy(),
+        "customer_id": done["customer_id"].to_numpy(),
+        "provider_id": done["provider_id"].to_numpy(),
+        "rating": rng.integers(1, 6, len(done)),
+        "created_at": (done["scheduled_at"] + pd.Timedelta(hours=5)).to_numpy(),
+    })
+    interventions = pd.DataFrame({
+        "intervention_id": [1, 2],
+        "customer_id": [1, 2],
+        "campaign": ["winback-2024-06", "winback-2024-06"],
+        "sent_at": [T0 + pd.Timedelta(days=160)] * 2,
+        "treated": [True, False],
+        "offer": ["20% off", "none"],
+    })
+    return {"customers": customers, "providers": providers, "services": services,
+            "bookings": bookings, "reviews": reviews, "interventions": interventions}
+
+
+def refusal(tables: dict[str, pd.DataFrame]) -> DataContractError:
+    with pytest.raises(DataContractError) as info:
+        MarketplaceData(**tables)
+    return info.value
+
+
+def test_valid_data_is_accepted_in_canonical_dtypes() -> None:
+    data = MarketplaceData(**valid_tables())
+    for table in TABLES:
+        frame = getattr(data, table)
+        assert list(frame.columns[: len(CONTRACT[table])]) == [s.name for s in CONTRACT[table]]
+    assert data.bookings["created_at"].dtype == np.dtype("datetime64[ns]")
+    assert data.bookings["status"].dtype == "category"
+    assert list(data.bookings["status"].cat.categories) == ["completed", "cancelled", "no_show"]
+    assert data.customers["customer_id"].dtype == np.dtype("int64")
+
+
+# Each corruption: (table, column it must be blamed on, function that breaks a copy).
+def _set(table: str, column: str, value: Any, row: int = 0):  # type: ignore[no-untyped-def]
+    def corrupt(t: dict[str, pd.DataFrame]) -> None:
+        frame = t[table].copy()
+        frame[column] = frame[column].astype(object)
+        frame.loc[frame.index[row], column] = value
+        t[table] = frame
+    return corrupt
+
+
+def _drop(table: str, column: str):  # type: ignore[no-untyped-def]
+    def corrupt(t: dict[str, pd.DataFrame]) -> None:
+        t[table] = t[table].drop(columns=[column])
+    return corrupt
+
+
+def _duplicate_id(table: str):  # type: ignore[no-untyped-def]
+    def corrupt(t: dict[str, pd.DataFrame]) -> None:
+        frame = t[table].copy()
+        key = CONTRACT[table][0].name
+        frame.loc[frame.index[-1], key] = frame[key].iloc[0]
+        t[table] = frame
+    return corrupt
+
+
+CORRUPTIONS = {
+    "negative price": ("bookings", "price", _set("bookings", "price", -1.0)),
+    "rating 7": ("reviews", "rating", _set("reviews", "rating", 7)),
+    "rating 0": ("reviews", "rating", _set("reviews", "rating", 0)),
+    "fractional rating": ("reviews", "rating", _set("reviews", "rating", 4.5)),
+    "unknown status": ("bookings", "status", _set("bookings", "status", "maybe")),
+    "unknown price tier": ("providers", "price_tier", _set("providers", "price_tier", "luxury")),
+    "text in a money column": ("bookings", "tip", _set("bookings", "tip", "lots")),
+    "unparseable timestamp": ("customers", "signup_at", _set("customers", "signup_at", "soon")),
+    "missing signup": ("customers", "signup_at", _set("customers", "signup_at", None)),
+    "missing channel": ("customers", "acquisition_channel",
+                        _set("customers", "acquisition_channel", None)),
+    "booking for unknown customer": ("bookings", "customer_id",
+                                     _set("bookings", "customer_id", 999)),
+    "booking with unknown service": ("bookings", "service_id", _set("bookings", "service_id", 9)),
+    "review of unknown booking": ("reviews", "booking_id", _set("reviews", "booking_id", 1)),
+    "scheduled before created": ("bookings", "scheduled_at",
+                                 _set("bookings", "scheduled_at", T0 - pd.Timedelta(days=900))),
+    "booking before signup": ("bookings", "created_at",
+                              _set("bookings", "created_at", T0 - pd.Timedelta(days=10))),
+    "discount above price": ("bookings", "discount", _set("bookings", "discount", 99.0)),
+    "duplicate booking id": ("bookings", "booking_id", _duplicate_id("bookings")),
+    "duplicate customer id": ("customers", "customer_id", _duplicate_id("customers")),
+    "missing column": ("bookings", "tip", _drop("bookings", "tip")),
+    "provider left before joining": ("providers", "left_at",
+                                     _set("providers", "left_at", T0 - pd.Timedelta(days=999))),
+    "intervention before signup": ("interventions", "sent_at",
+                                   _set("interventions", "sent_at", T0 - pd.Timedelta(days=9))),
+    "non-boolean treated": ("interventions", "treated", _set("interventions", "treated", "yes")),
+    "negative duration": ("services", "duration_min", _set("services", "duration_min", -5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_each_class_of_bad_input_is_refused_naming_table_and_column(name: str) -> None:
+    table, column, corrupt = CORRUPTIONS[name]
+    tables = valid_tables()
+    corrupt(tables)
+    error = refusal(tables)
+    blamed = {(v.table, v.column) for v in error.violations}
+    assert (table, column) in blamed, str(error)
+    message = str(error)
+    assert f"{table}.{column}" in message
+    violation = next(v for v in error.violations if (v.table, v.column) == (table, column))
+    assert violation.count >= 1
+    assert len(violation.examples) <= 5
+
+
+def test_review_of_a_cancelled_booking_is_refused() -> None:
+    tables = valid_tables()
+    cancelled = tables["bookings"][tables["bookings"]["status"] == "cancelled"].iloc[0]
+    reviews = tables["reviews"].copy()
+    reviews.loc[0, ["booking_id", "customer_id", "provider_id"]] = [
+        cancelled["booking_id"], cancelled["customer_id"], cancelled["provider_id"]]
+    reviews.loc[0, "created_at"] = cancelled["scheduled_at"] + pd.Timedelta(hours=1)
+    tables["reviews"] = reviews
+    error = refusal(tables)
+    assert any(v.check == "reviews a completed booking" for v in error.violations)
+
+
+def test_timezone_aware_timestamps_are_refused() -> None:
+    tables = valid_tables()
+    tables["customers"] = tables["customers"].assign(
+        signup_at=tables["customers"]["signup_at"].dt.tz_localize("UTC"))
+    error = refusal(tables)
+    assert "timezone-naive" in str(error)
+
+
+def test_all_violations_are_reported_together_with_counts_and_examples() -> None:
+    tables = valid_tables()
+    bookings = tables["bookings"].copy()
+    bookings.loc[bookings.index[:7], "price"] = -2.0
+    tables["bookings"] = bookings
+    CORRUPTIONS["rating 7"][2](tables)
+    error = refusal(tables)
+    price = next(v for v in error.violations if v.column == "price")
+    assert price.count == 7
+    assert len(price.examples) == 5
+    assert "booking_id=" in price.examples[0]
+    assert {v.table for v in error.violations} == {"bookings", "reviews"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(CORRUPTIONS)),
+    row=st.integers(min_value=0, max_value=100),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_random_corruptions_are_refused(name: str, row: int, seed: int) -> None:
+    """A corruption at a random row of a random valid data set is always refused."""
+    table, column, _ = CORRUPTIONS[name]
+    tables = valid_tables(seed=seed)
+    if name == "missing column":
+        corrupt = _drop(table, column)
+    elif name.startswith("duplicate"):
+        corrupt = _duplicate_id(table)
+    else:
+        value = {
+            "negative price": -0.01, "rating 7": 7, "rating 0": 0, "fractional rating": 2.5,
+            "unknown status": "maybe", "unknown price tier": "luxury",
+            "text in a money column": "lots", "unparseable timestamp": "soon",
+            "missing signup": None, "missing channel": None,
+            "booking for unknown customer": 10_000 + row,
+            "booking with unknown service": 77, "review of unknown booking": 5,
+            "scheduled before created": T0 - pd.Timedelta(days=900),
+            "booking before signup": T0 - pd.Timedelta(days=1),
+            "discount above price": 1e6, "provider left before joining":
+                T0 - pd.Timedelta(days=999),
+            "intervention before signup": T0 - pd.Timedelta(days=1),
+            "non-boolean treated": "yes", "negative duration": -1,
+        }[name]
+        corrupt = _set(table, column, value, row % len(tables[table]))
+    corrupt(tables)
+    error = refusal(tables)
+    assert any((v.table, v.column) == (table, column) for v in error.violations), str(error)
+
+
+# --------------------------------------------------------------------------- persistence
+
+def test_save_load_round_trip_is_exact_including_truth(tmp_path: Path) -> None:
+    truth = GroundTruth(
+        tables={"customers": pd.DataFrame({"customer_id": [1, 2], "cadence_days": [21.5, 40.0],
+                                           "inactive_at": [pd.NaT, T0]})},
+        meta={"seed": 3, "note": "hand-built"},
+    )
+    data = MarketplaceData(**valid_tables(), truth=truth)
+    data.save(tmp_path / "d")
+    loaded = MarketplaceData.load(tmp_path / "d")
+    assert loaded.equals(data)
+    assert loaded.digest() == data.digest()
+    assert loaded.truth is not None
+    pd.testing.assert_frame_equal(loaded.truth.customers, truth.customers)
+    assert dict(loaded.truth.meta) == {"seed": 3, "note": "hand-built"}
+
+
+def test_csv_folder_loads_to_the_same_data(tmp_path: Path) -> None:
+    data = MarketplaceData(**valid_tables())
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in data.tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    loaded = MarketplaceData.load(folder)
+    assert loaded.equals(data)
+
+
+def test_bad_csv_is_refused_as_a_whole(tmp_path: Path) -> None:
+    data = MarketplaceData(**valid_tables())
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in data.tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    text = (folder / "reviews.csv").read_text().splitlines()
+    header = text[0].split(",")
+    cells = text[1].split(",")
+    cells[header.index("rating")] = "9"
+    text[1] = ",".join(cells)
+    (folder / "reviews.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(DataContractError, match=r"reviews\.rating"):
+        MarketplaceData.load(folder)
+
+
+def test_missing_table_file_is_named(tmp_path: Path) -> None:
+    MarketplaceData(**valid_tables()).save(tmp_path / "d")
+    (tmp_path / "d" / "reviews.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match="reviews"):
+        MarketplaceData.load(tmp_path / "d")
+
+
+def test_failed_save_leaves_previous_content(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    first = MarketplaceData(**valid_tables(seed=1))
+    first.save(tmp_path / "d")
+    second = MarketplaceData(**valid_tables(seed=2))
+    calls = {"n": 0}
+    original = pd.DataFrame.to_parquet
+
+    def flaky(self: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        second.save(tmp_path / "d")
+    monkeypatch.undo()
+    assert MarketplaceData.load(tmp_path / "d").equals(first)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
