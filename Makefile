@@ -1,0 +1,33 @@
+# Two commands on a fresh machine (Python 3.11+ and pip):
+#   make demo   create .venv, install, simulate a marketplace and run every model family,
+#               logging to the local SQLite MLflow store (sqlite:///mlflow.db)
+#   make test   create .venv, install with the dev extras, run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/barberpro-ml pipeline
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/mypy src
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_features.py
+
+clean:
+	rm -rf $(VENV) mlflow.db mlruns mlartifacts outputs .pytest_cache .hypothesis .mypy_cache
