@@ -1,5 +1,53 @@
 """Stage 4: honest evaluation (metrics with bootstrap confidence intervals, slices, plots)."""
 
+from barberpro_ml.evaluation.backtest import (
+    BacktestReport,
+    BacktestRow,
+    BacktestSplit,
+    rolling_origin_backtest,
+)
+from barberpro_ml.evaluation.bootstrap import (
+    PairedDifference,
+    bootstrap_metric,
+    paired_bootstrap,
+    percentile_interval,
+    resample_counts,
+    resample_indices,
+)
+from barberpro_ml.evaluation.classification import (
+    BASELINE_METRICS,
+    CalibrationBin,
+    ClassificationReport,
+    ClassificationSliceReport,
+    ConfusionMatrix,
+    evaluate_classifier,
+    evaluate_scores,
+)
+from barberpro_ml.evaluation.metrics import CLASSIFICATION_METRICS, HIGHER_IS_BETTER, BinaryScores
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
 
-__all__ = ["EvaluationReport", "MetricEstimate", "SliceReport"]
+__all__ = [
+    "BASELINE_METRICS",
+    "CLASSIFICATION_METRICS",
+    "HIGHER_IS_BETTER",
+    "BacktestReport",
+    "BacktestRow",
+    "BacktestSplit",
+    "BinaryScores",
+    "CalibrationBin",
+    "ClassificationReport",
+    "ClassificationSliceReport",
+    "ConfusionMatrix",
+    "EvaluationReport",
+    "MetricEstimate",
+    "PairedDifference",
+    "SliceReport",
+    "bootstrap_metric",
+    "evaluate_classifier",
+    "evaluate_scores",
+    "paired_bootstrap",
+    "percentile_interval",
+    "resample_counts",
+    "resample_indices",
+    "rolling_origin_backtest",
+]

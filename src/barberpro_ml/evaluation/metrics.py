@@ -1,0 +1,265 @@
+"""Binary-classification metrics for a whole batch of bootstrap resamples at once.
+
+A bootstrap resample is represented by its *counts*: ``w[i]`` = how often row ``i`` was drawn
+(the full sample is ``w = 1``). Every metric here is a weighted metric, so one call evaluates a
+``(n_resamples, n_rows)`` count matrix with matrix products and cumulative sums over the rows
+sorted once by score - no per-resample sorting and no Python loop over rows or resamples.
+
+Definitions (``t`` = decision threshold; a row is predicted positive when ``p > t``):
+
+- ``roc_auc``: Mann-Whitney form, P(score of a positive > score of a negative) with ties
+  counted 1/2 [1]_; equals the area under the trapezoidal ROC curve.
+- ``pr_auc``: average precision, ``sum_k (R_k - R_{k-1}) P_k`` over distinct score
+  thresholds, without interpolation (as ``sklearn.metrics.average_precision_score``) [2]_.
+- ``accuracy`` at ``t``, ``accuracy_at_0_5`` at 0.5, ``balanced_accuracy`` (mean of TPR and
+  TNR), ``precision`` (0 when nothing is predicted positive, as scikit-learn's
+  ``zero_division=0``), ``recall``, ``f1``.
+- ``brier``: mean squared error of ``p`` [3]_; ``log_loss``: mean negative log-likelihood
+  with ``p`` clipped to ``[eps, 1 - eps]``, ``eps`` = float64 machine epsilon (as scikit-learn).
+- ``ece``: expected calibration error with ``ece_bins`` (default 15) **equal-mass** bins [4]_
+  [5]_: ``sum_b (n_b / n) |mean(y)_b - mean(p)_b|``. Equal-mass rather than equal-width
+  because churn probabilities crowd near 0: equal-width bins leave most bins empty and put
+  nearly all rows in one or two, hiding miscalibration where the customers are. Bin edges are
+  the score quantiles of the full evaluation set and stay fixed across resamples. Being a sum
+  of absolute values, ECE is biased upwards on small samples and its bootstrap replicates
+  more so, so its percentile interval can lie above the point value: the upper bound an
+  "ECE at most" claim is checked against is therefore conservative.
+- ``lift_top_decile``: churn rate among the 10% highest-scored rows divided by the overall
+  churn rate [6]_; rows tied at the decile boundary enter in proportion (the expectation over
+  random tie-breaking).
+
+References
+----------
+.. [1] Hanley, J. A. & McNeil, B. J. (1982). The meaning and use of the area under a receiver
+   operating characteristic (ROC) curve. *Radiology* 143, 29-36.
+.. [2] Boyd, K., Eng, K. H. & Page, C. D. (2013). Area under the precision-recall curve:
+   point estimates and confidence intervals. *ECML PKDD 2013*, 451-466.
+.. [3] Brier, G. W. (1950). Verification of forecasts expressed in terms of probability.
+   *Monthly Weather Review* 78, 1-3.
+.. [4] Naeini, M. P., Cooper, G. & Hauskrecht, M. (2015). Obtaining well calibrated
+   probabilities using Bayesian binning. *AAAI 2015*, 2901-2907.
+.. [5] Nixon, J. et al. (2019). Measuring calibration in deep learning. *CVPR Workshops*
+   (adaptive, equal-mass binning).
+.. [6] Ling, C. X. & Li, C. (1998). Data mining for direct marketing: problems and solutions.
+   *KDD '98*, 73-79 (lift).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "HIGHER_IS_BETTER",
+    "BinaryScores",
+    "check_binary_scores",
+    "equal_mass_bins",
+]
+
+HIGHER_IS_BETTER: Final[dict[str, bool]] = {
+    "roc_auc": True,
+    "pr_auc": True,
+    "accuracy": True,
+    "accuracy_at_0_5": True,
+    "balanced_accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "brier": False,
+    "log_loss": False,
+    "ece": False,
+    "lift_top_decile": True,
+}
+"""Direction of every classification metric (the report keys, fixed: the gates use them)."""
+
+CLASSIFICATION_METRICS: Final = tuple(HIGHER_IS_BETTER)
+
+_LOG_EPS = float(np.finfo(np.float64).eps)
+
+
+def check_binary_scores(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` as 0/1 int and ``p`` as float probabilities, or a ``ValueError`` saying what is wrong.
+
+    Parameters
+    ----------
+    y
+        Labels: 0/1, bool, or any two values where the larger is the positive class.
+    p
+        Probabilities of the positive class, finite and within [0, 1].
+    """
+    y_arr = np.asarray(y).reshape(-1) if np.ndim(y) else np.asarray([y])
+    p_arr = np.asarray(p, dtype=np.float64).reshape(-1)
+    if y_arr.shape != p_arr.shape:
+        raise ValueError(f"y has {y_arr.size} rows but the scores have {p_arr.size}")
+    if y_arr.size == 0:
+        raise ValueError("cannot evaluate on 0 rows")
+    missing = pd.isna(y_arr)
+    if missing.any():
+        raise ValueError(f"y has {int(missing.sum())} missing label(s) (NaN/None)")
+    bad_p = ~np.isfinite(p_arr) | (p_arr < 0) | (p_arr > 1)
+    if bad_p.any():
+        examples = p_arr[bad_p][:5].tolist()
+        raise ValueError(
+            f"{int(bad_p.sum())} score(s) are not probabilities in [0, 1] (e.g. {examples}); "
+            "pass predict_proba(X)[:, 1]"
+        )
+    labels = np.unique(y_arr)
+    if labels.size > 2:
+        raise ValueError(
+            f"y must be binary; it has {labels.size} distinct values, e.g. {labels[:5].tolist()}"
+        )
+    if set(labels.tolist()) <= {0, 1}:
+        y01 = y_arr.astype(np.int64)
+    elif labels.size == 2:
+        y01 = (y_arr == labels[1]).astype(np.int64)
+    else:
+        raise ValueError(
+            f"y has the single label {labels[0]!r}, which is neither 0 nor 1, so it is unclear "
+            "whether it is the positive class; pass 0/1 labels"
+        )
+    return y01, p_arr
+
+
+def equal_mass_bins(p: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bin index of every score for ``n_bins`` equal-mass bins, and the bin edges.
+
+    Edges are score quantiles; tied scores always share a bin, so with heavy ties some bins
+    are empty and others hold more than ``n / n_bins`` rows.
+
+    Examples
+    --------
+    >>> bins, edges = equal_mass_bins(np.linspace(0, 1, 10), 2)
+    >>> bins.tolist()
+    [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    edges = np.quantile(p, np.linspace(0.0, 1.0, n_bins + 1))
+    bins = np.searchsorted(edges[1:-1], p, side="right")
+    return bins.astype(np.int64), edges
+
+
+class BinaryScores:
+    """Labels and scores prepared once, evaluated for many resampling weight vectors.
+
+    Parameters
+    ----------
+    y
+        0/1 labels.
+    p
+        Probabilities of the positive class.
+    threshold
+        Decision threshold for ``accuracy``, ``precision``, ``recall``, ``f1``,
+        ``balanced_accuracy`` (``accuracy_at_0_5`` always uses 0.5).
+    ece_bins
+        Number of equal-mass bins for ``ece``.
+
+    Examples
+    --------
+    >>> scores = BinaryScores(np.array([0, 1, 1, 0]), np.array([0.2, 0.7, 0.6, 0.4]))
+    >>> float(scores.compute(np.ones((1, 4)))["roc_auc"][0])
+    1.0
+    """
+
+    def __init__(self, y: np.ndarray, p: np.ndarray, *, threshold: float = 0.5,
+                 ece_bins: int = 15) -> None:
+        y = np.asarray(y, dtype=np.float64)
+        p = np.asarray(p, dtype=np.float64)
+        self.n = len(y)
+        self.threshold = float(threshold)
+        self.order = np.argsort(-p, kind="stable")
+        p_desc = p[self.order]
+        self.y_desc = y[self.order]
+        self.group_starts = np.flatnonzero(np.r_[True, p_desc[1:] != p_desc[:-1]])
+        self.bins, self.bin_edges = equal_mass_bins(p, ece_bins)
+        pred_t = (p > self.threshold).astype(np.float64)
+        pred_half = (p > 0.5).astype(np.float64)
+        clipped = np.clip(p, _LOG_EPS, 1 - _LOG_EPS)
+        residual_by_bin = np.zeros((self.n, ece_bins))
+        residual_by_bin[np.arange(self.n), self.bins] = y - p
+        # per-row quantities whose weighted sums give every threshold/probability metric
+        # stored as (k, n): `w @ columns.T` then runs as one fast BLAS call (15x faster than
+        # multiplying by an (n, k) C-ordered array on OpenBLAS)
+        self._columns = np.ascontiguousarray(np.vstack([
+            y,                                  # 0: positives
+            y * pred_t,                         # 1: true positives at t
+            (1 - y) * pred_t,                   # 2: false positives at t
+            y * pred_half,                      # 3: true positives at 0.5
+            (1 - y) * pred_half,                # 4: false positives at 0.5
+            (p - y) ** 2,                       # 5: Brier terms
+            -(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)),  # 6: log-loss terms
+            residual_by_bin.T,                  # 7...: calibration residuals per bin
+        ]))
+
+    def compute(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric of :data:`CLASSIFICATION_METRICS` for each row of ``weights``.
+
+        Parameters
+        ----------
+        weights
+            ``(n_resamples, n_rows)`` non-negative counts (``np.ones((1, n))`` = the sample).
+
+        Returns
+        -------
+        dict of str to ndarray of shape (n_resamples,)
+            NaN where a metric is undefined for a resample (e.g. AUC without positives).
+        """
+        w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        total = w.sum(axis=1)
+        sums = w @ self._columns.T
+        pos, tp, fp, tp_half, fp_half = (sums[:, i] for i in range(5))
+        neg = total - pos
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tn, tn_half = neg - fp, neg - fp_half
+            predicted = tp + fp
+            out = {
+                "accuracy": (tp + tn) / total,
+                "accuracy_at_0_5": (tp_half + tn_half) / total,
+                "balanced_accuracy": 0.5 * (tp / pos + tn / neg),
+                "precision": np.where(predicted > 0, tp / np.where(predicted > 0, predicted, 1),
+                                      0.0),
+                "recall": tp / pos,
+                "f1": np.where(pos + predicted > 0, 2 * tp / (pos + predicted), 0.0),
+                "brier": sums[:, 5] / total,
+                "log_loss": sums[:, 6] / total,
+                "ece": np.abs(sums[:, 7:]).sum(axis=1) / total,
+            }
+            out.update(self._ranking(w, total))
+        for name in ("recall", "balanced_accuracy"):
+            out[name] = np.where(pos > 0, out[name], np.nan)
+        return {name: out[name] for name in CLASSIFICATION_METRICS}
+
+    def _ranking(self, w: np.ndarray, total: np.ndarray) -> dict[str, np.ndarray]:
+        """AUC, average precision and top-decile lift from cumulative sums in score order."""
+        w_desc = w[:, self.order]
+        pos_rows = w_desc * self.y_desc
+        if len(self.group_starts) < self.n:  # tied scores: one step per distinct score
+            pos_g = np.add.reduceat(pos_rows, self.group_starts, axis=1)
+            all_g = np.add.reduceat(w_desc, self.group_starts, axis=1)
+        else:
+            pos_g, all_g = pos_rows, w_desc
+        neg_g = all_g - pos_g
+        cum_pos = np.cumsum(pos_g, axis=1)
+        cum_neg = np.cumsum(neg_g, axis=1)
+        P, N = cum_pos[:, -1], cum_neg[:, -1]
+        # a positive beats the negatives scored below it and ties with half of its own group
+        auc = (pos_g * (N[:, None] - cum_neg + 0.5 * neg_g)).sum(axis=1) / (P * N)
+        seen = cum_pos + cum_neg
+        precision_at = np.divide(cum_pos, seen, out=np.zeros_like(cum_pos), where=seen > 0)
+        ap = (pos_g * precision_at).sum(axis=1) / P
+        k = total / 10.0
+        rows = np.arange(len(total))
+        g = np.argmax(seen >= k[:, None] * (1 - 1e-12), axis=1)
+        before = seen[rows, g] - all_g[rows, g]
+        captured = cum_pos[rows, g] - pos_g[rows, g] + (k - before) * pos_g[rows, g] / np.where(
+            all_g[rows, g] > 0, all_g[rows, g], 1.0)
+        lift = (captured / k) / (P / total)
+        undefined = (P == 0) | (N == 0)
+        return {
+            "roc_auc": np.where(undefined, np.nan, auc),
+            "pr_auc": np.where(P == 0, np.nan, ap),
+            "lift_top_decile": np.where(P == 0, np.nan, lift),
+        }

@@ -1,0 +1,915 @@
+"""The churn classifier: gradient boosting (or a logistic baseline) over any feature table.
+
+:class:`ChurnClassifier` is a scikit-learn binary classifier. It learns which columns are
+numeric and which categorical, fits XGBoost with native categorical splits (or a standardised,
+one-hot logistic regression) with early stopping on a validation set, then chooses on that
+validation set, without grading a calibrator on the rows it was fitted on, whether to calibrate
+its probabilities (none, Platt's sigmoid, or isotonic) and the decision threshold that maximises
+accuracy. :func:`tune` searches its hyper-parameters with a seeded Optuna study.
+
+References
+----------
+.. [1] Platt, J. (1999). Probabilistic outputs for support vector machines and comparisons to
+   regularized likelihood methods. *Advances in Large Margin Classifiers*, 61-74.
+.. [2] Lin, H.-T., Lin, C.-J. & Weng, R. C. (2007). A note on Platt's probabilistic outputs for
+   support vector machines. *Machine Learning* 68, 267-276.
+.. [3] Zadrozny, B. & Elkan, C. (2002). Transforming classifier scores into accurate multiclass
+   probability estimates. *KDD '02*, 694-699 (isotonic calibration).
+.. [4] Niculescu-Mizil, A. & Caruana, R. (2005). Predicting good probabilities with supervised
+   learning. *ICML '05*, 625-632 (boosted trees need calibration; choose it on held-out data).
+.. [5] Chen, T. & Guestrin, C. (2016). XGBoost: A scalable tree boosting system. *KDD '16*.
+.. [6] Akiba, T. et al. (2019). Optuna: A next-generation hyperparameter optimization framework.
+   *KDD '19* (TPE sampler, pruning).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from scipy.optimize import minimize
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from barberpro_ml.models._tabular import TabularSchema, UnseenCategoryWarning, learn_schema
+
+if TYPE_CHECKING:
+    import optuna
+    import shap
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "ChurnClassifier",
+    "IsotonicCalibrator",
+    "PlattCalibrator",
+    "accuracy_threshold",
+    "tune",
+]
+
+CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
+"""Calibrations compared when ``calibration="auto"``, simplest first (ties keep the simpler)."""
+
+_ESTIMATORS = ("xgboost", "logistic")
+_EPS = 1e-15
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+class PlattCalibrator:
+    """Platt's sigmoid on the model's log-odds, with Platt's smoothed targets [1]_ [2]_.
+
+    ``p = 1 / (1 + exp(-(a * margin + b)))``, fitted by maximum likelihood against targets
+    ``(N+ + 1) / (N+ + 2)`` for positives and ``1 / (N- + 2)`` for negatives, which keeps the
+    fit finite on separable validation sets.
+    """
+
+    def __init__(self) -> None:
+        self.a_ = 1.0
+        self.b_ = 0.0
+
+    def fit(self, margin: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+        """Fit ``a`` and ``b`` on validation margins and 0/1 labels."""
+        n_pos = float(y.sum())
+        n_neg = float(len(y) - n_pos)
+        target = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            f = params[0] * margin + params[1]
+            # log(1 + e^-f) and log(1 + e^f), written to stay finite for large |f|
+            value = target @ np.logaddexp(0, -f) + (1 - target) @ np.logaddexp(0, f)
+            residual = expit(f) - target
+            return float(value), np.array([residual @ margin, residual.sum()])
+
+        result = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+        self.a_, self.b_ = float(result.x[0]), float(result.x[1])
+        return self
+
+    def predict(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities."""
+        return np.asarray(expit(self.a_ * margin + self.b_), dtype=np.float64)
+
+
+class IsotonicCalibrator:
+    """Isotonic regression of the label on the model's log-odds [3]_.
+
+    Outputs are clipped to ``[1 / (n + 2), 1 - 1 / (n + 2)]`` (``n`` = rows it was fitted on):
+    a step function fitted on finite data must not claim certainty, which would make the log
+    loss of a single contrary row infinite.
+    """
+
+    def __init__(self) -> None:
+        self.isotonic_: IsotonicRegression | None = None
+
+    def fit(self, margin: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
+        """Fit on validation margins and 0/1 labels."""
+        bound = 1.0 / (len(y) + 2)
+        self.isotonic_ = IsotonicRegression(
+            y_min=bound, y_max=1 - bound, increasing=True, out_of_bounds="clip"
+        ).fit(margin, y)
+        return self
+
+    def predict(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities."""
+        if self.isotonic_ is None:
+            raise RuntimeError("IsotonicCalibrator.predict called before fit")
+        return np.asarray(self.isotonic_.predict(margin), dtype=np.float64)
+
+
+Calibrator = PlattCalibrator | IsotonicCalibrator
+
+
+def _make_calibrator(method: str) -> Calibrator:
+    return PlattCalibrator() if method == "sigmoid" else IsotonicCalibrator()
+
+
+def _cross_fitted(
+    margin: np.ndarray, y: np.ndarray, method: str, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Out-of-fold calibrated probabilities: each row scored by a calibrator not fitted on it."""
+    if method == "none":
+        return np.asarray(expit(margin), dtype=np.float64)
+    out = np.empty(len(y))
+    for fit_rows, score_rows in folds:
+        out[score_rows] = _make_calibrator(method).fit(margin[fit_rows], y[fit_rows]).predict(
+            margin[score_rows]
+        )
+    return out
+
+
+def accuracy_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The threshold ``t`` maximising the accuracy of "positive when ``p > t``".
+
+    Candidates lie midway between consecutive distinct probabilities (plus one below the
+    smallest and one above the largest); among equally accurate thresholds the one closest to
+    0.5 wins, so a flat optimum does not drift to an extreme.
+
+    Parameters
+    ----------
+    y
+        0/1 labels.
+    p
+        Probabilities of the positive class.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(accuracy_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.35, 0.9])), 3)
+    0.325
+    """
+    values = np.unique(p)  # ascending
+    lowest = values[0] / 2 if values[0] > 0 else -0.5  # below every p: all predicted positive
+    cuts = np.concatenate([[lowest], (values[:-1] + values[1:]) / 2, [(values[-1] + 1) / 2]])
+    # rows with p <= cut are predicted negative; count labels on each side with a sorted scan
+    order = np.argsort(p, kind="stable")
+    p_sorted, y_sorted = p[order], y[order]
+    below = np.searchsorted(p_sorted, cuts, side="right")
+    negatives_below = np.concatenate([[0], np.cumsum(1 - y_sorted)])[below]
+    positives_above = y.sum() - np.concatenate([[0], np.cumsum(y_sorted)])[below]
+    correct = negatives_below + positives_above
+    best = np.flatnonzero(correct == correct.max())
+    return float(cuts[best[np.argmin(np.abs(cuts[best] - 0.5))]])
+
+
+class _PruningCallback(xgb.callback.TrainingCallback):
+    """Reports the validation metric to an Optuna trial after every boosting round."""
+
+    def __init__(self, trial: optuna.Trial, metric_key: str) -> None:
+        super().__init__()
+        self.trial = trial
+        self.metric_key = metric_key
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        import optuna
+
+        value = evals_log["validation_0"][self.metric_key][-1]
+        self.trial.report(float(value), step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at boosting round {epoch}")
+        return False
+
+
+class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Binary churn classifier over any tabular features, with calibrated probabilities.
+
+    Numeric and bool columns are used as numbers (NaN = missing); pandas ``category``,
+    ``object`` and ``string`` columns are categorical, their levels learned at fit; a level not
+    seen at fit is scored as missing (with an :class:`~barberpro_ml.models.UnseenCategoryWarning`).
+    NumPy arrays are accepted as all-numeric tables.
+
+    Fitting, in order:
+
+    1. Validation rows: ``X_valid, y_valid`` if given, else a stratified ``validation_fraction``
+       of the training rows (seeded by ``random_state``) is held out and not trained on.
+    2. The estimator: XGBoost [5]_ (``tree_method="hist"``, native categorical splits) with
+       early stopping on validation log loss after ``early_stopping_rounds`` rounds without
+       improvement; or a logistic regression after median imputation (+ missing indicators)
+       and standardisation of numeric columns and one-hot encoding of categorical ones.
+    3. Calibration, by validation log loss [4]_: the validation rows are split into
+       ``calibration_folds`` stratified folds; every row is scored by a sigmoid [1]_ and an
+       isotonic [3]_ calibrator fitted on the other folds (cross-fitting), and compared with
+       the uncalibrated probabilities. ``"auto"`` keeps the lowest out-of-fold log loss; the
+       chosen calibrator is then refitted on all validation rows.
+    4. ``threshold_``: with ``threshold="auto"``, the cut that maximises accuracy of the
+       out-of-fold calibrated validation probabilities (:func:`accuracy_threshold`); else the
+       given number. ``predict`` returns the positive class when the probability exceeds it.
+
+    Parameters
+    ----------
+    estimator : {"xgboost", "logistic"}, default="xgboost"
+        Gradient-boosted trees, or the logistic-regression baseline.
+    n_estimators : int, default=500
+        Maximum boosting rounds (early stopping usually ends sooner).
+    learning_rate, max_depth, min_child_weight, subsample, colsample_bytree, reg_lambda, \
+reg_alpha, gamma
+        XGBoost parameters (ignored by the logistic baseline).
+    max_cat_to_onehot : int, default=4
+        XGBoost: categorical columns with fewer levels use one-vs-rest splits, others
+        partition splits.
+    C : float, default=1.0
+        Inverse L2 strength of the logistic baseline (ignored by XGBoost).
+    early_stopping_rounds : int or None, default=50
+        Rounds without validation improvement before boosting stops; None trains all
+        ``n_estimators`` rounds.
+    validation_fraction : float, default=0.2
+        Share of training rows held out (stratified) when no validation set is passed.
+    calibration : {"auto", "none", "sigmoid", "isotonic"}, default="auto"
+        Calibration method, or "auto" to choose by cross-fitted validation log loss.
+    calibration_folds : int, default=5
+        Folds for cross-fitting calibrators on the validation rows.
+    threshold : "auto" or float, default="auto"
+        Decision threshold on the calibrated probability; "auto" maximises validation accuracy.
+    random_state : int, RandomState or None, default=None
+        Seeds the hold-out split, calibration folds and XGBoost.
+    n_jobs : int or None, default=None
+        Threads for XGBoost (None: XGBoost's default, all cores).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        Class labels; ``classes_[1]`` is the positive class ("churned").
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+    schema_ : TabularSchema
+        Learned column layout; ``schema_.columns`` are the display names.
+    categories_ : dict of str to list
+        Levels learned for each categorical column.
+    estimator_ : xgboost.XGBClassifier or sklearn.pipeline.Pipeline
+        The fitted, uncalibrated model.
+    best_iteration_ : int or None
+        Best boosting round (0-based) on validation; None for the logistic baseline.
+    n_estimators_ : int or None
+        Boosting rounds actually trained (< ``n_estimators`` when early stopping stopped).
+    calibration_ : str
+        The calibration applied ("none", "sigmoid" or "isotonic").
+    calibration_log_loss_ : dict of str to float
+        Cross-fitted validation log loss of each method compared (empty if the validation set
+        had fewer than two rows of a class, when no calibration is applied).
+    calibrator_ : PlattCalibrator, IsotonicCalibrator or None
+    threshold_ : float
+    validation_size_ : int
+        Rows used for early stopping, calibration and the threshold.
+
+    See Also
+    --------
+    tune : Optuna search over the hyper-parameters.
+    barberpro_ml.evaluation.evaluate_classifier : metrics with bootstrap CIs.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"visits": rng.poisson(3, 400),
+    ...                   "channel": rng.choice(["organic", "paid"], 400)})
+    >>> y = (rng.random(400) < 1 / (1 + X["visits"])).astype(int)
+    >>> model = ChurnClassifier(n_estimators=50, random_state=0, n_jobs=1).fit(X, y)
+    >>> model.predict_proba(X.head(2)).shape
+    (2, 2)
+    """
+
+    # fitted attributes (declared for type checkers; set by fit only)
+    classes_: np.ndarray
+    n_features_in_: int
+    schema_: TabularSchema
+    categories_: dict[str, list[Any]]
+    estimator_: Any
+    best_iteration_: int | None
+    n_estimators_: int | None
+    calibration_: str
+    calibration_log_loss_: dict[str, float]
+    calibrator_: PlattCalibrator | IsotonicCalibrator | None
+    threshold_: float
+    validation_size_: int
+
+    def __init__(
+        self,
+        *,
+        estimator: Literal["xgboost", "logistic"] = "xgboost",
+        n_estimators: int = 500,
+        learning_rate: float = 0.05,
+        max_depth: int = 4,
+        min_child_weight: float = 1.0,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        reg_lambda: float = 1.0,
+        reg_alpha: float = 0.0,
+        gamma: float = 0.0,
+        max_cat_to_onehot: int = 4,
+        C: float = 1.0,
+        early_stopping_rounds: int | None = 50,
+        validation_fraction: float = 0.2,
+        calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto",
+        calibration_folds: int = 5,
+        threshold: Literal["auto"] | float = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.reg_alpha = reg_alpha
+        self.gamma = gamma
+        self.max_cat_to_onehot = max_cat_to_onehot
+        self.C = C
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.calibration = calibration
+        self.calibration_folds = calibration_folds
+        self.threshold = threshold
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # ---------------------------------------------------------------- validation helpers
+    def _validate_params(self) -> None:
+        problems: list[str] = []
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                problems.append(message)
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+        def is_real(value: Any) -> bool:
+            return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+        need(self.estimator in _ESTIMATORS, f"estimator must be one of {_ESTIMATORS}")
+        need(is_int(self.n_estimators) and self.n_estimators >= 1,
+             "n_estimators must be an int >= 1")
+        need(is_real(self.learning_rate) and self.learning_rate > 0, "learning_rate must be > 0")
+        need(is_int(self.max_depth) and self.max_depth >= 1, "max_depth must be an int >= 1")
+        need(is_real(self.min_child_weight) and self.min_child_weight >= 0,
+             "min_child_weight must be >= 0")
+        for name in ("subsample", "colsample_bytree"):
+            value = getattr(self, name)
+            need(is_real(value) and 0 < value <= 1, f"{name} must be in (0, 1]")
+        for name in ("reg_lambda", "reg_alpha", "gamma"):
+            value = getattr(self, name)
+            need(is_real(value) and value >= 0, f"{name} must be >= 0")
+        need(is_int(self.max_cat_to_onehot) and self.max_cat_to_onehot >= 1,
+             "max_cat_to_onehot must be an int >= 1")
+        need(is_real(self.C) and self.C > 0, "C must be > 0")
+        need(self.early_stopping_rounds is None
+             or (is_int(self.early_stopping_rounds) and self.early_stopping_rounds >= 1),
+             "early_stopping_rounds must be None or an int >= 1")
+        need(is_real(self.validation_fraction) and 0 < self.validation_fraction < 1,
+             "validation_fraction must be in (0, 1)")
+        need(self.calibration in ("auto", *CALIBRATION_METHODS),
+             f"calibration must be 'auto' or one of {CALIBRATION_METHODS}")
+        need(is_int(self.calibration_folds) and self.calibration_folds >= 2,
+             "calibration_folds must be an int >= 2")
+        need(self.threshold == "auto" or (is_real(self.threshold) and 0 < self.threshold < 1),
+             "threshold must be 'auto' or a number in (0, 1)")
+        need(self.n_jobs is None or is_int(self.n_jobs), "n_jobs must be None or an int")
+        if problems:
+            raise ValueError(f"invalid {type(self).__name__} parameters: " + "; ".join(problems))
+
+    def _as_frame(self, X: Any, *, reset: bool) -> pd.DataFrame:
+        """``X`` as a DataFrame whose columns are positionally the schema's columns."""
+        if isinstance(X, pd.DataFrame):
+            # checks (and at fit records) the column names, as for any sklearn estimator
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            if X.shape[0] == 0:
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 "
+                    f"is required by {type(self).__name__}."
+                )
+            if X.shape[1] == 0:
+                raise ValueError(
+                    f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+                    f"is required by {type(self).__name__}."
+                )
+            frame = X
+            if reset:
+                self.n_features_in_ = X.shape[1]
+        else:
+            array = validate_data(self, X, reset=reset, dtype="numeric",
+                                  ensure_all_finite="allow-nan")
+            frame = pd.DataFrame(array)
+        if not reset and frame.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return frame
+
+    def _check_y(self, y: Any, *, fitting: bool) -> np.ndarray:
+        """``y`` as 0/1 (1 = ``classes_[1]``); at fit also sets ``classes_``."""
+        y = column_or_1d(y, warn=True)
+        if pd.isna(y).any():
+            raise ValueError(f"Input y contains NaN ({int(pd.isna(y).sum())} rows).")
+        if fitting:
+            check_classification_targets(y)
+            y_type = type_of_target(y, input_name="y", raise_unknown=True)
+            if y_type != "binary":
+                raise ValueError(
+                    "Only binary classification is supported. The type of the target is "
+                    f"{y_type}. ChurnClassifier separates two classes (e.g. churned vs retained)."
+                )
+            classes = np.unique(y)
+            if len(classes) != 2:
+                raise ValueError(
+                    f"y has only one class ({classes[0]!r}); a churn classifier needs rows of "
+                    "both classes to learn from"
+                )
+            self.classes_ = classes
+        unknown = ~np.isin(y, self.classes_)
+        if unknown.any():
+            raise ValueError(
+                f"y_valid has {int(unknown.sum())} label(s) not among the training classes "
+                f"{self.classes_.tolist()}: e.g. {pd.unique(y[unknown])[:5].tolist()}"
+            )
+        return np.asarray(y == self.classes_[1], dtype=np.int64)
+
+    # ----------------------------------------------------------------------------- fitting
+    def fit(self, X: Any, y: Any, *, X_valid: Any = None, y_valid: Any = None) -> ChurnClassifier:
+        """Fit the estimator, its calibration and its decision threshold.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Training features.
+        y : array-like of shape (n_samples,)
+            Two classes; the larger label (``classes_[1]``, e.g. 1 or True) is "churned".
+        X_valid, y_valid : optional
+            Validation rows (same columns as ``X``) for early stopping, calibration and the
+            threshold. When omitted, a stratified ``validation_fraction`` of ``X`` is held out.
+
+        Returns
+        -------
+        ChurnClassifier
+            self, fitted.
+        """
+        return self._fit(X, y, X_valid, y_valid, callbacks=(), eval_metric="logloss")
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        X_valid: Any,
+        y_valid: Any,
+        *,
+        callbacks: Sequence[xgb.callback.TrainingCallback],
+        eval_metric: str | list[str],
+    ) -> ChurnClassifier:
+        self._validate_params()
+        if (X_valid is None) != (y_valid is None):
+            raise ValueError("pass both X_valid and y_valid, or neither")
+        frame = self._as_frame(X, reset=True)
+        check_consistent_length(frame, y)
+        y01 = self._check_y(y, fitting=True)
+        rng = check_random_state(self.random_state)
+        split_seed, fold_seed, model_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+
+        columns = (
+            [str(c) for c in frame.columns]
+            if isinstance(X, pd.DataFrame)
+            else [f"x{i}" for i in range(frame.shape[1])]
+        )
+        self.schema_ = learn_schema(frame, columns)
+        self.categories_ = {k: list(v) for k, v in self.schema_.categories.items()}
+        encoded = self.schema_.encode(frame, warn_unseen=False)
+
+        if X_valid is None:
+            train_rows, valid_rows = self._holdout(y01, split_seed)
+            X_fit, y_fit = encoded.iloc[train_rows], y01[train_rows]
+            X_val, y_val = encoded.iloc[valid_rows], y01[valid_rows]
+        else:
+            valid_frame = self._as_frame(X_valid, reset=False)
+            check_consistent_length(valid_frame, y_valid)
+            X_fit, y_fit = encoded, y01
+            X_val, y_val = self.schema_.encode(valid_frame), self._check_y(y_valid, fitting=False)
+        self.validation_size_ = len(y_val)
+
+        if self.estimator == "xgboost":
+            self._fit_xgboost(X_fit, y_fit, X_val, y_val, model_seed, callbacks, eval_metric)
+        else:
+            self._fit_logistic(X_fit, y_fit, model_seed)
+            self.best_iteration_ = None
+            self.n_estimators_ = None
+        self._fit_calibration(self._margin(X_val), y_val, fold_seed)
+        return self
+
+    def _holdout(self, y01: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.bincount(y01, minlength=2)
+        n_valid = math.ceil(self.validation_fraction * len(y01))
+        if counts.min() < 2 or n_valid < 2 or len(y01) - n_valid < 2:
+            raise ValueError(
+                f"cannot hold out a stratified validation set of {self.validation_fraction:.0%} "
+                f"from {len(y01)} rows with class counts {counts.tolist()}: each class needs "
+                "at least 2 rows; pass X_valid/y_valid or more data"
+            )
+        train_rows, valid_rows = train_test_split(
+            np.arange(len(y01)), test_size=self.validation_fraction, stratify=y01,
+            random_state=seed,
+        )
+        return np.sort(train_rows), np.sort(valid_rows)
+
+    def _fit_xgboost(
+        self,
+        X_fit: pd.DataFrame,
+        y_fit: np.ndarray,
+        X_val: pd.DataFrame,
+        y_val: np.ndarray,
+        seed: int,
+        callbacks: Sequence[xgb.callback.TrainingCallback],
+        eval_metric: str | list[str],
+    ) -> None:
+        model = xgb.XGBClassifier(
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            min_child_weight=self.min_child_weight,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            reg_lambda=self.reg_lambda,
+            reg_alpha=self.reg_alpha,
+            gamma=self.gamma,
+            max_cat_to_onehot=self.max_cat_to_onehot,
+            tree_method="hist",
+            enable_categorical=True,
+            objective="binary:logistic",
+            eval_metric=eval_metric,
+            early_stopping_rounds=self.early_stopping_rounds,
+            callbacks=list(callbacks) or None,
+            random_state=seed,
+            n_jobs=self.n_jobs,
+        )
+        model.fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
+        rounds = int(model.get_booster().num_boosted_rounds())
+        self.estimator_ = model
+        self.n_estimators_ = rounds
+        self.best_iteration_ = (
+            int(model.best_iteration) if self.early_stopping_rounds is not None else rounds - 1
+        )
+
+    def _logistic_input(self, encoded: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
+            self.schema_.category_codes(encoded), columns=encoded.columns, index=encoded.index
+        )
+
+    def _fit_logistic(self, X_fit: pd.DataFrame, y_fit: np.ndarray, seed: int) -> None:
+        # one transformer per column, so output_indices_ maps encoded columns back to features
+        steps: list[tuple[str, Any, list[str]]] = []
+        for name, column in zip(self.schema_.columns, self.schema_.encoded_columns, strict=True):
+            if self.schema_.is_categorical(name):
+                levels = np.arange(-1, len(self.schema_.categories[name]), dtype=np.float64)
+                transformer: Any = OneHotEncoder(
+                    categories=[levels], handle_unknown="ignore", sparse_output=False
+                )
+            else:
+                transformer = make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    StandardScaler(),
+                )
+            steps.append((column, transformer, [column]))
+        pipeline = Pipeline([
+            ("encode", ColumnTransformer(steps, sparse_threshold=0.0)),
+            ("logistic", LogisticRegression(C=self.C, max_iter=2000, random_state=seed)),
+        ])
+        pipeline.fit(self._logistic_input(X_fit), y_fit)
+        self.estimator_ = pipeline
+
+    def _margin(self, encoded: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated log-odds of the positive class."""
+        if self.estimator == "xgboost":
+            margin = self.estimator_.predict(encoded, output_margin=True)
+        else:
+            margin = self.estimator_.decision_function(self._logistic_input(encoded))
+        return np.asarray(margin, dtype=np.float64).reshape(-1)
+
+    def _fit_calibration(self, margin: np.ndarray, y: np.ndarray, seed: int) -> None:
+        counts = np.bincount(y, minlength=2)
+        n_folds = min(self.calibration_folds, int(counts.min()))
+        if n_folds < 2:
+            # too few validation rows of a class to cross-fit: leave probabilities as they are
+            self.calibration_log_loss_ = {}
+            self.calibration_ = "none" if self.calibration == "auto" else str(self.calibration)
+            chosen = self.calibration_
+            out_of_fold = np.asarray(expit(margin), dtype=np.float64)
+        else:
+            splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+            folds = list(splitter.split(margin.reshape(-1, 1), y))
+            candidates = CALIBRATION_METHODS if self.calibration == "auto" else (
+                "none", str(self.calibration))
+            scored = {m: _cross_fitted(margin, y, m, folds) for m in dict.fromkeys(candidates)}
+            self.calibration_log_loss_ = {m: _log_loss(y, p) for m, p in scored.items()}
+            if self.calibration == "auto":
+                chosen = min(CALIBRATION_METHODS, key=self.calibration_log_loss_.__getitem__)
+            else:
+                chosen = str(self.calibration)
+            self.calibration_ = chosen
+            out_of_fold = scored[chosen]
+        self.calibrator_ = (
+            None if chosen == "none" else _make_calibrator(chosen).fit(margin, y)
+        )
+        self.threshold_ = (
+            accuracy_threshold(y, out_of_fold) if self.threshold == "auto"
+            else float(self.threshold)
+        )
+
+    # -------------------------------------------------------------------------- predicting
+    def _encode(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self, "threshold_")
+        return self.schema_.encode(self._as_frame(X, reset=False))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated class probabilities, shape (n_samples, 2); column 1 is ``classes_[1]``."""
+        margin = self._margin(self._encode(X))
+        p = expit(margin) if self.calibrator_ is None else self.calibrator_.predict(margin)
+        p = np.asarray(p, dtype=np.float64)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``classes_[1]`` where the calibrated probability exceeds ``threshold_``."""
+        p = self.predict_proba(X)[:, 1]
+        return np.asarray(self.classes_[(p > self.threshold_).astype(np.int64)])
+
+    def predict_margin(self, X: Any) -> np.ndarray:
+        """Uncalibrated log-odds of ``classes_[1]`` (what :meth:`explain`'s values add up to).
+
+        Not named ``decision_function``: scikit-learn expects that to agree in sign with
+        ``predict``, which thresholds the *calibrated* probability at ``threshold_``.
+        """
+        return self._margin(self._encode(X))
+
+    def explain(self, X: Any, *, background: Any = None, max_background: int = 500,
+                seed: int = 0) -> shap.Explanation:
+        """SHAP values of the uncalibrated log-odds, one column per original feature.
+
+        XGBoost: exact TreeSHAP (``shap.TreeExplainer`` on the booster truncated to
+        ``best_iteration_``, path-dependent, categorical splits included). Logistic baseline:
+        ``shap.LinearExplainer`` (interventional, background = ``background`` or up to
+        ``max_background`` rows of ``X``) on the encoded columns, summed back per feature (SHAP
+        values are additive, so one-hot and missing-indicator columns add up to their feature).
+
+        Parameters
+        ----------
+        X
+            Rows to explain (same columns as at fit).
+        background, max_background, seed
+            Logistic only: the reference rows for the interventional expectation.
+
+        Returns
+        -------
+        shap.Explanation
+            ``values`` (n_rows, n_features), ``base_values``, ``data`` (numbers; category
+            codes for categorical columns, NaN for missing) and ``feature_names``.
+        """
+        import shap
+
+        encoded = self._encode(X)
+        data = self.schema_.category_codes(encoded)
+        for i, name in enumerate(self.schema_.columns):
+            if self.schema_.is_categorical(name):
+                data[data[:, i] < 0, i] = np.nan
+        if self.estimator == "xgboost":
+            best = int(self.best_iteration_) if self.best_iteration_ is not None else -1
+            booster = self.estimator_.get_booster()[: best + 1]
+            explainer = shap.TreeExplainer(booster)
+            values = np.asarray(
+                explainer.shap_values(xgb.DMatrix(encoded, enable_categorical=True))
+            )
+            base = float(np.ravel(explainer.expected_value)[0])
+        else:
+            transform = self.estimator_.named_steps["encode"]
+            logistic = self.estimator_.named_steps["logistic"]
+            ref = encoded if background is None else self.schema_.encode(
+                self._as_frame(background, reset=False))
+            if len(ref) > max_background:
+                ref = ref.sample(max_background, random_state=seed)
+            masker = transform.transform(self._logistic_input(ref))
+            explainer = shap.LinearExplainer(logistic, masker)
+            encoded_values = np.asarray(
+                explainer.shap_values(transform.transform(self._logistic_input(encoded)))
+            )
+            values = np.column_stack([
+                encoded_values[:, transform.output_indices_[column]].sum(axis=1)
+                for column in self.schema_.encoded_columns
+            ])
+            base = float(np.ravel(explainer.expected_value)[0])
+        return shap.Explanation(
+            values=values,
+            base_values=np.full(len(values), base),
+            data=data,
+            feature_names=list(self.schema_.columns),
+        )
+
+
+# ------------------------------------------------------------------------------------ tune
+_TUNE_METRICS: dict[str, tuple[str, Literal["maximize", "minimize"]]] = {
+    # our name -> (XGBoost eval metric reported to the pruner, study direction)
+    "roc_auc": ("auc", "maximize"),
+    "pr_auc": ("aucpr", "maximize"),
+    "log_loss": ("logloss", "minimize"),
+}
+
+
+def _score(metric: str, y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if metric == "roc_auc":
+        return float(roc_auc_score(y, p))
+    if metric == "pr_auc":
+        return float(average_precision_score(y, p))
+    return _log_loss(y, p)
+
+
+def _suggest(trial: optuna.Trial, estimator: str) -> dict[str, Any]:
+    if estimator == "logistic":
+        return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "max_depth": trial.suggest_int("max_depth", 2, 8),
+        "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20.0, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 10.0, log=True),
+    }
+
+
+def tune(
+    X: Any,
+    y: Any,
+    X_valid: Any,
+    y_valid: Any,
+    *,
+    n_trials: int,
+    seed: int,
+    timeout: float | None = None,
+    metric: Literal["roc_auc", "pr_auc", "log_loss"] = "roc_auc",
+    estimator: Literal["xgboost", "logistic"] = "xgboost",
+    base_params: Mapping[str, Any] | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> tuple[dict[str, Any], optuna.Study]:
+    """Search :class:`ChurnClassifier` hyper-parameters with a seeded Optuna TPE study [6]_.
+
+    Each trial fits on ``X, y`` with early stopping on ``X_valid, y_valid`` and is scored by
+    ``metric`` of its calibrated probabilities on ``X_valid``; keep a separate test set for
+    the final evaluation. While XGBoost boosts, the validation ``metric`` is reported every
+    round to the pruner (default ``MedianPruner(n_startup_trials=5, n_warmup_steps=100,
+    interval_steps=10)``), which stops trials that trail the median of earlier ones at the
+    same round. Comparing at equal rounds favours fast learners: a small ``learning_rate``
+    looks worse early than it ends, hence the 100 warm-up rounds (pass ``pruner`` to change
+    the trade-off, e.g. ``optuna.pruners.NopPruner()`` for none). When an MLflow
+    run is active, every trial is a nested run logging its parameters, its score
+    (``valid_<metric>``), its best iteration and its state (``complete``/``pruned``).
+
+    For a fixed ``seed`` and no ``timeout`` the study, its trials and ``best_params`` are
+    reproducible (TPE sampler and model seeded by ``seed``; XGBoost's ``hist`` method is
+    deterministic); a ``timeout`` makes the number of trials depend on the machine.
+
+    Parameters
+    ----------
+    X, y
+        Training rows.
+    X_valid, y_valid
+        Validation rows: early stopping, calibration, threshold and the trial score.
+    n_trials
+        Number of trials.
+    seed
+        Seeds the sampler and every trial's model.
+    timeout
+        Optional wall-clock limit in seconds.
+    metric
+        What is optimised: ``roc_auc`` or ``pr_auc`` (maximised) or ``log_loss`` (minimised).
+    estimator
+        Which model family to tune.
+    base_params
+        Other :class:`ChurnClassifier` parameters kept fixed (``n_estimators``, ``n_jobs``...).
+    pruner
+        An Optuna pruner replacing the default (e.g. ``optuna.pruners.NopPruner()``).
+
+    Returns
+    -------
+    best_params : dict
+        Complete parameters: ``ChurnClassifier(**best_params)`` rebuilds the best trial's model.
+    study : optuna.Study
+
+    Examples
+    --------
+    >>> best, study = tune(X_fit, y_fit, X_val, y_val, n_trials=30, seed=0)  # doctest: +SKIP
+    >>> model = ChurnClassifier(**best)  # doctest: +SKIP
+    >>> model.fit(X_fit, y_fit, X_valid=X_val, y_valid=y_val)  # doctest: +SKIP
+    """
+    import mlflow
+    import optuna
+
+    if metric not in _TUNE_METRICS:
+        raise ValueError(f"metric must be one of {sorted(_TUNE_METRICS)}, got {metric!r}")
+    if estimator not in _ESTIMATORS:
+        raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    xgb_metric, direction = _TUNE_METRICS[metric]
+    fixed: dict[str, Any] = {**(base_params or {}), "estimator": estimator, "random_state": seed}
+    unknown = set(fixed) - set(ChurnClassifier().get_params())
+    if unknown:
+        raise ValueError(f"base_params has unknown ChurnClassifier parameters: {sorted(unknown)}")
+
+    def fit_and_score(trial: optuna.Trial, params: dict[str, Any]) -> float:
+        model = ChurnClassifier(**params)
+        callbacks = [_PruningCallback(trial, xgb_metric)] if estimator == "xgboost" else []
+        # the pruner's metric first: XGBoost early-stops on the last one (log loss)
+        eval_metric = [xgb_metric, "logloss"] if xgb_metric != "logloss" else "logloss"
+        model._fit(X, y, X_valid, y_valid, callbacks=callbacks, eval_metric=eval_metric)
+        y01 = model._check_y(y_valid, fitting=False)
+        trial.set_user_attr("best_iteration", model.best_iteration_)
+        return _score(metric, y01, model.predict_proba(X_valid)[:, 1])
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**fixed, **_suggest(trial, estimator)}
+        if mlflow.active_run() is None:
+            return fit_and_score(trial, params)
+        # explicit start/end rather than `with`: a pruned trial ends as KILLED, not FAILED,
+        # and ending it must never end the parent run
+        mlflow.start_run(nested=True, run_name=f"trial-{trial.number}")
+        try:
+            mlflow.log_params({k: v for k, v in params.items() if k != "random_state"})
+            mlflow.set_tag("optuna.trial", trial.number)
+            score = fit_and_score(trial, params)
+        except optuna.TrialPruned:
+            mlflow.set_tag("optuna.state", "pruned")
+            mlflow.end_run(status="KILLED")
+            raise
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+        mlflow.set_tag("optuna.state", "complete")
+        mlflow.log_metric(f"valid_{metric}", score)
+        best_iteration = trial.user_attrs.get("best_iteration")
+        if best_iteration is not None:
+            mlflow.log_metric("best_iteration", best_iteration)
+        mlflow.end_run()
+        return score
+
+    study = optuna.create_study(
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=pruner if pruner is not None else optuna.pruners.MedianPruner(
+            n_startup_trials=5, n_warmup_steps=100, interval_steps=10),
+    )
+    with warnings.catch_warnings():
+        # the same unseen-level warning would repeat once per trial
+        warnings.simplefilter("ignore", category=UnseenCategoryWarning)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout)
+    best_params = {**ChurnClassifier().get_params(), **fixed, **study.best_params}
+    return best_params, study
