@@ -1,0 +1,86 @@
+"""Stage 6: MLflow tracking, the model registry and gated promotion.
+
+- :mod:`~barberpro_ml.registry.models`: fitted estimators as pyfunc models with a signature and
+  an input example; registration with the ``challenger`` alias.
+- :mod:`~barberpro_ml.registry.promotion`: ``promote`` moves ``champion`` only when the gate
+  passed, with an append-only promotion log in the tracking store; ``load_champion``.
+- :mod:`~barberpro_ml.registry.tracking`: run-logging helpers (params, metrics with CI bounds,
+  config, digests, git commit, report, gate result, model card).
+- :mod:`~barberpro_ml.registry.model_card`: the Markdown model card.
+"""
+
+from barberpro_ml.registry.model_card import model_card
+from barberpro_ml.registry.models import (
+    CHALLENGER,
+    EstimatorModel,
+    FeatureColumn,
+    FeatureSchema,
+    ModelInputError,
+    PyfuncSpec,
+    log_and_register,
+    log_model,
+    register,
+)
+from barberpro_ml.registry.promotion import (
+    CHAMPION,
+    PROMOTIONS_EXPERIMENT,
+    PromotionError,
+    PromotionRecord,
+    alias_version,
+    champion_comparison,
+    load_champion,
+    promote,
+    promotion_log,
+    verdict_tags,
+)
+from barberpro_ml.registry.tracking import (
+    configure_tracking,
+    feature_catalogue,
+    flatten_params,
+    frame_digest,
+    git_commit,
+    log_config,
+    log_feature_catalogue,
+    log_gate_result,
+    log_lineage,
+    log_model_card,
+    log_params,
+    log_report,
+    report_metrics,
+)
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PROMOTIONS_EXPERIMENT",
+    "EstimatorModel",
+    "FeatureColumn",
+    "FeatureSchema",
+    "ModelInputError",
+    "PromotionError",
+    "PromotionRecord",
+    "PyfuncSpec",
+    "alias_version",
+    "champion_comparison",
+    "configure_tracking",
+    "feature_catalogue",
+    "flatten_params",
+    "frame_digest",
+    "git_commit",
+    "load_champion",
+    "log_and_register",
+    "log_config",
+    "log_feature_catalogue",
+    "log_gate_result",
+    "log_lineage",
+    "log_model",
+    "log_model_card",
+    "log_params",
+    "log_report",
+    "model_card",
+    "promote",
+    "promotion_log",
+    "register",
+    "report_metrics",
+    "verdict_tags",
+]

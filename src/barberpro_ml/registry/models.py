@@ -1,0 +1,513 @@
+"""Fitted estimators as MLflow pyfunc models: feature schema, signature, logging, registration.
+
+Any fitted scikit-learn-style estimator (``ChurnClassifier``, an LTV regressor, a plain
+scikit-learn pipeline) is wrapped in :class:`EstimatorModel`, a :class:`mlflow.pyfunc.PythonModel`
+that holds the estimator and the :class:`FeatureSchema` of the frame it was trained on.
+``predict`` returns one float per row: the probability of the positive class
+(``output="proba"``, e.g. the churn probability) or the estimator's prediction
+(``output="predict"``, e.g. a lifetime value).
+
+The logged model carries an explicit :class:`~mlflow.models.ModelSignature` built from the
+training frame (pandas categoricals become ``string`` columns, converted back to the training
+categories inside ``predict``) and an input example. Requests are checked twice: by MLflow's
+signature enforcement when loaded with :func:`mlflow.pyfunc.load_model`, and by
+:meth:`FeatureSchema.prepare` inside ``predict`` (so the in-memory wrapper refuses the same
+bad input), each naming the offending column(s).
+
+The model is logged "from code" (MLflow's recommended form): the estimator is an artifact
+(cloudpickle) and the schema a readable JSON artifact; by default the ``barberpro_ml`` source
+is shipped with the model (``code_paths``) so a service can load it without installing this
+package.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import cloudpickle  # type: ignore[import-untyped]
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.pyfunc.model import PythonModel
+from mlflow.types import ColSpec, Schema
+from pydantic import BaseModel, ConfigDict, Field
+
+OutputKind = Literal["proba", "predict"]
+ColumnKind = Literal["double", "long", "boolean", "string", "category", "datetime"]
+
+CHALLENGER = "challenger"
+_ENTRY = Path(__file__).with_name("_pyfunc_entry.py")
+_SIGNATURE_TYPES: dict[ColumnKind, str] = {
+    "double": "double", "long": "long", "boolean": "boolean", "string": "string",
+    "category": "string", "datetime": "datetime",
+}
+_NUMERIC_INFERRED = {"floating", "integer", "mixed-integer-float", "decimal", "empty"}
+
+
+class ModelInputError(ValueError):
+    """A scoring request that does not match the model's feature schema."""
+
+
+class FeatureColumn(BaseModel):
+    """One input column of a model: its kind and, for categoricals, the training categories."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: ColumnKind
+    categories: list[Any] | None = None
+    ordered: bool = False
+    had_missing: bool = False
+    text_dtype: Literal["str", "object"] | None = None
+
+
+class FeatureSchema(BaseModel):
+    """The columns (order, kinds, categories) of the frame a model was trained on.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"visits": [3, 1], "channel": pd.Categorical(["web", "app"])})
+    >>> schema = FeatureSchema.from_frame(X)
+    >>> [(c.name, c.kind) for c in schema.columns]
+    [('visits', 'long'), ('channel', 'category')]
+    >>> schema.prepare(pd.DataFrame({"channel": ["app"], "visits": [2]}))["channel"].cat.categories
+    Index(['app', 'web'], dtype='str')
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    columns: list[FeatureColumn] = Field(min_length=1)
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in training order."""
+        return [c.name for c in self.columns]
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> FeatureSchema:
+        """Read the schema off a training frame.
+
+        Raises
+        ------
+        TypeError
+            For a column of a kind a signature cannot carry (complex, timedelta, mixed objects),
+            naming the column(s).
+        ValueError
+            For duplicate or non-string column names.
+        """
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"expected the training features as a pandas DataFrame, "
+                            f"got {type(frame).__name__}")
+        names = list(frame.columns)
+        if not all(isinstance(n, str) for n in names):
+            bad = [n for n in names if not isinstance(n, str)][:5]
+            raise ValueError(f"feature column names must be strings; got {bad}")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate feature column names: {dupes}")
+        columns, problems = [], []
+        for name in names:
+            col = frame[name]
+            kind = _kind_of(col)
+            if kind is None:
+                problems.append(f"{name!r} ({col.dtype})")
+                continue
+            cats = None
+            ordered = False
+            if kind == "category":
+                dtype = col.dtype
+                assert isinstance(dtype, pd.CategoricalDtype)
+                cats = [_json_scalar(v) for v in dtype.categories]
+                ordered = bool(dtype.ordered)
+            text_dtype = ("object" if col.dtype == object else "str") if kind == "string" \
+                else None
+            columns.append(FeatureColumn(name=name, kind=kind, categories=cats, ordered=ordered,
+                                         had_missing=bool(col.isna().any()),
+                                         text_dtype=text_dtype))
+        if problems:
+            raise TypeError(f"{len(problems)} feature column(s) have a dtype a model signature "
+                            f"cannot carry: {', '.join(problems)}; convert them to numbers, "
+                            "strings, categories or datetimes")
+        return cls(columns=columns)
+
+    def signature(self, output_name: str) -> ModelSignature:
+        """MLflow signature: one required input column per feature, one double output."""
+        inputs = Schema([ColSpec(_SIGNATURE_TYPES[c.kind], c.name) for c in self.columns])
+        return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", output_name)]))
+
+    def to_request(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A feature frame as a scoring request: model columns only, categoricals as strings.
+
+        MLflow's signature enforcement refuses a pandas ``category`` column where the signature
+        says ``string``; convert a training-style frame with this before calling a loaded
+        pyfunc model's ``predict``.
+        """
+        missing = [n for n in self.names if n not in frame.columns]
+        if missing:
+            raise ModelInputError(f"frame lacks model column(s) {missing}")
+        out = frame.loc[:, self.names].copy()
+        for c in self.columns:
+            if c.kind == "category":
+                values = out[c.name].astype(object)
+                out[c.name] = values.where(values.isna(), values.map(str))
+        return out
+
+    def example(self, frame: pd.DataFrame, n_rows: int = 5) -> pd.DataFrame:
+        """The first ``n_rows`` of a training frame as a request would send them."""
+        return self.to_request(frame.head(n_rows))
+
+    def prepare(self, request: Any) -> pd.DataFrame:
+        """Check a request against the schema and convert it to the training dtypes.
+
+        Extra columns are dropped; columns are put in training order; categorical columns get
+        the training categories back (unknown levels become missing, with a warning).
+
+        Raises
+        ------
+        ModelInputError
+            Missing columns, or columns of the wrong type; one message naming every problem.
+        """
+        frame = request if isinstance(request, pd.DataFrame) else pd.DataFrame(request)
+        if frame.columns.duplicated().any():
+            dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+            raise ModelInputError(f"request has duplicate column(s) {dupes}")
+        missing = [n for n in self.names if n not in frame.columns]
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {missing} (the model needs {len(self.names)} "
+                            f"columns: {self.names})")
+        out: dict[str, pd.Series] = {}
+        for c in self.columns:
+            if c.name in missing:
+                continue
+            converted = _convert(frame[c.name], c)
+            if isinstance(converted, str):
+                problems.append(converted)
+            else:
+                out[c.name] = converted
+        if problems:
+            raise ModelInputError("request refused: " + "; ".join(problems))
+        return pd.DataFrame(out, index=frame.index)
+
+
+def _kind_of(col: pd.Series) -> ColumnKind | None:
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "long"
+    if pd.api.types.is_float_dtype(dtype):
+        return "double"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if pd.api.types.is_string_dtype(dtype) and \
+            pd.api.types.infer_dtype(col, skipna=True) in {"string", "empty"}:
+        return "string"
+    return None
+
+
+def _json_scalar(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _examples(values: pd.Series, k: int = 3) -> str:
+    return repr(values.dropna().unique()[:k].tolist())
+
+
+def _convert(col: pd.Series, spec: FeatureColumn) -> pd.Series | str:
+    """The column in training dtype, or a sentence saying why it cannot be."""
+    name, kind = spec.name, spec.kind
+    inferred = pd.api.types.infer_dtype(col, skipna=True)
+    wrong = f"column {name!r} must be {_SIGNATURE_TYPES[kind]}"
+    if kind in ("double", "long"):
+        if pd.api.types.is_bool_dtype(col.dtype) or inferred not in _NUMERIC_INFERRED:
+            return f"{wrong}, got {col.dtype} ({inferred}), e.g. {_examples(col)}"
+        if kind == "long" and pd.api.types.is_integer_dtype(col.dtype) and not col.isna().any():
+            return col.astype("int64")  # not through float64, which rounds beyond 2**53
+        numbers = pd.to_numeric(col).astype("float64")
+        if kind == "double":
+            return numbers
+        # Integers arrive as floats from JSON; accept them only when nothing is lost.
+        finite = np.isfinite(numbers.to_numpy())
+        if not finite.all():
+            return (f"{wrong} without missing values, got {int((~finite).sum()):,} missing or "
+                    "non-finite")
+        if not (numbers == np.round(numbers)).all():
+            return f"{wrong}, got non-integral values, e.g. " \
+                   f"{_examples(numbers[numbers != np.round(numbers)])}"
+        return numbers.astype("int64")
+    if kind == "boolean":
+        if not pd.api.types.is_bool_dtype(col.dtype) and inferred not in {"boolean", "empty"}:
+            return f"{wrong}, got {col.dtype} ({inferred}), e.g. {_examples(col)}"
+        if col.isna().any():
+            return f"{wrong} without missing values, got {int(col.isna().sum()):,} missing"
+        return col.astype(bool)
+    if kind == "datetime":
+        if pd.api.types.is_datetime64_any_dtype(col.dtype) or inferred in {"datetime64",
+                                                                           "datetime", "empty"}:
+            stamps = pd.to_datetime(col)
+            if getattr(stamps.dt, "tz", None) is not None:
+                stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+            return stamps.astype("datetime64[ns]")
+        return f"{wrong}, got {col.dtype} ({inferred}), e.g. {_examples(col)}"
+    # string or category
+    cats = spec.categories or []
+    textual = inferred in {"string", "empty", "categorical"} or isinstance(
+        col.dtype, pd.CategoricalDtype)
+    numeric_cats = bool(cats) and not all(isinstance(c, str) for c in cats)
+    if not textual and not (numeric_cats and inferred in _NUMERIC_INFERRED):
+        return f"{wrong}, got {col.dtype} ({inferred}), e.g. {_examples(col)}"
+    if kind == "string":
+        if spec.text_dtype == "object":
+            return col.astype(object).where(col.notna(), None)
+        return col.astype("str")
+    as_text = col.astype(object)
+    as_text = as_text.where(as_text.isna(), as_text.map(str))
+    codes = pd.Index([str(c) for c in cats]).get_indexer(pd.Index(as_text))
+    unknown = (codes < 0) & col.notna().to_numpy()
+    if unknown.any():
+        levels = pd.unique(as_text[unknown])[:5].tolist()
+        warnings.warn(f"column {name!r}: {int(unknown.sum()):,} value(s) not seen in training, "
+                      f"e.g. {levels}; scored as missing", UserWarning, stacklevel=4)
+    dtype = pd.CategoricalDtype(categories=pd.Index(cats), ordered=spec.ordered)
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=col.index, name=name)
+
+
+class PyfuncSpec(BaseModel):
+    """What :class:`EstimatorModel` needs besides the estimator (stored as a JSON artifact)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    features: FeatureSchema
+    output: OutputKind
+    output_name: str
+    positive_class: Any | None = None
+
+
+class EstimatorModel(PythonModel):
+    """Pyfunc wrapper of a fitted estimator: checked input in, one float per row out.
+
+    Parameters
+    ----------
+    estimator
+        A fitted estimator with ``predict_proba`` (``output="proba"``) or ``predict``. ``None``
+        when MLflow builds the wrapper from the logged artifacts (``load_context`` fills it).
+    spec
+        The feature schema and the output settings.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = pd.DataFrame({"visits": [0.0, 1, 5, 6]}); y = [1, 1, 0, 0]
+    >>> wrapper = EstimatorModel.from_estimator(LogisticRegression().fit(X, y), X)
+    >>> churn = wrapper.predict(None, X)
+    >>> churn.shape, bool(churn[0] > churn[3])
+    ((4,), True)
+    """
+
+    def __init__(self, estimator: Any = None, spec: PyfuncSpec | None = None) -> None:
+        self.estimator = estimator
+        self.spec = spec
+
+    @classmethod
+    def from_estimator(cls, estimator: Any, X_train: pd.DataFrame, *,
+                       output: OutputKind = "proba", output_name: str | None = None
+                       ) -> EstimatorModel:
+        """Wrap a fitted estimator, reading the feature schema off its training frame."""
+        _check_fitted(estimator, output)
+        positive = None
+        if output == "proba":
+            classes = list(getattr(estimator, "classes_", [0, 1]))
+            if len(classes) != 2:
+                raise ValueError(f"output='proba' needs a binary classifier; the estimator has "
+                                 f"{len(classes)} classes {classes[:10]}")
+            positive = _json_scalar(classes[1])
+        spec = PyfuncSpec(features=FeatureSchema.from_frame(X_train), output=output,
+                          output_name=output_name or ("probability" if output == "proba"
+                                                      else "prediction"),
+                          positive_class=positive)
+        return cls(estimator, spec)
+
+    def load_context(self, context: Any) -> None:
+        """Read the estimator and the spec from the model's artifacts (MLflow calls this)."""
+        if self.estimator is not None:
+            return
+        with Path(context.artifacts["estimator"]).open("rb") as fh:
+            self.estimator = cloudpickle.load(fh)
+        self.spec = PyfuncSpec.model_validate_json(
+            Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
+
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> np.ndarray:
+        """One float per request row (probability of the positive class, or the prediction).
+
+        Raises
+        ------
+        ModelInputError
+            A missing column or a column of the wrong type (names the column(s)).
+        """
+        if self.estimator is None or self.spec is None:
+            raise RuntimeError("EstimatorModel has no estimator: build it with from_estimator "
+                               "or load it with mlflow.pyfunc.load_model")
+        X = self.spec.features.prepare(model_input)
+        if len(X) == 0:
+            return np.empty(0, dtype=float)
+        if self.spec.output == "proba":
+            return np.asarray(self.estimator.predict_proba(X), dtype=float)[:, 1]
+        return np.asarray(self.estimator.predict(X), dtype=float).ravel()
+
+
+def _check_fitted(estimator: Any, output: OutputKind) -> None:
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    method = "predict_proba" if output == "proba" else "predict"
+    if not callable(getattr(estimator, method, None)):
+        raise TypeError(f"output={output!r} needs an estimator with {method}(); "
+                        f"{type(estimator).__name__} has none")
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise ValueError(f"{type(estimator).__name__} is not fitted; call fit() before logging "
+                         "it") from None
+    except TypeError:
+        pass  # not a scikit-learn estimator; predicting on the input example will tell
+
+
+def _pip_requirements() -> list[str]:
+    """This package's runtime dependencies pinned to the installed versions."""
+    pins = ["cloudpickle==" + metadata.version("cloudpickle")]
+    for req in metadata.requires("barberpro_ml") or []:
+        if "extra ==" in req:
+            continue
+        name = req.split(";")[0].split("[")[0]
+        for op in ("<", ">", "=", "!", "~", " "):
+            name = name.split(op)[0]
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pins.append(name)
+    return sorted(set(pins))
+
+
+def log_model(
+    estimator: Any,
+    X_train: pd.DataFrame,
+    *,
+    name: str = "model",
+    output: OutputKind = "proba",
+    output_name: str | None = None,
+    input_example_rows: int = 5,
+    ship_code: bool = True,
+    extra_pip_requirements: list[str] | None = None,
+) -> ModelInfo:
+    """Log a fitted estimator as an MLflow pyfunc model (in the active run, if any).
+
+    Parameters
+    ----------
+    estimator
+        The fitted estimator (``predict_proba`` for ``output="proba"``).
+    X_train
+        The training feature frame (or any frame with the same columns and dtypes): gives the
+        signature, the feature schema and the input example.
+    name
+        Name of the logged model within the run.
+    output, output_name
+        ``proba`` (positive-class probability, for classifiers) or ``predict`` (regressors);
+        the name of the output column in the signature.
+    input_example_rows
+        Rows of ``X_train`` stored as the input example.
+    ship_code
+        Ship the ``barberpro_ml`` source with the model so that it loads where the package is
+        not installed.
+    extra_pip_requirements
+        Added to the pinned requirements of this package.
+
+    Returns
+    -------
+    mlflow.models.model.ModelInfo
+        ``model_uri`` (``models:/m-...``), ``model_id``, ``run_id``, ``signature``.
+
+    Examples
+    --------
+    >>> with mlflow.start_run():                                       # doctest: +SKIP
+    ...     info = log_model(model, X_train)
+    ...     version = register(info.model_uri, "barberpro-churn")
+    """
+    wrapper = EstimatorModel.from_estimator(estimator, X_train, output=output,
+                                            output_name=output_name)
+    assert wrapper.spec is not None
+    example = wrapper.spec.features.example(X_train, input_example_rows)
+    # Fail here, with our message, rather than inside MLflow's input-example validation.
+    wrapper.predict(None, example)
+    requirements = _pip_requirements() + list(extra_pip_requirements or [])
+    with tempfile.TemporaryDirectory(prefix="barberpro-model-") as tmp:
+        estimator_path = Path(tmp) / "estimator.pkl"
+        with estimator_path.open("wb") as fh:
+            cloudpickle.dump(estimator, fh)
+        spec_path = Path(tmp) / "pyfunc_spec.json"
+        spec_path.write_text(wrapper.spec.model_dump_json(indent=2), encoding="utf-8")
+        code_paths = [str(Path(__file__).resolve().parents[1])] if ship_code else None
+        info: ModelInfo = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(_ENTRY),
+            artifacts={"estimator": str(estimator_path), "spec": str(spec_path)},
+            code_paths=code_paths,
+            signature=wrapper.spec.features.signature(wrapper.spec.output_name),
+            input_example=example,
+            pip_requirements=requirements,
+        )
+    return info
+
+
+def register(model_uri: str, name: str, *, alias: str | None = CHALLENGER,
+             tags: dict[str, str] | None = None, client: MlflowClient | None = None
+             ) -> ModelVersion:
+    """Register a logged model as a new version of ``name`` and point ``alias`` at it.
+
+    If setting the alias fails, the new version is deleted again (no half-registered model).
+
+    Parameters
+    ----------
+    model_uri
+        ``ModelInfo.model_uri`` from :func:`log_model`.
+    name
+        Registered model name (``barberpro-churn``).
+    alias
+        Alias for the new version (``challenger``); ``None`` for none.
+    tags
+        Version tags.
+
+    Returns
+    -------
+    mlflow.entities.model_registry.ModelVersion
+    """
+    client = client or MlflowClient()
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    if alias is not None:
+        try:
+            client.set_registered_model_alias(name, alias, version.version)
+        except BaseException:
+            client.delete_model_version(name, version.version)
+            raise
+    return client.get_model_version(name, version.version)
+
+
+def log_and_register(
+    estimator: Any, X_train: pd.DataFrame, name: str, *, output: OutputKind = "proba",
+    alias: str | None = CHALLENGER, tags: dict[str, str] | None = None, **log_kwargs: Any,
+) -> tuple[ModelInfo, ModelVersion]:
+    """:func:`log_model` then :func:`register` (the usual last step of a training run)."""
+    info = log_model(estimator, X_train, output=output, **log_kwargs)
+    return info, register(info.model_uri, name, alias=alias, tags=tags)
+

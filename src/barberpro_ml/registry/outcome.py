@@ -1,0 +1,39 @@
+"""What one training job reports back to the command line and the pipeline summary."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HeadlineMetric(BaseModel):
+    """A metric worth a column in the summary table: value and 95% CI."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+
+    def render(self, digits: int = 3) -> str:
+        """``0.812 [0.801, 0.824]``."""
+        return f"{self.value:.{digits}f} [{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]"
+
+
+class TrainingOutcome(BaseModel):
+    """The result of one family's train -> evaluate -> gate -> register -> promote job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    family: str
+    run_id: str
+    model_name: str
+    version: str | None
+    gate_passed: bool
+    promoted: bool
+    champion_version: str | None
+    headline: list[HeadlineMetric] = Field(default_factory=list)
+    verdicts: list[str] = Field(default_factory=list)
+    """One readable line per claim (``PASS accuracy >= 0.941: ...``)."""
+    gate_text: str = ""
+    """The gate's plain-text verdict table (``GateResult.to_text()``)."""

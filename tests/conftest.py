@@ -1,0 +1,148 @@
+"""Shared fixtures: a private MLflow store per test, and synthetic evaluation reports.
+
+MLflow: creating the SQLite schema takes seconds (dozens of Alembic migrations), so it is
+created once per test session (per xdist worker) and each test gets a copy of the file, with
+its own artifact root under ``tmp_path`` and the tracking URI pointed at the copy; the previous
+URI, environment and working directory are restored afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
+
+
+@dataclass(frozen=True)
+class MlflowStore:
+    """A private MLflow tracking + registry store for one test."""
+
+    tracking_uri: str
+    db_path: Path
+    artifact_root: Path
+
+
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite database with the full schema, created once per session."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow-template")
+    db = root / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()  # creates the schema
+    return db
+
+
+@pytest.fixture
+def mlflow_store(mlflow_template_db: Path, tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowStore]:
+    """Point MLflow at a fresh copy of the template store for the duration of one test."""
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(mlflow_template_db, db)
+    artifacts = tmp_path / "mlruns"
+    artifacts.mkdir()
+    # The template's Default experiment stores artifacts under the template's folder.
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                    ((artifacts / "0").as_uri(),))
+    con.close()
+    uri = f"sqlite:///{db}"
+    previous_uri = tracking_utils._tracking_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # New experiments put their artifacts under ./mlruns of the working directory.
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(uri)
+    # An experiment chosen by an earlier test lives in another store.
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)
+    try:
+        yield MlflowStore(tracking_uri=uri, db_path=db, artifact_root=artifacts)
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(previous_uri)
+
+
+# --------------------------------------------------------------------------- synthetic reports
+def _accuracy(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean((p >= 0.5) == (y == 1)))
+
+
+def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def _brier(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean((p - y) ** 2))
+
+
+_METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]] = {
+    "accuracy": (_accuracy, True), "roc_auc": (_roc_auc, True), "brier": (_brier, False),
+}
+
+
+def build_report(
+    y: Any, p: Any, *, family: str = "churn", metrics: Sequence[str] = ("accuracy", "roc_auc"),
+    n_bootstrap: int = 300, seed: int = 0, slices: Mapping[str, Any] | None = None,
+    baseline: bool = True,
+) -> EvaluationReport:
+    """An evaluation report from labels and scores, with percentile bootstrap CIs.
+
+    Independent of ``barberpro_ml.evaluation`` on purpose: gate tests control exactly what the
+    report holds (metrics, baselines, slices) and stay valid whatever the harness does.
+    """
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(y), size=(n_bootstrap, len(y)))
+
+    def estimate(name: str, fn: Callable[[np.ndarray, np.ndarray], float],
+                 higher: bool) -> MetricEstimate:
+        reps = np.array([fn(y[r], p[r]) for r in rows])
+        finite = reps[np.isfinite(reps)]
+        lo, hi = np.quantile(finite, [0.025, 0.975]) if finite.size else (np.nan, np.nan)
+        return MetricEstimate(name=name, value=fn(y, p), ci_low=float(lo), ci_high=float(hi),
+                              higher_is_better=higher, replicates=finite.tolist())
+
+    ests = {m: estimate(m, *_METRICS[m]) for m in metrics}
+    baselines = {}
+    if baseline:
+        def majority(yy: np.ndarray, _: np.ndarray) -> float:
+            return float(max(yy.mean(), 1 - yy.mean()))
+        baselines["accuracy"] = estimate("accuracy", majority, True)
+    slice_reports = []
+    for dim, levels in (slices or {}).items():
+        levels = np.asarray(levels)
+        for level in np.unique(levels):
+            mask = levels == level
+            sub = build_report(y[mask], p[mask], family=family, metrics=metrics,
+                               n_bootstrap=n_bootstrap, seed=seed + 1, baseline=False)
+            slice_reports.append(SliceReport(dimension=dim, level=str(level),
+                                             n=int(mask.sum()), positives=int(y[mask].sum()),
+                                             metrics=sub.metrics))
+    return EvaluationReport(family=family, kind="classification", n=len(y), metrics=ests,
+                            baselines=baselines, slices=slice_reports, n_bootstrap=n_bootstrap,
+                            seed=seed)
+
+
+@pytest.fixture
+def make_report() -> Callable[..., EvaluationReport]:
+    """Factory: ``make_report(y, p, metrics=..., slices={"channel": levels}, ...)``."""
+    return build_report
