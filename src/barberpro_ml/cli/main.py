@@ -136,3 +136,151 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
+
+
+# --------------------------------------------------------------------------- training jobs
+FAMILIES = ("churn",)
+"""Model families with an experiment script, in the order the pipeline runs them."""
+
+
+def _show_outcome(outcome: Any) -> None:
+    from rich.panel import Panel
+
+    status = "[green]passed[/]" if outcome.gate_passed else "[bold red]FAILED[/]"
+    promoted = (f"promoted v{outcome.version} to @champion" if outcome.promoted
+                else f"not promoted (champion: {outcome.champion_version or 'none'})")
+    out.print(Panel(outcome.gate_text, title=f"{outcome.family}: gate {status}; {promoted}",
+                    expand=False))
+
+
+def _run_family(family: str, **kwargs: Any) -> Any:
+    from barberpro_ml.cli.experiments import load_experiment
+
+    return load_experiment(family).run(**kwargs)
+
+
+@train_app.command("churn")
+@friendly_errors
+def train_churn_command(
+    config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/churn.yaml"),
+    data: Annotated[Path | None, typer.Option(help="Folder of event tables; default: "
+                                                   "simulate as the config says.")] = None,
+    tune_trials: Annotated[int | None, typer.Option(help="Run an Optuna study with this many "
+                                                         "trials first.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
+                                                     help="MLflow tracking URI.")] = None,
+) -> None:
+    """Train, evaluate, gate, register and (if the gates pass) promote the churn model."""
+    outcome = _run_family("churn", config=config, data_dir=data, tracking_uri=tracking_uri,
+                          tune_trials=tune_trials)
+    _show_outcome(outcome)
+    if not outcome.gate_passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _download_json(run_id: str, artifact: str) -> str:
+    import mlflow
+
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{artifact}")
+    except Exception as exc:  # MLflow raises several types for a missing run or artifact
+        raise UserError(f"cannot read {artifact!r} of run {run_id}: {exc}") from exc
+
+
+@app.command("gate")
+@friendly_errors
+def gate_command(
+    run_id: Annotated[str, typer.Option(help="The training run whose report to check.")],
+    family: Annotated[str, typer.Option(help="Model family of the claims.")] = "churn",
+    claims: Annotated[Path, typer.Option(help="Claims file.")] = Path("configs/claims.yaml"),
+    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
+) -> None:
+    """Check a logged evaluation report against the claims; exit 3 if a blocking one fails.
+
+    The champion comparison needs both models' predictions on the same rows, which only the
+    training job has; here it is reported as not compared.
+    """
+    from barberpro_ml.evaluation import ClassificationReport, EvaluationReport
+    from barberpro_ml.gates import check, load_claims
+    from barberpro_ml.registry import configure_tracking
+
+    configure_tracking(tracking_uri)
+    text = _download_json(run_id, "evaluation/report.json")
+    report: EvaluationReport
+    try:
+        report = ClassificationReport.model_validate_json(text)
+    except ValidationError:
+        report = EvaluationReport.model_validate_json(text)
+    result = check(report, load_claims(claims, family=family))
+    out.print(result)
+    if not result.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@app.command("promote")
+@friendly_errors
+def promote_command(
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    version: Annotated[str, typer.Option(help="Model version to promote.")],
+    run_id: Annotated[str, typer.Option(help="Training run holding gates/gate_result.json.")],
+    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
+) -> None:
+    """Move @champion to a version, only if the gate result logged by its run passed."""
+    from barberpro_ml.gates import GateResult
+    from barberpro_ml.registry import configure_tracking, promote
+
+    configure_tracking(tracking_uri)
+    gate = GateResult.model_validate_json(_download_json(run_id, "gates/gate_result.json"))
+    record = promote(model, version, gate, run_id=run_id,
+                     report_uri=f"runs:/{run_id}/evaluation/report.json")
+    out.print(gate)
+    if record.outcome != "promoted":
+        console.print(f"[bold red]refused[/]: {model} v{version} stays challenger; champion "
+                      f"remains {record.previous_champion or 'none'}")
+        raise typer.Exit(EXIT_GATE_FAILED)
+    out.print(f"{model} v{version} is now @champion (was {record.previous_champion or 'none'})")
+
+
+@app.command("pipeline")
+@friendly_errors
+def pipeline_command(
+    customers: Annotated[int, typer.Option(min=100, help="Customers to simulate.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 42,
+    families: Annotated[str, typer.Option(help="Comma-separated families to run.")] =
+    ",".join(FAMILIES),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the simulated tables go.")] =
+    Path("data/generated/pipeline"),
+    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
+) -> None:
+    """Simulate a marketplace, then train, evaluate, gate and promote every model family."""
+    wanted = [f.strip() for f in families.split(",") if f.strip()]
+    unknown = sorted(set(wanted) - set(FAMILIES))
+    if unknown:
+        raise UserError(f"unknown families {unknown}; available: {list(FAMILIES)}")
+    from barberpro_ml.cli.experiments import project_root
+
+    cfg = _simulation_config(project_root() / "configs" / "simulation.yaml",
+                             n_customers=customers, seed=seed)
+    data = run_simulation(cfg)
+    data.save(out_dir)
+    _print_counts(data, f"simulated marketplace (seed {seed}) -> {out_dir}")
+    outcomes = []
+    for family in wanted:
+        console.rule(f"[bold]{family}")
+        outcome = _run_family(family, config=project_root() / "configs" / f"{family}.yaml",
+                              data=data, tracking_uri=tracking_uri)
+        _show_outcome(outcome)
+        outcomes.append(outcome)
+    summary = Table(title="pipeline summary")
+    for col in ("family", "model", "metrics (95% CI)", "gate", "champion"):
+        summary.add_column(col)
+    for o in outcomes:
+        summary.add_row(
+            o.family, f"{o.model_name} v{o.version}",
+            "\n".join(f"{m.name} {m.render()}" for m in o.headline),
+            "[green]passed[/]" if o.gate_passed else "[bold red]failed[/]",
+            f"v{o.champion_version}" + (" (new)" if o.promoted else "")
+            if o.champion_version else "none")
+    out.print(summary)
+    if not all(o.gate_passed for o in outcomes):
+        raise typer.Exit(EXIT_GATE_FAILED)
