@@ -309,3 +309,15 @@ def test_failed_save_leaves_previous_content(tmp_path: Path,
     monkeypatch.undo()
     assert MarketplaceData.load(tmp_path / "d").equals(first)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_committed_sample_is_valid_and_is_what_the_simulator_writes() -> None:
+    from barberpro_ml.data import SimulationConfig, simulate
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "sample"
+    sample = MarketplaceData.load(folder)
+    regenerated = simulate(SimulationConfig(n_customers=3000, seed=7))
+    assert sample.equals(regenerated), (
+        "data/sample is stale: regenerate it with "
+        "`barberpro-ml simulate --customers 3000 --seed 7 --out data/sample`")
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 5 * 2**20
