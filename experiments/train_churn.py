@@ -315,9 +315,8 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
         champion_version=champion,
         headline=headline(report, ("roc_auc", "accuracy", "ece")),
         verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims]
-        + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"]
-        + ([f"INFO  oracle: {oracle_line}"] if oracle_line else []),
-        gate_text=gate.to_text(),
+        + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"],
+        gate=gate, notes=[oracle_line] if oracle_line else [],
     )
 
 
@@ -328,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-trials", type=int, default=None)
     args = parser.parse_args(argv)
     outcome = run(args.config, data_dir=args.data, tune_trials=args.tune_trials)
-    print(outcome.gate_text)
+    print(outcome.gate.to_text() if outcome.gate else "\n".join(outcome.verdicts))
     return 0 if outcome.gate_passed else 3
 
 

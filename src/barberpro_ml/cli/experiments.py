@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -47,5 +48,7 @@ def load_experiment(family: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
+    # Registered before running so pydantic can resolve the script's postponed annotations.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module

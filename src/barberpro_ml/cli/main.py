@@ -144,13 +144,14 @@ FAMILIES = ("churn",)
 
 
 def _show_outcome(outcome: Any) -> None:
-    from rich.panel import Panel
-
     status = "[green]passed[/]" if outcome.gate_passed else "[bold red]FAILED[/]"
     promoted = (f"promoted v{outcome.version} to @champion" if outcome.promoted
                 else f"not promoted (champion: {outcome.champion_version or 'none'})")
-    out.print(Panel(outcome.gate_text, title=f"{outcome.family}: gate {status}; {promoted}",
-                    expand=False))
+    if outcome.gate is not None:
+        out.print(outcome.gate)
+    for note in outcome.notes:
+        out.print(f"note: {note}")
+    out.print(f"{outcome.family}: gate {status}; {promoted} (run {outcome.run_id})")
 
 
 def _run_family(family: str, **kwargs: Any) -> Any:
@@ -277,7 +278,7 @@ def pipeline_command(
     for o in outcomes:
         summary.add_row(
             o.family, f"{o.model_name} v{o.version}",
-            "\n".join(f"{m.name} {m.render()}" for m in o.headline),
+            "\n".join([f"{m.name} {m.render()}" for m in o.headline] + o.notes),
             "[green]passed[/]" if o.gate_passed else "[bold red]failed[/]",
             f"v{o.champion_version}" + (" (new)" if o.promoted else "")
             if o.champion_version else "none")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from barberpro_ml.gates import GateResult
+
 
 class HeadlineMetric(BaseModel):
     """A metric worth a column in the summary table: value and 95% CI."""
@@ -35,5 +37,7 @@ class TrainingOutcome(BaseModel):
     headline: list[HeadlineMetric] = Field(default_factory=list)
     verdicts: list[str] = Field(default_factory=list)
     """One readable line per claim (``PASS accuracy >= 0.941: ...``)."""
-    gate_text: str = ""
-    """The gate's plain-text verdict table (``GateResult.to_text()``)."""
+    gate: GateResult | None = None
+    """The full gate result (its rich rendering is the verdict table)."""
+    notes: list[str] = Field(default_factory=list)
+    """Context for the summary, e.g. the model's ROC AUC relative to the simulation oracle."""
