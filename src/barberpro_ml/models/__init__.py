@@ -1,4 +1,5 @@
-"""Stage 3: models fitted on point-in-time features (churn classifier, ...)."""
+"""Stage 3: models fitted on point-in-time features: churn classifier, BG/NBD and
+Gamma-Gamma lifetime value."""
 
 from barberpro_ml.models._tabular import TabularSchema, UnseenCategoryWarning
 from barberpro_ml.models.churn import (
@@ -9,14 +10,28 @@ from barberpro_ml.models.churn import (
     accuracy_threshold,
     tune,
 )
+from barberpro_ml.models.clv import (
+    BetaGeoModel,
+    BetaGeoParams,
+    ConvergenceError,
+    GammaGammaModel,
+    GammaGammaParams,
+    customer_lifetime_value,
+)
 
 __all__ = [
     "CALIBRATION_METHODS",
+    "BetaGeoModel",
+    "BetaGeoParams",
     "ChurnClassifier",
+    "ConvergenceError",
+    "GammaGammaModel",
+    "GammaGammaParams",
     "IsotonicCalibrator",
     "PlattCalibrator",
     "TabularSchema",
     "UnseenCategoryWarning",
     "accuracy_threshold",
+    "customer_lifetime_value",
     "tune",
 ]

@@ -1,0 +1,56 @@
+"""Stage 2 of the flow: point-in-time features, forward-looking labels and out-of-time splits.
+
+Every builder takes ``(data, as_of)`` with ``as_of`` a naive UTC timestamp and uses only the
+events known at ``as_of`` (``created_at <= as_of``; booking outcomes once
+``scheduled_at <= as_of``); labels look only at ``(as_of, as_of + horizon_days]``.
+"""
+
+from barberpro_ml.features.catalog import (
+    DEFAULT_WINDOWS,
+    FeatureSpec,
+    customer_feature_specs,
+    feature_catalog,
+    provider_feature_catalog,
+    provider_feature_specs,
+)
+from barberpro_ml.features.customer import customer_features
+from barberpro_ml.features.labels import (
+    DEFAULT_ACTIVE_WINDOW_DAYS,
+    active_customers,
+    churn_labels,
+    last_labelable_as_of,
+    ltv_labels,
+    next_service_labels,
+)
+from barberpro_ml.features.provider import provider_features
+from barberpro_ml.features.rfm import rfm_summary
+from barberpro_ml.features.splits import (
+    LABEL_COLUMNS,
+    TimeSplit,
+    check_time_layout,
+    time_split,
+    training_frame,
+)
+
+__all__ = [
+    "DEFAULT_ACTIVE_WINDOW_DAYS",
+    "DEFAULT_WINDOWS",
+    "LABEL_COLUMNS",
+    "FeatureSpec",
+    "TimeSplit",
+    "active_customers",
+    "check_time_layout",
+    "churn_labels",
+    "customer_feature_specs",
+    "customer_features",
+    "feature_catalog",
+    "last_labelable_as_of",
+    "ltv_labels",
+    "next_service_labels",
+    "provider_feature_catalog",
+    "provider_feature_specs",
+    "provider_features",
+    "rfm_summary",
+    "time_split",
+    "training_frame",
+]

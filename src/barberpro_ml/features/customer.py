@@ -1,0 +1,309 @@
+"""Point-in-time customer features: what was known about every customer at ``as_of``.
+
+When is an event known?
+-----------------------
+``as_of`` is a naive UTC timestamp and the boundary is inclusive: an event stamped exactly at
+``as_of`` is known at ``as_of``; one stamped a nanosecond later is not.
+
+- A customer exists once ``signup_at <= as_of``.
+- A booking's *outcome* (status, price, discount) is known only once the visit time has passed:
+  history features use bookings with ``scheduled_at <= as_of`` (such bookings always have
+  ``created_at <= as_of``, by the data contract). Bookings created by ``as_of`` but scheduled
+  later are *upcoming*: they feed ``has_upcoming_booking`` and ``days_to_next_booking`` only;
+  their status and price are never read.
+- A review counts once ``created_at <= as_of``; an intervention once ``sent_at <= as_of``; a
+  barber has left once ``left_at <= as_of``.
+
+Adding, deleting or altering any event that is not known at ``as_of`` therefore never changes
+``customer_features(data, as_of)``; ``tests/test_features_pit.py`` checks this property on
+random data sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from barberpro_ml.data import MarketplaceData
+from barberpro_ml.features._common import (
+    DAY_NS,
+    AsOf,
+    FloatArray,
+    IdCoder,
+    IntArray,
+    Segments,
+    check_windows,
+    days,
+    group_count,
+    group_sum,
+    ns,
+    pair_runs,
+    ratio,
+    sort_by_group_time,
+    to_as_of,
+)
+from barberpro_ml.features.catalog import DEFAULT_WINDOWS, assemble, customer_feature_specs
+
+Columns = dict[str, object]
+
+
+def _status_codes(bookings: pd.DataFrame) -> tuple[npt.NDArray[np.int8], int, int, int]:
+    """Status category codes (int8: a quarter of the memory of int64 on large tables)."""
+    status = bookings["status"]
+    categories = list(status.cat.categories)
+    codes = np.asarray(status.cat.codes.to_numpy(), dtype=np.int8)
+    return (codes, categories.index("completed"), categories.index("cancelled"),
+            categories.index("no_show"))
+
+
+def _provider_state(data: MarketplaceData, cut: int) -> tuple[IdCoder, IntArray, FloatArray]:
+    """Provider coder, whether each provider has left at ``cut``, mean rating so far."""
+    providers = data.providers
+    coder = IdCoder.from_ids(providers["provider_id"].to_numpy())
+    order = coder.encode(providers["provider_id"].to_numpy(), "provider")
+    left_ns = ns(providers["left_at"])
+    left = providers["left_at"].notna().to_numpy() & (left_ns <= cut)
+    has_left = np.zeros(len(coder), dtype=np.int64)
+    has_left[order] = left
+    reviews = data.reviews
+    known = ns(reviews["created_at"]) <= cut
+    codes = coder.encode(reviews["provider_id"].to_numpy()[known], "provider")
+    ratings = reviews["rating"].to_numpy()[known].astype(np.float64)
+    n = group_count(codes, len(coder))
+    mean = ratio(group_sum(codes, ratings, len(coder)), n)
+    return coder, has_left, mean
+
+
+def customer_features(data: MarketplaceData, as_of: AsOf, *,
+                      windows: Sequence[int] = DEFAULT_WINDOWS) -> pd.DataFrame:
+    """Features of every customer signed up by ``as_of``, from events known at ``as_of``.
+
+    Parameters
+    ----------
+    data
+        The validated event tables.
+    as_of
+        The cut-off: a naive UTC timestamp (str, datetime or Timestamp; timezone-aware values
+        are refused). Inclusive: events stamped exactly at ``as_of`` are known.
+    windows
+        Look-back windows in days for the windowed frequency and spend features; a window of
+        ``w`` days is ``(as_of - w days, as_of]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (ascending), one row per customer with
+        ``signup_at <= as_of``; columns, dtypes and the cases where a value is NaN are listed by
+        :func:`barberpro_ml.features.feature_catalog` (same ``windows``). NaN appears only
+        where a value is undefined (e.g. the gap statistics of a customer with fewer than two
+        visits). ``acquisition_channel``, ``neighborhood`` and ``main_service`` are categoricals
+        whose categories come from the whole customers (services) table, so they are identical
+        for every cut-off.
+
+    Raises
+    ------
+    ValueError
+        If ``as_of`` is not a naive timestamp or ``windows`` are not positive integers.
+
+    Notes
+    -----
+    The computation is a few sorts and ``np.bincount`` passes over the bookings, whatever the
+    number of customers; ``benchmarks/bench_features.py`` measures it.
+
+    Examples
+    --------
+    >>> features = customer_features(data, "2024-06-30")                 # doctest: +SKIP
+    >>> features.loc[42, ["n_visits", "days_since_last_visit"]]           # doctest: +SKIP
+    """
+    stamp = to_as_of(as_of)
+    ws = check_windows(windows)
+    cut = int(stamp.value)
+
+    customers = data.customers
+    kept = customers.loc[ns(customers["signup_at"]) <= cut]
+    kept_ids = kept["customer_id"].to_numpy()
+    row_order = np.argsort(kept_ids, kind="stable")
+    coder = IdCoder.from_ids(kept_ids)
+
+    cols: Columns = {"tenure_days": days(cut - ns(kept["signup_at"])[row_order])}
+    for name in ("acquisition_channel", "neighborhood"):
+        cols[name] = kept[name].array.take(row_order)
+    # One helper per table or topic: their large temporaries are freed as each returns.
+    cols |= _booking_features(data, coder, cut)
+    cols |= _visit_features(data, coder, cut, ws)
+    cols |= _review_features(data, coder, cut)
+    cols |= _campaign_features(data, coder, cut)
+    return assemble(pd.Index(coder.ids, name="customer_id"), cols, customer_feature_specs(ws))
+
+
+def _booking_features(data: MarketplaceData, coder: IdCoder, cut: int) -> Columns:
+    """Outcomes of past bookings of any status, and upcoming bookings."""
+    n = len(coder)
+    bookings = data.bookings
+    created = ns(bookings["created_at"])
+    scheduled = ns(bookings["scheduled_at"])
+    status, _, cancelled, no_show = _status_codes(bookings)
+    customer_ids = bookings["customer_id"].to_numpy()
+    past = np.flatnonzero((scheduled <= cut) & (created <= cut))
+    code = coder.encode(customer_ids[past], "customer")
+    status = status[past]
+    n_bookings = group_count(code, n)
+    cols: Columns = {
+        "n_bookings": n_bookings,
+        "cancel_rate": ratio(group_count(code[status == cancelled], n), n_bookings),
+        "no_show_rate": ratio(group_count(code[status == no_show], n), n_bookings),
+    }
+    upcoming = np.flatnonzero((created <= cut) & (scheduled > cut))
+    code = coder.encode(customer_ids[upcoming], "customer")
+    next_time = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(next_time, code, scheduled[upcoming])
+    has_upcoming = group_count(code, n) > 0
+    cols["has_upcoming_booking"] = has_upcoming.astype(np.int8)
+    cols["days_to_next_booking"] = np.where(has_upcoming, days(next_time - cut), np.nan)
+    return cols
+
+
+def _visit_features(data: MarketplaceData, coder: IdCoder, cut: int,
+                    windows: tuple[int, ...]) -> Columns:
+    """Everything derived from completed visits: RFM, gaps, usual barber, prices, services."""
+    n = len(coder)
+    bookings = data.bookings
+    scheduled = ns(bookings["scheduled_at"])
+    status, completed, _, _ = _status_codes(bookings)
+    visit_rows = np.flatnonzero((scheduled <= cut) & (status == completed))
+    visit_code = coder.encode(bookings["customer_id"].to_numpy()[visit_rows], "customer")
+    order = sort_by_group_time(visit_code, scheduled[visit_rows],
+                               bookings["booking_id"].to_numpy()[visit_rows])
+    rows = visit_rows[order]
+    v_code = visit_code[order]
+    del visit_rows, visit_code, order
+    v_time = scheduled[rows]
+    v_price = bookings["price"].to_numpy()[rows]
+    v_discount = bookings["discount"].to_numpy()[rows]
+    v_spend = v_price - v_discount
+    segments = Segments.from_sorted_codes(v_code, n)
+    n_visits = segments.counts
+    has_visit = n_visits > 0
+
+    cols: Columns = {"n_visits": n_visits}
+    recency = np.where(has_visit, days(cut - segments.last(v_time, 0)), np.nan)
+    cols["days_since_last_visit"] = recency
+    cols["days_since_first_visit"] = np.where(has_visit, days(cut - segments.first(v_time, 0)),
+                                              np.nan)
+    age = cut - v_time
+    for w in windows:
+        inside = age < w * DAY_NS
+        cols[f"visits_{w}d"] = group_count(v_code[inside], n)
+        cols[f"spend_{w}d"] = group_sum(v_code[inside], v_spend[inside], n)
+    del age
+    spend_total = group_sum(v_code, v_spend, n)
+    cols["spend_total"] = spend_total
+    cols["spend_per_visit"] = ratio(spend_total, n_visits)
+
+    same = v_code[1:] == v_code[:-1]
+    gap_code = v_code[1:][same]
+    gap = days(np.diff(v_time)[same])
+    del same, v_time
+    n_gaps = np.maximum(n_visits - 1, 0)
+    gap_mean = ratio(group_sum(gap_code, gap, n), n_gaps)
+    # Two passes (mean, then squared deviations) rather than E[g^2] - E[g]^2, which can go
+    # slightly negative by cancellation and turn into a NaN under the square root.
+    deviation = gap - gap_mean[gap_code]
+    gap_std = np.sqrt(ratio(group_sum(gap_code, deviation * deviation, n), n_gaps))
+    del gap_code, gap, deviation
+    cols["gap_mean_days"] = gap_mean
+    cols["gap_std_days"] = gap_std
+    cols["gap_cv"] = ratio(gap_std, gap_mean)
+    cols["days_overdue"] = recency - gap_mean
+
+    provider_coder, provider_left, provider_rating = _provider_state(data, cut)
+    rank = segments.rank(v_code)
+    v_provider = provider_coder.encode(bookings["provider_id"].to_numpy()[rows], "provider")
+    by_provider = pair_runs(v_code, rank, v_provider, len(provider_coder))
+    del v_provider
+    main_provider, main_provider_visits = by_provider.mode(n)
+    del by_provider
+    known_main = main_provider >= 0
+    cols["main_provider_share"] = ratio(main_provider_visits, n_visits)
+    main_left = np.full(n, np.nan)
+    main_left[known_main] = provider_left[main_provider[known_main]]
+    main_rating = np.full(n, np.nan)
+    main_rating[known_main] = provider_rating[main_provider[known_main]]
+    cols["main_provider_left"] = main_left
+    cols["main_provider_rating"] = main_rating
+
+    service_coder = IdCoder.from_ids(data.services["service_id"].to_numpy())
+    v_service = service_coder.encode(bookings["service_id"].to_numpy()[rows], "service")
+    by_service = pair_runs(v_code, rank, v_service, len(service_coder))
+    del v_service
+    earlier_price = np.where(rank == (n_visits[v_code] - 1), 0.0, v_price)
+    pair_earlier_sum = by_service.sum(earlier_price)
+    del earlier_price, rank
+    # The pair holding the customer's last visit is the one whose most recent rank is the
+    # customer's last rank; its other rows are the earlier visits for that service.
+    last_pair = by_service.last_rank == (n_visits[by_service.group] - 1)
+    earlier_mean = np.full(n, np.nan)
+    earlier_mean[by_service.group[last_pair]] = ratio(pair_earlier_sum[last_pair],
+                                                      by_service.count[last_pair] - 1)
+    cols["last_price_change"] = segments.last(v_price, np.nan) - earlier_mean
+    cols["discount_share"] = ratio(group_count(v_code[v_discount > 0], n), n_visits)
+    cols["discount_total"] = group_sum(v_code, v_discount, n)
+    cols["n_services_used"] = group_count(by_service.group, n)
+    main_service, main_service_visits = by_service.mode(n)
+    cols["main_service"] = pd.Categorical.from_codes(main_service,
+                                                     categories=pd.Index(service_coder.ids))
+    cols["main_service_share"] = ratio(main_service_visits, n_visits)
+    return cols
+
+
+def _review_features(data: MarketplaceData, coder: IdCoder, cut: int) -> Columns:
+    """Ratings the customer gave, from reviews written by ``as_of``."""
+    n = len(coder)
+    reviews = data.reviews
+    created = ns(reviews["created_at"])
+    known = np.flatnonzero(created <= cut)
+    code = coder.encode(reviews["customer_id"].to_numpy()[known], "customer")
+    order = sort_by_group_time(code, created[known], reviews["review_id"].to_numpy()[known])
+    code = code[order]
+    rating = reviews["rating"].to_numpy()[known[order]].astype(np.float64)
+    segments = Segments.from_sorted_codes(code, n)
+    n_reviews = segments.counts
+    rating_sum = group_sum(code, rating, n)
+    rating_last = segments.last(rating, np.nan)
+    return {
+        "n_reviews": n_reviews,
+        "rating_mean": ratio(rating_sum, n_reviews),
+        "rating_last": rating_last,
+        "rating_trend": rating_last - ratio(rating_sum - np.nan_to_num(rating_last),
+                                            n_reviews - 1),
+    }
+
+
+def _campaign_features(data: MarketplaceData, coder: IdCoder, cut: int) -> Columns:
+    """Retention campaigns the customer was part of, from interventions sent by ``as_of``."""
+    n = len(coder)
+    interventions = data.interventions
+    sent = ns(interventions["sent_at"])
+    known = np.flatnonzero(sent <= cut)
+    code = coder.encode(interventions["customer_id"].to_numpy()[known], "customer")
+    order = sort_by_group_time(code, sent[known],
+                               interventions["intervention_id"].to_numpy()[known])
+    rows = known[order]
+    code = code[order]
+    time = sent[rows]
+    treated = interventions["treated"].to_numpy()[rows].astype(bool)
+    segments = Segments.from_sorted_codes(code, n)
+    last_offer = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last_offer, code[treated], time[treated])
+    n_offers = group_count(code[treated], n)
+    return {
+        "n_interventions": segments.counts,
+        "n_offers": n_offers,
+        "days_since_last_intervention": np.where(
+            segments.counts > 0, days(cut - segments.last(time, 0)), np.nan),
+        "last_intervention_treated": segments.last(treated.astype(np.float64), np.nan),
+        "days_since_last_offer": np.where(n_offers > 0, days(cut - last_offer), np.nan),
+    }
