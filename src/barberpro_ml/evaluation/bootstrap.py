@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import numpy as np
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
 from barberpro_ml.evaluation.metrics import (
     CLASSIFICATION_METRICS,

@@ -65,8 +65,12 @@ from barberpro_ml.evaluation.bootstrap import (
     single_threaded_blas,
 )
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
-from barberpro_ml.models.recs import BaseRecommender, PopularityRecommender
-from barberpro_ml.models.recs._base import as_id_index, check_interactions
+from barberpro_ml.models.recs import (
+    BaseRecommender,
+    PopularityRecommender,
+    as_id_index,
+    check_interactions,
+)
 
 __all__ = [
     "RANKING_METRICS",

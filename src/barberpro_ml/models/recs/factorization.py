@@ -1,0 +1,155 @@
+"""Matrix factorisation through the ``implicit`` package: ALS [1]_ and BPR [2]_.
+
+``implicit`` is optional: the classes can be built and cloned without it, and ``fit`` raises
+an :class:`ImportError` saying how to install it (``pip install implicit``) when it is missing.
+:func:`implicit_available` tells callers (tests, experiments) whether to skip these models.
+
+Both models score a user by the dot product of the user's and the items' factors; for
+``similar_items`` the score is the cosine of the item factors.
+
+References
+----------
+.. [1] Hu, Y., Koren, Y. & Volinsky, C. (2008). Collaborative filtering for implicit feedback
+   datasets. *ICDM '08*, 263-272. (Confidence-weighted ALS; here ``C_ui = alpha * w_ui`` on the
+   observed pairs and 1 elsewhere, the ``implicit`` package's convention.)
+.. [2] Rendle, S., Freudenthaler, C., Gantner, Z. & Schmidt-Thieme, L. (2009). BPR: Bayesian
+   personalized ranking from implicit feedback. *UAI '09*, 452-461.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
+
+__all__ = ["ALSRecommender", "BPRRecommender", "implicit_available"]
+
+
+def implicit_available() -> bool:
+    """Whether the optional ``implicit`` package can be imported."""
+    return importlib.util.find_spec("implicit") is not None
+
+
+def _implicit_class(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(f"implicit.cpu.{module}"), name)
+    except ImportError as exc:
+        raise ImportError(
+            f"{name} needs the optional 'implicit' package ({exc}); install it with "
+            f"`pip install implicit`, or use EASERecommender / ItemKNNRecommender") from exc
+
+
+class _FactorModel(BaseRecommender):
+    def _fit_factors(self, cls: Any, params: dict[str, Any], X: sp.csr_matrix) -> None:
+        # implicit runs its own threads; a multi-threaded BLAS underneath only oversubscribes
+        # the cores (implicit checks, and warns about it, when a model is built)
+        with threadpool_limits(limits=1, user_api="blas"):
+            model = cls(**params)
+            model.fit(X.astype(np.float32).tocsr(), show_progress=False)
+        self.user_factors_: FloatArray = np.asarray(model.user_factors, dtype=np.float64)
+        self.item_factors_: FloatArray = np.asarray(model.item_factors, dtype=np.float64)
+        norms = np.linalg.norm(self.item_factors_, axis=1)
+        self._unit_items = self.item_factors_ / np.where(norms > 0, norms, 1.0)[:, None]
+
+    def _score_rows(self, rows: IntArray) -> FloatArray:
+        return self.user_factors_[rows] @ self.item_factors_.T
+
+    def _similarity_rows(self, items: IntArray) -> FloatArray:
+        return self._unit_items[items] @ self._unit_items.T
+
+
+class ALSRecommender(_FactorModel):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) via ``implicit``.
+
+    Parameters
+    ----------
+    factors
+        Latent dimensions.
+    regularization
+        L2 penalty on the factors.
+    alpha
+        Confidence scale: observed pairs get confidence ``alpha * w_ui``.
+    iterations
+        ALS sweeps.
+    random_state
+        Seed of the factor initialisation.
+    n_threads
+        Threads used by ``implicit`` (0 = all cores).
+    half_life_days
+        Optional exponential time decay of the interaction weights.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : ndarray
+        The fitted factors, rows in the order of ``user_index_`` / ``item_index_``.
+    """
+
+    def __init__(self, *, factors: int = 32, regularization: float = 0.05, alpha: float = 10.0,
+                 iterations: int = 15, random_state: int = 0, n_threads: int = 1,
+                 half_life_days: float | None = None) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.half_life_days = half_life_days
+
+    def _fit_matrix(self, X: sp.csr_matrix) -> None:
+        cls = _implicit_class("als", "AlternatingLeastSquares")
+        params = {"factors": self.factors, "regularization": self.regularization,
+                  "alpha": self.alpha, "iterations": self.iterations,
+                  "random_state": self.random_state, "num_threads": self.n_threads,
+                  "calculate_training_loss": False}
+        self._fit_factors(cls, params, X)
+
+
+class BPRRecommender(_FactorModel):
+    """Bayesian personalised ranking (Rendle et al. 2009) via ``implicit``.
+
+    Parameters
+    ----------
+    factors
+        Latent dimensions (``implicit`` adds an item bias column).
+    learning_rate, regularization
+        SGD step and L2 penalty.
+    iterations
+        Epochs over the positive pairs.
+    random_state
+        Seed of the initialisation and of the negative sampling.
+    n_threads
+        Threads used by ``implicit``; with more than one the SGD updates race, so results are
+        reproducible only with 1 (the default).
+    half_life_days
+        Optional exponential time decay of the interaction weights (BPR uses presence only, so
+        it has no effect on the fit).
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : ndarray
+        The fitted factors (bias columns included).
+    """
+
+    def __init__(self, *, factors: int = 32, learning_rate: float = 0.05,
+                 regularization: float = 0.01, iterations: int = 100, random_state: int = 0,
+                 n_threads: int = 1, half_life_days: float | None = None) -> None:
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.half_life_days = half_life_days
+
+    def _fit_matrix(self, X: sp.csr_matrix) -> None:
+        cls = _implicit_class("bpr", "BayesianPersonalizedRanking")
+        params = {"factors": self.factors, "learning_rate": self.learning_rate,
+                  "regularization": self.regularization, "iterations": self.iterations,
+                  "random_state": self.random_state, "num_threads": self.n_threads}
+        self._fit_factors(cls, params, X)

@@ -1,0 +1,1 @@
+"""barberpro_ml.scoring"""
