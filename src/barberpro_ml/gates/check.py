@@ -150,7 +150,8 @@ class GateResult(BaseModel):
     worse than the champion. Non-blocking claims (``blocking: false`` in the claims file,
     e.g. the seed's marketing numbers) get the same verdicts, tags and place in Holm's
     family, but do not decide promotion. ``table()`` gives one row per claim (plus one for
-    the champion comparison); ``to_text()`` and the rich rendering (``rich.print(result)``) show the same table.
+    the champion comparison); ``to_text()`` and the rich rendering (``rich.print(result)``)
+    show the same table.
     """
 
     model_config = ConfigDict(frozen=True)
