@@ -143,12 +143,20 @@ FAMILIES = ("churn",)
 """Model families with an experiment script, in the order the pipeline runs them."""
 
 
+def show_gate(gate: Any) -> None:
+    """The verdict table: rich on a terminal, plain unwrapped text in logs (CI, pipes)."""
+    if out.is_terminal:
+        out.print(gate)
+    else:
+        out.print(gate.to_text(), soft_wrap=True, markup=False, highlight=False)
+
+
 def _show_outcome(outcome: Any) -> None:
     status = "[green]passed[/]" if outcome.gate_passed else "[bold red]FAILED[/]"
     promoted = (f"promoted v{outcome.version} to @champion" if outcome.promoted
                 else f"not promoted (champion: {outcome.champion_version or 'none'})")
     if outcome.gate is not None:
-        out.print(outcome.gate)
+        show_gate(outcome.gate)
     for note in outcome.notes:
         out.print(f"note: {note}")
     out.print(f"{outcome.family}: gate {status}; {promoted} (run {outcome.run_id})")
@@ -213,7 +221,7 @@ def gate_command(
     except ValidationError:
         report = EvaluationReport.model_validate_json(text)
     result = check(report, load_claims(claims, family=family))
-    out.print(result)
+    show_gate(result)
     if not result.passed:
         raise typer.Exit(EXIT_GATE_FAILED)
 
@@ -234,7 +242,7 @@ def promote_command(
     gate = GateResult.model_validate_json(_download_json(run_id, "gates/gate_result.json"))
     record = promote(model, version, gate, run_id=run_id,
                      report_uri=f"runs:/{run_id}/evaluation/report.json")
-    out.print(gate)
+    show_gate(gate)
     if record.outcome != "promoted":
         console.print(f"[bold red]refused[/]: {model} v{version} stays challenger; champion "
                       f"remains {record.previous_champion or 'none'}")
