@@ -24,12 +24,23 @@ from barberpro_ml.evaluation.classification import (
     evaluate_scores,
 )
 from barberpro_ml.evaluation.metrics import CLASSIFICATION_METRICS, HIGHER_IS_BETTER, BinaryScores
+from barberpro_ml.evaluation.ranking import (
+    RANKING_METRICS,
+    RankingReport,
+    ValidationSearch,
+    evaluate_recommender,
+    paired_ranking_difference,
+    per_user_ranking_metrics,
+    ranking_metric_names,
+    select_on_validation,
+)
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
 
 __all__ = [
     "BASELINE_METRICS",
     "CLASSIFICATION_METRICS",
     "HIGHER_IS_BETTER",
+    "RANKING_METRICS",
     "BacktestReport",
     "BacktestRow",
     "BacktestSplit",
@@ -41,13 +52,20 @@ __all__ = [
     "EvaluationReport",
     "MetricEstimate",
     "PairedDifference",
+    "RankingReport",
     "SliceReport",
+    "ValidationSearch",
     "bootstrap_metric",
     "evaluate_classifier",
+    "evaluate_recommender",
     "evaluate_scores",
     "paired_bootstrap",
+    "paired_ranking_difference",
+    "per_user_ranking_metrics",
     "percentile_interval",
+    "ranking_metric_names",
     "resample_counts",
     "resample_indices",
     "rolling_origin_backtest",
+    "select_on_validation",
 ]

@@ -1,6 +1,7 @@
 """Stage 3: models fitted on point-in-time features: churn classifier, BG/NBD and
-Gamma-Gamma lifetime value."""
+Gamma-Gamma lifetime value, implicit-feedback recommenders (``models.recs``)."""
 
+from barberpro_ml.models import recs
 from barberpro_ml.models._tabular import TabularSchema, UnseenCategoryWarning
 from barberpro_ml.models.churn import (
     CALIBRATION_METHODS,
@@ -33,5 +34,6 @@ __all__ = [
     "UnseenCategoryWarning",
     "accuracy_threshold",
     "customer_lifetime_value",
+    "recs",
     "tune",
 ]
