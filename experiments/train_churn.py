@@ -14,6 +14,7 @@ gate fails (for CI training runs).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -173,7 +174,12 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
         cfg = cfg.model_copy(update={"tune": Toggle(enabled=tune_trials > 0, n_trials=tune_trials,
                                                      seed=cfg.tune.model_extra.get("seed", 0)
                                                      if cfg.tune.model_extra else 0)})
-    configure_tracking(tracking_uri, experiment=cfg.experiment)
+    # Under `mlflow run` the launcher has created the run (MLFLOW_RUN_ID) in its own
+    # experiment: resume it there. Inside another active run (the pipeline under `mlflow run`),
+    # this job becomes a child run.
+    nested = mlflow.active_run() is not None
+    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
+    configure_tracking(tracking_uri, experiment=None if launched else cfg.experiment)
     if data is None:
         with stage("load data"):
             data = load_data(cfg, data_dir)
@@ -190,7 +196,7 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
     ev = {"n_bootstrap": 1000, "seed": 0, "min_slice_size": 200,
           "tenure_bands_days": [0, 90, 365, 730], **cfg.evaluation}
 
-    with mlflow.start_run(run_name=f"churn-{test_cut:%Y-%m-%d}") as run:
+    with mlflow.start_run(run_name=f"churn-{test_cut:%Y-%m-%d}", nested=nested) as run:
         log_config(cfg.model_dump())
         log_lineage(data=data, features=split.train)
         log_feature_catalogue(feature_catalog())

@@ -6,9 +6,11 @@ with status 2; a failed gate exits with status 3 so CI training runs can tell th
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -250,6 +252,23 @@ def promote_command(
     out.print(f"{model} v{version} is now @champion (was {record.previous_champion or 'none'})")
 
 
+@contextlib.contextmanager
+def _launcher_run(tracking_uri: str | None) -> Iterator[None]:
+    """Under ``mlflow run`` the launcher made a run (``MLFLOW_RUN_ID``); keep it active so each
+    family's job becomes a child run of it, instead of all resuming the same run."""
+    run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    if run_id is None:
+        yield
+        return
+    import mlflow
+
+    from barberpro_ml.registry import configure_tracking
+
+    configure_tracking(tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        yield
+
+
 @app.command("pipeline")
 @friendly_errors
 def pipeline_command(
@@ -274,12 +293,13 @@ def pipeline_command(
     data.save(out_dir)
     _print_counts(data, f"simulated marketplace (seed {seed}) -> {out_dir}")
     outcomes = []
-    for family in wanted:
-        console.rule(f"[bold]{family}")
-        outcome = _run_family(family, config=project_root() / "configs" / f"{family}.yaml",
-                              data=data, tracking_uri=tracking_uri)
-        _show_outcome(outcome)
-        outcomes.append(outcome)
+    with _launcher_run(tracking_uri):
+        for family in wanted:
+            console.rule(f"[bold]{family}")
+            outcome = _run_family(family, config=project_root() / "configs" / f"{family}.yaml",
+                                  data=data, tracking_uri=tracking_uri)
+            _show_outcome(outcome)
+            outcomes.append(outcome)
     summary = Table(title="pipeline summary")
     for col in ("family", "model", "metrics (95% CI)", "gate", "champion"):
         summary.add_column(col)
