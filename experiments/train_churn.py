@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from barberpro_ml.data import MarketplaceData, SimulationConfig, oracle_churn_probability, simulate
+from barberpro_ml.data import MarketplaceData, oracle_churn_probability
 from barberpro_ml.evaluation import (
     BacktestSplit,
     ClassificationReport,
@@ -55,28 +53,19 @@ from barberpro_ml.registry import (
     model_card,
     promote,
 )
+from barberpro_ml.registry.jobs import (
+    SimulationSource,
+    load_or_simulate,
+    resolve_path,
+    timed_stage,
+)
 from barberpro_ml.registry.outcome import HeadlineMetric, TrainingOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@contextmanager
-def stage(name: str) -> Iterator[None]:
-    """Say what the job is doing and how long it took (stderr), and log the duration."""
-    print(f"[churn] {name} ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    yield
-    seconds = time.perf_counter() - start
-    print(f"[churn] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
-    if mlflow.active_run() is not None:
-        mlflow.log_metric(f"seconds_{name.replace(' ', '_')}", seconds)
-
-
-class SimulationSource(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    config: str = "configs/simulation.yaml"
-    n_customers: int | None = None
-    seed: int | None = None
+def stage(name: str) -> AbstractContextManager[None]:
+    return timed_stage("churn", name)
 
 
 class Toggle(BaseModel):
@@ -112,19 +101,11 @@ class ChurnJobConfig(BaseModel):
 
 
 def resolve(path: str) -> Path:
-    """Config paths are relative to the project root, wherever the script is run from."""
-    p = Path(path)
-    return p if p.is_absolute() or p.exists() else ROOT / p
+    return resolve_path(path, ROOT)
 
 
 def load_data(cfg: ChurnJobConfig, data_dir: str | Path | None) -> MarketplaceData:
-    folder = data_dir or cfg.data_dir
-    if folder is not None:
-        return MarketplaceData.load(resolve(str(folder)))
-    sim = SimulationConfig.from_yaml(resolve(cfg.simulation.config))
-    overrides = {k: v for k, v in {"n_customers": cfg.simulation.n_customers,
-                                   "seed": cfg.simulation.seed}.items() if v is not None}
-    return simulate(SimulationConfig.model_validate({**sim.model_dump(), **overrides}))
+    return load_or_simulate(data_dir or cfg.data_dir, cfg.simulation, ROOT)
 
 
 def cutoffs(data: MarketplaceData, cfg: ChurnJobConfig

@@ -7,6 +7,8 @@
 - :mod:`~barberpro_ml.registry.tracking`: run-logging helpers (params, metrics with CI bounds,
   config, digests, git commit, report, gate result, model card).
 - :mod:`~barberpro_ml.registry.model_card`: the Markdown model card.
+- :mod:`~barberpro_ml.registry.recs_model`: fitted recommenders as pyfunc models (user ids in,
+  top-k out), registration, and the paired champion comparison for recommenders.
 """
 
 from barberpro_ml.registry.model_card import model_card
@@ -32,6 +34,13 @@ from barberpro_ml.registry.promotion import (
     promote,
     promotion_log,
     verdict_tags,
+)
+from barberpro_ml.registry.recs_model import (
+    RecommenderModel,
+    RecommenderSpec,
+    log_and_register_recommender,
+    log_recommender,
+    recs_champion_comparison,
 )
 from barberpro_ml.registry.tracking import (
     configure_tracking,
@@ -60,6 +69,8 @@ __all__ = [
     "PromotionError",
     "PromotionRecord",
     "PyfuncSpec",
+    "RecommenderModel",
+    "RecommenderSpec",
     "alias_version",
     "champion_comparison",
     "configure_tracking",
@@ -69,6 +80,7 @@ __all__ = [
     "git_commit",
     "load_champion",
     "log_and_register",
+    "log_and_register_recommender",
     "log_config",
     "log_feature_catalogue",
     "log_gate_result",
@@ -76,10 +88,12 @@ __all__ = [
     "log_model",
     "log_model_card",
     "log_params",
+    "log_recommender",
     "log_report",
     "model_card",
     "promote",
     "promotion_log",
+    "recs_champion_comparison",
     "register",
     "report_metrics",
     "verdict_tags",

@@ -1,0 +1,369 @@
+"""Train, evaluate, gate, register and (when the gates pass) promote the barber recommender.
+
+Reads top to bottom like the data flow::
+
+    event data -> out-of-time booking interactions (item = provider) -> fit the candidates
+    -> choose one on validation (an earlier cut-off) -> refit up to the test cut-off
+    -> evaluate by full ranking (bootstrap CIs over customers) beside popularity within the
+    customer's neighborhood (the gate's baseline) and global popularity -> gates
+    -> register @challenger -> promote @champion only when the blocking gates pass
+
+Run it as ``python experiments/train_recs.py --config configs/recs.yaml``, through
+``barberpro-ml train recs`` or ``mlflow run . -e train_recs``. Exit status 3 when a blocking
+gate fails (for CI training runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.base import clone
+
+from barberpro_ml.data import MarketplaceData
+from barberpro_ml.evaluation.ranking import (
+    RankingReport,
+    evaluate_recommender,
+    paired_ranking_difference,
+    select_on_validation,
+)
+from barberpro_ml.gates import check, load_claims
+from barberpro_ml.models import recs
+from barberpro_ml.models.recs import (
+    BaseRecommender,
+    PopularityRecommender,
+    booking_interactions_split,
+    customer_neighborhoods,
+    implicit_available,
+)
+from barberpro_ml.registry import (
+    configure_tracking,
+    log_and_register_recommender,
+    log_config,
+    log_gate_result,
+    log_lineage,
+    log_model_card,
+    log_report,
+    model_card,
+    promote,
+    recs_champion_comparison,
+)
+from barberpro_ml.registry.jobs import (
+    SimulationSource,
+    load_or_simulate,
+    resolve_path,
+    timed_stage,
+)
+from barberpro_ml.registry.outcome import HeadlineMetric, TrainingOutcome
+from barberpro_ml.registry.tracking import metric_key
+
+ROOT = Path(__file__).resolve().parents[1]
+FACTORIZATION = {"ALSRecommender", "BPRRecommender"}
+
+
+def stage(name: str) -> AbstractContextManager[None]:
+    return timed_stage("recs", name)
+
+
+class Search(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    param: str
+    values: list[Any] = Field(min_length=1)
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    class_name: str = Field(alias="class")
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: Search | None = None
+
+
+class RecsJobConfig(BaseModel):
+    """``configs/recs.yaml``: every knob of the recommendations job."""
+
+    model_config = ConfigDict(extra="forbid")
+    family: str = "recs"
+    model_name: str = "barberpro-recs"
+    experiment: str = "barberpro-recs"
+    data_dir: str | None = None
+    simulation: SimulationSource = Field(default_factory=SimulationSource)
+    item: str = "provider"
+    horizon_days: int = Field(90, gt=0)
+    k: list[int] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
+    select_metric: str = "ndcg@10"
+    candidates: dict[str, Candidate] = Field(min_length=1)
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+    report_candidates: bool = True
+    claims: str = "configs/claims.yaml"
+    promote: bool = True
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RecsJobConfig:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def resolve(path: str) -> Path:
+    return resolve_path(path, ROOT)
+
+
+def load_data(cfg: RecsJobConfig, data_dir: str | Path | None) -> MarketplaceData:
+    return load_or_simulate(data_dir or cfg.data_dir, cfg.simulation, ROOT)
+
+
+def build(candidate: Candidate) -> BaseRecommender:
+    cls = getattr(recs, candidate.class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseRecommender)):
+        raise ValueError(f"candidate class {candidate.class_name!r} is not a recommender of "
+                         f"barberpro_ml.models.recs")
+    model: BaseRecommender = cls(**candidate.params)
+    return model
+
+
+def select(cfg: RecsJobConfig, train: pd.DataFrame, valid: pd.DataFrame, groups: pd.Series,
+           notes: list[str]) -> tuple[str, dict[str, BaseRecommender], pd.DataFrame]:
+    """Every candidate (and its searched parameter) on validation; the best by select_metric.
+
+    Returns the best candidate's name, every candidate with its chosen parameter (unfitted),
+    and the validation table.
+    """
+    cut = int(cfg.select_metric.rsplit("@", 1)[1])
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, str] | None = None
+    chosen_models: dict[str, BaseRecommender] = {}
+    for name, cand in cfg.candidates.items():
+        if cand.class_name in FACTORIZATION and not implicit_available():
+            notes.append(f"candidate {name} ({cand.class_name}) skipped: the `implicit` "
+                         "package is not installed")
+            continue
+        model = build(cand)
+        if cand.search is not None:
+            search = select_on_validation(model, train, valid, cand.search.param,
+                                          cand.search.values, metric=cfg.select_metric,
+                                          user_groups=groups)
+            for row in search.table.to_dict("records"):
+                rows.append({"candidate": name, "param": cand.search.param,
+                             "value": str(row[cand.search.param]),
+                             cfg.select_metric: row[cfg.select_metric]})
+            chosen = clone(model).set_params(**{cand.search.param: search.best_value})
+            score = float(search.table[cfg.select_metric].max())
+        else:
+            chosen = model
+            fitted = clone(model).fit(train, user_groups=groups)
+            score = evaluate_recommender(fitted, train, valid, k=cut, n_bootstrap=0,
+                                         baseline=None, user_groups=groups,
+                                         keep_replicates=False).metric(cfg.select_metric).value
+            rows.append({"candidate": name, "param": "", "value": "",
+                         cfg.select_metric: score})
+        chosen_models[name] = chosen
+        if best is None or score > best[0]:
+            best = (score, name)
+    if best is None:
+        raise ValueError("no candidate could be fitted (see the notes)")
+    baseline = PopularityRecommender(by_group=True).fit(train, user_groups=groups)
+    base = evaluate_recommender(baseline, train, valid, k=cut, n_bootstrap=0, baseline=None,
+                                user_groups=groups, keep_replicates=False)
+    rows.append({"candidate": "neighborhood_popularity (baseline)", "param": "", "value": "",
+                 cfg.select_metric: base.metric(cfg.select_metric).value})
+    return best[1], chosen_models, pd.DataFrame(rows)
+
+
+def with_gate_metrics(report: RankingReport, global_report: RankingReport,
+                      n_bootstrap: int, seed: int) -> RankingReport:
+    """Add the paired differences the claims file gates on to the report's metrics.
+
+    ``<metric>_minus_baseline`` (vs popularity within the neighborhood, the report's baseline)
+    and ``<metric>_minus_global_popularity``, each a paired bootstrap over the same customers
+    with its replicates, so ``gates.check`` can test "difference >= 0" like any other claim.
+    """
+    assert report.per_user is not None and global_report.per_user is not None
+    added: dict[str, Any] = {}
+    for name, diff in report.differences.items():
+        if name.startswith(("ndcg@", "recall@", "hit@")):
+            added[f"{name}_minus_baseline"] = diff.model_copy(
+                update={"name": f"{name}_minus_baseline"})
+            if name in global_report.per_user.columns:
+                added[f"{name}_minus_global_popularity"] = paired_ranking_difference(
+                    report.per_user[name], global_report.per_user[name], n_bootstrap, seed,
+                    confidence=report.confidence, name=f"{name}_minus_global_popularity")
+    return report.model_copy(update={"metrics": {**report.metrics, **added}})
+
+
+def candidates_on_test(candidates: dict[str, BaseRecommender], chosen_name: str,
+                       chosen: BaseRecommender, train: pd.DataFrame, test: pd.DataFrame,
+                       groups: pd.Series, baseline: BaseRecommender, n_bootstrap: int,
+                       seed: int) -> pd.DataFrame:
+    """Every candidate on the test period beside the baseline, for the record (not to choose:
+    the choice was made on validation). One row per candidate and metric @10."""
+    rows = []
+    for name, candidate in candidates.items():
+        fitted = chosen if name == chosen_name else clone(candidate).fit(train,
+                                                                         user_groups=groups)
+        rep = evaluate_recommender(fitted, train, test, k=10, n_bootstrap=n_bootstrap,
+                                   seed=seed, baseline=baseline, user_groups=groups,
+                                   keep_replicates=False)
+        for metric in ("ndcg@10", "recall@10", "hit@10", "mrr@10"):
+            est, base, diff = rep.metrics[metric], rep.baselines[metric], \
+                rep.differences[metric]
+            rows.append({"candidate": name, "chosen": name == chosen_name,
+                         "class": type(fitted).__name__, "metric": metric,
+                         "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high,
+                         "baseline": base.value, "difference": diff.value,
+                         "difference_ci_low": diff.ci_low, "difference_ci_high": diff.ci_high})
+    return pd.DataFrame(rows)
+
+
+def headline(report: RankingReport, names: tuple[str, ...]) -> list[HeadlineMetric]:
+    return [HeadlineMetric(name=n, value=report.metrics[n].value, ci_low=report.metrics[n].ci_low,
+                           ci_high=report.metrics[n].ci_high) for n in names]
+
+
+def run(config: str | Path = "configs/recs.yaml", *, data: MarketplaceData | None = None,
+        data_dir: str | Path | None = None, tracking_uri: str | None = None,
+        **ignored: Any) -> TrainingOutcome:
+    """The whole recommendations job; returns what the pipeline summary shows.
+
+    Keyword arguments meant for other families (``tune_trials``...) are accepted and ignored.
+    """
+    cfg = RecsJobConfig.from_yaml(resolve(str(config)))
+    # As in train_churn: under `mlflow run` the launcher has created the run (MLFLOW_RUN_ID) in
+    # its own experiment, so resume it there; inside another active run (the pipeline under
+    # `mlflow run`) this job becomes a child run.
+    nested = mlflow.active_run() is not None
+    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
+    configure_tracking(tracking_uri, experiment=None if launched else cfg.experiment)
+    if data is None:
+        with stage("load data"):
+            data = load_data(cfg, data_dir)
+    ev = {"n_bootstrap": 1000, "seed": 0, **cfg.evaluation}
+    n_boot, seed = int(ev["n_bootstrap"]), int(ev["seed"])
+    ks = sorted(set(cfg.k))
+    if cfg.select_metric.split("@")[0] != "ndcg" or 10 not in ks:
+        raise ValueError("the gate is on ndcg@10: keep 10 in k (and select_metric ndcg@<k>)")
+
+    # -- out-of-time interactions: validation one horizon before the test cut-off
+    horizon = pd.Timedelta(days=cfg.horizon_days)
+    test_cut = (data.observation_end - horizon).normalize()
+    valid_cut = test_cut - horizon
+    item: Any = cfg.item
+    groups = customer_neighborhoods(data)
+    train_v, valid = booking_interactions_split(data, valid_cut, cfg.horizon_days, item=item)
+    train, test = booking_interactions_split(data, test_cut, cfg.horizon_days, item=item)
+    notes: list[str] = []
+
+    with mlflow.start_run(run_name=f"recs-{test_cut:%Y-%m-%d}", nested=nested) as run:
+        log_config(cfg.model_dump(by_alias=True))
+        log_lineage(data=data, features=train)
+        mlflow.log_params({"validation_cutoff": f"{valid_cut:%Y-%m-%d}",
+                           "test_cutoff": f"{test_cut:%Y-%m-%d}",
+                           "n_train_interactions": len(train), "n_test_interactions": len(test),
+                           "n_validation_interactions": len(valid)})
+
+        # -- choose on validation, refit up to the test cut-off
+        with stage("select"):
+            chosen_name, candidates, table = select(cfg, train_v, valid, groups, notes)
+        chosen = candidates[chosen_name]
+        mlflow.log_text(table.to_csv(index=False), "evaluation/validation.csv")
+        mlflow.log_params({"chosen_candidate": chosen_name,
+                           "chosen_class": type(chosen).__name__,
+                           **{f"chosen.{k}": v for k, v in chosen.get_params().items()}})
+        with stage("fit"):
+            model = clone(chosen).fit(train, user_groups=groups)
+            neighborhood = PopularityRecommender(by_group=True).fit(train, user_groups=groups)
+            # No groups at all: cold customers get the global ranking too.
+            global_pop = PopularityRecommender().fit(train)
+
+        # -- evaluate on the out-of-time test bookings
+        with stage("evaluate"):
+            raw = evaluate_recommender(model, train, test, k=ks, n_bootstrap=n_boot, seed=seed,
+                                       baseline=neighborhood, user_groups=groups,
+                                       family=cfg.family)
+            global_report = evaluate_recommender(global_pop, train, test, k=ks,
+                                                 n_bootstrap=n_boot, seed=seed, baseline=None,
+                                                 family=cfg.family)
+            report = with_gate_metrics(raw, global_report, n_boot, seed)
+        report_uri = log_report(report)
+        if cfg.report_candidates:
+            with stage("evaluate candidates"):
+                frame = candidates_on_test(candidates, chosen_name, model, train, test, groups,
+                                           neighborhood, n_boot, seed)
+            mlflow.log_text(frame.to_csv(index=False), "evaluation/candidates_test.csv")
+        mlflow.log_text(global_report.model_dump_json(indent=2),
+                        "evaluation/global_popularity_report.json")
+        for name, est in global_report.metrics.items():
+            key = metric_key(f"global_popularity_{name}")
+            mlflow.log_metrics({key: est.value, f"{key}_ci_low": est.ci_low,
+                                f"{key}_ci_high": est.ci_high})
+        d_n = report.metrics["ndcg@10_minus_baseline"]
+        d_g = report.metrics["ndcg@10_minus_global_popularity"]
+        summary = (f"NDCG@10 {report.metrics['ndcg@10'].value:.3f} ({chosen_name}) vs "
+                   f"neighborhood popularity {report.baselines['ndcg@10'].value:.3f} "
+                   f"(difference {d_n.value:+.3f} [{d_n.ci_low:+.3f}, {d_n.ci_high:+.3f}]) and "
+                   f"global popularity {global_report.metrics['ndcg@10'].value:.3f} "
+                   f"({d_g.value:+.3f} [{d_g.ci_low:+.3f}, {d_g.ci_high:+.3f}]); "
+                   f"{report.n:,} test customers, {report.n_cold_users:,} unseen in training")
+        notes.insert(0, summary)
+
+        # -- register as challenger, gate, promote
+        with stage("register"):
+            _info, version = log_and_register_recommender(model, cfg.model_name)
+        assert report.per_user is not None
+        comparison = recs_champion_comparison(cfg.model_name, train, test,
+                                              report.per_user["ndcg@10"], user_groups=groups,
+                                              n_bootstrap=n_boot, seed=seed)
+        gate = check(report, load_claims(resolve(cfg.claims), family=cfg.family), comparison)
+        log_gate_result(gate)
+        log_model_card(model_card(
+            report, model_name=cfg.model_name, version=str(version.version),
+            description=(f"Barbers to recommend to a customer: the top k of {report.n_items} "
+                         f"barbers by {type(model).__name__} ({chosen_name}, chosen on "
+                         f"validation by {cfg.select_metric}), leaving out the barbers the "
+                         "customer already booked; customers unseen in training get the most "
+                         "booked barbers of their neighborhood."),
+            data_window={
+                "validation cut-off": f"{valid_cut:%Y-%m-%d}",
+                "test cut-off": f"{test_cut:%Y-%m-%d}",
+                "test period": f"bookings made after the cut-off, completed within "
+                               f"{cfg.horizon_days} days",
+                "interactions (train / test)": f"{len(train):,} / {len(test):,}"},
+            gate_result=gate, slice_metrics=["ndcg@10", "recall@10", "hit@10"],
+            caveats=notes))
+        promoted = False
+        champion = None
+        if cfg.promote:
+            record = promote(cfg.model_name, version.version, gate, report_uri=report_uri,
+                             run_id=run.info.run_id)
+            promoted = record.outcome == "promoted"
+            champion = record.version if promoted else record.previous_champion
+    return TrainingOutcome(
+        family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
+        version=str(version.version), gate_passed=gate.passed, promoted=promoted,
+        champion_version=champion,
+        headline=headline(report, ("ndcg@10", "ndcg@10_minus_global_popularity", "recall@10")),
+        verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims]
+        + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"],
+        gate=gate, notes=notes,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/recs.yaml")
+    parser.add_argument("--data", default=None, help="folder of event tables (else simulate)")
+    args = parser.parse_args(argv)
+    outcome = run(args.config, data_dir=args.data)
+    print(outcome.gate.to_text() if outcome.gate else "\n".join(outcome.verdicts))
+    for note in outcome.notes:
+        print(f"note: {note}")
+    return 0 if outcome.gate_passed else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Plumbing shared by the experiment scripts (``experiments/train_<family>.py``).
+
+Each script stays a short, top-to-bottom reading of its job; what every job needs the same way
+lives here once: where the event data comes from, how config paths resolve, and timed stages
+that tell the user what is happening and log their durations to the run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+from pydantic import BaseModel, ConfigDict
+
+from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
+
+
+class SimulationSource(BaseModel):
+    """The ``simulation:`` block of a job config: a simulation YAML plus overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+    config: str = "configs/simulation.yaml"
+    n_customers: int | None = None
+    seed: int | None = None
+
+
+def resolve_path(path: str | Path, root: Path) -> Path:
+    """``path`` as given when absolute or existing from the working directory, else under
+    ``root`` (the checkout), so configs work wherever a script is run from."""
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else root / p
+
+
+def load_or_simulate(data_dir: str | Path | None, simulation: SimulationSource,
+                     root: Path) -> MarketplaceData:
+    """Load the event tables from ``data_dir`` or, when it is None, simulate them."""
+    if data_dir is not None:
+        return MarketplaceData.load(resolve_path(data_dir, root))
+    base = SimulationConfig.from_yaml(resolve_path(simulation.config, root))
+    overrides = {k: v for k, v in {"n_customers": simulation.n_customers,
+                                   "seed": simulation.seed}.items() if v is not None}
+    return simulate(SimulationConfig.model_validate({**base.model_dump(), **overrides}))
+
+
+@contextmanager
+def timed_stage(family: str, name: str) -> Iterator[None]:
+    """Say on stderr what the job is doing and how long it took; log ``seconds_<name>`` to the
+    active run, if any."""
+    print(f"[{family}] {name} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - start
+    print(f"[{family}] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    if mlflow.active_run() is not None:
+        mlflow.log_metric(f"seconds_{name.replace(' ', '_')}", seconds)
