@@ -141,7 +141,7 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- training jobs
-FAMILIES = ("churn", "recs")
+FAMILIES = ("churn", "ltv", "recs")
 """Model families with an experiment script, in the order the pipeline runs them."""
 
 
@@ -184,6 +184,22 @@ def train_churn_command(
     """Train, evaluate, gate, register and (if the gates pass) promote the churn model."""
     outcome = _run_family("churn", config=config, data_dir=data, tracking_uri=tracking_uri,
                           tune_trials=tune_trials)
+    _show_outcome(outcome)
+    if not outcome.gate_passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@train_app.command("ltv")
+@friendly_errors
+def train_ltv_command(
+    config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/ltv.yaml"),
+    data: Annotated[Path | None, typer.Option(help="Folder of event tables; default: "
+                                                   "simulate as the config says.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
+                                                     help="MLflow tracking URI.")] = None,
+) -> None:
+    """Train, evaluate, gate, register and (if the gates pass) promote the lifetime-value model."""
+    outcome = _run_family("ltv", config=config, data_dir=data, tracking_uri=tracking_uri)
     _show_outcome(outcome)
     if not outcome.gate_passed:
         raise typer.Exit(EXIT_GATE_FAILED)

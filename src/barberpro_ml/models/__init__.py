@@ -19,6 +19,7 @@ from barberpro_ml.models.clv import (
     GammaGammaParams,
     customer_lifetime_value,
 )
+from barberpro_ml.models.ltv import LTVRegressor
 
 __all__ = [
     "CALIBRATION_METHODS",
@@ -29,6 +30,7 @@ __all__ = [
     "GammaGammaModel",
     "GammaGammaParams",
     "IsotonicCalibrator",
+    "LTVRegressor",
     "PlattCalibrator",
     "TabularSchema",
     "UnseenCategoryWarning",
