@@ -226,3 +226,78 @@ def learn_schema(frame: pd.DataFrame, columns: Sequence[str]) -> TabularSchema:
                 levels = tuple(distinct)
         categories[name] = levels
     return TabularSchema(columns=tuple(columns), categories=categories)
+
+
+# ------------------------------------------------------------------ shared estimator checks
+# The gradient-boosted estimators (ChurnClassifier, LTVRegressor) share these parameters, the
+# way they are validated in ``fit`` and the way ``X`` is accepted; one place for all of it.
+
+def is_int(value: Any) -> bool:
+    """An integer parameter value (``bool`` is not one)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A real-number parameter value (``bool`` is not one)."""
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
+def boosting_param_problems(estimator: Any) -> list[str]:
+    """What is wrong with the boosting parameters every tree estimator here shares."""
+    problems: list[str] = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    e = estimator
+    need(is_int(e.n_estimators) and e.n_estimators >= 1, "n_estimators must be an int >= 1")
+    need(is_real(e.learning_rate) and e.learning_rate > 0, "learning_rate must be > 0")
+    need(is_int(e.max_depth) and e.max_depth >= 1, "max_depth must be an int >= 1")
+    need(is_real(e.min_child_weight) and e.min_child_weight >= 0,
+         "min_child_weight must be >= 0")
+    for name in ("subsample", "colsample_bytree"):
+        value = getattr(e, name)
+        need(is_real(value) and 0 < value <= 1, f"{name} must be in (0, 1]")
+    for name in ("reg_lambda", "reg_alpha", "gamma"):
+        if hasattr(e, name):
+            value = getattr(e, name)
+            need(is_real(value) and value >= 0, f"{name} must be >= 0")
+    need(is_int(e.max_cat_to_onehot) and e.max_cat_to_onehot >= 1,
+         "max_cat_to_onehot must be an int >= 1")
+    need(e.early_stopping_rounds is None
+         or (is_int(e.early_stopping_rounds) and e.early_stopping_rounds >= 1),
+         "early_stopping_rounds must be None or an int >= 1")
+    need(is_real(e.validation_fraction) and 0 < e.validation_fraction < 1,
+         "validation_fraction must be in (0, 1)")
+    need(e.n_jobs is None or is_int(e.n_jobs), "n_jobs must be None or an int")
+    return problems
+
+
+def as_frame(estimator: Any, X: Any, *, reset: bool) -> pd.DataFrame:
+    """``X`` as a DataFrame whose columns are positionally the schema's columns.
+
+    DataFrames keep their dtypes (categoricals stay categoricals); anything else goes through
+    scikit-learn's numeric validation. At fit (``reset=True``) the column names and count are
+    recorded on ``estimator``; afterwards they are checked, as for any scikit-learn estimator.
+    """
+    from sklearn.utils.validation import validate_data
+
+    name = type(estimator).__name__
+    if isinstance(X, pd.DataFrame):
+        validate_data(estimator, X, skip_check_array=True, reset=reset)
+        for axis, what in ((0, "sample"), (1, "feature")):
+            if X.shape[axis] == 0:
+                raise ValueError(f"Found array with 0 {what}(s) (shape={X.shape}) while a "
+                                 f"minimum of 1 is required by {name}.")
+        frame = X
+        if reset:
+            estimator.n_features_in_ = X.shape[1]
+    else:
+        array = validate_data(estimator, X, reset=reset, dtype="numeric",
+                              ensure_all_finite="allow-nan")
+        frame = pd.DataFrame(array)
+    if not reset and frame.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {frame.shape[1]} features, but {name} is expecting "
+                         f"{estimator.n_features_in_} features as input.")
+    return frame

@@ -48,10 +48,17 @@ from sklearn.utils.validation import (
     check_consistent_length,
     check_is_fitted,
     column_or_1d,
-    validate_data,
 )
 
-from barberpro_ml.models._tabular import TabularSchema, UnseenCategoryWarning, learn_schema
+from barberpro_ml.models._tabular import (
+    TabularSchema,
+    UnseenCategoryWarning,
+    as_frame,
+    boosting_param_problems,
+    is_int,
+    is_real,
+    learn_schema,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -378,77 +385,25 @@ reg_alpha, gamma
 
     # ---------------------------------------------------------------- validation helpers
     def _validate_params(self) -> None:
-        problems: list[str] = []
+        problems = boosting_param_problems(self)
 
         def need(ok: bool, message: str) -> None:
             if not ok:
                 problems.append(message)
 
-        def is_int(value: Any) -> bool:
-            return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-        def is_real(value: Any) -> bool:
-            return isinstance(value, int | float | np.number) and not isinstance(value, bool)
-
         need(self.estimator in _ESTIMATORS, f"estimator must be one of {_ESTIMATORS}")
-        need(is_int(self.n_estimators) and self.n_estimators >= 1,
-             "n_estimators must be an int >= 1")
-        need(is_real(self.learning_rate) and self.learning_rate > 0, "learning_rate must be > 0")
-        need(is_int(self.max_depth) and self.max_depth >= 1, "max_depth must be an int >= 1")
-        need(is_real(self.min_child_weight) and self.min_child_weight >= 0,
-             "min_child_weight must be >= 0")
-        for name in ("subsample", "colsample_bytree"):
-            value = getattr(self, name)
-            need(is_real(value) and 0 < value <= 1, f"{name} must be in (0, 1]")
-        for name in ("reg_lambda", "reg_alpha", "gamma"):
-            value = getattr(self, name)
-            need(is_real(value) and value >= 0, f"{name} must be >= 0")
-        need(is_int(self.max_cat_to_onehot) and self.max_cat_to_onehot >= 1,
-             "max_cat_to_onehot must be an int >= 1")
         need(is_real(self.C) and self.C > 0, "C must be > 0")
-        need(self.early_stopping_rounds is None
-             or (is_int(self.early_stopping_rounds) and self.early_stopping_rounds >= 1),
-             "early_stopping_rounds must be None or an int >= 1")
-        need(is_real(self.validation_fraction) and 0 < self.validation_fraction < 1,
-             "validation_fraction must be in (0, 1)")
         need(self.calibration in ("auto", *CALIBRATION_METHODS),
              f"calibration must be 'auto' or one of {CALIBRATION_METHODS}")
         need(is_int(self.calibration_folds) and self.calibration_folds >= 2,
              "calibration_folds must be an int >= 2")
         need(self.threshold == "auto" or (is_real(self.threshold) and 0 < self.threshold < 1),
              "threshold must be 'auto' or a number in (0, 1)")
-        need(self.n_jobs is None or is_int(self.n_jobs), "n_jobs must be None or an int")
         if problems:
             raise ValueError(f"invalid {type(self).__name__} parameters: " + "; ".join(problems))
 
     def _as_frame(self, X: Any, *, reset: bool) -> pd.DataFrame:
-        """``X`` as a DataFrame whose columns are positionally the schema's columns."""
-        if isinstance(X, pd.DataFrame):
-            # checks (and at fit records) the column names, as for any sklearn estimator
-            validate_data(self, X, skip_check_array=True, reset=reset)
-            if X.shape[0] == 0:
-                raise ValueError(
-                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 "
-                    f"is required by {type(self).__name__}."
-                )
-            if X.shape[1] == 0:
-                raise ValueError(
-                    f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
-                    f"is required by {type(self).__name__}."
-                )
-            frame = X
-            if reset:
-                self.n_features_in_ = X.shape[1]
-        else:
-            array = validate_data(self, X, reset=reset, dtype="numeric",
-                                  ensure_all_finite="allow-nan")
-            frame = pd.DataFrame(array)
-        if not reset and frame.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        return frame
+        return as_frame(self, X, reset=reset)
 
     def _check_y(self, y: Any, *, fitting: bool) -> np.ndarray:
         """``y`` as 0/1 (1 = ``classes_[1]``); at fit also sets ``classes_``."""

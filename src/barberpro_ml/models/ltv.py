@@ -32,20 +32,17 @@ from sklearn.utils.validation import (
     check_consistent_length,
     check_is_fitted,
     column_or_1d,
-    validate_data,
 )
 
-from barberpro_ml.models._tabular import TabularSchema, learn_schema
+from barberpro_ml.models._tabular import (
+    TabularSchema,
+    as_frame,
+    boosting_param_problems,
+    is_real,
+    learn_schema,
+)
 
 __all__ = ["LTVRegressor"]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
 
 
 class LTVRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -171,59 +168,16 @@ reg_alpha
         return tags
 
     def _validate_params(self) -> None:
-        problems: list[str] = []
-
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                problems.append(message)
-
-        need(_is_real(self.tweedie_variance_power) and 1 <= self.tweedie_variance_power < 2,
-             "tweedie_variance_power must be in [1, 2)")
-        need(_is_int(self.n_estimators) and self.n_estimators >= 1,
-             "n_estimators must be an int >= 1")
-        need(_is_real(self.learning_rate) and self.learning_rate > 0, "learning_rate must be > 0")
-        need(_is_int(self.max_depth) and self.max_depth >= 1, "max_depth must be an int >= 1")
-        need(_is_real(self.min_child_weight) and self.min_child_weight >= 0,
-             "min_child_weight must be >= 0")
-        for name in ("subsample", "colsample_bytree"):
-            value = getattr(self, name)
-            need(_is_real(value) and 0 < value <= 1, f"{name} must be in (0, 1]")
-        for name in ("reg_lambda", "reg_alpha"):
-            value = getattr(self, name)
-            need(_is_real(value) and value >= 0, f"{name} must be >= 0")
-        need(_is_int(self.max_cat_to_onehot) and self.max_cat_to_onehot >= 1,
-             "max_cat_to_onehot must be an int >= 1")
-        need(self.early_stopping_rounds is None
-             or (_is_int(self.early_stopping_rounds) and self.early_stopping_rounds >= 1),
-             "early_stopping_rounds must be None or an int >= 1")
-        need(_is_real(self.validation_fraction) and 0 < self.validation_fraction < 1,
-             "validation_fraction must be in (0, 1)")
-        need(self.n_jobs is None or _is_int(self.n_jobs), "n_jobs must be None or an int")
-        need(_is_real(self.prediction_scale) and 0 < self.prediction_scale < math.inf,
-             "prediction_scale must be a finite number > 0")
+        problems = boosting_param_problems(self)
+        if not (is_real(self.tweedie_variance_power) and 1 <= self.tweedie_variance_power < 2):
+            problems.append("tweedie_variance_power must be in [1, 2)")
+        if not (is_real(self.prediction_scale) and 0 < self.prediction_scale < math.inf):
+            problems.append("prediction_scale must be a finite number > 0")
         if problems:
             raise ValueError(f"invalid {type(self).__name__} parameters: " + "; ".join(problems))
 
     def _as_frame(self, X: Any, *, reset: bool) -> pd.DataFrame:
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, skip_check_array=True, reset=reset)
-            for axis, what in ((0, "sample"), (1, "feature")):
-                if X.shape[axis] == 0:
-                    raise ValueError(
-                        f"Found array with 0 {what}(s) (shape={X.shape}) while a minimum of 1 "
-                        f"is required by {type(self).__name__}.")
-            frame = X
-            if reset:
-                self.n_features_in_ = X.shape[1]
-        else:
-            array = validate_data(self, X, reset=reset, dtype="numeric",
-                                  ensure_all_finite="allow-nan")
-            frame = pd.DataFrame(array)
-        if not reset and frame.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input.")
-        return frame
+        return as_frame(self, X, reset=reset)
 
     @staticmethod
     def _check_y(y: Any, name: str) -> np.ndarray:
