@@ -170,55 +170,54 @@ def _run_family(family: str, **kwargs: Any) -> Any:
     return load_experiment(family).run(**kwargs)
 
 
+DataOption = Annotated[Path | None, typer.Option(
+    help="Folder of event tables; default: simulate as the config says.")]
+TrackingOption = Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
+                                                    help="MLflow tracking URI.")]
+
+
+def _train(family: str, **kwargs: Any) -> None:
+    """Run one family's job, show its verdicts, exit 3 when a blocking gate failed."""
+    outcome = _run_family(family, **kwargs)
+    _show_outcome(outcome)
+    if not outcome.gate_passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
 @train_app.command("churn")
 @friendly_errors
 def train_churn_command(
     config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/churn.yaml"),
-    data: Annotated[Path | None, typer.Option(help="Folder of event tables; default: "
-                                                   "simulate as the config says.")] = None,
+    data: DataOption = None,
     tune_trials: Annotated[int | None, typer.Option(help="Run an Optuna study with this many "
                                                          "trials first.")] = None,
-    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
-                                                     help="MLflow tracking URI.")] = None,
+    tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the churn model."""
-    outcome = _run_family("churn", config=config, data_dir=data, tracking_uri=tracking_uri,
-                          tune_trials=tune_trials)
-    _show_outcome(outcome)
-    if not outcome.gate_passed:
-        raise typer.Exit(EXIT_GATE_FAILED)
+    _train("churn", config=config, data_dir=data, tracking_uri=tracking_uri,
+           tune_trials=tune_trials)
 
 
 @train_app.command("ltv")
 @friendly_errors
 def train_ltv_command(
     config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/ltv.yaml"),
-    data: Annotated[Path | None, typer.Option(help="Folder of event tables; default: "
-                                                   "simulate as the config says.")] = None,
-    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
-                                                     help="MLflow tracking URI.")] = None,
+    data: DataOption = None,
+    tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the lifetime-value model."""
-    outcome = _run_family("ltv", config=config, data_dir=data, tracking_uri=tracking_uri)
-    _show_outcome(outcome)
-    if not outcome.gate_passed:
-        raise typer.Exit(EXIT_GATE_FAILED)
+    _train("ltv", config=config, data_dir=data, tracking_uri=tracking_uri)
 
 
 @train_app.command("recs")
 @friendly_errors
 def train_recs_command(
     config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/recs.yaml"),
-    data: Annotated[Path | None, typer.Option(help="Folder of event tables; default: "
-                                                   "simulate as the config says.")] = None,
-    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
-                                                     help="MLflow tracking URI.")] = None,
+    data: DataOption = None,
+    tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the barber recommender."""
-    outcome = _run_family("recs", config=config, data_dir=data, tracking_uri=tracking_uri)
-    _show_outcome(outcome)
-    if not outcome.gate_passed:
-        raise typer.Exit(EXIT_GATE_FAILED)
+    _train("recs", config=config, data_dir=data, tracking_uri=tracking_uri)
 
 
 def _download_json(run_id: str, artifact: str) -> str:
