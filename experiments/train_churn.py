@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from barberpro_ml.data import MarketplaceData, oracle_churn_probability
 from barberpro_ml.evaluation import (
     BacktestSplit,
-    ClassificationReport,
     evaluate_classifier,
     evaluate_scores,
     paired_bootstrap,
@@ -59,7 +58,7 @@ from barberpro_ml.registry.jobs import (
     resolve_path,
     timed_stage,
 )
-from barberpro_ml.registry.outcome import HeadlineMetric, TrainingOutcome
+from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,11 +138,6 @@ def slice_frame(X: pd.DataFrame, edges: list[int]) -> pd.DataFrame:
         "tenure_band": pd.cut(X["tenure_days"], bins=bins, labels=labels, right=False)
         .astype("str"),
     }, index=X.index)
-
-
-def headline(report: ClassificationReport, names: tuple[str, ...]) -> list[HeadlineMetric]:
-    return [HeadlineMetric(name=n, value=report.metrics[n].value, ci_low=report.metrics[n].ci_low,
-                           ci_high=report.metrics[n].ci_high) for n in names]
 
 
 def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | None = None,
@@ -302,7 +296,7 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
         family="churn", run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,
         champion_version=champion,
-        headline=headline(report, ("roc_auc", "accuracy", "ece")),
+        headline=headline_metrics(report, ("roc_auc", "accuracy", "ece")),
         verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims]
         + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"],
         gate=gate, notes=[oracle_line] if oracle_line else [],
@@ -316,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-trials", type=int, default=None)
     args = parser.parse_args(argv)
     outcome = run(args.config, data_dir=args.data, tune_trials=args.tune_trials)
-    print(outcome.gate.to_text() if outcome.gate else "\n".join(outcome.verdicts))
+    print(outcome.to_text())
     return 0 if outcome.gate_passed else 3
 
 

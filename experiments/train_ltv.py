@@ -69,7 +69,7 @@ from barberpro_ml.registry.jobs import (
     resolve_path,
     timed_stage,
 )
-from barberpro_ml.registry.outcome import HeadlineMetric, TrainingOutcome
+from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
 from barberpro_ml.registry.tracking import metric_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,11 +230,6 @@ def summary_line(report: RegressionReport) -> str:
     return "; ".join(parts)
 
 
-def headline(report: RegressionReport, names: tuple[str, ...]) -> list[HeadlineMetric]:
-    return [HeadlineMetric(name=n, value=report.metrics[n].value, ci_low=report.metrics[n].ci_low,
-                           ci_high=report.metrics[n].ci_high) for n in names]
-
-
 def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None = None,
         data_dir: str | Path | None = None, tracking_uri: str | None = None,
         **ignored: Any) -> TrainingOutcome:
@@ -349,7 +344,7 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
         family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,
         champion_version=champion,
-        headline=headline(report, ("spearman", "gini", "mae", "mae_minus_naive",
+        headline=headline_metrics(report, ("spearman", "gini", "mae", "mae_minus_naive",
                                    "aggregate_error")),
         verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims]
         + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"],
@@ -364,9 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="folder of event tables (else simulate)")
     args = parser.parse_args(argv)
     outcome = run(args.config, data_dir=args.data)
-    print(outcome.gate.to_text() if outcome.gate else "\n".join(outcome.verdicts))
-    for note in outcome.notes:
-        print(f"note: {note}")
+    print(outcome.to_text())
     return 0 if outcome.gate_passed else 3
 
 

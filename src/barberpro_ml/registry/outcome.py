@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from barberpro_ml.evaluation import EvaluationReport
 from barberpro_ml.gates import GateResult
 
 
@@ -41,3 +42,15 @@ class TrainingOutcome(BaseModel):
     """The full gate result (its rich rendering is the verdict table)."""
     notes: list[str] = Field(default_factory=list)
     """Context for the summary, e.g. the model's ROC AUC relative to the simulation oracle."""
+
+    def to_text(self) -> str:
+        """The verdict table and the notes, as plain text (what the scripts print)."""
+        lines = [self.gate.to_text() if self.gate else "\n".join(self.verdicts)]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def headline_metrics(report: EvaluationReport, names: tuple[str, ...]) -> list[HeadlineMetric]:
+    """The named metrics of ``report`` with their intervals, for the summary table."""
+    return [HeadlineMetric(name=n, value=report.metric(n).value, ci_low=report.metric(n).ci_low,
+                           ci_high=report.metric(n).ci_high) for n in names]
