@@ -15,9 +15,12 @@ status RUNNING; :func:`promotion_log` only reads FINISHED runs, which are writte
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import os
 import re
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -345,11 +348,39 @@ def load_champion(name: str, *, alias: str = CHAMPION, tracking_uri: str | None 
         raise LookupError(f"registered model {name!r} has no {alias!r} alias at {uri} "
                           "(nothing promoted yet?)")
     mv = client.get_model_version(name, version)
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}", tracking_uri=uri,
-        registry_uri=tracking_uri or mlflow.get_registry_uri(),
-        dst_path=tempfile.mkdtemp(prefix=f"{_UNSAFE.sub('_', name)}-v{version}-"))
+    # MLflow resolves a version's files (a ``models:/m-...`` logged model in MLflow 3) through
+    # the *global* tracking and registry URIs, whatever is passed here: point both at the
+    # store asked for while downloading, or another store's version of the same number loads.
+    with _global_uris(uri, tracking_uri or mlflow.get_registry_uri()):
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", tracking_uri=uri,
+            dst_path=tempfile.mkdtemp(prefix=f"{_UNSAFE.sub('_', name)}-v{version}-"))
     return mlflow.pyfunc.load_model(str(Path(local))), mv
+
+
+@contextlib.contextmanager
+def _global_uris(tracking_uri: str, registry_uri: str) -> Iterator[None]:
+    """Set MLflow's global tracking and registry URIs for a block, then restore them exactly.
+
+    ``mlflow.set_*_uri`` also export environment variables and turn an implicit default into
+    an explicit setting, so the previous state is put back through MLflow's module globals.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri,
+             {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")})
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved[0], saved[1]
+        for key, value in saved[2].items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def champion_comparison(
