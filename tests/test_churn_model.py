@@ -106,6 +106,22 @@ def test_both_estimators_share_the_api_and_round_trip(kind: str) -> None:
     assert not hasattr(cloned, "threshold_")
 
 
+@pytest.mark.parametrize("kind", ["xgboost", "logistic"])
+def test_feature_contributions_are_shap_values_that_add_up_to_the_margin(kind: str) -> None:
+    X, y, _ = synthetic_churn(1200, seed=3)
+    model = ChurnClassifier(estimator=kind, **FAST).fit(X, y)
+    rows = X.iloc[:200]
+    contributions = model.feature_contributions(rows)
+    assert list(contributions.columns) == [*X.columns, "bias"]
+    assert contributions.index.equals(rows.index)
+    np.testing.assert_allclose(contributions.sum(axis=1), model.predict_margin(rows), atol=1e-4)
+    if kind == "xgboost":  # the same TreeSHAP values as the shap package
+        np.testing.assert_allclose(contributions.iloc[:, :-1],
+                                   model.explain(rows).values, atol=1e-5)
+    one = model.feature_contributions(rows.iloc[[7]])
+    np.testing.assert_allclose(one.to_numpy()[0], contributions.to_numpy()[7], atol=1e-5)
+
+
 def test_public_data_set_that_ships_with_scikit_learn() -> None:
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     X_fit, X_test, y_fit, y_test = train_test_split(X, y, test_size=0.3, random_state=0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -225,6 +227,30 @@ def test_request_round_trip_restores_the_training_frame(frame: pd.DataFrame) -> 
     pd.testing.assert_frame_equal(schema.prepare(schema.to_request(frame)), frame)
 
 
+@settings(max_examples=25, deadline=None)
+@given(hpd.data_frames([
+    hpd.column("count", dtype="int64"),
+    hpd.column("flag8", dtype="int8"),
+    hpd.column("amount", dtype="float64", elements=st.floats(-1e6, 1e6) | st.just(np.nan)),
+    hpd.column("level", elements=st.sampled_from(["a", "b", "c d"])),
+], index=hpd.range_indexes(min_size=1, max_size=30)), st.permutations(range(4)))
+def test_frames_already_in_training_dtypes_take_the_fast_path_to_the_same_result(
+        frame: pd.DataFrame, order: list[int]) -> None:
+    frame = frame.assign(level=pd.Categorical(frame["level"], categories=["a", "b", "c d"]))
+    schema = FeatureSchema.from_frame(frame)
+    shuffled = frame.iloc[:, order].assign(extra=1.5)  # other order, an extra column
+    assert schema._already_prepared(shuffled)
+    slow = schema.prepare(schema.to_request(frame))
+    fast = schema.prepare(shuffled)
+    assert list(fast.columns) == schema.names
+    pd.testing.assert_frame_equal(fast.astype({"flag8": "int64"}), slow)
+    # anything not in training dtypes goes through the checked conversion
+    other = frame.assign(level=pd.Categorical(frame["level"], categories=["c d", "b", "a"]))
+    assert not schema._already_prepared(other)
+    assert not schema._already_prepared(frame.assign(count=frame["count"].astype(float)))
+    assert not schema._already_prepared(frame.drop(columns="amount"))
+
+
 def test_feature_schema_refuses_frames_a_signature_cannot_carry() -> None:
     with pytest.raises(TypeError, match=r"'gap' \(timedelta64"):
         FeatureSchema.from_frame(pd.DataFrame({"gap": pd.to_timedelta([1, 2], unit="D")}))
@@ -362,6 +388,35 @@ def test_failed_alias_at_registration_removes_the_new_version(
         register(info.model_uri, NAME)
     monkeypatch.undo()
     assert MlflowClient().search_model_versions(f"name = '{NAME}'") == []
+
+
+def test_load_champion_reads_the_store_asked_for_and_leaves_global_uris_alone(
+        mlflow_store: Any, fitted: Any, tmp_path: Path) -> None:
+    """Two stores with a version 1 of the same name: the one asked for must load."""
+    model, X, y = fitted
+    template = tmp_path / "template.db"
+    shutil.copyfile(mlflow_store.db_path, template)  # empty store, before anything is logged
+    with mlflow.start_run() as run:
+        _, version = log_and_register(model, X, NAME)
+    promote(NAME, version.version, gate(True), report_uri=None, run_id=run.info.run_id)
+
+    other_uri = f"sqlite:///{template}"
+    flipped = HistGradientBoostingClassifier(max_iter=5, random_state=1).fit(X, 1 - y)
+    mlflow.set_tracking_uri(other_uri)
+    with mlflow.start_run() as run2:
+        _, v2 = log_and_register(flipped, X, NAME)
+    promote(NAME, v2.version, gate(True), report_uri=None, run_id=run2.info.run_id,
+            client=MlflowClient(tracking_uri=other_uri, registry_uri=other_uri))
+    assert v2.version == version.version  # both stores hold a version 1 of NAME
+
+    mlflow.set_tracking_uri(mlflow_store.tracking_uri)
+    before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_REGISTRY_URI"))
+    loaded, _ = load_champion(NAME, tracking_uri=other_uri)
+    request = loaded.unwrap_python_model().spec.features.to_request(X)
+    np.testing.assert_allclose(loaded.predict(request), flipped.predict_proba(X)[:, 1])
+    here, _ = load_champion(NAME)
+    np.testing.assert_allclose(here.predict(request), model.predict_proba(X)[:, 1])
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_REGISTRY_URI")) == before
 
 
 def test_champion_lookup_and_comparison(mlflow_store: Any, fitted: Any) -> None:

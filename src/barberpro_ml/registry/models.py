@@ -44,6 +44,9 @@ OutputKind = Literal["proba", "predict"]
 ColumnKind = Literal["double", "long", "boolean", "string", "category", "datetime"]
 
 CHALLENGER = "challenger"
+CLV_PARAMS_ARTIFACT = "clv/clv_params.json"
+"""Run artifact of the LTV job: the BG/NBD and Gamma-Gamma parameters (the scoring API's
+probability alive), at full precision."""
 _ENTRY = Path(__file__).with_name("_pyfunc_entry.py")
 _SIGNATURE_TYPES: dict[ColumnKind, str] = {
     "double": "double", "long": "long", "boolean": "boolean", "string": "string",
@@ -176,6 +179,10 @@ class FeatureSchema(BaseModel):
             Missing columns, or columns of the wrong type; one message naming every problem.
         """
         frame = request if isinstance(request, pd.DataFrame) else pd.DataFrame(request)
+        if self._already_prepared(frame):
+            # Fast path (a scoring service's hot loop): the frame already has the training
+            # dtypes, e.g. it came from the same feature builder; nothing to convert or check.
+            return frame.loc[:, self.names]
         if frame.columns.duplicated().any():
             dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
             raise ModelInputError(f"request has duplicate column(s) {dupes}")
@@ -196,6 +203,41 @@ class FeatureSchema(BaseModel):
         if problems:
             raise ModelInputError("request refused: " + "; ".join(problems))
         return pd.DataFrame(out, index=frame.index)
+
+    def _already_prepared(self, frame: pd.DataFrame) -> bool:
+        """Whether every model column is present, unique and already in its training dtype."""
+        dtypes = frame.dtypes
+        if not frame.columns.is_unique:
+            return False
+        for c in self.columns:
+            if c.name not in dtypes.index:
+                return False
+            dtype = dtypes[c.name]
+            if c.kind == "category":
+                if not _same_categories(dtype, c):
+                    return False
+            elif c.kind == "string":
+                if c.text_dtype != "str" or dtype != _PREPARED_DTYPES["string"]:
+                    return False
+            elif c.kind == "long":
+                # any width: the features use int8 flags; the estimator reads them as numbers
+                if not (pd.api.types.is_integer_dtype(dtype)
+                        and isinstance(dtype, np.dtype)):
+                    return False
+            elif dtype != _PREPARED_DTYPES[c.kind]:
+                return False
+        return True
+
+
+_PREPARED_DTYPES: dict[str, Any] = {
+    "double": np.dtype("float64"), "boolean": np.dtype("bool"),
+    "datetime": np.dtype("datetime64[ns]"), "string": pd.StringDtype(na_value=np.nan),
+}
+
+
+def _same_categories(dtype: Any, spec: FeatureColumn) -> bool:
+    return (isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered) == spec.ordered
+            and [_json_scalar(v) for v in dtype.categories] == (spec.categories or []))
 
 
 def _kind_of(col: pd.Series) -> ColumnKind | None:
