@@ -67,7 +67,7 @@ class EvaluationReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     family: str
-    kind: Literal["classification", "regression", "ranking", "forecast"]
+    kind: Literal["classification", "regression", "ranking", "forecast", "segmentation"]
     n: int
     metrics: dict[str, MetricEstimate]
     baselines: dict[str, MetricEstimate] = Field(default_factory=dict)
