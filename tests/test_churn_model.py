@@ -141,6 +141,22 @@ def test_numpy_arrays_are_numeric_tables() -> None:
     assert model.predict_proba(numeric).shape == (800, 2)
 
 
+def test_fast_xgboost_path_equals_the_pandas_path_with_missing_and_unseen_levels() -> None:
+    X, y, _ = synthetic_churn(1500, seed=4)
+    model = ChurnClassifier(**FAST).fit(X, y)
+    rows = X.head(300).copy()
+    rows.loc[rows.index[:20], "avg_spend"] = np.nan
+    rows["acquisition_channel"] = rows["acquisition_channel"].astype(object)
+    rows.loc[rows.index[20:40], "acquisition_channel"] = "tiktok"      # unseen at fit
+    rows.loc[rows.index[40:60], "acquisition_channel"] = None          # missing
+    with pytest.warns(UserWarning, match="tiktok"):
+        encoded = model.schema_.encode(model._as_frame(rows, reset=False))
+    pandas_margin = model.estimator_.predict(encoded, output_margin=True)
+    with pytest.warns(UserWarning, match="tiktok"):
+        fast = model.predict_margin(rows)
+    np.testing.assert_array_equal(fast, pandas_margin)
+
+
 # --------------------------------------------------------------------- categorical columns
 @pytest.mark.parametrize("kind", ["xgboost", "logistic"])
 def test_unseen_levels_are_scored_as_missing_with_a_warning(kind: str) -> None:

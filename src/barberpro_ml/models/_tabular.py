@@ -98,33 +98,20 @@ class TabularSchema:
         """Whether the original column ``name`` is categorical."""
         return name in self.categories
 
-    def encode(self, frame: pd.DataFrame, *, warn_unseen: bool = True) -> pd.DataFrame:
-        """``frame`` (columns in schema order) as float64 and fixed-category columns.
-
-        Parameters
-        ----------
-        frame
-            Table whose columns are, positionally, :attr:`columns`.
-        warn_unseen
-            Emit an :class:`UnseenCategoryWarning` naming columns with levels not seen at fit.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``f0, f1, ...``; numeric columns as float64 (NaN = missing), categorical
-            columns as ``category`` with exactly the fitted levels (unseen levels -> NaN).
-        """
+    def _column_values(self, frame: pd.DataFrame, warn_unseen: bool
+                       ) -> dict[str, np.ndarray]:
+        """Per encoded column: float64 values (numeric) or category positions (-1: missing or
+        not seen at fit), checked; warns once about unseen levels."""
         if frame.shape[1] != len(self.columns):
             raise ValueError(
                 f"expected {len(self.columns)} columns {_examples(self.columns)}, "
                 f"got {frame.shape[1]}"
             )
-        out: dict[str, Any] = {}
+        out: dict[str, np.ndarray] = {}
         unseen: list[str] = []
         numeric = [i for i, name in enumerate(self.columns) if name not in self.categories]
         dtypes = frame.dtypes
-        block_ok = all(_is_numeric_dtype(dtypes.iloc[i]) for i in numeric)
-        if block_ok and numeric:
+        if numeric and all(_is_numeric_dtype(dtypes.iloc[i]) for i in numeric):
             # One conversion for all numeric columns: per-column Series access dominates the
             # cost of scoring a single row.
             block = frame.iloc[:, numeric].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -144,12 +131,11 @@ class TabularSchema:
                 values = series.to_numpy(dtype=object)
                 # -1 for missing values and for levels not seen at fit
                 positions = levels.get_indexer(pd.Index(values, dtype=object))
-                codes = pd.Categorical.from_codes(positions, categories=self.labels(name))
                 lost = (positions < 0) & ~pd.isna(values)
                 if warn_unseen and lost.any():
                     distinct = pd.unique(series[lost])
                     unseen.append(f"{name!r}: {int(lost.sum())} row(s), e.g. {_examples(distinct)}")
-                out[encoded] = codes
+                out[encoded] = np.asarray(positions, dtype=np.int64)
             else:
                 if not _is_numeric(series) and not series.isna().all():
                     raise ValueError(
@@ -157,14 +143,63 @@ class TabularSchema:
                         f"(e.g. {_examples(pd.unique(series.dropna()))}); pass numbers"
                     )
                 out[encoded] = _numeric_column(series, name)
-        out = {column: out[column] for column in self.encoded_columns}
         if unseen:
             warnings.warn(
                 "categorical levels not seen at fit are scored as missing: " + "; ".join(unseen),
                 UnseenCategoryWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
+        return out
+
+    def encode(self, frame: pd.DataFrame, *, warn_unseen: bool = True) -> pd.DataFrame:
+        """``frame`` (columns in schema order) as float64 and fixed-category columns.
+
+        Parameters
+        ----------
+        frame
+            Table whose columns are, positionally, :attr:`columns`.
+        warn_unseen
+            Emit an :class:`UnseenCategoryWarning` naming columns with levels not seen at fit.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``f0, f1, ...``; numeric columns as float64 (NaN = missing), categorical
+            columns as ``category`` with exactly the fitted levels (unseen levels -> NaN).
+        """
+        values = self._column_values(frame, warn_unseen)
+        out: dict[str, Any] = {}
+        for name, column in zip(self.columns, self.encoded_columns, strict=True):
+            if name in self.categories:
+                out[column] = pd.Categorical.from_codes(values[column],
+                                                        categories=self.labels(name))
+            else:
+                out[column] = values[column]
         return pd.DataFrame(out, index=frame.index)
+
+    def matrix(self, frame: pd.DataFrame, *, warn_unseen: bool = True) -> np.ndarray:
+        """``frame`` as one float64 matrix for XGBoost: numbers, and category codes for the
+        categorical columns (NaN for missing or unseen levels), in :attr:`columns` order.
+
+        XGBoost evaluates a categorical split on the code, so predicting from this matrix
+        gives exactly what the pandas path gives (tested), without building pandas
+        categoricals: an order of magnitude faster for the few rows of an online request.
+        """
+        values = self._column_values(frame, warn_unseen)
+        if not values:
+            return np.empty((len(frame), 0))
+        columns = []
+        for name, column in zip(self.columns, self.encoded_columns, strict=True):
+            v = values[column]
+            if name in self.categories:
+                v = np.where(v >= 0, v, np.nan).astype(np.float64)
+            columns.append(v)
+        return np.column_stack(columns)
+
+    @property
+    def feature_types(self) -> list[str]:
+        """XGBoost feature types of :meth:`matrix`'s columns (``c`` categorical, ``q``)."""
+        return ["c" if name in self.categories else "q" for name in self.columns]
 
     def labels(self, name: str) -> pd.Index:
         """The levels of categorical column ``name`` as distinct strings, in code order.
