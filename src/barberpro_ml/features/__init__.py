@@ -22,8 +22,14 @@ from barberpro_ml.features.labels import (
     ltv_labels,
     next_service_labels,
 )
+from barberpro_ml.features.lifecycle import (
+    LIFECYCLE_STAGES,
+    lifecycle_journey,
+    lifecycle_stages,
+    population_median_gap,
+)
 from barberpro_ml.features.provider import provider_features
-from barberpro_ml.features.rfm import rfm_summary
+from barberpro_ml.features.rfm import WEEK_DAYS, completed_transactions, rfm_summary
 from barberpro_ml.features.splits import (
     LABEL_COLUMNS,
     TimeSplit,
@@ -36,17 +42,23 @@ __all__ = [
     "DEFAULT_ACTIVE_WINDOW_DAYS",
     "DEFAULT_WINDOWS",
     "LABEL_COLUMNS",
+    "LIFECYCLE_STAGES",
+    "WEEK_DAYS",
     "FeatureSpec",
     "TimeSplit",
     "active_customers",
     "check_time_layout",
     "churn_labels",
+    "completed_transactions",
     "customer_feature_specs",
     "customer_features",
     "feature_catalog",
     "last_labelable_as_of",
+    "lifecycle_journey",
+    "lifecycle_stages",
     "ltv_labels",
     "next_service_labels",
+    "population_median_gap",
     "provider_feature_catalog",
     "provider_feature_specs",
     "provider_features",

@@ -25,11 +25,35 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-__all__ = ["rfm_summary"]
+from barberpro_ml.data import MarketplaceData
+from barberpro_ml.features._common import AsOf, to_as_of
+
+__all__ = ["WEEK_DAYS", "completed_transactions", "rfm_summary"]
+
+WEEK_DAYS = 7.0
+"""Days per BG/NBD time unit: the library fits the CLV models in weeks, as [1]_ on CDNOW."""
 
 TimestampLike = str | date | datetime | np.datetime64 | pd.Timestamp
 
 _MAX_EXAMPLES = 5
+
+
+def completed_transactions(data: MarketplaceData, as_of: AsOf) -> pd.DataFrame:
+    """Completed bookings known at ``as_of`` as a transaction log for :func:`rfm_summary`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id, scheduled_at, spend`` (``price - discount``), one row per completed
+        booking with ``scheduled_at <= as_of`` (and ``created_at <= as_of``).
+    """
+    cut = to_as_of(as_of)
+    b = data.bookings
+    known = (b["status"] == "completed").to_numpy() & (b["scheduled_at"] <= cut).to_numpy() \
+        & (b["created_at"] <= cut).to_numpy()
+    return pd.DataFrame({"customer_id": b["customer_id"].to_numpy()[known],
+                         "scheduled_at": b["scheduled_at"].to_numpy()[known],
+                         "spend": (b["price"] - b["discount"]).to_numpy()[known]})
 
 
 def rfm_summary(
