@@ -1,5 +1,6 @@
 """Stage 3: models fitted on point-in-time features: churn classifier, BG/NBD and
-Gamma-Gamma lifetime value, implicit-feedback recommenders (``models.recs``)."""
+Gamma-Gamma lifetime value, implicit-feedback recommenders (``models.recs``), customer
+segments (RFM and behavioural clusters with ids stable across retrains)."""
 
 from barberpro_ml.models import recs
 from barberpro_ml.models._tabular import TabularSchema, UnseenCategoryWarning
@@ -20,22 +21,38 @@ from barberpro_ml.models.clv import (
     customer_lifetime_value,
 )
 from barberpro_ml.models.ltv import LTVRegressor
+from barberpro_ml.models.segments import (
+    RFM_SEGMENTS,
+    CustomerSegmenter,
+    RFMEdges,
+    cluster_agreement,
+    rfm_edges,
+    rfm_scores,
+    segment_profiles,
+)
 
 __all__ = [
     "CALIBRATION_METHODS",
+    "RFM_SEGMENTS",
     "BetaGeoModel",
     "BetaGeoParams",
     "ChurnClassifier",
     "ConvergenceError",
+    "CustomerSegmenter",
     "GammaGammaModel",
     "GammaGammaParams",
     "IsotonicCalibrator",
     "LTVRegressor",
     "PlattCalibrator",
+    "RFMEdges",
     "TabularSchema",
     "UnseenCategoryWarning",
     "accuracy_threshold",
+    "cluster_agreement",
     "customer_lifetime_value",
     "recs",
+    "rfm_edges",
+    "rfm_scores",
+    "segment_profiles",
     "tune",
 ]
