@@ -43,6 +43,7 @@ from barberpro_ml.features import (
     time_split,
     training_frame,
 )
+from barberpro_ml.features.rfm import WEEK_DAYS, completed_transactions
 from barberpro_ml.gates import check, load_claims
 from barberpro_ml.models import (
     BetaGeoModel,
@@ -69,12 +70,12 @@ from barberpro_ml.registry.jobs import (
     resolve_path,
     timed_stage,
 )
+from barberpro_ml.registry.models import CLV_PARAMS_ARTIFACT
 from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
 from barberpro_ml.registry.tracking import metric_key
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE, PROBABILISTIC, NAIVE = "xgboost", "bgnbd", "naive"
-WEEK_DAYS = 7.0
 
 
 def stage(name: str) -> AbstractContextManager[None]:
@@ -158,16 +159,6 @@ def horizon_factor(data: MarketplaceData, test_cut: pd.Timestamp, cfg: LTVJobCon
                          f"{cfg.training_horizon} days and {full:.2f} over {cfg.horizon_days}; "
                          "set train_horizon_days equal to horizon_days")
     return full / short
-
-
-def completed_transactions(data: MarketplaceData, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Completed bookings known at ``as_of``: customer, time, spend (price - discount)."""
-    b = data.bookings
-    known = (b["status"] == "completed").to_numpy() & (b["scheduled_at"] <= as_of).to_numpy() \
-        & (b["created_at"] <= as_of).to_numpy()
-    return pd.DataFrame({"customer_id": b["customer_id"].to_numpy()[known],
-                         "scheduled_at": b["scheduled_at"].to_numpy()[known],
-                         "spend": (b["price"] - b["discount"]).to_numpy()[known]})
 
 
 def probabilistic_forecast(data: MarketplaceData, as_of: pd.Timestamp, customers: pd.Index,
@@ -284,6 +275,14 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
             p_prob, prob_params, n_unseen = probabilistic_forecast(data, test_cut, customers,
                                                                    cfg)
         mlflow.log_params({k: round(v, 6) for k, v in prob_params.items()})
+        # Full-precision parameters for the scoring API's probability alive
+        # (barberpro_ml.scoring reads this artifact from the champion's run).
+        mlflow.log_dict({"bgnbd": {k.split(".", 1)[1]: v for k, v in prob_params.items()
+                                   if k.startswith("bgnbd.")},
+                         "gamma_gamma": {k.split(".", 1)[1]: v for k, v in prob_params.items()
+                                         if k.startswith("gamma_gamma.")},
+                         "time_unit_days": WEEK_DAYS, "fitted_at": f"{test_cut:%Y-%m-%d}"},
+                        CLV_PARAMS_ARTIFACT)
         predictions = {CANDIDATE: model.predict(X_test), PROBABILISTIC: p_prob,
                        NAIVE: naive_forecast(data, test_cut, customers, cfg)}
 

@@ -141,7 +141,7 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- training jobs
-FAMILIES = ("churn", "ltv", "recs")
+FAMILIES = ("churn", "ltv", "recs", "segments")
 """Model families with an experiment script, in the order the pipeline runs them."""
 
 
@@ -218,6 +218,17 @@ def train_recs_command(
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the barber recommender."""
     _train("recs", config=config, data_dir=data, tracking_uri=tracking_uri)
+
+
+@train_app.command("segments")
+@friendly_errors
+def train_segments_command(
+    config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/segments.yaml"),
+    data: DataOption = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Fit, evaluate (id stability), gate, register and promote the customer segmenter."""
+    _train("segments", config=config, data_dir=data, tracking_uri=tracking_uri)
 
 
 def _download_json(run_id: str, artifact: str) -> str:
@@ -344,3 +355,86 @@ def pipeline_command(
     out.print(summary)
     if not all(o.gate_passed for o in outcomes):
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+# --------------------------------------------------------------------------- scoring
+DEFAULT_SCORING_DATA = Path("data/generated/pipeline")
+ServeData = Annotated[Path, typer.Option(
+    "--data", help="Folder of event tables to score (default: what `barberpro-ml pipeline` "
+                   "wrote).")]
+AliasOption = Annotated[str, typer.Option(help="Registry alias of the models to load.")]
+
+
+def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str) -> tuple[Any, Any]:
+    from barberpro_ml.registry import configure_tracking
+    from barberpro_ml.scoring import CustomerScorer
+
+    if not data_dir.exists():
+        raise UserError(f"no event tables at {data_dir}: run `barberpro-ml pipeline` first, or "
+                        "pass --data FOLDER")
+    data = MarketplaceData.load(data_dir)
+    configure_tracking(tracking_uri)
+    with console.status(f"loading the @{alias} models"):
+        try:
+            scorer = CustomerScorer.from_registry(alias=alias)
+        except LookupError as exc:
+            raise UserError(str(exc)) from None
+    for ref in scorer.models.values():
+        console.print(f"loaded {ref.name} v{ref.version} (@{ref.alias})", highlight=False)
+    return scorer, data
+
+
+@app.command("score")
+@friendly_errors
+def score_command(
+    out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    as_of: Annotated[datetime | None, typer.Option(
+        help="Cut-off (naive UTC); default: the data's last event.")] = None,
+    data: ServeData = DEFAULT_SCORING_DATA,
+    alias: AliasOption = "champion",
+    reasons: Annotated[bool, typer.Option(help="Phrase the churn reasons.")] = True,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Customers per model call.")] = 50_000,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Profile every customer at AS_OF with the registered models; write one Parquet row each."""
+    scorer, events = _scoring_inputs(data, tracking_uri, alias)
+    with console.status("building features, lifecycle and suggestions"):
+        snap = scorer.snapshot(events, as_of)
+    with progress_bar("scoring") as progress:
+        task = progress.add_task("scoring", total=len(snap.features))
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        frame = scorer.score_frame(events, snap.as_of, reasons=reasons,
+                                   chunk_size=chunk_size, progress=report)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_file.with_name(out_file.name + ".partial")
+    frame.to_parquet(partial)
+    partial.replace(out_file)  # atomic: a reader never sees half a file
+    counts = frame["action"].value_counts()
+    out.print(f"wrote {len(frame):,} profiles at {snap.as_of} to {out_file} (actions: "
+              + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ")")
+
+
+@app.command("serve")
+@friendly_errors
+def serve_command(
+    data: ServeData = DEFAULT_SCORING_DATA,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    as_of: Annotated[datetime | None, typer.Option(
+        help="Default cut-off of requests without one; default: the data's last event.")] = None,
+    alias: AliasOption = "champion",
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Serve the customer-intelligence API (FastAPI, OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from barberpro_ml.scoring.service import create_app
+
+    scorer, events = _scoring_inputs(data, tracking_uri, alias)
+    with console.status("building the default snapshot"):
+        application = create_app(scorer, events, default_as_of=as_of)
+    console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    uvicorn.run(application, host=host, port=port, log_level="info")

@@ -1,0 +1,257 @@
+"""Fit, evaluate, gate, register and (when the gates pass) promote the customer segmenter.
+
+Reads top to bottom like the data flow::
+
+    event data -> customer features at the previous and the current cut-off
+    -> segmenter at the previous cut-off (ids matched to the current champion, if any)
+    -> segmenter at the current cut-off (ids matched to the previous one)
+    -> evaluate (id stability on the same customers, silhouette, segment table)
+    -> gates -> register @challenger -> promote @champion only when the blocking gates pass
+
+Segments have no label to be accurate against; what a user of segments needs is that a
+customer's cluster *means the same thing* after a retrain. So the gate is stability: scored on
+the same customers (the current features), the retrained segmenter and the one it replaces give
+the same cluster id to at least the share set in ``configs/claims.yaml``, judged by the lower
+bound of a bootstrap interval like every other claim.
+
+Run it as ``python experiments/train_segments.py --config configs/segments.yaml``, through
+``barberpro-ml train segments`` or ``mlflow run . -e train_segments``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from barberpro_ml.data import MarketplaceData
+from barberpro_ml.evaluation.bootstrap import estimate
+from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
+from barberpro_ml.features import customer_features, feature_catalog
+from barberpro_ml.gates import check, load_claims
+from barberpro_ml.models.segments import (
+    NO_VISITS_CLUSTER,
+    CustomerSegmenter,
+    cluster_agreement,
+    rfm_scores,
+    segment_profiles,
+)
+from barberpro_ml.registry import (
+    alias_version,
+    configure_tracking,
+    load_champion,
+    log_and_register,
+    log_config,
+    log_feature_catalogue,
+    log_gate_result,
+    log_lineage,
+    log_model_card,
+    log_report,
+    model_card,
+    promote,
+)
+from barberpro_ml.registry.jobs import (
+    SimulationSource,
+    load_or_simulate,
+    resolve_path,
+    timed_stage,
+)
+from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage(name: str) -> AbstractContextManager[None]:
+    return timed_stage("segments", name)
+
+
+class SegmentsJobConfig(BaseModel):
+    """``configs/segments.yaml``: every knob of the segments job."""
+
+    model_config = ConfigDict(extra="forbid")
+    family: str = "segments"
+    model_name: str = "barberpro-segments"
+    experiment: str = "barberpro-segments"
+    data_dir: str | None = None
+    simulation: SimulationSource = Field(default_factory=SimulationSource)
+    refit_days: int = Field(30, gt=0)
+    model: dict[str, Any] = Field(default_factory=dict)
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+    claims: str = "configs/claims.yaml"
+    promote: bool = True
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SegmentsJobConfig:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def resolve(path: str) -> Path:
+    return resolve_path(path, ROOT)
+
+
+def champion_segmenter(name: str) -> tuple[CustomerSegmenter | None, str | None]:
+    """The current champion's segmenter and version, or (None, None)."""
+    if alias_version(name) is None:
+        return None, None
+    model, mv = load_champion(name)
+    wrapper = model.unwrap_python_model()  # type: ignore[no-untyped-call]
+    segmenter = getattr(wrapper, "estimator", None)
+    if not isinstance(segmenter, CustomerSegmenter):
+        return None, None
+    return segmenter, str(mv.version)
+
+
+def stability(before: np.ndarray, after: np.ndarray, *, n_bootstrap: int, seed: int
+              ) -> MetricEstimate:
+    """Share of customers with the same cluster id under both segmenters, with its interval."""
+    same = (before == after).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    # A share's bootstrap: the number of agreeing rows in a resample is Binomial(n, share).
+    n = len(same)
+    replicates = rng.binomial(n, same.mean(), size=n_bootstrap) / n if n else np.empty(0)
+    return estimate("id_stability", float(same.mean()) if n else float("nan"), replicates)
+
+
+def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData | None = None,
+        data_dir: str | Path | None = None, tracking_uri: str | None = None,
+        **ignored: Any) -> TrainingOutcome:
+    """The whole segments job; returns what the pipeline summary shows.
+
+    Keyword arguments meant for other families (``tune_trials``...) are accepted and ignored.
+    """
+    cfg = SegmentsJobConfig.from_yaml(resolve(str(config)))
+    nested = mlflow.active_run() is not None
+    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
+    configure_tracking(tracking_uri, experiment=None if launched else cfg.experiment)
+    if data is None:
+        with stage("load data"):
+            data = load_or_simulate(data_dir or cfg.data_dir, cfg.simulation, ROOT)
+    ev = {"n_bootstrap": 1000, "seed": 0, **cfg.evaluation}
+    n_boot, seed = int(ev["n_bootstrap"]), int(ev["seed"])
+
+    # -- features at the previous and the current cut-off
+    as_of = data.observation_end.normalize()
+    previous_cut = as_of - pd.Timedelta(days=cfg.refit_days)
+    with stage("features"):
+        X_prev = customer_features(data, previous_cut)
+        X_now = customer_features(data, as_of)
+    champion, champion_version = champion_segmenter(cfg.model_name)
+
+    with mlflow.start_run(run_name=f"segments-{as_of:%Y-%m-%d}", nested=nested) as run:
+        log_config(cfg.model_dump())
+        log_lineage(data=data, features=X_now)
+        log_feature_catalogue(feature_catalog())
+        mlflow.log_params({"as_of": f"{as_of:%Y-%m-%d}",
+                           "previous_cutoff": f"{previous_cut:%Y-%m-%d}",
+                           "n_customers": len(X_now),
+                           "matched_to_champion": champion_version or "none"})
+
+        # -- the segmenter a retrain replaces, then the retrain
+        with stage("fit"):
+            before = CustomerSegmenter(**cfg.model).fit(X_prev, previous=champion)
+            model = CustomerSegmenter(**cfg.model).fit(X_now, previous=before)
+        mlflow.log_params({"n_clusters": model.n_clusters_,
+                           "previous_n_clusters": before.n_clusters_})
+        mlflow.log_metrics({f"selection_{k}": float(v)
+                            for k, v in model.selection_scores_.items()})
+
+        # -- evaluate: the same customers under both segmenters
+        with stage("evaluate"):
+            ids_before = before.predict(X_now)
+            ids_after = model.predict(X_now)
+            visited = ids_after != NO_VISITS_CLUSTER
+            stable = stability(ids_before[visited], ids_after[visited], n_bootstrap=n_boot,
+                               seed=seed)
+            agreement = cluster_agreement(ids_before[visited], ids_after[visited])
+            silhouette = float(model.selection_scores_[model.n_clusters_])
+            report = EvaluationReport(
+                family=cfg.family, kind="segmentation", n=int(visited.sum()),
+                metrics={"id_stability": stable,
+                         "adjusted_rand": MetricEstimate(
+                             name="adjusted_rand", value=agreement["adjusted_rand"],
+                             ci_low=agreement["adjusted_rand"],
+                             ci_high=agreement["adjusted_rand"]),
+                         "silhouette": MetricEstimate(name="silhouette", value=silhouette,
+                                                      ci_low=silhouette, ci_high=silhouette)},
+                n_bootstrap=n_boot, seed=seed,
+                notes=[f"{model.n_clusters_} clusters chosen by "
+                       f"{'silhouette' if model.method == 'kmeans' else 'BIC'} over "
+                       f"{list(model.selection_scores_)}; ids matched to the segmenter fitted "
+                       f"{cfg.refit_days} days earlier"
+                       + (f" (itself matched to champion v{champion_version})"
+                          if champion_version else ""),
+                       f"{stable.value:.1%} [{stable.ci_low:.1%}, {stable.ci_high:.1%}] of "
+                       f"{int(visited.sum()):,} customers keep their cluster id; adjusted "
+                       f"Rand {agreement['adjusted_rand']:.3f}"])
+            scores = rfm_scores(X_now, model.rfm_edges_)
+            clusters = pd.Series([model.cluster_names_[i] for i in ids_after],
+                                 index=X_now.index, name="cluster")
+            rfm_table = segment_profiles(X_now, scores["rfm_segment"].astype(str))
+            cluster_table = segment_profiles(X_now, clusters)
+        report_uri = log_report(report)
+        mlflow.log_metrics({"id_stability": stable.value,
+                            "id_stability_ci_low": stable.ci_low,
+                            "adjusted_rand": agreement["adjusted_rand"],
+                            "silhouette": silhouette})
+        mlflow.log_text(rfm_table.reset_index().to_csv(index=False), "segments/rfm.csv")
+        mlflow.log_text(cluster_table.reset_index().to_csv(index=False), "segments/clusters.csv")
+        mlflow.log_dict({str(k): v for k, v in model.cluster_names_.items()},
+                        "segments/cluster_names.json")
+
+        # -- register as challenger, gate, promote
+        with stage("register"):
+            _info, version = log_and_register(model, X_now, cfg.model_name, output="predict",
+                                              output_name="cluster")
+        gate = check(report, load_claims(resolve(cfg.claims), family=cfg.family), None)
+        log_gate_result(gate)
+        log_model_card(model_card(
+            report, model_name=cfg.model_name, version=str(version.version),
+            description=("Customer segments at the cut-off: RFM scores and named RFM segments "
+                         "(quantile edges learned at fit) and behavioural clusters (k-means on "
+                         "scaled behaviour features, k by silhouette) whose ids are matched to "
+                         "the previous segmenter's so that a cluster keeps its id across "
+                         "retrains. `predict` returns the cluster id (-1: no visit yet)."),
+            data_window={"cut-off": f"{as_of:%Y-%m-%d}",
+                         "previous cut-off": f"{previous_cut:%Y-%m-%d}",
+                         "customers": f"{len(X_now):,}",
+                         "clusters": ", ".join(f"{k}: {v}" for k, v in
+                                               sorted(model.cluster_names_.items()))},
+            gate_result=gate, caveats=report.notes))
+        promoted = False
+        champion_now = None
+        if cfg.promote:
+            record = promote(cfg.model_name, version.version, gate, report_uri=report_uri,
+                             run_id=run.info.run_id)
+            promoted = record.outcome == "promoted"
+            champion_now = record.version if promoted else record.previous_champion
+    return TrainingOutcome(
+        family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
+        version=str(version.version), gate_passed=gate.passed, promoted=promoted,
+        champion_version=champion_now,
+        headline=headline_metrics(report, ("id_stability", "adjusted_rand", "silhouette")),
+        verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims],
+        gate=gate, notes=report.notes[:1],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/segments.yaml")
+    parser.add_argument("--data", default=None, help="folder of event tables (else simulate)")
+    args = parser.parse_args(argv)
+    outcome = run(args.config, data_dir=args.data)
+    print(outcome.to_text())
+    return 0 if outcome.gate_passed else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""`python -m barberpro_ml.cli`: the same as the `barberpro-ml` command."""
+
+from barberpro_ml.cli.main import main
+
+main()
