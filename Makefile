@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11+ and pip):
 #   make demo   create .venv, install, simulate a marketplace and run every model family,
-#               logging to the local SQLite MLflow store (sqlite:///mlflow.db)
+#               logging to the local SQLite MLflow store (sqlite:///mlflow.db), then profile
+#               every customer with the promoted models (outputs/profiles.parquet)
 #   make test   create .venv, install with the dev extras, run the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -17,6 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/barberpro-ml pipeline
+	$(BIN)/barberpro-ml score --out outputs/profiles.parquet
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q

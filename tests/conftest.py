@@ -146,3 +146,95 @@ def build_report(
 def make_report() -> Callable[..., EvaluationReport]:
     """Factory: ``make_report(y, p, metrics=..., slices={"channel": levels}, ...)``."""
     return build_report
+
+
+# --------------------------------------------------------------------------- scoring registry
+@dataclass(frozen=True)
+class TrainedRegistry:
+    """An MLflow store holding a champion of every family, trained on ``data``."""
+
+    tracking_uri: str
+    root: Path
+    data: Any
+    data_dir: Path
+    versions: dict[str, str]
+
+
+# Small but real jobs: every family's experiment script, run as in production, on 2,500
+# simulated customers; the claims are easy floors so that every family is promoted.
+SCORING_JOBS: dict[str, dict[str, Any]] = {
+    "churn": {"n_train_cutoffs": 2, "oracle": {"enabled": False},
+              "backtest": {"enabled": False},
+              "model": {"n_estimators": 60, "learning_rate": 0.1, "random_state": 0,
+                        "n_jobs": 1},
+              "evaluation": {"n_bootstrap": 100, "seed": 0, "min_slice_size": 100}},
+    "ltv": {"n_train_cutoffs": 2, "horizon_days": 365, "train_horizon_days": 182,
+            "cutoff_spacing_days": 61,
+            "model": {"n_estimators": 60, "learning_rate": 0.1, "random_state": 0, "n_jobs": 1},
+            "evaluation": {"n_bootstrap": 100, "seed": 0, "n_bins": 5}},
+    "recs": {"candidates": {"neighborhood_popularity": {"class": "PopularityRecommender",
+                                                        "params": {"by_group": True}},
+                            "item_knn": {"class": "ItemKNNRecommender",
+                                         "params": {"shrink": 10.0}}},
+             "report_candidates": False, "evaluation": {"n_bootstrap": 100, "seed": 0}},
+    "segments": {"model": {"k_values": [3, 4], "random_state": 0},
+                 "evaluation": {"n_bootstrap": 100, "seed": 0}},
+}
+SCORING_CLAIMS = [
+    ("churn", "roc_auc", 0.5), ("ltv", "spearman", 0.0), ("recs", "ndcg@10", 0.0),
+    ("segments", "silhouette", 0.0),
+]
+
+
+@pytest.fixture(scope="session")
+def scoring_registry(mlflow_template_db: Path,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedRegistry]:
+    """Champions of churn, LTV, recs and segments in a private store (once per session)."""
+    import mlflow
+    import yaml
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from barberpro_ml.cli.experiments import load_experiment
+    from barberpro_ml.data import SimulationConfig, simulate
+
+    root = tmp_path_factory.mktemp("scoring-registry")
+    db = root / "mlflow.db"
+    shutil.copyfile(mlflow_template_db, db)
+    (root / "mlruns").mkdir()
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                    ((root / "mlruns" / "0").as_uri(),))
+    con.close()
+    uri = f"sqlite:///{db}"
+    data = simulate(SimulationConfig(n_customers=2500, seed=11))
+    data_dir = data.save(root / "data")
+    claims = root / "claims.yaml"
+    claims.write_text(yaml.safe_dump({"claims": [
+        {"id": f"test-{family}", "family": family, "metric": metric, "claimed": claimed,
+         "direction": "at_least", "policy": "point", "source": "test floor"}
+        for family, metric, claimed in SCORING_CLAIMS]}))
+    previous_uri = tracking_utils._tracking_uri
+    versions: dict[str, str] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
+                     "MLFLOW_RUN_ID"):
+            mp.delenv(name, raising=False)
+        mp.chdir(root)
+        mlflow.set_tracking_uri(uri)
+        mp.setattr(fluent, "_active_experiment_id", None)
+        try:
+            for family, job in SCORING_JOBS.items():
+                config = root / f"{family}.yaml"
+                config.write_text(yaml.safe_dump({**job, "claims": str(claims)}))
+                outcome = load_experiment(family).run(config, data=data, tracking_uri=uri)
+                assert outcome.promoted, f"{family} was not promoted: {outcome.verdicts}"
+                versions[outcome.model_name] = outcome.version
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run()
+            mlflow.set_tracking_uri(previous_uri)
+    yield TrainedRegistry(tracking_uri=uri, root=root, data=data, data_dir=data_dir,
+                          versions=versions)

@@ -702,7 +702,8 @@ reg_alpha, gamma
             matrix = xgb.DMatrix(self.schema_.matrix(frame),
                                  feature_names=self.schema_.encoded_columns,
                                  feature_types=self.schema_.feature_types,
-                                 enable_categorical=True)
+                                 enable_categorical=True,
+                                 nthread=-1 if self.n_jobs is None else int(self.n_jobs))
             values = self.estimator_.get_booster().predict(
                 matrix, pred_contribs=True, iteration_range=self._rounds())
         return pd.DataFrame(np.asarray(values, dtype=np.float64), index=frame.index,

@@ -1,1 +1,63 @@
-"""barberpro_ml.scoring"""
+"""Stage 7: the scoring API -- the champion models combined into customer profiles.
+
+``CustomerScorer.from_registry()`` loads the champion churn, LTV, recommendation and segment
+models once; ``profile`` / ``profile_batch`` return :class:`CustomerProfile` records and
+``score_frame`` scores millions of customers in one vectorised call. The HTTP service over it is
+:mod:`barberpro_ml.scoring.service` (``barberpro-ml serve``).
+"""
+
+from barberpro_ml.scoring.actions import OfferPolicy, recommend_actions
+from barberpro_ml.scoring.insights import (
+    SuccessMetrics,
+    customer_journey,
+    segment_summary,
+    success_metrics,
+)
+from barberpro_ml.scoring.reasons import REASON_GROUPS, churn_reasons
+from barberpro_ml.scoring.records import (
+    BarberSuggestion,
+    ChurnRisk,
+    CustomerProfile,
+    CustomerRecommendations,
+    CustomerValue,
+    LifecycleInfo,
+    ModelRef,
+    Reason,
+    RecommendedAction,
+    SegmentInfo,
+    ServiceSuggestion,
+)
+from barberpro_ml.scoring.scorer import (
+    DEFAULT_MODEL_NAMES,
+    CustomerScorer,
+    FeatureSchemaError,
+)
+from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError, build_snapshot
+
+__all__ = [
+    "DEFAULT_MODEL_NAMES",
+    "REASON_GROUPS",
+    "BarberSuggestion",
+    "ChurnRisk",
+    "CustomerProfile",
+    "CustomerRecommendations",
+    "CustomerScorer",
+    "CustomerSnapshot",
+    "CustomerValue",
+    "FeatureSchemaError",
+    "LifecycleInfo",
+    "ModelRef",
+    "OfferPolicy",
+    "Reason",
+    "RecommendedAction",
+    "SegmentInfo",
+    "ServiceSuggestion",
+    "SuccessMetrics",
+    "UnknownCustomerError",
+    "build_snapshot",
+    "churn_reasons",
+    "customer_journey",
+    "recommend_actions",
+    "segment_summary",
+    "success_metrics",
+]

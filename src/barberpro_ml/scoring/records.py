@@ -1,0 +1,148 @@
+"""The records the scoring API returns (pydantic): what other services receive as JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ActionKind",
+    "BarberSuggestion",
+    "ChurnRisk",
+    "CustomerProfile",
+    "CustomerRecommendations",
+    "CustomerValue",
+    "LifecycleInfo",
+    "ModelRef",
+    "Reason",
+    "RecommendedAction",
+    "RiskBand",
+    "SegmentInfo",
+    "ServiceSuggestion",
+]
+
+RiskBand = Literal["low", "medium", "high"]
+ActionKind = Literal["retention_offer", "reminder", "first_booking_nudge", "none"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelRef(_Record):
+    """A registered model version the scorer loaded (the alias resolved once, at load)."""
+
+    family: str
+    name: str
+    alias: str
+    version: str
+    run_id: str | None = None
+
+
+class Reason(_Record):
+    """One reason behind a churn score, from the churn model's SHAP values."""
+
+    group: str = Field(description="Reason group (visit_rhythm, barber, price, ...).")
+    text: str = Field(description="The reason in words, from the customer's own values.")
+    impact: float = Field(description="Summed SHAP value of the group's features, in log-odds.")
+    direction: Literal["raises", "lowers"] = Field(
+        description="Whether it raises or lowers the churn risk.")
+
+
+class ChurnRisk(_Record):
+    """Probability of no completed visit in the next 90 days (the churn label's definition)."""
+
+    probability: float = Field(ge=0.0, le=1.0)
+    risk_band: RiskBand
+    reasons: list[Reason]
+    in_model_population: bool = Field(
+        description="Whether the customer is in the population the churn model was trained on "
+                    "(a completed visit in the last 180 days); outside it the score is an "
+                    "extrapolation.")
+
+
+class CustomerValue(_Record):
+    """Expected value over the next 12 months and the BG/NBD probability of being alive."""
+
+    expected_12m: float = Field(ge=0.0, description="Predicted revenue (price - discount) over "
+                                                     "the next 365 days (LTV champion).")
+    probability_alive: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="BG/NBD P(alive) with the champion LTV run's parameters; None for a "
+                    "customer without a completed visit (the model starts at the first one).")
+
+
+class SegmentInfo(_Record):
+    """RFM scores and segment, and the behavioural cluster (segments champion)."""
+
+    rfm_segment: str
+    r_score: int
+    f_score: int
+    m_score: int
+    cluster: int
+    cluster_name: str
+
+
+class LifecycleInfo(_Record):
+    """Lifecycle stage at ``as_of`` from the customer's own rhythm."""
+
+    stage: str
+    usual_gap_days: float
+    days_since_last_visit: float | None
+    n_visits: int
+    reason: str
+
+
+class ServiceSuggestion(_Record):
+    """A service the customer is likely to book next."""
+
+    service_id: int
+    name: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class BarberSuggestion(_Record):
+    """A barber to suggest (recommendations champion), still working at ``as_of``."""
+
+    provider_id: int
+    score: float
+    rank: int = Field(ge=1)
+
+
+class RecommendedAction(_Record):
+    """What to do about the customer, and why (see :mod:`barberpro_ml.scoring.actions`)."""
+
+    kind: ActionKind
+    text: str
+    expected_gain: float | None = Field(
+        default=None, description="Expected gain of a retention offer (currency units) under "
+                                  "the measured campaign effect; None when no offer is "
+                                  "considered.")
+
+
+class CustomerProfile(_Record):
+    """Everything the models and the data say about one customer at ``as_of``."""
+
+    customer_id: int
+    as_of: datetime
+    churn: ChurnRisk
+    value: CustomerValue
+    segment: SegmentInfo
+    lifecycle: LifecycleInfo
+    next_service: ServiceSuggestion | None
+    barbers: list[BarberSuggestion]
+    action: RecommendedAction
+    model_versions: dict[str, str] = Field(
+        description="Registered model name -> version that produced the numbers.")
+
+
+class CustomerRecommendations(_Record):
+    """What to suggest to one customer: next services and barbers."""
+
+    customer_id: int
+    as_of: datetime
+    next_services: list[ServiceSuggestion]
+    barbers: list[BarberSuggestion]
+    model_versions: dict[str, str]

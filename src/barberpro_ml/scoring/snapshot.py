@@ -1,0 +1,223 @@
+"""What the data say about every customer at one ``as_of``, computed once and reused.
+
+A :class:`CustomerSnapshot` holds the point-in-time features (built by the same
+:func:`~barberpro_ml.features.customer_features` as training), lifecycle stages, the RFM
+summary the BG/NBD model reads, next-service suggestions, the barbers still working, and the
+offer effect measured on the randomised campaigns closed by ``as_of``. Everything in it is a
+vectorised pass over the event tables (tens of milliseconds for 20,000 customers, seconds for a
+million); profiles and scores then only slice it and run the models on the requested rows.
+This is what lets one profile come back in milliseconds without precomputing any *model* output:
+the models always run on the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from barberpro_ml.data import MarketplaceData
+from barberpro_ml.evaluation.uplift import POOLED, OfferEffect, campaign_effects
+from barberpro_ml.features import customer_features, rfm_summary
+from barberpro_ml.features._common import to_as_of
+from barberpro_ml.features.lifecycle import lifecycle_stages, population_median_gap
+from barberpro_ml.features.rfm import WEEK_DAYS, completed_transactions
+from barberpro_ml.models.recs.marketplace import (
+    customer_neighborhoods,
+    next_service_recommendations,
+)
+
+__all__ = ["N_SERVICES", "CustomerSnapshot", "UnknownCustomerError", "build_snapshot"]
+
+N_SERVICES = 3
+"""Next-service suggestions kept per customer."""
+
+
+class UnknownCustomerError(KeyError):
+    """Customer ids that do not exist (or had not signed up) at ``as_of``."""
+
+    def __init__(self, missing: list[int], as_of: pd.Timestamp) -> None:
+        self.missing = missing
+        self.as_of = as_of
+        shown = ", ".join(str(i) for i in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        super().__init__(f"{len(missing)} unknown customer id(s) at {as_of:%Y-%m-%d %H:%M:%S}: "
+                         f"{shown}{more} (not in the customers table, or signed up later)")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class CustomerSnapshot:
+    """Data-derived inputs of the scorer for every customer signed up by ``as_of``.
+
+    Attributes
+    ----------
+    as_of
+        The cut-off.
+    features
+        :func:`customer_features` (index ``customer_id``, ascending).
+    lifecycle
+        :func:`lifecycle_stages`, same index.
+    rfm
+        BG/NBD inputs (``frequency``, ``recency``, ``T`` in weeks, same-day visits counted
+        once) of the customers with a completed visit.
+    next_service
+        Top next-service suggestion per customer (index): ``service_id, name, score``.
+    next_services
+        The top ``N_SERVICES`` per customer: ``customer_id, service_id, name, score, rank``.
+    active_providers
+        Barbers who have joined and not left at ``as_of``.
+    neighborhoods
+        Each customer's neighborhood (the recommender's cold-start group).
+    offer_effect
+        Pooled effect of the campaigns whose outcome windows closed by ``as_of`` (None when
+        none has), with its notes.
+    offer_effect_note
+        Why there is no usable effect, when there is none.
+    population_gap_days
+        The typical customer's usual gap between visits at ``as_of`` (the lifecycle rules'
+        prior, :func:`~barberpro_ml.features.lifecycle.population_median_gap`).
+    aligned
+        The per-customer values the scorer reads, as NumPy arrays in the row order of
+        ``features`` (lifecycle, RFM, next service, neighborhood, spend per visit): a request
+        takes its rows by position instead of re-aligning frames.
+    """
+
+    as_of: pd.Timestamp
+    features: pd.DataFrame
+    lifecycle: pd.DataFrame
+    rfm: pd.DataFrame
+    next_service: pd.DataFrame
+    next_services: pd.DataFrame
+    active_providers: pd.Index
+    neighborhoods: pd.Series
+    offer_effect: OfferEffect | None
+    offer_effect_note: str
+    population_gap_days: float
+    aligned: dict[str, np.ndarray]
+
+    @property
+    def customer_ids(self) -> pd.Index:
+        return self.features.index
+
+    def positions(self, customer_ids: object) -> np.ndarray:
+        """Row positions of ``customer_ids`` (request order).
+
+        Raises
+        ------
+        UnknownCustomerError
+            Naming the ids that are not customers at ``as_of``.
+        TypeError
+            For ids that are not integers.
+        """
+        ids = np.atleast_1d(np.asarray(customer_ids))
+        if ids.dtype.kind not in "iu":
+            if ids.dtype.kind == "f" and np.all(np.isfinite(ids)) and np.all(ids == np.round(ids)):
+                ids = ids.astype(np.int64)
+            elif ids.size:
+                raise TypeError(f"customer ids must be integers, got {ids.dtype} "
+                                f"(e.g. {ids[:3].tolist()})")
+            else:
+                ids = ids.astype(np.int64)
+        pos = self.features.index.get_indexer(pd.Index(ids.astype(np.int64)))
+        if (pos < 0).any():
+            missing = pd.unique(ids[pos < 0]).tolist()
+            raise UnknownCustomerError([int(i) for i in missing], self.as_of)
+        return np.asarray(pos, dtype=np.int64)
+
+
+def build_snapshot(data: MarketplaceData, as_of: object, *, horizon_days: int = 90,
+                   n_bootstrap: int = 1000, seed: int = 0) -> CustomerSnapshot:
+    """Compute the :class:`CustomerSnapshot` of ``data`` at ``as_of``.
+
+    Parameters
+    ----------
+    data
+        The validated event tables.
+    as_of
+        Cut-off (naive UTC); must not be after the data's last event (the snapshot would claim
+        knowledge of a period the data do not cover).
+    horizon_days
+        Outcome window of the campaign effect (the churn label's 90 days).
+    n_bootstrap, seed
+        For the campaign effect's confidence interval.
+
+    Raises
+    ------
+    ValueError
+        ``as_of`` after the last event, or before any customer signed up.
+    """
+    stamp = to_as_of(as_of)
+    end = data.observation_end
+    if stamp > end:
+        raise ValueError(f"as_of {stamp} is after the data's last event ({end}); the data "
+                         "cannot say what a customer looks like then")
+    features = customer_features(data, stamp)
+    if features.empty:
+        raise ValueError(f"no customer had signed up by as_of {stamp}")
+    population_gap = population_median_gap(data, stamp)
+    lifecycle = lifecycle_stages(data, stamp, population_gap_days=population_gap
+                                 ).reindex(features.index)
+    tx = completed_transactions(data, stamp)
+    if len(tx):
+        rfm = rfm_summary(tx, "customer_id", "scheduled_at", "spend",
+                          observation_period_end=stamp, freq="D", time_scaler=WEEK_DAYS)
+    else:
+        rfm = pd.DataFrame(columns=["frequency", "recency", "T", "monetary_value"],
+                           index=pd.Index([], name="customer_id"))
+    if len(tx):
+        next_services = next_service_recommendations(data, stamp, k=N_SERVICES)
+    else:
+        next_services = pd.DataFrame(columns=["customer_id", "service_id", "name", "score",
+                                              "rank"])
+    next_service = next_services.loc[next_services["rank"] == 1].set_index("customer_id")[
+        ["service_id", "name", "score"]]
+    providers = data.providers
+    working = (providers["joined_at"] <= stamp) & (
+        providers["left_at"].isna() | (providers["left_at"] > stamp))
+    active = pd.Index(providers.loc[working.to_numpy(bool), "provider_id"].to_numpy(),
+                      name="provider_id")
+    effect: OfferEffect | None = None
+    note = ""
+    try:
+        effects = campaign_effects(data, stamp, horizon_days=horizon_days,
+                                   n_bootstrap=n_bootstrap, seed=seed)
+        effect = next((e for e in effects if e.campaign == POOLED), None)
+        if effect is None or effect.relative_reduction is None:
+            note = "; ".join(effect.notes) if effect else "no pooled campaign estimate"
+            effect = None
+    except ValueError as exc:  # no campaign closed by as_of
+        note = str(exc)
+    neighborhoods = customer_neighborhoods(data).reindex(features.index).astype(str)
+    return CustomerSnapshot(
+        as_of=stamp, features=features, lifecycle=lifecycle, rfm=rfm,
+        next_service=next_service, next_services=next_services, active_providers=active,
+        neighborhoods=neighborhoods, offer_effect=effect, offer_effect_note=note,
+        population_gap_days=population_gap,
+        aligned=_aligned(features, lifecycle, rfm, next_service, neighborhoods))
+
+
+def _aligned(features: pd.DataFrame, lifecycle: pd.DataFrame, rfm: pd.DataFrame,
+             next_service: pd.DataFrame, neighborhoods: pd.Series) -> dict[str, np.ndarray]:
+    ids = features.index
+    rfm = rfm.reindex(ids)
+    nxt = next_service.reindex(ids)
+    return {
+        "lifecycle_stage": lifecycle["stage"].astype(str).to_numpy(dtype=object),
+        "lifecycle_reason": lifecycle["reason"].astype(str).to_numpy(dtype=object),
+        "usual_gap_days": lifecycle["usual_gap_days"].to_numpy(dtype=np.float64),
+        "days_since_last_visit": lifecycle["days_since_last_visit"].to_numpy(dtype=np.float64),
+        "n_visits": lifecycle["n_visits"].to_numpy(dtype=np.int64),
+        "frequency": rfm["frequency"].to_numpy(dtype=np.float64),
+        "recency": rfm["recency"].to_numpy(dtype=np.float64),
+        "T": rfm["T"].to_numpy(dtype=np.float64),
+        "next_service_id": nxt["service_id"].astype("Int64").to_numpy(),
+        "next_service": nxt["name"].astype(object).where(nxt["name"].notna(), None)
+        .to_numpy(dtype=object),
+        "next_service_probability": nxt["score"].to_numpy(dtype=np.float64),
+        "neighborhood": neighborhoods.to_numpy(dtype=object),
+        "spend_per_visit": features["spend_per_visit"].to_numpy(dtype=np.float64),
+    }
