@@ -365,18 +365,21 @@ ServeData = Annotated[Path, typer.Option(
 AliasOption = Annotated[str, typer.Option(help="Registry alias of the models to load.")]
 
 
-def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str) -> tuple[Any, Any]:
+def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str,
+                    n_jobs: int = 1) -> tuple[Any, Any]:
     from barberpro_ml.registry import configure_tracking
     from barberpro_ml.scoring import CustomerScorer
 
     if not data_dir.exists():
         raise UserError(f"no event tables at {data_dir}: run `barberpro-ml pipeline` first, or "
                         "pass --data FOLDER")
+    # one line per model below says what was loaded; MLflow's per-file bars say nothing more
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     data = MarketplaceData.load(data_dir)
     configure_tracking(tracking_uri)
     with console.status(f"loading the @{alias} models"):
         try:
-            scorer = CustomerScorer.from_registry(alias=alias)
+            scorer = CustomerScorer.from_registry(alias=alias, n_jobs=n_jobs)
         except LookupError as exc:
             raise UserError(str(exc)) from None
     for ref in scorer.models.values():
@@ -394,10 +397,12 @@ def score_command(
     alias: AliasOption = "champion",
     reasons: Annotated[bool, typer.Option(help="Phrase the churn reasons.")] = True,
     chunk_size: Annotated[int, typer.Option(min=1, help="Customers per model call.")] = 50_000,
+    jobs: Annotated[int, typer.Option(help="Threads for the boosted models and their SHAP "
+                                           "values (-1: every core).")] = -1,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Profile every customer at AS_OF with the registered models; write one Parquet row each."""
-    scorer, events = _scoring_inputs(data, tracking_uri, alias)
+    scorer, events = _scoring_inputs(data, tracking_uri, alias, n_jobs=jobs)
     with console.status("building features, lifecycle and suggestions"):
         snap = scorer.snapshot(events, as_of)
     with progress_bar("scoring") as progress:

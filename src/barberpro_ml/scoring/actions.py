@@ -112,7 +112,7 @@ def _actions(columns: Mapping[str, Any], effect: OfferEffect | None,
     text = np.full(n, "on rhythm: no action needed", dtype=object)
     remind = has_visit & ~pays & overdue
     action[remind] = "reminder"
-    suffix = "; an offer does not pay" if rr is not None else f" ({why_not})"
+    suffix = "; an offer does not pay" if rr is not None else f"; no offer: {why_not}"
     text[remind] = ("send a reminder to book " + service_text[remind] + ": " + reason[remind]
                     + suffix)
     action[pays] = "retention_offer"
