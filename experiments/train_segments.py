@@ -2,17 +2,18 @@
 
 Reads top to bottom like the data flow::
 
-    event data -> customer features at the previous and the current cut-off
-    -> segmenter at the previous cut-off (ids matched to the current champion, if any)
-    -> segmenter at the current cut-off (ids matched to the previous one)
+    event data -> customer features at the current (and, on a first run, an earlier) cut-off
+    -> the segmenter it replaces: the champion, or one fitted at the earlier cut-off
+    -> segmenter at the current cut-off, ids matched to the one it replaces
     -> evaluate (id stability on the same customers, silhouette, segment table)
     -> gates -> register @challenger -> promote @champion only when the blocking gates pass
 
 Segments have no label to be accurate against; what a user of segments needs is that a
 customer's cluster *means the same thing* after a retrain. So the gate is stability: scored on
-the same customers (the current features), the retrained segmenter and the one it replaces give
-the same cluster id to at least the share set in ``configs/claims.yaml``, judged by the lower
-bound of a bootstrap interval like every other claim.
+the same customers (the current features), the retrained segmenter and the one it replaces (the
+champion; on a first run, a segmenter fitted ``refit_days`` earlier) give the same cluster id
+to at least the share set in ``configs/claims.yaml``, judged by the lower bound of a bootstrap
+interval like every other claim.
 
 Run it as ``python experiments/train_segments.py --config configs/segments.yaml``, through
 ``barberpro-ml train segments`` or ``mlflow run . -e train_segments``.
@@ -145,6 +146,13 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
         X_prev = customer_features(data, previous_cut)
         X_now = customer_features(data, as_of)
     champion, champion_version = champion_segmenter(cfg.model_name)
+    replaced_note = ""
+    configured = CustomerSegmenter(**cfg.model).get_params()["cluster_features"]
+    if champion is not None and tuple(champion.cluster_features) != tuple(configured):
+        # clusters over other columns live in another space: nothing to match them to
+        replaced_note = (f"the champion v{champion_version} clusters other features "
+                         f"({list(champion.cluster_features)}); ids start afresh")
+        champion, champion_version = None, None
 
     with mlflow.start_run(run_name=f"segments-{as_of:%Y-%m-%d}", nested=nested) as run:
         log_config(cfg.model_dump())
@@ -155,9 +163,11 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
                            "n_customers": len(X_now),
                            "matched_to_champion": champion_version or "none"})
 
-        # -- the segmenter a retrain replaces, then the retrain
+        # -- the segmenter this retrain replaces (the champion; on a first run, one fitted
+        # refit_days earlier), then the retrain, its ids matched to it
         with stage("fit"):
-            before = CustomerSegmenter(**cfg.model).fit(X_prev, previous=champion)
+            before = champion if champion is not None else \
+                CustomerSegmenter(**cfg.model).fit(X_prev)
             model = CustomerSegmenter(**cfg.model).fit(X_now, previous=before)
         mlflow.log_params({"n_clusters": model.n_clusters_,
                            "previous_n_clusters": before.n_clusters_})
@@ -185,13 +195,13 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
                 n_bootstrap=n_boot, seed=seed,
                 notes=[f"{model.n_clusters_} clusters chosen by "
                        f"{'silhouette' if model.method == 'kmeans' else 'BIC'} over "
-                       f"{list(model.selection_scores_)}; ids matched to the segmenter fitted "
-                       f"{cfg.refit_days} days earlier"
-                       + (f" (itself matched to champion v{champion_version})"
-                          if champion_version else ""),
+                       f"{list(model.selection_scores_)}; ids matched to "
+                       + (f"the champion v{champion_version}" if champion_version else
+                          f"a segmenter fitted {cfg.refit_days} days earlier (no champion yet)"),
                        f"{stable.value:.1%} [{stable.ci_low:.1%}, {stable.ci_high:.1%}] of "
                        f"{int(visited.sum()):,} customers keep their cluster id; adjusted "
-                       f"Rand {agreement['adjusted_rand']:.3f}"])
+                       f"Rand {agreement['adjusted_rand']:.3f}",
+                       *([replaced_note] if replaced_note else [])])
             scores = rfm_scores(X_now, model.rfm_edges_)
             clusters = pd.Series([model.cluster_names_[i] for i in ids_after],
                                  index=X_now.index, name="cluster")

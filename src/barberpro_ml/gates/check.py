@@ -687,10 +687,12 @@ def _champion_verdict(family: str, comparison: ChampionComparison | None,
                       claim_set: ClaimSet | None) -> ChampionVerdict:
     setting = claim_set.settings.non_inferiority.get(family) if claim_set else None
     if comparison is None:
+        reason = ("no champion yet: nothing to compare with, so this check passes" if setting
+                  else f"no paired comparison with the champion for family {family!r} (none "
+                       "under settings.non_inferiority in the claims file); this check passes")
         return ChampionVerdict(
             metric=setting.metric if setting else None,
-            margin=setting.margin if setting else None, verdict="pass",
-            reason="no champion yet: nothing to compare with, so this check passes")
+            margin=setting.margin if setting else None, verdict="pass", reason=reason)
     metric = comparison.metric or (setting.metric if setting else None)
     margin = comparison.margin if comparison.margin is not None else \
         (setting.margin if setting else None)
