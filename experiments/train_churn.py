@@ -14,7 +14,6 @@ gate fails (for CI training runs).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from contextlib import AbstractContextManager
 from itertools import pairwise
@@ -41,7 +40,6 @@ from barberpro_ml.gates import check, load_claims
 from barberpro_ml.models import ChurnClassifier, tune
 from barberpro_ml.registry import (
     champion_comparison,
-    configure_tracking,
     log_and_register,
     log_config,
     log_feature_catalogue,
@@ -50,12 +48,13 @@ from barberpro_ml.registry import (
     log_model_card,
     log_report,
     model_card,
-    promote,
 )
 from barberpro_ml.registry.jobs import (
     SimulationSource,
     load_or_simulate,
+    promote_if,
     resolve_path,
+    start_job_tracking,
     timed_stage,
 )
 from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
@@ -149,12 +148,7 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
         cfg = cfg.model_copy(update={"tune": Toggle(enabled=tune_trials > 0, n_trials=tune_trials,
                                                      seed=cfg.tune.model_extra.get("seed", 0)
                                                      if cfg.tune.model_extra else 0)})
-    # Under `mlflow run` the launcher has created the run (MLFLOW_RUN_ID) in its own
-    # experiment: resume it there. Inside another active run (the pipeline under `mlflow run`),
-    # this job becomes a child run.
-    nested = mlflow.active_run() is not None
-    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
-    configure_tracking(tracking_uri, experiment=None if launched else cfg.experiment)
+    nested = start_job_tracking(tracking_uri, cfg.experiment)
     if data is None:
         with stage("load data"):
             data = load_data(cfg, data_dir)
@@ -285,13 +279,8 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
                 "rows (train / validation / test)":
                     f"{len(X_train):,} / {len(X_valid):,} / {len(X_test):,}"},
             gate_result=gate, caveats=caveats))
-        promoted = False
-        champion = None
-        if cfg.promote:
-            record = promote(cfg.model_name, version.version, gate, report_uri=report_uri,
-                             run_id=run.info.run_id)
-            promoted = record.outcome == "promoted"
-            champion = record.version if promoted else record.previous_champion
+        promoted, champion = promote_if(cfg.promote, cfg.model_name, version.version, gate,
+                                       report_uri=report_uri, run_id=run.info.run_id)
     return TrainingOutcome(
         family="churn", run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,

@@ -16,7 +16,6 @@ gate fails (for CI training runs).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -53,7 +52,6 @@ from barberpro_ml.models import (
 )
 from barberpro_ml.registry import (
     champion_comparison,
-    configure_tracking,
     log_and_register,
     log_config,
     log_feature_catalogue,
@@ -62,12 +60,13 @@ from barberpro_ml.registry import (
     log_model_card,
     log_report,
     model_card,
-    promote,
 )
 from barberpro_ml.registry.jobs import (
     SimulationSource,
     load_or_simulate,
+    promote_if,
     resolve_path,
+    start_job_tracking,
     timed_stage,
 )
 from barberpro_ml.registry.models import CLV_PARAMS_ARTIFACT
@@ -229,10 +228,7 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
     Keyword arguments meant for other families (``tune_trials``...) are accepted and ignored.
     """
     cfg = LTVJobConfig.from_yaml(resolve(str(config)))
-    # As in train_churn: resume the launcher's run under `mlflow run`; nest inside an active run.
-    nested = mlflow.active_run() is not None
-    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
-    configure_tracking(tracking_uri, experiment=None if launched else cfg.experiment)
+    nested = start_job_tracking(tracking_uri, cfg.experiment)
     if data is None:
         with stage("load data"):
             data = load_data(cfg, data_dir)
@@ -332,13 +328,8 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
                 "horizon-extension factor": f"{factor:.4f}",
                 "rows (train / test)": f"{len(X_train):,} / {len(X_test):,}"},
             gate_result=gate, caveats=notes))
-        promoted = False
-        champion = None
-        if cfg.promote:
-            record = promote(cfg.model_name, version.version, gate, report_uri=report_uri,
-                             run_id=run.info.run_id)
-            promoted = record.outcome == "promoted"
-            champion = record.version if promoted else record.previous_champion
+        promoted, champion = promote_if(cfg.promote, cfg.model_name, version.version, gate,
+                                       report_uri=report_uri, run_id=run.info.run_id)
     return TrainingOutcome(
         family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,

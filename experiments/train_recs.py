@@ -16,7 +16,6 @@ gate fails (for CI training runs).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -45,7 +44,6 @@ from barberpro_ml.models.recs import (
     implicit_available,
 )
 from barberpro_ml.registry import (
-    configure_tracking,
     log_and_register_recommender,
     log_config,
     log_gate_result,
@@ -53,13 +51,14 @@ from barberpro_ml.registry import (
     log_model_card,
     log_report,
     model_card,
-    promote,
     recs_champion_comparison,
 )
 from barberpro_ml.registry.jobs import (
     SimulationSource,
     load_or_simulate,
+    promote_if,
     resolve_path,
+    start_job_tracking,
     timed_stage,
 )
 from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
@@ -228,12 +227,7 @@ def run(config: str | Path = "configs/recs.yaml", *, data: MarketplaceData | Non
     Keyword arguments meant for other families (``tune_trials``...) are accepted and ignored.
     """
     cfg = RecsJobConfig.from_yaml(resolve(str(config)))
-    # As in train_churn: under `mlflow run` the launcher has created the run (MLFLOW_RUN_ID) in
-    # its own experiment, so resume it there; inside another active run (the pipeline under
-    # `mlflow run`) this job becomes a child run.
-    nested = mlflow.active_run() is not None
-    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
-    configure_tracking(tracking_uri, experiment=None if launched else cfg.experiment)
+    nested = start_job_tracking(tracking_uri, cfg.experiment)
     if data is None:
         with stage("load data"):
             data = load_data(cfg, data_dir)
@@ -330,13 +324,8 @@ def run(config: str | Path = "configs/recs.yaml", *, data: MarketplaceData | Non
                 "interactions (train / test)": f"{len(train):,} / {len(test):,}"},
             gate_result=gate, slice_metrics=["ndcg@10", "recall@10", "hit@10"],
             caveats=notes))
-        promoted = False
-        champion = None
-        if cfg.promote:
-            record = promote(cfg.model_name, version.version, gate, report_uri=report_uri,
-                             run_id=run.info.run_id)
-            promoted = record.outcome == "promoted"
-            champion = record.version if promoted else record.previous_champion
+        promoted, champion = promote_if(cfg.promote, cfg.model_name, version.version, gate,
+                                       report_uri=report_uri, run_id=run.info.run_id)
     return TrainingOutcome(
         family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,

@@ -22,7 +22,6 @@ Run it as ``python experiments/train_segments.py --config configs/segments.yaml`
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -48,7 +47,6 @@ from barberpro_ml.models.segments import (
 )
 from barberpro_ml.registry import (
     alias_version,
-    configure_tracking,
     load_champion,
     log_and_register,
     log_config,
@@ -58,12 +56,13 @@ from barberpro_ml.registry import (
     log_model_card,
     log_report,
     model_card,
-    promote,
 )
 from barberpro_ml.registry.jobs import (
     SimulationSource,
     load_or_simulate,
+    promote_if,
     resolve_path,
+    start_job_tracking,
     timed_stage,
 )
 from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
@@ -130,9 +129,7 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
     Keyword arguments meant for other families (``tune_trials``...) are accepted and ignored.
     """
     cfg = SegmentsJobConfig.from_yaml(resolve(str(config)))
-    nested = mlflow.active_run() is not None
-    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
-    configure_tracking(tracking_uri, experiment=None if launched else cfg.experiment)
+    nested = start_job_tracking(tracking_uri, cfg.experiment)
     if data is None:
         with stage("load data"):
             data = load_or_simulate(data_dir or cfg.data_dir, cfg.simulation, ROOT)
@@ -236,13 +233,8 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
                          "clusters": ", ".join(f"{k}: {v}" for k, v in
                                                sorted(model.cluster_names_.items()))},
             gate_result=gate, caveats=report.notes))
-        promoted = False
-        champion_now = None
-        if cfg.promote:
-            record = promote(cfg.model_name, version.version, gate, report_uri=report_uri,
-                             run_id=run.info.run_id)
-            promoted = record.outcome == "promoted"
-            champion_now = record.version if promoted else record.previous_champion
+        promoted, champion_now = promote_if(cfg.promote, cfg.model_name, version.version, gate,
+                                       report_uri=report_uri, run_id=run.info.run_id)
     return TrainingOutcome(
         family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,

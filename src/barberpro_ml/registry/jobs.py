@@ -1,12 +1,14 @@
 """Plumbing shared by the experiment scripts (``experiments/train_<family>.py``).
 
 Each script stays a short, top-to-bottom reading of its job; what every job needs the same way
-lives here once: where the event data comes from, how config paths resolve, and timed stages
-that tell the user what is happening and log their durations to the run.
+lives here once: where the event data comes from, how config paths resolve, timed stages
+that tell the user what is happening and log their durations to the run, the tracking set-up
+of a job's run, and the promotion step.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -17,6 +19,9 @@ import mlflow
 from pydantic import BaseModel, ConfigDict
 
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
+from barberpro_ml.gates import GateResult
+from barberpro_ml.registry.promotion import promote
+from barberpro_ml.registry.tracking import configure_tracking
 
 
 class SimulationSource(BaseModel):
@@ -57,3 +62,29 @@ def timed_stage(family: str, name: str) -> Iterator[None]:
     print(f"[{family}] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
     if mlflow.active_run() is not None:
         mlflow.log_metric(f"seconds_{name.replace(' ', '_')}", seconds)
+
+
+def start_job_tracking(tracking_uri: str | None, experiment: str) -> bool:
+    """Point MLflow at the store and experiment of a training job; return whether its run nests.
+
+    Under ``mlflow run`` the launcher has created the run (``MLFLOW_RUN_ID``) in its own
+    experiment, so the job resumes it there; inside another active run (the pipeline under
+    ``mlflow run``) the job's run becomes a child run.
+    """
+    nested = mlflow.active_run() is not None
+    launched = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
+    configure_tracking(tracking_uri, experiment=None if launched else experiment)
+    return nested
+
+
+def promote_if(enabled: bool, name: str, version: str, gate: GateResult, *,
+               report_uri: str | None, run_id: str) -> tuple[bool, str | None]:
+    """:func:`~barberpro_ml.registry.promote` when the job's config says so.
+
+    Returns whether the version was promoted, and the champion afterwards (None: none).
+    """
+    if not enabled:
+        return False, None
+    record = promote(name, version, gate, report_uri=report_uri, run_id=run_id)
+    promoted = record.outcome == "promoted"
+    return promoted, record.version if promoted else record.previous_champion
