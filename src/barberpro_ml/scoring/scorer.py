@@ -62,7 +62,7 @@ from barberpro_ml.scoring.records import (
 )
 from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError, build_snapshot
 
-__all__ = ["DEFAULT_MODEL_NAMES", "CustomerScorer", "FeatureSchemaError"]
+__all__ = ["DEFAULT_MODEL_NAMES", "CustomerScorer", "FeatureSchemaError", "UnknownCustomerError"]
 
 DEFAULT_MODEL_NAMES: dict[str, str] = {
     "churn": "barberpro-churn", "ltv": "barberpro-ltv", "recs": "barberpro-recs",
@@ -135,6 +135,9 @@ class CustomerScorer:
         if not 0 < risk_bands[0] < risk_bands[1] < 1:
             raise ValueError(f"risk_bands must be two increasing probabilities in (0, 1), got "
                              f"{risk_bands}")
+        for name, value in (("n_reasons", n_reasons), ("n_barbers", n_barbers)):
+            if not 1 <= value <= 20:
+                raise ValueError(f"{name} must be in [1, 20], got {value}")
         self.churn = churn
         self.ltv = ltv
         self.recs = recs
@@ -538,5 +541,3 @@ def _load_bgnbd(ltv: ModelRef, tracking_uri: str) -> BetaGeoModel:
     model.params_ = BetaGeoParams(**{k: float(v) for k, v in params["bgnbd"].items()})
     return model
 
-
-__all__ += ["UnknownCustomerError"]
