@@ -213,8 +213,23 @@ def test_barberpro_serve_answers_over_loopback(scoring_registry: Any, customer: 
         process.wait(timeout=30)
 
 
+def _request(scorer: CustomerScorer, family: str, rows: pd.DataFrame,
+             neighborhoods: pd.Series) -> tuple[pd.DataFrame, Any]:
+    """The JSON-ready request for a family's pyfunc and what the in-process wrapper returns."""
+    if family == "recs":
+        request = pd.DataFrame({"user_id": rows.index.to_numpy(dtype=np.int64),
+                                "k": np.full(len(rows), 3, dtype=np.int64),
+                                "neighborhood": neighborhoods.reindex(rows.index).to_numpy()})
+        return request, scorer.recs.predict(None, request)
+    wrapper = scorer.segments if family == "segments" else scorer.churn
+    assert wrapper.spec is not None
+    return wrapper.spec.features.to_request(rows), wrapper.predict(None, rows)
+
+
+@pytest.mark.parametrize(("family", "name"), [("segments", "barberpro-segments"),
+                                              ("recs", "barberpro-recs")])
 def test_registered_models_serve_unchanged_through_mlflow_models_serve(
-        scoring_registry: Any, scorer: CustomerScorer) -> None:
+        scoring_registry: Any, scorer: CustomerScorer, family: str, name: str) -> None:
     port = _free_port()
     bin_dir = Path(sys.executable).parent  # mlflow runs `uvicorn` from PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": scoring_registry.tracking_uri,
@@ -222,22 +237,24 @@ def test_registered_models_serve_unchanged_through_mlflow_models_serve(
            "PATH": str(bin_dir) + os.pathsep + os.environ.get("PATH", "")}
     mlflow_cli = str(bin_dir / "mlflow")
     process = subprocess.Popen(
-        [mlflow_cli, "models", "serve", "-m", "models:/barberpro-segments@champion",
+        [mlflow_cli, "models", "serve", "-m", f"models:/{name}@champion",
          "--env-manager", "local", "--port", str(port), "--host", "127.0.0.1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait(f"http://127.0.0.1:{port}/ping", process)
         snap = scorer.snapshot(scoring_registry.data)
-        assert scorer.segments.spec is not None
-        rows = snap.features.iloc[:20]
-        request = scorer.segments.spec.features.to_request(rows)
+        request, expected = _request(scorer, family, snap.features.iloc[:20], snap.neighborhoods)
         # pandas writes missing values as null (JSON has no NaN); the server reads them back
         body = '{"dataframe_split": ' + request.to_json(orient="split", index=False) + "}"
         response = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=30.0,
                               content=body, headers={"Content-Type": "application/json"})
         assert response.status_code == 200, response.text
-        served = np.asarray(response.json()["predictions"], dtype=float)
-        np.testing.assert_array_equal(served, scorer.segments.predict(None, rows))
+        served = response.json()["predictions"]
+        if family == "recs":
+            served_frame = pd.DataFrame(served)[list(expected.columns)]
+            pd.testing.assert_frame_equal(served_frame, expected, check_dtype=False)
+        else:
+            np.testing.assert_array_equal(np.asarray(served, dtype=float), expected)
     finally:
         process.terminate()
         process.wait(timeout=30)
