@@ -13,7 +13,6 @@ gate fails (for CI training runs).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from contextlib import AbstractContextManager
 from itertools import pairwise
@@ -54,10 +53,11 @@ from barberpro_ml.registry.jobs import (
     load_or_simulate,
     promote_if,
     resolve_path,
+    script_main,
     start_job_tracking,
     timed_stage,
 )
-from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
+from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics, verdict_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -286,21 +286,13 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,
         champion_version=champion,
         headline=headline_metrics(report, ("roc_auc", "accuracy", "ece")),
-        verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims]
-        + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"],
+        verdicts=verdict_lines(gate),
         gate=gate, notes=[oracle_line] if oracle_line else [],
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/churn.yaml")
-    parser.add_argument("--data", default=None, help="folder of event tables (else simulate)")
-    parser.add_argument("--tune-trials", type=int, default=None)
-    args = parser.parse_args(argv)
-    outcome = run(args.config, data_dir=args.data, tune_trials=args.tune_trials)
-    print(outcome.to_text())
-    return 0 if outcome.gate_passed else 3
+    return script_main(run, "configs/churn.yaml", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

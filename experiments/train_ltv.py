@@ -15,7 +15,6 @@ gate fails (for CI training runs).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -66,11 +65,12 @@ from barberpro_ml.registry.jobs import (
     load_or_simulate,
     promote_if,
     resolve_path,
+    script_main,
     start_job_tracking,
     timed_stage,
 )
 from barberpro_ml.registry.models import CLV_PARAMS_ARTIFACT
-from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
+from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics, verdict_lines
 from barberpro_ml.registry.tracking import metric_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -336,21 +336,14 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
         champion_version=champion,
         headline=headline_metrics(report, ("spearman", "gini", "mae", "mae_minus_naive",
                                    "aggregate_error")),
-        verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims]
-        + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"],
+        verdicts=verdict_lines(gate),
         # the side-by-side line only: the caveats are in the report and the model card
         gate=gate, notes=notes[:1],
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/ltv.yaml")
-    parser.add_argument("--data", default=None, help="folder of event tables (else simulate)")
-    args = parser.parse_args(argv)
-    outcome = run(args.config, data_dir=args.data)
-    print(outcome.to_text())
-    return 0 if outcome.gate_passed else 3
+    return script_main(run, "configs/ltv.yaml", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ gate fails (for CI training runs).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -58,10 +57,11 @@ from barberpro_ml.registry.jobs import (
     load_or_simulate,
     promote_if,
     resolve_path,
+    script_main,
     start_job_tracking,
     timed_stage,
 )
-from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
+from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics, verdict_lines
 from barberpro_ml.registry.tracking import metric_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -332,20 +332,13 @@ def run(config: str | Path = "configs/recs.yaml", *, data: MarketplaceData | Non
         champion_version=champion,
         headline=headline_metrics(
             report, ("ndcg@10", "ndcg@10_minus_global_popularity", "recall@10")),
-        verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims]
-        + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"],
+        verdicts=verdict_lines(gate),
         gate=gate, notes=notes,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/recs.yaml")
-    parser.add_argument("--data", default=None, help="folder of event tables (else simulate)")
-    args = parser.parse_args(argv)
-    outcome = run(args.config, data_dir=args.data)
-    print(outcome.to_text())
-    return 0 if outcome.gate_passed else 3
+    return script_main(run, "configs/recs.yaml", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

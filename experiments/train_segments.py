@@ -21,7 +21,6 @@ Run it as ``python experiments/train_segments.py --config configs/segments.yaml`
 
 from __future__ import annotations
 
-import argparse
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -62,10 +61,11 @@ from barberpro_ml.registry.jobs import (
     load_or_simulate,
     promote_if,
     resolve_path,
+    script_main,
     start_job_tracking,
     timed_stage,
 )
-from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics
+from barberpro_ml.registry.outcome import TrainingOutcome, headline_metrics, verdict_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -240,19 +240,13 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,
         champion_version=champion_now,
         headline=headline_metrics(report, ("id_stability", "adjusted_rand", "silhouette")),
-        verdicts=[f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims],
+        verdicts=verdict_lines(gate),
         gate=gate, notes=report.notes[:1],
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/segments.yaml")
-    parser.add_argument("--data", default=None, help="folder of event tables (else simulate)")
-    args = parser.parse_args(argv)
-    outcome = run(args.config, data_dir=args.data)
-    print(outcome.to_text())
-    return 0 if outcome.gate_passed else 3
+    return script_main(run, "configs/segments.yaml", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ of a job's run, and the promotion step.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.gates import GateResult
+from barberpro_ml.registry.outcome import TrainingOutcome
 from barberpro_ml.registry.promotion import promote
 from barberpro_ml.registry.tracking import configure_tracking
 
@@ -88,3 +90,16 @@ def promote_if(enabled: bool, name: str, version: str, gate: GateResult, *,
     record = promote(name, version, gate, report_uri=report_uri, run_id=run_id)
     promoted = record.outcome == "promoted"
     return promoted, record.version if promoted else record.previous_champion
+
+
+def script_main(run: Callable[..., TrainingOutcome], default_config: str, description: str,
+                argv: list[str] | None = None) -> int:
+    """The command line of an experiment script: ``--config``, ``--data``; print the verdicts;
+    exit status 3 when a blocking gate failed (for CI training runs)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default=default_config)
+    parser.add_argument("--data", default=None, help="folder of event tables (else simulate)")
+    args = parser.parse_args(argv)
+    outcome = run(args.config, data_dir=args.data)
+    print(outcome.to_text())
+    return 0 if outcome.gate_passed else 3

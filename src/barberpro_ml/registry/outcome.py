@@ -54,3 +54,9 @@ def headline_metrics(report: EvaluationReport, names: tuple[str, ...]) -> list[H
     """The named metrics of ``report`` with their intervals, for the summary table."""
     return [HeadlineMetric(name=n, value=report.metric(n).value, ci_low=report.metric(n).ci_low,
                            ci_high=report.metric(n).ci_high) for n in names]
+
+
+def verdict_lines(gate: GateResult) -> list[str]:
+    """One readable line per claim, then the champion comparison (``PASS roc-auc-floor: ...``)."""
+    return ([f"{c.verdict.upper():5} {c.check_id}: {c.reason}" for c in gate.claims]
+            + [f"{gate.champion.verdict.upper():5} champion: {gate.champion.reason}"])
