@@ -37,11 +37,10 @@ from barberpro_ml.features import (
     feature_catalog,
     last_labelable_as_of,
     ltv_labels,
-    rfm_summary,
     time_split,
     training_frame,
 )
-from barberpro_ml.features.rfm import WEEK_DAYS, completed_transactions
+from barberpro_ml.features.rfm import WEEK_DAYS, completed_transactions, customer_rfm
 from barberpro_ml.gates import check, load_claims
 from barberpro_ml.models import (
     BetaGeoModel,
@@ -168,8 +167,7 @@ def probabilistic_forecast(data: MarketplaceData, as_of: pd.Timestamp, customers
     the first purchase) and are forecast 0. Returns the forecast in ``customers`` order, the
     fitted parameters, and how many customers were forecast 0 for that reason.
     """
-    rfm = rfm_summary(completed_transactions(data, as_of), "customer_id", "scheduled_at",
-                      "spend", observation_period_end=as_of, freq="D", time_scaler=WEEK_DAYS)
+    rfm = customer_rfm(data, as_of)
     penalizer = float(cfg.probabilistic.get("penalizer", 0.0))
     bgnbd = BetaGeoModel(penalizer=penalizer).fit(rfm)
     gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(rfm.loc[rfm["frequency"] > 0])

@@ -415,3 +415,22 @@ def test_lifetimes_weekly_periods_look_past_the_end(lifetimes_utils: ModuleType,
         truncated, "customer_id", "date", "spend", observation_period_end=CALIBRATION_END,
         freq="W")
     pd.testing.assert_frame_equal(ours.astype(float), theirs_truncated, check_names=False)
+
+
+def test_customer_rfm_counts_completed_visits_in_weeks_as_of_the_cut_off() -> None:
+    from barberpro_ml.data import MarketplaceData
+    from barberpro_ml.features import customer_rfm
+
+    data = MarketplaceData.load(Path(__file__).resolve().parents[1] / "data" / "sample")
+    as_of = pd.Timestamp("2024-06-30")
+    rfm = customer_rfm(data, as_of)
+    b = data.bookings
+    visits = b.loc[(b["status"] == "completed") & (b["scheduled_at"] <= as_of)]
+    days = visits.assign(day=visits["scheduled_at"].dt.floor("D")).groupby("customer_id")["day"]
+    assert set(rfm.index) == set(days.groups)
+    customer = rfm.index[rfm["frequency"].to_numpy().argmax()]
+    own = days.get_group(customer)
+    assert rfm.loc[customer, "frequency"] == own.nunique() - 1   # repeat visit days
+    assert rfm.loc[customer, "T"] == pytest.approx((as_of.floor("D") - own.min()).days / 7)
+    assert rfm.loc[customer, "recency"] == pytest.approx((own.max() - own.min()).days / 7)
+    assert customer_rfm(data, data.bookings["scheduled_at"].min() - pd.Timedelta(days=1)).empty

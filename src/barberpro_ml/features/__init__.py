@@ -29,7 +29,12 @@ from barberpro_ml.features.lifecycle import (
     population_median_gap,
 )
 from barberpro_ml.features.provider import provider_features
-from barberpro_ml.features.rfm import WEEK_DAYS, completed_transactions, rfm_summary
+from barberpro_ml.features.rfm import (
+    WEEK_DAYS,
+    completed_transactions,
+    customer_rfm,
+    rfm_summary,
+)
 from barberpro_ml.features.splits import (
     LABEL_COLUMNS,
     TimeSplit,
@@ -52,6 +57,7 @@ __all__ = [
     "completed_transactions",
     "customer_feature_specs",
     "customer_features",
+    "customer_rfm",
     "feature_catalog",
     "last_labelable_as_of",
     "lifecycle_journey",

@@ -28,7 +28,7 @@ import pandas as pd
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.features._common import AsOf, to_as_of
 
-__all__ = ["WEEK_DAYS", "completed_transactions", "rfm_summary"]
+__all__ = ["WEEK_DAYS", "completed_transactions", "customer_rfm", "rfm_summary"]
 
 WEEK_DAYS = 7.0
 """Days per BG/NBD time unit: the library fits the CLV models in weeks, as [1]_ on CDNOW."""
@@ -54,6 +54,29 @@ def completed_transactions(data: MarketplaceData, as_of: AsOf) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": b["customer_id"].to_numpy()[known],
                          "scheduled_at": b["scheduled_at"].to_numpy()[known],
                          "spend": (b["price"] - b["discount"]).to_numpy()[known]})
+
+
+def customer_rfm(data: MarketplaceData, as_of: AsOf) -> pd.DataFrame:
+    """The BG/NBD / Gamma-Gamma inputs of every customer with a completed visit by ``as_of``.
+
+    :func:`rfm_summary` of :func:`completed_transactions` with the library's one convention:
+    exact days counted in weeks (``freq="D"``, ``time_scaler=WEEK_DAYS``), same-day visits
+    once. The LTV job fits on it and the scoring API scores on it, so the two cannot drift.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id``: ``frequency``, ``recency``, ``T``, ``monetary_value``
+        (empty when nobody has visited yet).
+    """
+    cut = to_as_of(as_of)
+    tx = completed_transactions(data, cut)
+    if not len(tx):
+        return pd.DataFrame({c: pd.Series(dtype="float64")
+                             for c in ("frequency", "recency", "T", "monetary_value")},
+                            index=pd.Index([], dtype="int64", name="customer_id"))
+    return rfm_summary(tx, "customer_id", "scheduled_at", "spend", observation_period_end=cut,
+                       freq="D", time_scaler=WEEK_DAYS)
 
 
 def rfm_summary(

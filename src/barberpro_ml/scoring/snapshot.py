@@ -19,10 +19,9 @@ import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.evaluation.uplift import POOLED, OfferEffect, campaign_effects
-from barberpro_ml.features import customer_features, rfm_summary
+from barberpro_ml.features import customer_features, customer_rfm
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.features.lifecycle import lifecycle_stages, population_median_gap
-from barberpro_ml.features.rfm import WEEK_DAYS, completed_transactions
 from barberpro_ml.models.recs.marketplace import (
     customer_neighborhoods,
     next_service_recommendations,
@@ -161,14 +160,8 @@ def build_snapshot(data: MarketplaceData, as_of: object, *, horizon_days: int = 
     population_gap = population_median_gap(data, stamp)
     lifecycle = lifecycle_stages(data, stamp, population_gap_days=population_gap
                                  ).reindex(features.index)
-    tx = completed_transactions(data, stamp)
-    if len(tx):
-        rfm = rfm_summary(tx, "customer_id", "scheduled_at", "spend",
-                          observation_period_end=stamp, freq="D", time_scaler=WEEK_DAYS)
-    else:
-        rfm = pd.DataFrame(columns=["frequency", "recency", "T", "monetary_value"],
-                           index=pd.Index([], name="customer_id"))
-    if len(tx):
+    rfm = customer_rfm(data, stamp)
+    if len(rfm):
         next_services = next_service_recommendations(data, stamp, k=N_SERVICES)
     else:
         next_services = pd.DataFrame(columns=["customer_id", "service_id", "name", "score",
