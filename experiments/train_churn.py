@@ -48,10 +48,11 @@ from barberpro_ml.registry import (
     log_report,
     model_card,
 )
+from barberpro_ml.registry.binding import TAG_FAMILY, current_champion, log_gate_inputs
 from barberpro_ml.registry.jobs import (
     SimulationSource,
+    gate_and_promote,
     load_or_simulate,
-    promote_if,
     resolve_path,
     script_main,
     start_job_tracking,
@@ -199,7 +200,7 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
             report = evaluate_classifier(model, X_test, y_test, n_bootstrap=ev["n_bootstrap"],
                                          seed=ev["seed"], slices=slices,
                                          min_slice_size=ev["min_slice_size"], family="churn")
-        report_uri = log_report(report)
+        log_report(report)
         baseline_report = evaluate_classifier(baseline, X_test, y_test,
                                               n_bootstrap=ev["n_bootstrap"], seed=ev["seed"],
                                               family="churn")
@@ -261,10 +262,14 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
 
         # -- register as challenger, gate, promote
         with stage("register"):
-            _info, version = log_and_register(model, X_train, cfg.model_name)
+            _info, version = log_and_register(model, X_train, cfg.model_name,
+                                              tags={TAG_FAMILY: "churn"})
+        log_gate_inputs(X_test, y_test, run_id=run.info.run_id)
+        champion_before = current_champion(cfg.model_name)
         comparison = champion_comparison(cfg.model_name, X_test, y_test, p_test,
                                          n_bootstrap=ev["n_bootstrap"], seed=ev["seed"])
-        gate = check(report, load_claims(resolve(cfg.claims), family="churn"), comparison)
+        claims = load_claims(resolve(cfg.claims), family="churn")
+        gate = check(report, claims, comparison)
         log_gate_result(gate)
         log_model_card(model_card(
             report, model_name=cfg.model_name, version=str(version.version),
@@ -279,8 +284,8 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
                 "rows (train / validation / test)":
                     f"{len(X_train):,} / {len(X_valid):,} / {len(X_test):,}"},
             gate_result=gate, caveats=caveats))
-        promoted, champion = promote_if(cfg.promote, cfg.model_name, version.version, gate,
-                                       report_uri=report_uri, run_id=run.info.run_id)
+        promoted, champion = gate_and_promote(cfg.promote, cfg.model_name, version.version,
+                                              gate, claims, champion_version=champion_before)
     return TrainingOutcome(
         family="churn", run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,

@@ -59,10 +59,11 @@ from barberpro_ml.registry import (
     log_report,
     model_card,
 )
+from barberpro_ml.registry.binding import TAG_FAMILY, current_champion, log_gate_inputs
 from barberpro_ml.registry.jobs import (
     SimulationSource,
+    gate_and_promote,
     load_or_simulate,
-    promote_if,
     resolve_path,
     script_main,
     start_job_tracking,
@@ -298,7 +299,7 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
                          f"{float(y[unseen].mean()):.2f} on average")
         notes.insert(0, summary_line(report))
         report = report.model_copy(update={"notes": [*report.notes, *notes]})
-        report_uri = log_report(report)
+        log_report(report)
         log_side_by_side(report)
         with stage("plots"):
             mlflow.log_figure(plot_decile_calibration(report), "plots/decile_calibration.png")
@@ -307,10 +308,14 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
 
         # -- register as challenger, gate, promote
         with stage("register"):
-            _info, version = log_and_register(model, X_train, cfg.model_name, output="predict")
+            _info, version = log_and_register(model, X_train, cfg.model_name, output="predict",
+                                              tags={TAG_FAMILY: cfg.family})
+        log_gate_inputs(X_test, y, run_id=run.info.run_id)
+        champion_before = current_champion(cfg.model_name)
         comparison = champion_comparison(cfg.model_name, X_test, y, predictions[CANDIDATE],
                                          n_bootstrap=n_boot, seed=seed)
-        gate = check(report, load_claims(resolve(cfg.claims), family=cfg.family), comparison)
+        claims = load_claims(resolve(cfg.claims), family=cfg.family)
+        gate = check(report, claims, comparison)
         log_gate_result(gate)
         log_model_card(model_card(
             report, model_name=cfg.model_name, version=str(version.version),
@@ -326,8 +331,8 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
                 "horizon-extension factor": f"{factor:.4f}",
                 "rows (train / test)": f"{len(X_train):,} / {len(X_test):,}"},
             gate_result=gate, caveats=notes))
-        promoted, champion = promote_if(cfg.promote, cfg.model_name, version.version, gate,
-                                       report_uri=report_uri, run_id=run.info.run_id)
+        promoted, champion = gate_and_promote(cfg.promote, cfg.model_name, version.version,
+                                              gate, claims, champion_version=champion_before)
     return TrainingOutcome(
         family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,

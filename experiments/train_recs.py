@@ -52,10 +52,11 @@ from barberpro_ml.registry import (
     model_card,
     recs_champion_comparison,
 )
+from barberpro_ml.registry.binding import TAG_FAMILY, current_champion, log_gate_inputs
 from barberpro_ml.registry.jobs import (
     SimulationSource,
+    gate_and_promote,
     load_or_simulate,
-    promote_if,
     resolve_path,
     script_main,
     start_job_tracking,
@@ -278,7 +279,7 @@ def run(config: str | Path = "configs/recs.yaml", *, data: MarketplaceData | Non
                                                  n_bootstrap=n_boot, seed=seed, baseline=None,
                                                  family=cfg.family)
             report = with_gate_metrics(raw, global_report, n_boot, seed)
-        report_uri = log_report(report)
+        log_report(report)
         if cfg.report_candidates:
             with stage("evaluate candidates"):
                 frame = candidates_on_test(candidates, chosen_name, model, train, test, groups,
@@ -302,12 +303,19 @@ def run(config: str | Path = "configs/recs.yaml", *, data: MarketplaceData | Non
 
         # -- register as challenger, gate, promote
         with stage("register"):
-            _info, version = log_and_register_recommender(model, cfg.model_name)
+            _info, version = log_and_register_recommender(model, cfg.model_name,
+                                                          tags={TAG_FAMILY: cfg.family})
         assert report.per_user is not None
+        log_gate_inputs(train, run_id=run.info.run_id, name="recs_train")
+        log_gate_inputs(test, run_id=run.info.run_id, name="recs_test")
+        log_gate_inputs(groups.rename("group").to_frame(), run_id=run.info.run_id,
+                        name="recs_user_groups")
+        champion_before = current_champion(cfg.model_name)
         comparison = recs_champion_comparison(cfg.model_name, train, test,
                                               report.per_user["ndcg@10"], user_groups=groups,
                                               n_bootstrap=n_boot, seed=seed)
-        gate = check(report, load_claims(resolve(cfg.claims), family=cfg.family), comparison)
+        claims = load_claims(resolve(cfg.claims), family=cfg.family)
+        gate = check(report, claims, comparison)
         log_gate_result(gate)
         log_model_card(model_card(
             report, model_name=cfg.model_name, version=str(version.version),
@@ -324,8 +332,8 @@ def run(config: str | Path = "configs/recs.yaml", *, data: MarketplaceData | Non
                 "interactions (train / test)": f"{len(train):,} / {len(test):,}"},
             gate_result=gate, slice_metrics=["ndcg@10", "recall@10", "hit@10"],
             caveats=notes))
-        promoted, champion = promote_if(cfg.promote, cfg.model_name, version.version, gate,
-                                       report_uri=report_uri, run_id=run.info.run_id)
+        promoted, champion = gate_and_promote(cfg.promote, cfg.model_name, version.version,
+                                              gate, claims, champion_version=champion_before)
     return TrainingOutcome(
         family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,

@@ -56,10 +56,11 @@ from barberpro_ml.registry import (
     log_report,
     model_card,
 )
+from barberpro_ml.registry.binding import TAG_FAMILY, current_champion
 from barberpro_ml.registry.jobs import (
     SimulationSource,
+    gate_and_promote,
     load_or_simulate,
-    promote_if,
     resolve_path,
     script_main,
     start_job_tracking,
@@ -142,6 +143,7 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
     with stage("features"):
         X_prev = customer_features(data, previous_cut)
         X_now = customer_features(data, as_of)
+    champion_before = current_champion(cfg.model_name)
     champion, champion_version = champion_segmenter(cfg.model_name)
     replaced_note = ""
     configured = CustomerSegmenter(**cfg.model).get_params()["cluster_features"]
@@ -204,7 +206,7 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
                                  index=X_now.index, name="cluster")
             rfm_table = segment_profiles(X_now, scores["rfm_segment"].astype(str))
             cluster_table = segment_profiles(X_now, clusters)
-        report_uri = log_report(report)
+        log_report(report)
         mlflow.log_metrics({"id_stability": stable.value,
                             "id_stability_ci_low": stable.ci_low,
                             "adjusted_rand": agreement["adjusted_rand"],
@@ -217,8 +219,10 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
         # -- register as challenger, gate, promote
         with stage("register"):
             _info, version = log_and_register(model, X_now, cfg.model_name, output="predict",
-                                              output_name="cluster")
-        gate = check(report, load_claims(resolve(cfg.claims), family=cfg.family), None)
+                                              output_name="cluster",
+                                              tags={TAG_FAMILY: cfg.family})
+        claims = load_claims(resolve(cfg.claims), family=cfg.family)
+        gate = check(report, claims, None)
         log_gate_result(gate)
         log_model_card(model_card(
             report, model_name=cfg.model_name, version=str(version.version),
@@ -233,8 +237,9 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
                          "clusters": ", ".join(f"{k}: {v}" for k, v in
                                                sorted(model.cluster_names_.items()))},
             gate_result=gate, caveats=report.notes))
-        promoted, champion_now = promote_if(cfg.promote, cfg.model_name, version.version, gate,
-                                       report_uri=report_uri, run_id=run.info.run_id)
+        promoted, champion_now = gate_and_promote(cfg.promote, cfg.model_name,
+                                                  version.version, gate, claims,
+                                                  champion_version=champion_before)
     return TrainingOutcome(
         family=cfg.family, run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,

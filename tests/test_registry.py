@@ -14,6 +14,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import pandas as hpd
@@ -22,20 +23,24 @@ from mlflow.exceptions import MlflowException
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
-from barberpro_ml.gates import ChampionVerdict, ClaimVerdict, GateResult, check
+from barberpro_ml.gates import check, load_claims
 from barberpro_ml.registry import (
     CHAMPION,
+    BoundGateResult,
     EstimatorModel,
     FeatureSchema,
     ModelInputError,
     PromotionError,
+    PromotionRecord,
     alias_version,
     champion_comparison,
+    current_champion,
     load_champion,
     log_and_register,
     log_model,
     promote,
     promotion_log,
+    record_gate,
     register,
 )
 
@@ -66,21 +71,45 @@ def fitted() -> tuple[HistGradientBoostingClassifier, pd.DataFrame, np.ndarray]:
     return model, X, y
 
 
-def gate(passed: bool) -> GateResult:
-    """A minimal gate result with the given outcome."""
-    row = ClaimVerdict(claim_id="churn-roc-auc-floor", family="churn", metric="roc_auc",
-                       claimed=0.75, direction="at_least", policy="ci", source="test",
-                       observed=0.8, ci_low=0.78, ci_high=0.82, p_value=0.001, p_holm=0.001,
-                       verdict="pass" if passed else "fail", reason="test")
-    return GateResult(family="churn", alpha=0.05, correction="holm", report_n=100, claims=[row],
-                      champion=ChampionVerdict(verdict="pass", reason="no champion yet"))
+CLAIMS = {"claims": [{"id": "churn-roc-auc-floor", "family": "churn", "metric": "roc_auc",
+                      "claimed": 0.75, "direction": "at_least", "source": "test floor"}]}
+
+
+def roc_auc_report(value: float) -> EvaluationReport:
+    """A churn report whose 2,000 ROC AUC replicates centre on ``value``."""
+    reps = np.random.default_rng(0).normal(value, 0.01, 2000)
+    lo, hi = np.quantile(reps, [0.025, 0.975])
+    return EvaluationReport(family="churn", kind="classification", n=5000, n_bootstrap=2000,
+                            metrics={"roc_auc": MetricEstimate(
+                                name="roc_auc", value=value, ci_low=float(lo),
+                                ci_high=float(hi), replicates=reps.tolist())})
+
+
+def gate_and_promote(version: str, passed: bool = True, *, actor: str | None = None,
+                     client: MlflowClient | None = None) -> PromotionRecord:
+    """Log a report in the version's run, bind its gate result, then promote."""
+    client = client or MlflowClient()
+    mv = client.get_model_version(NAME, version)
+    report = roc_auc_report(0.9 if passed else 0.6)
+    client.log_text(mv.run_id, report.model_dump_json(indent=2), "evaluation/report.json")
+    path = Path.cwd() / "claims.yaml"
+    path.write_text(yaml.safe_dump(CLAIMS))
+    claims = load_claims(path, family="churn")
+    record_gate(NAME, version, check(report, claims), claims,
+                champion_version=current_champion(NAME, client), client=client)
+    return promote(NAME, version, actor=actor, client=client)
 
 
 def fake_versions(client: MlflowClient, k: int, tmp_path: Path) -> list[str]:
-    """Registry versions without a model behind them: promotion does not load models."""
+    """Registry versions (each from its own run) without a model behind them: promotion
+    does not load models."""
     client.create_registered_model(NAME)
-    return [str(client.create_model_version(NAME, source=str(tmp_path / f"m{i}")).version)
-            for i in range(k)]
+    experiment = client.get_experiment_by_name("Default")
+    assert experiment is not None
+    runs = [client.create_run(experiment.experiment_id).info.run_id for _ in range(k)]
+    return [str(client.create_model_version(NAME, source=str(tmp_path / f"m{i}"),
+                                            run_id=run).version)
+            for i, run in enumerate(runs)]
 
 
 def gate_tags(client: MlflowClient, version: str) -> dict[str, str]:
@@ -105,8 +134,7 @@ def test_round_trip_through_the_registry_in_a_fresh_process(mlflow_store: Any,
                       "acquisition_channel": "string", "has_favourite_barber": "boolean"}
     assert signature.outputs.input_names() == ["probability"]
 
-    promote(NAME, version.version, gate(True), report_uri="file:///report.json",
-            run_id=run.info.run_id)
+    gate_and_promote(str(version.version))
     assert alias_version(NAME, CHAMPION) == str(version.version)
 
     request = FeatureSchema.from_frame(X).to_request(X)
@@ -263,12 +291,12 @@ def test_failed_gate_leaves_champion_and_promotion_log_unchanged(mlflow_store: A
                                                                  tmp_path: Path) -> None:
     client = MlflowClient()
     v1, v2 = fake_versions(client, 2, tmp_path)
-    first = promote(NAME, v1, gate(True), report_uri="file:///r1.json", run_id=None)
+    first = gate_and_promote(v1)
     assert first.outcome == "promoted" and first.previous_champion is None
     log_before = promotion_log(NAME)
 
-    refused = promote(NAME, v2, gate(False), report_uri="file:///r2.json", run_id="run-2")
-    assert refused.outcome == "refused"
+    refused = gate_and_promote(v2, passed=False)
+    assert refused.outcome == "refused" and refused.refused_because == "gate"
     assert alias_version(NAME, CHAMPION) == v1
     pd.testing.assert_frame_equal(promotion_log(NAME), log_before)
     # The refusal is on the record: tagged on the version and kept as a refused attempt.
@@ -277,27 +305,28 @@ def test_failed_gate_leaves_champion_and_promotion_log_unchanged(mlflow_store: A
     attempts = promotion_log(NAME, include_refused=True)
     assert list(attempts["outcome"]) == ["promoted", "refused"]
     assert attempts.iloc[1]["previous_champion"] == v1
+    assert "churn-roc-auc-floor" in attempts.iloc[1]["reasons"][0]
 
 
 def test_passing_gate_moves_champion_and_appends_to_the_log(mlflow_store: Any,
                                                             tmp_path: Path) -> None:
     client = MlflowClient()
     v1, v2 = fake_versions(client, 2, tmp_path)
-    promote(NAME, v1, gate(True), report_uri="file:///r1.json", run_id="run-1")
-    record = promote(NAME, v2, gate(True), report_uri="file:///r2.json", run_id="run-2",
-                     actor="ci")
+    gate_and_promote(v1)
+    record = gate_and_promote(v2, actor="ci")
     assert alias_version(NAME, CHAMPION) == v2
     log = promotion_log(NAME)
     assert list(log["version"]) == [v1, v2]
     assert log["previous_champion"].isna().tolist() == [True, False]  # none before the first
     assert log["previous_champion"].iloc[1] == v1
-    assert list(log["training_run_id"]) == ["run-1", "run-2"]
+    runs = [client.get_model_version(NAME, v).run_id for v in (v1, v2)]
+    assert list(log["training_run_id"]) == runs
     assert log.iloc[1]["actor"] == "ci" and log["at"].is_monotonic_increasing
     tags = gate_tags(client, v2)
-    assert tags["gate.passed"] == "true" and tags["gate.report_uri"] == "file:///r2.json"
-    assert tags["gate.run_id"] == "run-2" and tags["gate.evidence_uri"] == record.evidence_uri
+    assert tags["gate.passed"] == "true" and tags["gate.run_id"] == runs[1]
+    assert tags["gate.digest"] == record.gate_digest == log.iloc[1]["gate_digest"]
     evidence = mlflow.artifacts.load_text(record.evidence_uri)
-    assert GateResult.model_validate_json(evidence).passed
+    assert BoundGateResult.model_validate_json(evidence).passed
 
 
 def test_regating_a_version_replaces_its_stale_gate_tags(mlflow_store: Any,
@@ -306,7 +335,7 @@ def test_regating_a_version_replaces_its_stale_gate_tags(mlflow_store: Any,
     (v1,) = fake_versions(client, 1, tmp_path)
     client.set_model_version_tag(NAME, v1, "gate.old-claim", "fail")
     client.set_model_version_tag(NAME, v1, "owner", "data-science")
-    promote(NAME, v1, gate(True), report_uri=None, run_id=None)
+    gate_and_promote(v1)
     tags = client.get_model_version(NAME, v1).tags
     assert "gate.old-claim" not in tags and tags["owner"] == "data-science"
 
@@ -329,7 +358,13 @@ def test_crash_during_promotion_leaves_no_half_state(mlflow_store: Any, tmp_path
     client = MlflowClient()
     v1, v2 = fake_versions(client, 2, tmp_path)
     client.set_registered_model_alias(NAME, "challenger", v2)
-    promote(NAME, v1, gate(True), report_uri="file:///r1.json", run_id="run-1")
+    gate_and_promote(v1)
+    # v2's gate is bound before the crash: only the promotion itself is interrupted
+    mv2 = client.get_model_version(NAME, v2)
+    report = roc_auc_report(0.9)
+    client.log_text(mv2.run_id, report.model_dump_json(indent=2), "evaluation/report.json")
+    claims = load_claims(Path.cwd() / "claims.yaml", family="churn")
+    record_gate(NAME, v2, check(report, claims), claims, champion_version=v1)
     before = _state(client, v2)
 
     def crash_once(original: Any, should_crash: Any) -> Any:
@@ -352,7 +387,7 @@ def test_crash_during_promotion_leaves_no_half_state(mlflow_store: Any, tmp_path
     monkeypatch.setattr(MlflowClient, method, crash_once(getattr(MlflowClient, method),
                                                          condition))
     with pytest.raises(ConnectionError, match="simulated crash"):
-        promote(NAME, v2, gate(True), report_uri="file:///r2.json", run_id="run-2")
+        promote(NAME, v2)
     _assert_same_state(before, _state(client, v2))
     assert alias_version(NAME, "challenger") == v2
 
@@ -367,7 +402,7 @@ def test_incomplete_rollback_is_reported(mlflow_store: Any, tmp_path: Path,
 
     monkeypatch.setattr(MlflowClient, "set_terminated", always_fail)
     with pytest.raises(PromotionError, match=r"rollback was incomplete.*promotion-log run"):
-        promote(NAME, v1, gate(True), report_uri=None, run_id=None)
+        gate_and_promote(v1)
     monkeypatch.undo()
     # What could be undone was: the alias is back, and the unfinished run is not in the log.
     assert alias_version(NAME, CHAMPION) is None
@@ -396,17 +431,17 @@ def test_load_champion_reads_the_store_asked_for_and_leaves_global_uris_alone(
     model, X, y = fitted
     template = tmp_path / "template.db"
     shutil.copyfile(mlflow_store.db_path, template)  # empty store, before anything is logged
-    with mlflow.start_run() as run:
+    with mlflow.start_run():
         _, version = log_and_register(model, X, NAME)
-    promote(NAME, version.version, gate(True), report_uri=None, run_id=run.info.run_id)
+    gate_and_promote(str(version.version))
 
     other_uri = f"sqlite:///{template}"
     flipped = HistGradientBoostingClassifier(max_iter=5, random_state=1).fit(X, 1 - y)
     mlflow.set_tracking_uri(other_uri)
-    with mlflow.start_run() as run2:
+    with mlflow.start_run():
         _, v2 = log_and_register(flipped, X, NAME)
-    promote(NAME, v2.version, gate(True), report_uri=None, run_id=run2.info.run_id,
-            client=MlflowClient(tracking_uri=other_uri, registry_uri=other_uri))
+    gate_and_promote(str(v2.version),
+                     client=MlflowClient(tracking_uri=other_uri, registry_uri=other_uri))
     assert v2.version == version.version  # both stores hold a version 1 of NAME
 
     mlflow.set_tracking_uri(mlflow_store.tracking_uri)
@@ -425,9 +460,9 @@ def test_champion_lookup_and_comparison(mlflow_store: Any, fitted: Any) -> None:
     with pytest.raises(LookupError, match="no 'champion' alias"):
         load_champion(NAME)
 
-    with mlflow.start_run() as run:
+    with mlflow.start_run():
         _, version = log_and_register(model, X, NAME)
-    promote(NAME, version.version, gate(True), report_uri=None, run_id=run.info.run_id)
+    gate_and_promote(str(version.version))
 
     noisy = np.clip(model.predict_proba(X)[:, 1]
                     + np.random.default_rng(0).normal(0, 0.3, len(y)), 0, 1)

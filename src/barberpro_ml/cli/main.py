@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from barberpro_ml.data import DataContractError, MarketplaceData
+from barberpro_ml.errors import UnverifiedChampionError, VersionNotFoundError
 
 app = typer.Typer(
     name="barberpro-ml",
@@ -55,9 +56,10 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (DataContractError, UserError, FileNotFoundError, ValidationError,
-                ValueError) as exc:
+                ValueError, VersionNotFoundError) as exc:
             kind = type(exc).__name__
-            console.print(f"[bold red]error[/] ({kind}): {exc}", highlight=False)
+            console.print(f"error ({kind}): {exc}", highlight=False, markup=False,
+                          soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
@@ -231,42 +233,31 @@ def train_segments_command(
     _train("segments", config=config, data_dir=data, tracking_uri=tracking_uri)
 
 
-def _download_json(run_id: str, artifact: str) -> str:
-    import mlflow
-
-    try:
-        return mlflow.artifacts.load_text(f"runs:/{run_id}/{artifact}")
-    except Exception as exc:  # MLflow raises several types for a missing run or artifact
-        raise UserError(f"cannot read {artifact!r} of run {run_id}: {exc}") from exc
+ClaimsOption = Annotated[Path | None, typer.Option(
+    help="Claims file to judge by; default: the one the version's last gate ran with.")]
 
 
 @app.command("gate")
 @friendly_errors
 def gate_command(
-    run_id: Annotated[str, typer.Option(help="The training run whose report to check.")],
-    family: Annotated[str, typer.Option(help="Model family of the claims.")] = "churn",
-    claims: Annotated[Path, typer.Option(help="Claims file.")] = Path("configs/claims.yaml"),
-    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    version: Annotated[str, typer.Option(help="Model version to gate.")],
+    claims: ClaimsOption = None,
+    tracking_uri: TrackingOption = None,
 ) -> None:
-    """Check a logged evaluation report against the claims; exit 3 if a blocking one fails.
-
-    The champion comparison needs both models' predictions on the same rows, which only the
-    training job has; here it is reported as not compared.
-    """
-    from barberpro_ml.evaluation import ClassificationReport, EvaluationReport
-    from barberpro_ml.gates import check, load_claims
-    from barberpro_ml.registry import configure_tracking
+    """Run a version's gate again: its logged report against the claims file, and its logged
+    test rows scored by it and by the current champion. Records the result on the version;
+    exit 3 if a blocking check fails."""
+    from barberpro_ml.registry import configure_tracking, regate
 
     configure_tracking(tracking_uri)
-    text = _download_json(run_id, "evaluation/report.json")
-    report: EvaluationReport
-    try:
-        report = ClassificationReport.model_validate_json(text)
-    except ValidationError:
-        report = EvaluationReport.model_validate_json(text)
-    result = check(report, load_claims(claims, family=family))
-    show_gate(result)
-    if not result.passed:
+    bound = regate(model, version, claims_path=claims)
+    show_gate(bound.result)
+    against = bound.binding.champion_version
+    out.print(f"{model} v{version}: gate recorded (digest {bound.content_digest()[:16]}, "
+              f"compared with {'champion v' + against if against else 'no champion'})",
+              soft_wrap=True, highlight=False)
+    if not bound.passed:
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
@@ -275,23 +266,28 @@ def gate_command(
 def promote_command(
     model: Annotated[str, typer.Option(help="Registered model name.")],
     version: Annotated[str, typer.Option(help="Model version to promote.")],
-    run_id: Annotated[str, typer.Option(help="Training run holding gates/gate_result.json.")],
-    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
+    claims: ClaimsOption = None,
+    tracking_uri: TrackingOption = None,
 ) -> None:
-    """Move @champion to a version, only if the gate result logged by its run passed."""
-    from barberpro_ml.gates import GateResult
+    """Move @champion to a version, only if the gate result bound to it holds and passed.
+
+    Exit 2 when a binding fails (no gate result, edited, another version's, the champion or
+    the claims file changed since the gate ran), 3 when the gate itself failed.
+    """
     from barberpro_ml.registry import configure_tracking, promote
 
     configure_tracking(tracking_uri)
-    gate = GateResult.model_validate_json(_download_json(run_id, "gates/gate_result.json"))
-    record = promote(model, version, gate, run_id=run_id,
-                     report_uri=f"runs:/{run_id}/evaluation/report.json")
-    show_gate(gate)
-    if record.outcome != "promoted":
-        console.print(f"[bold red]refused[/]: {model} v{version} stays challenger; champion "
-                      f"remains {record.previous_champion or 'none'}")
-        raise typer.Exit(EXIT_GATE_FAILED)
-    out.print(f"{model} v{version} is now @champion (was {record.previous_champion or 'none'})")
+    record = promote(model, version, claims_path=claims)
+    if record.outcome == "promoted":
+        out.print(f"{model} v{version} is now @champion (was "
+                  f"{'v' + record.previous_champion if record.previous_champion else 'none'})",
+                  soft_wrap=True, highlight=False)
+        return
+    why = "; ".join(record.reasons)
+    console.print(f"refused ({record.refused_because}): {model} v{version} not promoted; "
+                  f"champion remains {record.previous_champion or 'none'}: {why}",
+                  highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_GATE_FAILED if record.refused_because == "gate" else EXIT_USER_ERROR)
 
 
 @contextlib.contextmanager
@@ -380,7 +376,7 @@ def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str,
     with console.status(f"loading the @{alias} models"):
         try:
             scorer = CustomerScorer.from_registry(alias=alias, n_jobs=n_jobs)
-        except LookupError as exc:
+        except (LookupError, UnverifiedChampionError) as exc:
             raise UserError(str(exc)) from None
     for ref in scorer.models.values():
         console.print(f"loaded {ref.name} v{ref.version} (@{ref.alias})", highlight=False)

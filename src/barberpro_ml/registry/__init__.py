@@ -2,8 +2,13 @@
 
 - :mod:`~barberpro_ml.registry.models`: fitted estimators as pyfunc models with a signature and
   an input example; registration with the ``challenger`` alias.
-- :mod:`~barberpro_ml.registry.promotion`: ``promote`` moves ``champion`` only when the gate
-  passed, with an append-only promotion log in the tracking store; ``load_champion``.
+- :mod:`~barberpro_ml.registry.binding`: gate results bound to the version they judged
+  (``record_gate``), the checks on them (``binding_problems``), ``verify_champion``.
+- :mod:`~barberpro_ml.registry.promotion`: ``promote``, the only door to ``champion``: it
+  re-reads the bound gate result, checks every binding, moves the alias by compare-and-set,
+  and logs every attempt; ``load_champion``.
+- :mod:`~barberpro_ml.registry.regate`: ``regate`` runs a version's gate again against the
+  current champion.
 - :mod:`~barberpro_ml.registry.tracking`: run-logging helpers (params, metrics with CI bounds,
   config, digests, git commit, report, gate result, model card).
 - :mod:`~barberpro_ml.registry.model_card`: the Markdown model card.
@@ -11,6 +16,20 @@
   top-k out), registration, and the paired champion comparison for recommenders.
 """
 
+from barberpro_ml.errors import VersionNotFoundError
+from barberpro_ml.registry.binding import (
+    BindingCheck,
+    BoundGateResult,
+    ChampionVerification,
+    GateBinding,
+    GateBindingError,
+    binding_problems,
+    current_champion,
+    log_gate_inputs,
+    read_bound_gate,
+    record_gate,
+    verify_champion,
+)
 from barberpro_ml.registry.model_card import model_card
 from barberpro_ml.registry.models import (
     CHALLENGER,
@@ -27,6 +46,7 @@ from barberpro_ml.registry.promotion import (
     CHAMPION,
     PROMOTIONS_EXPERIMENT,
     PromotionError,
+    PromotionInProgressError,
     PromotionRecord,
     alias_version,
     champion_comparison,
@@ -42,6 +62,7 @@ from barberpro_ml.registry.recs_model import (
     log_recommender,
     recs_champion_comparison,
 )
+from barberpro_ml.registry.regate import RegateNotSupportedError, regate
 from barberpro_ml.registry.tracking import (
     configure_tracking,
     feature_catalogue,
@@ -62,18 +83,28 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PROMOTIONS_EXPERIMENT",
+    "BindingCheck",
+    "BoundGateResult",
+    "ChampionVerification",
     "EstimatorModel",
     "FeatureColumn",
     "FeatureSchema",
+    "GateBinding",
+    "GateBindingError",
     "ModelInputError",
     "PromotionError",
+    "PromotionInProgressError",
     "PromotionRecord",
     "PyfuncSpec",
     "RecommenderModel",
     "RecommenderSpec",
+    "RegateNotSupportedError",
+    "VersionNotFoundError",
     "alias_version",
+    "binding_problems",
     "champion_comparison",
     "configure_tracking",
+    "current_champion",
     "feature_catalogue",
     "flatten_params",
     "frame_digest",
@@ -83,6 +114,7 @@ __all__ = [
     "log_and_register_recommender",
     "log_config",
     "log_feature_catalogue",
+    "log_gate_inputs",
     "log_gate_result",
     "log_lineage",
     "log_model",
@@ -93,8 +125,12 @@ __all__ = [
     "model_card",
     "promote",
     "promotion_log",
+    "read_bound_gate",
+    "record_gate",
     "recs_champion_comparison",
+    "regate",
     "register",
     "report_metrics",
     "verdict_tags",
+    "verify_champion",
 ]

@@ -20,7 +20,8 @@ import mlflow
 from pydantic import BaseModel, ConfigDict
 
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
-from barberpro_ml.gates import GateResult
+from barberpro_ml.gates import ClaimSet, GateResult
+from barberpro_ml.registry.binding import current_champion, record_gate
 from barberpro_ml.registry.outcome import TrainingOutcome
 from barberpro_ml.registry.promotion import promote
 from barberpro_ml.registry.tracking import configure_tracking
@@ -79,15 +80,19 @@ def start_job_tracking(tracking_uri: str | None, experiment: str) -> bool:
     return nested
 
 
-def promote_if(enabled: bool, name: str, version: str, gate: GateResult, *,
-               report_uri: str | None, run_id: str) -> tuple[bool, str | None]:
-    """:func:`~barberpro_ml.registry.promote` when the job's config says so.
+def gate_and_promote(enabled: bool, name: str, version: str, gate: GateResult,
+                     claims: ClaimSet, *, champion_version: str | None
+                     ) -> tuple[bool, str | None]:
+    """Bind the gate result to the new version, then promote it when the config says so.
 
-    Returns whether the version was promoted, and the champion afterwards (None: none).
+    ``champion_version`` is the champion the job compared with (read before the evaluation):
+    if another promotion moved the champion meanwhile, the binding is refused and nothing
+    moves. Returns whether the version was promoted, and the champion afterwards.
     """
+    record_gate(name, version, gate, claims, champion_version=champion_version)
     if not enabled:
-        return False, None
-    record = promote(name, version, gate, report_uri=report_uri, run_id=run_id)
+        return False, current_champion(name)
+    record = promote(name, version, claims_path=claims.path)
     promoted = record.outcome == "promoted"
     return promoted, record.version if promoted else record.previous_champion
 

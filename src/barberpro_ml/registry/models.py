@@ -526,7 +526,8 @@ def register(model_uri: str, name: str, *, alias: str | None = CHALLENGER,
     name
         Registered model name (``barberpro-churn``).
     alias
-        Alias for the new version (``challenger``); ``None`` for none.
+        ``challenger`` (default) or ``None``. Any other alias is refused: ``champion`` has one
+        door, :func:`~barberpro_ml.registry.promote`.
     tags
         Version tags.
 
@@ -534,6 +535,9 @@ def register(model_uri: str, name: str, *, alias: str | None = CHALLENGER,
     -------
     mlflow.entities.model_registry.ModelVersion
     """
+    if alias is not None and alias != CHALLENGER:
+        raise ValueError(f"register() sets only the {CHALLENGER!r} alias (asked for {alias!r}); "
+                         "@champion is set by barberpro_ml.registry.promote, after the gate")
     client = client or MlflowClient()
     version = mlflow.register_model(model_uri, name, tags=tags)
     if alias is not None:

@@ -1,16 +1,18 @@
-"""Gated promotion: move the ``champion`` alias only when the gate passed, and keep a log.
+"""The only door to ``@champion``: :func:`promote`, with an append-only promotion log.
 
-MLflow aliases keep no history, so every promotion attempt is recorded in the tracking store
-itself, as a run in the experiment ``barberpro-promotions`` (tags: model, version, outcome,
-previous champion, training run, report location; artifact: the gate result as JSON and as
-text). That log is append-only, survives the process, and works unchanged against a remote
-tracking server. :func:`promotion_log` reads it back.
+MLflow aliases keep no history, so every promotion attempt -- refused ones included, with their
+reasons -- is recorded in the tracking store itself, as a run in the experiment
+``barberpro-promotions`` (tags: model, version, outcome, why refused, previous champion,
+training run, gate digest; artifacts: the bound gate result and the reasons). That log is
+append-only, survives the process, and works unchanged against a remote tracking server.
+:func:`promotion_log` reads it back, and :func:`~barberpro_ml.registry.verify_champion` uses it
+to tell a champion promoted here from an alias moved by hand.
 
-:func:`promote` is all-or-nothing for exceptions: if anything fails after it started changing
-state (tagging the version, writing the log run, moving the alias), everything it did is rolled
-back before the error propagates, so the champion alias, the version's gate tags and the log
-are as they were. (A process killed outright between two calls can still leave a log run in
-status RUNNING; :func:`promotion_log` only reads FINISHED runs, which are written last.)
+:func:`promote` judges only what :func:`~barberpro_ml.registry.record_gate` bound to the version
+(it takes no gate result from its caller), moves the alias by compare-and-set under a lock,
+and rolls back what it did if anything fails midway. (A process killed outright between two
+calls can leave a log run in status RUNNING; :func:`promotion_log` only reads FINISHED runs,
+which are written last.)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import getpass
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +53,13 @@ class PromotionError(RuntimeError):
 
 
 class PromotionRecord(BaseModel):
-    """One promotion attempt, as written to (and read back from) the promotion log."""
+    """One promotion attempt, as written to (and read back from) the promotion log.
+
+    ``refused_because`` says which door closed: ``gate`` (a blocking check of a correctly bound
+    gate result failed), ``binding`` (the gate result is missing, was edited, judged another
+    version or run, another claims file, or a champion that has moved since), ``concurrent``
+    (another promotion of the same model held the lock).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -66,6 +75,9 @@ class PromotionRecord(BaseModel):
     evidence_uri: str
     at: datetime
     actor: str
+    refused_because: Literal["gate", "binding", "concurrent"] | None = None
+    reasons: list[str] = []
+    gate_digest: str | None = None
 
 
 def _client(client: MlflowClient | None) -> MlflowClient:
@@ -99,20 +111,6 @@ def verdict_tags(gate: GateResult) -> dict[str, str]:
     return tags
 
 
-def _version_tags(gate: GateResult, *, report_uri: str | None, run_id: str | None,
-                  evidence_uri: str) -> dict[str, str]:
-    tags = verdict_tags(gate)
-    tags |= {
-        TAG_PREFIX + "checked_at": gate.checked_at.isoformat(),
-        TAG_PREFIX + "evidence_uri": evidence_uri,
-    }
-    if report_uri:
-        tags[TAG_PREFIX + "report_uri"] = report_uri
-    if run_id:
-        tags[TAG_PREFIX + "run_id"] = run_id
-    return tags
-
-
 def _promotions_experiment(client: MlflowClient) -> str:
     exp = client.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
     if exp is None:
@@ -129,97 +127,178 @@ def _promotions_experiment(client: MlflowClient) -> str:
     return str(exp.experiment_id)
 
 
+LOCK_SUFFIX = ".promotion-lock"
+LOCK_STALE_AFTER_S = 600.0
+
+
+class PromotionInProgressError(RuntimeError):
+    """Another promotion of the same model holds the lock."""
+
+
+@contextlib.contextmanager
+def _promotion_lock(client: MlflowClient, name: str, actor: str) -> Iterator[None]:
+    """Mutual exclusion across processes and machines, through the registry itself.
+
+    Creating a registered model is atomic (the name is a unique key in the store), so the
+    lock is a registered model ``<name>.promotion-lock`` created here and deleted afterwards.
+    A lock older than :data:`LOCK_STALE_AFTER_S` (a process killed mid-promotion) is broken.
+    """
+    lock = name + LOCK_SUFFIX
+    for attempt in range(2):
+        try:
+            client.create_registered_model(lock, tags={"holder": actor, "since": str(time.time())},
+                                           description=f"held while promoting {name}")
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS" or attempt:
+                raise PromotionInProgressError(
+                    f"another promotion of {name} is in progress (lock {lock!r}); try again "
+                    "when it has finished") from None
+            held = client.get_registered_model(lock)
+            since = float(held.tags.get("since", "0") or 0)
+            if time.time() - since < LOCK_STALE_AFTER_S:
+                raise PromotionInProgressError(
+                    f"another promotion of {name} is in progress (by "
+                    f"{held.tags.get('holder', 'unknown')}, lock {lock!r}); try again when it "
+                    "has finished") from None
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model(lock)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(MlflowException):
+            client.delete_registered_model(lock)
+
+
 def promote(
     name: str,
     version: str | int,
-    gate_result: GateResult,
     *,
-    report_uri: str | None,
-    run_id: str | None,
-    alias: str = CHAMPION,
+    claims_path: str | Path | None = None,
     actor: str | None = None,
     client: MlflowClient | None = None,
 ) -> PromotionRecord:
-    """Record a gate verdict on a model version and move ``alias`` to it only if it passed.
+    """Move ``@champion`` to ``name`` v``version`` -- the only door to it.
 
-    Steps: tag the version with one ``gate.<claim>`` tag per verdict plus ``gate.passed``,
-    ``gate.champion``, ``gate.report_uri``, ``gate.run_id``, ``gate.evidence_uri`` (stale
-    ``gate.*`` tags from an earlier check are removed); write the attempt to the promotion log;
-    move the alias when ``gate_result.passed``; finish the log run. A failed gate leaves the
-    alias where it was and the promotion log's list of promotions unchanged (the refusal is
-    kept as a ``refused`` entry, shown with ``promotion_log(..., include_refused=True)``).
+    The gate result is re-read from the version's own source run (recorded there by
+    :func:`~barberpro_ml.registry.record_gate`), and every binding is checked
+    (:func:`~barberpro_ml.registry.binding_problems`): its content digest matches the
+    ``gate.digest`` tag set at gate time; it judged this name, version and source run; the
+    claims file has the content the gate ran with, the gate checked all of the family's
+    claims and at least one blocks, and the recorded verdicts follow from the logged report;
+    the champion it was compared with is still the champion; it ran with this library version.
+    Then, only if it passed, the alias moves -- compare-and-set under a registry-wide lock,
+    so of two concurrent promotions at most one wins.
+
+    Every attempt, refused ones included, becomes one entry of the promotion log with its
+    reasons (:func:`promotion_log`, ``include_refused=True``).
 
     Parameters
     ----------
     name, version
-        Registered model and the version the gate was run on.
-    gate_result
-        From :func:`barberpro_ml.gates.check`.
-    report_uri
-        Where the evaluation report lives (e.g. the run artifact URI of ``report.json``).
-    run_id
-        The training/evaluation run that produced the version and the report.
-    alias
-        The alias to move (``champion``).
+        The registered model version to promote.
+    claims_path
+        The claims file to judge by; default: the file the gate ran with (as recorded), which
+        must still have the same content.
     actor
         Who promoted (default: the OS user).
 
     Returns
     -------
     PromotionRecord
+        ``outcome`` is ``promoted`` or ``refused`` (then ``refused_because`` and ``reasons``).
 
     Raises
     ------
+    VersionNotFoundError
+        No such model or version (nothing is logged).
     PromotionError
-        When the promotion failed *and* rolling it back failed too (lists what is left).
-        Any other error propagates after a complete rollback.
+        The alias could not be moved and the attempt's log entry could not be removed.
     """
-    client = _client(client)
-    version = str(version)
-    mv = client.get_model_version(name, version)  # a clear MLflow error if it does not exist
-    previous = alias_version(name, alias, client=client)
-    old_tags = {k: v for k, v in mv.tags.items() if k.startswith(TAG_PREFIX)}
-    actor = actor or _whoami()
-    outcome: Literal["promoted", "refused"] = "promoted" if gate_result.passed else "refused"
-    experiment_id = _promotions_experiment(client)
+    from barberpro_ml.registry.binding import binding_problems, get_version
 
+    client = _client(client)
+    mv = get_version(name, version, client)
+    version = str(mv.version)
+    actor = actor or _whoami()
+    previous = alias_version(name, CHAMPION, client=client)
+    try:
+        with _promotion_lock(client, name, actor):
+            found = binding_problems(name, version, claims_path=_claims_path(claims_path, name,
+                                                                             version, client),
+                                     client=client)
+            previous = alias_version(name, CHAMPION, client=client)
+            bound = found.bound
+            if found.problems:
+                return _log_attempt(client, mv, previous, actor, bound, found.digest,
+                                    "binding", found.problems)
+            assert bound is not None
+            if not bound.passed:
+                return _log_attempt(client, mv, previous, actor, bound, found.digest, "gate",
+                                    bound.result.failures())
+            return _log_attempt(client, mv, previous, actor, bound, found.digest, None, [],
+                                move=True)
+    except PromotionInProgressError as exc:
+        return _log_attempt(client, mv, previous, actor, None, mv.tags.get("gate.digest"),
+                            "concurrent", [str(exc)], gate_passed=False)
+
+
+def _claims_path(claims_path: str | Path | None, name: str, version: str,
+                 client: MlflowClient) -> Path | None:
+    if claims_path is not None:
+        return Path(claims_path)
+    from barberpro_ml.registry.binding import read_bound_gate
+
+    _mv, bound, _digest, _problems = read_bound_gate(name, version, client)
+    return None if bound is None else Path(bound.binding.claims_path)
+
+
+def _log_attempt(client: MlflowClient, mv: ModelVersion, previous: str | None, actor: str,
+                 bound: Any, digest: str | None,
+                 refused_because: Literal["gate", "binding", "concurrent"] | None,
+                 reasons: list[str], *, move: bool = False,
+                 gate_passed: bool | None = None) -> PromotionRecord:
+    """Write one promotion-log entry; move the alias when ``move`` (rolled back on error)."""
+    name, version = mv.name, str(mv.version)
+    outcome: Literal["promoted", "refused"] = "promoted" if move else "refused"
+    passed = bool(bound is not None and bound.passed) if gate_passed is None else gate_passed
+    experiment_id = _promotions_experiment(client)
     log_run_id: str | None = None
-    new_tags: dict[str, str] = {}
+    moved = False
+    reason_text = "; ".join(reasons)
     try:
         log_run = client.create_run(experiment_id, run_name=f"{name} v{version} {outcome}", tags={
-            _LOG + "model_name": name, _LOG + "version": version, _LOG + "alias": alias,
-            _LOG + "outcome": outcome, _LOG + "gate_passed": str(gate_result.passed).lower(),
-            _LOG + "previous_champion": previous or "", _LOG + "training_run_id": run_id or "",
-            _LOG + "report_uri": report_uri or "", _LOG + "actor": actor,
+            _LOG + "model_name": name, _LOG + "version": version, _LOG + "alias": CHAMPION,
+            _LOG + "outcome": outcome, _LOG + "gate_passed": str(passed).lower(),
+            _LOG + "previous_champion": previous or "", _LOG + "training_run_id": mv.run_id or "",
+            _LOG + "report_uri": "", _LOG + "actor": actor,
+            _LOG + "refused_because": refused_because or "",
+            _LOG + "reasons": reason_text[:_TAG_MAX], _LOG + "gate_digest": digest or "",
         })
         log_run_id = log_run.info.run_id
-        evidence_uri = f"{log_run.info.artifact_uri.rstrip('/')}/gate_result.json"
-        client.log_text(log_run_id, gate_result.model_dump_json(indent=2), "gate_result.json")
-        client.log_text(log_run_id, gate_result.to_text(), "gate_result.txt")
-
-        new_tags = _version_tags(gate_result, report_uri=report_uri, run_id=run_id,
-                                 evidence_uri=evidence_uri)
-        for key in old_tags.keys() - new_tags.keys():
-            client.delete_model_version_tag(name, version, key)
-        for key, value in new_tags.items():
-            client.set_model_version_tag(name, version, key, value)
-
-        if gate_result.passed:
-            client.set_registered_model_alias(name, alias, version)
+        if bound is not None:
+            client.log_text(log_run_id, bound.model_dump_json(indent=2), "gate_result.json")
+            client.log_text(log_run_id, bound.result.to_text(), "gate_result.txt")
+        if reasons:
+            client.log_text(log_run_id, "\n".join(reasons), "reasons.txt")
+        if move:
+            client.set_registered_model_alias(name, CHAMPION, version)
+            moved = True
         # Written last: the log shows only attempts that completed.
         client.set_terminated(log_run_id, "FINISHED")
     except BaseException as exc:
-        _rollback(client, name, version, alias, previous=previous, moved=gate_result.passed,
-                  old_tags=old_tags, new_tags=new_tags, log_run_id=log_run_id, error=exc)
+        _rollback(client, name, version, CHAMPION, previous=previous, moved=moved,
+                  log_run_id=log_run_id, error=exc)
         raise
+    return _record(client.get_run(log_run_id))
 
-    finished = client.get_run(log_run_id)
-    return _record(finished)
+
+_TAG_MAX = 5000
 
 
 def _rollback(client: MlflowClient, name: str, version: str, alias: str, *,
-              previous: str | None, moved: bool, old_tags: dict[str, str],
-              new_tags: dict[str, str], log_run_id: str | None, error: BaseException) -> None:
+              previous: str | None, moved: bool, log_run_id: str | None,
+              error: BaseException) -> None:
     failures: list[str] = []
     if moved:
         try:
@@ -230,13 +309,6 @@ def _rollback(client: MlflowClient, name: str, version: str, alias: str, *,
                     client.set_registered_model_alias(name, alias, previous)
         except Exception as exc:  # keep rolling back the rest
             failures.append(f"alias {alias!r} could not be restored to {previous!r}: {exc}")
-    try:
-        for key in new_tags.keys() - old_tags.keys():
-            client.delete_model_version_tag(name, version, key)
-        for key, value in old_tags.items():
-            client.set_model_version_tag(name, version, key, value)
-    except Exception as exc:
-        failures.append(f"gate tags of version {version} could not be restored: {exc}")
     if log_run_id is not None:
         try:
             client.set_terminated(log_run_id, "FAILED")
@@ -268,6 +340,9 @@ def _record(run: Any) -> PromotionRecord:
         evidence_uri=f"{run.info.artifact_uri.rstrip('/')}/gate_result.json",
         at=datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC),
         actor=tags.get(_LOG + "actor", "unknown"),
+        refused_because=tags.get(_LOG + "refused_because") or None,
+        reasons=[r for r in (tags.get(_LOG + "reasons") or "").split("; ") if r],
+        gate_digest=tags.get(_LOG + "gate_digest") or None,
     )
 
 

@@ -39,6 +39,9 @@ class ModelRef(_Record):
     alias: str
     version: str
     run_id: str | None = None
+    verified: bool | None = Field(
+        default=None, description="The champion carries a passing gate result bound to it and "
+                                  "a promotion-log entry (None: not a champion alias).")
 
 
 class Reason(_Record):

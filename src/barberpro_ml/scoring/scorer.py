@@ -40,8 +40,10 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.errors import UnverifiedChampionError
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.models.clv import BetaGeoModel, BetaGeoParams
+from barberpro_ml.registry.binding import verify_champion
 from barberpro_ml.registry.models import CLV_PARAMS_ARTIFACT, EstimatorModel, ModelInputError
 from barberpro_ml.registry.promotion import CHAMPION, load_champion
 from barberpro_ml.registry.recs_model import RecommenderModel
@@ -181,6 +183,10 @@ class CustomerScorer:
         ------
         LookupError
             A family has no such alias (names the model and what to run).
+        UnverifiedChampionError
+            A ``champion`` that did not get there through the gate and
+            :func:`~barberpro_ml.registry.promote` (see
+            :func:`~barberpro_ml.registry.verify_champion`; names every problem).
         TypeError
             A registered model is not the kind of pyfunc model the scorer expects.
         """
@@ -194,9 +200,19 @@ class CustomerScorer:
             except LookupError as exc:
                 raise LookupError(f"{exc}; train it with `barberpro-ml train {family}` (or "
                                   "`barberpro-ml pipeline`)") from None
+            verified = None
+            if alias == CHAMPION:
+                check = verify_champion(names[family], tracking_uri=uri)
+                if not check.verified or check.version != str(mv.version):
+                    raise UnverifiedChampionError(
+                        check.describe() if not check.verified else
+                        f"{names[family]} @champion moved from v{mv.version} to "
+                        f"v{check.version} while loading; load again")
+                verified = True
             loaded[family] = model.unwrap_python_model()  # type: ignore[no-untyped-call]
             refs[family] = ModelRef(family=family, name=names[family], alias=alias,
-                                    version=str(mv.version), run_id=mv.run_id)
+                                    version=str(mv.version), run_id=mv.run_id,
+                                    verified=verified)
         bgnbd = _load_bgnbd(refs["ltv"], uri)
         return cls(churn=loaded["churn"], ltv=loaded["ltv"], recs=loaded["recs"],
                    segments=loaded["segments"], bgnbd=bgnbd, models=refs, **kwargs)
