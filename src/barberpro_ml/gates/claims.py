@@ -352,6 +352,36 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None, list[tuple[str, int, i
         loader.dispose()
 
 
+def _node_line(root: yaml.Node | None, *keys: str | int) -> int | None:
+    """Line of the value at ``keys`` (``"settings", "non_inferiority", "churn"``, or
+    ``"claims", 2, "direction"``); None when there is no such value."""
+    node = root
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value
+                         if isinstance(k, yaml.ScalarNode) and k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and \
+                0 <= key < len(node.value):
+            node = node.value[key]
+        else:
+            return None
+    return None if node is None else node.start_mark.line + 1
+
+
+def _locate(root: yaml.Node | None, problem: ClaimProblem) -> ClaimProblem:
+    """The problem with the line of its field, when the file has one."""
+    keys: list[str | int] = []
+    if problem.claim_index is not None:
+        keys = ["claims", problem.claim_index - 1]
+    elif problem.where.startswith("settings"):
+        keys = [*problem.where.split(".")]
+    else:
+        return problem
+    field_keys = problem.field.split(".") if problem.field else []
+    line = _node_line(root, *keys, *field_keys) or _node_line(root, *keys)
+    return problem.model_copy(update={"line": line}) if line else problem
+
+
 def _claim_lines(root: yaml.Node | None) -> list[int]:
     """Line of each item of the top-level ``claims:`` list."""
     if not isinstance(root, yaml.MappingNode):
@@ -418,11 +448,13 @@ def _read(path: Path) -> tuple[ClaimSet | None, list[ClaimProblem]]:
     except UnicodeDecodeError as exc:
         return None, [top(f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
     except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
-        return None, [top(f"not valid YAML: {detail}")]
+        if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+            what = " ".join(p for p in (exc.context, exc.problem) if p)
+            return None, [top(f"not valid YAML: {what}", line=exc.problem_mark.line + 1)]
+        return None, [top(f"not valid YAML: {' '.join(str(exc).split())}")]
     lines = _claim_lines(root)
     items = raw.get("claims") if isinstance(raw, dict) else None
-    problems = []
+    duplicate_keys = []
     for key, line, first in duplicates:
         # name the claim the key belongs to: the last claim starting at or before its line
         index = bisect.bisect_right(lines, line) - 1
@@ -431,15 +463,16 @@ def _read(path: Path) -> tuple[ClaimSet | None, list[ClaimProblem]]:
         claim_id = item.get("id") if isinstance(item, dict) else None
         where = "top level" if index < 0 else f"claim #{index + 1}" + (
             f" (id {claim_id!r})" if isinstance(claim_id, str) else "")
-        problems.append(ClaimProblem(
+        duplicate_keys.append(ClaimProblem(
             file=file, where=where, field=key, line=line,
             claim_index=index + 1 if index >= 0 else None,
             claim_id=claim_id if isinstance(claim_id, str) else None,
             message=f"duplicate key: {key!r} appears twice in the same mapping (first on "
                     f"line {first}); YAML would silently keep the last value: write it once"))
     if not isinstance(raw, dict) or not isinstance(raw.get("claims"), list):
-        problems.append(top("expected a mapping with a 'claims:' list at the top level"))
-        return None, problems
+        return None, [*duplicate_keys,
+                      top("expected a mapping with a 'claims:' list at the top level")]
+    problems: list[ClaimProblem] = []
     unknown = sorted(str(k) for k in set(raw) - {"settings", "claims"})
     if unknown:
         problems.append(top(f"unknown top-level key(s) {unknown}; expected 'settings' and "
@@ -478,8 +511,9 @@ def _read(path: Path) -> tuple[ClaimSet | None, list[ClaimProblem]]:
         problems.append(top(f"claim ids must be unique; repeated: {repeated}", field="id"))
 
     problems += _meaning_problems(file, views, raw.get("settings"))
-    if problems:
-        return None, problems
+    if problems or duplicate_keys:
+        # duplicate keys carry their own line; every other problem gets its field's
+        return None, [*duplicate_keys, *(_locate(root, p) for p in problems)]
     assert settings is not None  # a settings error is a problem above
     return ClaimSet(settings=settings, claims=claims, path=file), []
 
