@@ -457,10 +457,10 @@ claims:
     ("settings: {alpha: 0.05}", "'claims:' list"),
     ("claims: []\nextra: 1", "unknown top-level key(s) ['extra']"),
     ("settings: {alpha: 2}\nclaims: []", "'alpha'"),
-    ("claims:\n  - {id: a, family: churn, metric: m, claimed: 1, direction: at_least, "
-     "source: s}\n  - {id: a, family: churn, metric: m, claimed: 1, direction: at_least, "
-     "source: s}", "repeated: ['a']"),
-    ("claims:\n  - {id: 'bad id!', family: churn, metric: m, claimed: 1, "
+    ("claims:\n  - {id: a, family: churn, metric: roc_auc, claimed: 0.9, "
+     "direction: at_least, source: s}\n  - {id: a, family: churn, metric: roc_auc, "
+     "claimed: 0.9, direction: at_least, source: s}", "repeated: ['a']"),
+    ("claims:\n  - {id: 'bad id!', family: churn, metric: roc_auc, claimed: 0.9, "
      "direction: at_least, source: s}", "'id'"),
 ])
 def test_claims_file_errors(tmp_path: Path, text: str, expected: str) -> None:

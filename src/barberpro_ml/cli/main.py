@@ -34,6 +34,9 @@ app = typer.Typer(
 train_app = typer.Typer(help="Train, evaluate, gate and register one model family.",
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
+claims_app = typer.Typer(help="Claims files (configs/claims.yaml): what the gates check.",
+                         no_args_is_help=True)
+app.add_typer(claims_app, name="claims")
 
 console = Console(stderr=True)
 out = Console()
@@ -259,6 +262,47 @@ def gate_command(
               soft_wrap=True, highlight=False)
     if not bound.passed:
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@claims_app.command("check")
+def claims_check_command(
+    file: Annotated[Path, typer.Argument(help="Claims file.")] = Path("configs/claims.yaml"),
+) -> None:
+    """Validate a claims file for shape and meaning; print every problem, exit 2 if any.
+
+    Checks duplicate YAML keys, unknown keys, families, metrics, directions, value ranges,
+    non-inferiority metrics and margins, and that every family has a blocking claim (see
+    ``barberpro_ml.gates.claims``). On success prints the families, claims per family and how
+    many block promotion.
+    """
+    from barberpro_ml.gates import ClaimsError, load_claims
+
+    try:
+        claim_set = load_claims(file)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    except ClaimsError as exc:
+        for problem in exc.problems:
+            typer.echo(problem.describe(), err=True)
+        n = len(exc.problems)
+        typer.echo(f"{file}: {n} problem{'s' if n != 1 else ''}; the gates would refuse "
+                   "this file", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    except OSError as exc:  # a folder, no permission...
+        typer.echo(f"error: cannot read {file}: {exc}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    families = claim_set.families
+    typer.echo(f"{file}: valid; {len(claim_set)} claims, {len(families)} families "
+               f"({sum(c.blocking for c in claim_set)} blocking)")
+    ni = claim_set.settings.non_inferiority
+    for family in families:
+        of_family = claim_set.for_family(family).claims
+        blocking = sum(c.blocking for c in of_family)
+        setting = ni.get(family)
+        champion = (f"; vs champion: {setting.metric}, margin {setting.margin:g}" if setting
+                    else "; no champion comparison")
+        typer.echo(f"  {family}: {len(of_family)} claims, {blocking} blocking{champion}")
 
 
 @app.command("promote")

@@ -5,6 +5,7 @@ clears it, with Holm's correction across claims); a challenger that is significa
 the champion is refused. See :mod:`barberpro_ml.gates.check` for the decision rules.
 """
 
+from barberpro_ml.gates.catalog import CATALOGUE, FamilyCatalog, MetricSpec
 from barberpro_ml.gates.check import (
     OTHER_PAIRED_METRICS,
     ChampionComparison,
@@ -19,6 +20,7 @@ from barberpro_ml.gates.check import (
 )
 from barberpro_ml.gates.claims import (
     Claim,
+    ClaimProblem,
     ClaimsError,
     ClaimSet,
     GateSettings,
@@ -28,15 +30,19 @@ from barberpro_ml.gates.claims import (
 )
 
 __all__ = [
+    "CATALOGUE",
     "OTHER_PAIRED_METRICS",
     "ChampionComparison",
     "ChampionVerdict",
     "Claim",
+    "ClaimProblem",
     "ClaimSet",
     "ClaimVerdict",
     "ClaimsError",
+    "FamilyCatalog",
     "GateResult",
     "GateSettings",
+    "MetricSpec",
     "NonInferiority",
     "SkippedSlice",
     "SliceFloor",
