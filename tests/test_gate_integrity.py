@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from barberpro_ml.cli.main import app
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
-from barberpro_ml.gates import ClaimVerdict, check, load_claims
+from barberpro_ml.gates import ClaimsError, ClaimVerdict, check, load_claims
 from barberpro_ml.registry import (
     CHAMPION,
     BoundGateResult,
@@ -181,16 +181,36 @@ def test_a_hand_built_passing_result_is_refused(mlflow_store: Any, claims_file: 
     assert alias_version(NAME, CHAMPION) is None
 
 
-def test_a_vacuous_claims_file_is_refused(mlflow_store: Any, tmp_path: Path) -> None:
-    """Bypass 4b: a gate whose claims cannot refuse anything."""
-    path = tmp_path / "vacuous.yaml"
-    path.write_text(yaml.safe_dump({"claims": [{
+def test_a_vacuous_gate_is_refused(mlflow_store: Any, claims_file: Path,
+                                   tmp_path: Path) -> None:
+    """Bypass 4b: a gate whose claims cannot refuse anything, or that checked nothing."""
+    vacuous = tmp_path / "vacuous.yaml"
+    vacuous.write_text(yaml.safe_dump({"claims": [{
         "id": "churn-audit", "family": "churn", "metric": "roc_auc", "claimed": 0.99,
         "direction": "at_least", "source": "audit only", "blocking": False}]}))
-    v1 = gated_version(path, 0.60, tmp_path)
-    record = promote(NAME, v1, claims_path=path)
-    assert record.outcome == "refused" and record.refused_because == "binding"
+    with pytest.raises(ClaimsError, match="no blocking claim"):
+        load_claims(vacuous)
+    v1 = gated_version(claims_file, 0.60, tmp_path)
+    record = promote(NAME, v1, claims_path=vacuous)
+    assert record.refused_because == "binding"
     assert any("no blocking claim" in r for r in record.reasons)
+
+    # a hand-built result that checked no claim at all
+    client = MlflowClient()
+    mv = client.get_model_version(NAME, v1)
+    old = BoundGateResult.model_validate_json(mlflow.artifacts.load_text(
+        f"runs:/{mv.run_id}/{artifact_dir(mv.tags[TAG_DIGEST])}/gate_result.json"))
+    empty = old.model_copy(update={"result": old.result.model_copy(update={"claims": []})})
+    assert empty.passed
+    digest = empty.content_digest()
+    client.log_text(mv.run_id, json.dumps(empty.model_dump(mode="json"), sort_keys=True,
+                                          separators=(",", ":")),
+                    f"{artifact_dir(digest)}/gate_result.json")
+    client.set_model_version_tag(NAME, v1, TAG_DIGEST, digest)
+    record = promote(NAME, v1)
+    assert record.refused_because == "binding"
+    assert any("no verdict for claims ['churn-roc-auc-floor']" in r for r in record.reasons)
+    assert alias_version(NAME, CHAMPION) is None
 
 
 def test_an_edited_gate_artifact_is_refused(mlflow_store: Any, claims_file: Path,

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import barberpro_ml
 from barberpro_ml.errors import VersionNotFoundError
 from barberpro_ml.evaluation.report import EvaluationReport
-from barberpro_ml.gates import ClaimSet, GateResult, check, load_claims
+from barberpro_ml.gates import ClaimsError, ClaimSet, GateResult, check, load_claims
 
 TAG_PREFIX = "gate."
 TAG_DIGEST = "gate.digest"
@@ -464,13 +464,16 @@ def _claims_problems(bound: BoundGateResult, claims_path: Path, client: MlflowCl
     problems: list[str] = []
     if not claims_path.is_file():
         return [f"claims file not found: {claims_path}"]
+    try:
+        claims = load_claims(claims_path)
+    except ClaimsError as exc:
+        return [*problems, f"the claims file is refused: {exc}"]
     digest = claims_file_digest(claims_path)
     if digest != b.claims_digest:
         problems.append(f"the claims file {claims_path} is not the one the gate ran with "
                         f"({b.claims_path}; content digest {digest[:12]} vs "
                         f"{b.claims_digest[:12]}): re-run the gate against it")
         return problems
-    claims = load_claims(claims_path)
     mine = [c for c in claims if c.family == b.family]
     ids = tuple(c.id for c in mine)
     if not mine:
