@@ -289,14 +289,16 @@ def check_overlap(
 def identifying_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """The id and time columns the evaluation functions record by default.
 
-    Ids: named index levels and columns called ``*_id`` (``customer_id``, ``user_id``,
-    ``item_id``); times: those called ``as_of``. They are compared as content either way; this
+    Ids: named index levels other than ``as_of``, and columns called ``*_id``
+    (``customer_id``, ``user_id``, ``item_id``); times: index levels or columns called
+    ``as_of``. They are compared as content either way; this
     only chooses which ones get ``shared_ids`` and the label-window check.
     """
-    names = [str(n) for n in frame.index.names if n is not None] + \
-        [str(c) for c in frame.columns]
-    ids = [n for n in names if n.endswith("_id") or n == "id"]
+    levels = [str(n) for n in frame.index.names if n is not None]
+    names = levels + [str(c) for c in frame.columns]
     times = [n for n in names if n in _TIME_NAMES]
+    ids = [n for n in levels if n not in _TIME_NAMES] + \
+        [n for n in names[len(levels):] if n.endswith("_id") or n == "id"]
     return ids, times
 
 
