@@ -199,7 +199,8 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
         with stage("evaluate"):
             report = evaluate_classifier(model, X_test, y_test, n_bootstrap=ev["n_bootstrap"],
                                          seed=ev["seed"], slices=slices,
-                                         min_slice_size=ev["min_slice_size"], family="churn")
+                                         min_slice_size=ev["min_slice_size"], family="churn",
+                                         train=X_train, horizon_days=cfg.horizon_days)
         log_report(report)
         baseline_report = evaluate_classifier(baseline, X_test, y_test,
                                               n_bootstrap=ev["n_bootstrap"], seed=ev["seed"],

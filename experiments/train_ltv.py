@@ -285,7 +285,8 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
         with stage("evaluate"):
             report = evaluate_ltv(y, predictions, n_bootstrap=n_boot, seed=seed,
                                   family=cfg.family, candidate=CANDIDATE, baseline=NAIVE,
-                                  n_bins=int(ev["n_bins"]))
+                                  n_bins=int(ev["n_bins"]), X=X_test, train=X_train,
+                                  horizon_days=cfg.training_horizon)
         if cfg.training_horizon != cfg.horizon_days:
             c0 = test_cut - pd.Timedelta(days=cfg.horizon_days)
             notes.append(f"{CANDIDATE} trained on {cfg.training_horizon}-day revenue labels "

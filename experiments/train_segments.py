@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.evaluation import check_overlap
 from barberpro_ml.evaluation.bootstrap import estimate
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
 from barberpro_ml.features import customer_features, feature_catalog
@@ -192,6 +193,9 @@ def run(config: str | Path = "configs/segments.yaml", *, data: MarketplaceData |
                          "silhouette": MetricEstimate(name="silhouette", value=silhouette,
                                                       ci_low=silhouette, ci_high=silhouette)},
                 n_bootstrap=n_boot, seed=seed,
+                # Scored on the customers it was fitted on, by design: recorded, and the gate's
+                # test-overlap row says so instead of passing or failing it.
+                overlap=check_overlap(X_now, X_now, ["customer_id"]),
                 notes=[f"{model.n_clusters_} clusters chosen by "
                        f"{'silhouette' if model.method == 'kmeans' else 'BIC'} over "
                        f"{list(model.selection_scores_)}; ids matched to "

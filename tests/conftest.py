@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from barberpro_ml.evaluation.overlap import check_overlap
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
 
 
@@ -101,12 +103,14 @@ _METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]] = {
 def build_report(
     y: Any, p: Any, *, family: str = "churn", metrics: Sequence[str] = ("accuracy", "roc_auc"),
     n_bootstrap: int = 300, seed: int = 0, slices: Mapping[str, Any] | None = None,
-    baseline: bool = True,
+    baseline: bool = True, held_out: bool = True,
 ) -> EvaluationReport:
     """An evaluation report from labels and scores, with percentile bootstrap CIs.
 
     Independent of ``barberpro_ml.evaluation`` on purpose: gate tests control exactly what the
-    report holds (metrics, baselines, slices) and stay valid whatever the harness does.
+    report holds (metrics, baselines, slices) and stay valid whatever the harness does. With
+    ``held_out`` the report carries the overlap record of test rows disjoint from twice as many
+    training rows (ids ``0..n-1`` against ``n..3n-1``), as the gates require.
     """
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
@@ -137,9 +141,12 @@ def build_report(
             slice_reports.append(SliceReport(dimension=dim, level=str(level),
                                              n=int(mask.sum()), positives=int(y[mask].sum()),
                                              metrics=sub.metrics))
+    overlap = check_overlap(pd.DataFrame({"row_id": np.arange(len(y), 3 * len(y))}),
+                            pd.DataFrame({"row_id": np.arange(len(y))}), ["row_id"]) \
+        if held_out else None
     return EvaluationReport(family=family, kind="classification", n=len(y), metrics=ests,
                             baselines=baselines, slices=slice_reports, n_bootstrap=n_bootstrap,
-                            seed=seed)
+                            seed=seed, overlap=overlap)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -20,6 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from typer.testing import CliRunner
 
 from barberpro_ml.cli.main import app
+from barberpro_ml.evaluation.overlap import check_overlap
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
 from barberpro_ml.gates import ClaimsError, ClaimVerdict, check, load_claims
 from barberpro_ml.registry import (
@@ -58,8 +60,10 @@ def roc_auc_report(value: float, seed: int = 0) -> EvaluationReport:
     """A churn report whose ROC AUC replicates centre on ``value`` (sd 0.01)."""
     reps = np.random.default_rng(seed).normal(value, 0.01, N_BOOT)
     lo, hi = np.quantile(reps, [0.025, 0.975])
+    held_out = check_overlap(pd.DataFrame({"row_id": np.arange(5000, 15000)}),
+                             pd.DataFrame({"row_id": np.arange(5000)}))
     return EvaluationReport(family="churn", kind="classification", n=5000, n_bootstrap=N_BOOT,
-                            seed=seed, metrics={"roc_auc": MetricEstimate(
+                            seed=seed, overlap=held_out, metrics={"roc_auc": MetricEstimate(
                                 name="roc_auc", value=value, ci_low=float(lo),
                                 ci_high=float(hi), replicates=reps.tolist())})
 

@@ -19,6 +19,7 @@ from barberpro_ml.gates import (
     Claim,
     ClaimsError,
     ClaimSet,
+    ClaimVerdict,
     GateResult,
     GateSettings,
     NonInferiority,
@@ -38,6 +39,11 @@ def claim(metric: str = "accuracy", claimed: float = 0.8, direction: str = "at_l
     return Claim(id=kw.pop("id", f"{metric}-{claimed}"), family=kw.pop("family", "churn"),
                  metric=metric, claimed=claimed, direction=direction,  # type: ignore[arg-type]
                  source=kw.pop("source", "test"), **kw)
+
+
+def claim_rows(result: GateResult) -> list[ClaimVerdict]:
+    """The rows of the claims checked, without the gate's own ``test-overlap`` row."""
+    return [c for c in result.claims if c.claim_id != "test-overlap"]
 
 
 def scores_with_accuracy(n: int, accuracy: float, seed: int, prevalence: float = 0.3
@@ -75,7 +81,7 @@ def test_claim_above_true_value_is_refused_and_one_safely_below_passes(make_repo
     y, p = scores_with_accuracy(3000, 0.85, seed)
     report = make_report(y, p, metrics=("accuracy",), seed=seed)
     result = check(report, [claim(claimed=0.90, id="above"), claim(claimed=0.80, id="below")])
-    above, below = result.claims
+    above, below = claim_rows(result)
     assert above.verdict == "fail" and "does not clear" in above.reason
     assert below.verdict == "pass" and below.ci_low is not None and below.ci_low >= 0.80
     assert not result.passed
@@ -88,7 +94,7 @@ def test_non_blocking_claim_is_judged_alike_but_does_not_decide_promotion(
     audit = claim(claimed=0.95, id="audit").model_copy(update={"blocking": False})
     floor = claim(claimed=0.80, id="floor")
     result = check(report, [audit, floor])
-    assert [c.verdict for c in result.claims] == ["fail", "pass"]
+    assert [c.verdict for c in claim_rows(result)] == ["fail", "pass"]
     assert result.passed
     assert "audit (not blocking)" in result.failures()[0]
     assert result.table().set_index("check").loc["audit", "blocking"] == False  # noqa: E712
@@ -142,7 +148,7 @@ def test_missing_metric_fails_with_a_reason_instead_of_crashing(make_report: Any
     report = make_report(y, p, metrics=("roc_auc",))
     result = check(report, [claim("roc_auc", 0.6, id="auc"), claim("ece", 0.05, "at_most",
                                                                      id="ece")])
-    auc, ece = result.claims
+    auc, ece = claim_rows(result)
     assert ece.verdict == "fail" and "'ece' is missing" in ece.reason and "roc_auc" in ece.reason
     # The untestable claim still counts in Holm's family: the other p-value is doubled.
     assert auc.p_holm == pytest.approx(min(1.0, 2 * auc.p_value))
@@ -157,7 +163,7 @@ def test_point_policy_is_labelled_weaker(make_report: Any) -> None:
     between = (observed + lower) / 2  # above the lower bound, below the point estimate
     result = check(report, [claim(claimed=between, id="ci"),
                             claim(claimed=between, id="point", policy="point")])
-    ci_row, point_row = result.claims
+    ci_row, point_row = claim_rows(result)
     assert ci_row.verdict == "fail"
     assert point_row.verdict == "pass"
     assert point_row.reason.startswith("weaker: point estimate only")
@@ -172,7 +178,7 @@ def test_at_most_claims_use_the_upper_bound(make_report: Any) -> None:
     between = (brier.value + brier.ci_high) / 2
     result = check(report, [claim("brier", above_upper, "at_most", id="loose"),
                             claim("brier", between, "at_most", id="tight")])
-    assert [r.verdict for r in result.claims] == ["pass", "fail"]
+    assert [r.verdict for r in claim_rows(result)] == ["pass", "fail"]
     assert "upper bound" in result.claims[1].reason
 
 
@@ -194,10 +200,10 @@ def test_holm_is_more_conservative_than_unadjusted() -> None:
 
     unadjusted = check(report, claims, correction="none")
     holm = check(report, claims)
-    assert all(r.p_value == pytest.approx(0.02) for r in holm.claims)
-    assert [r.verdict for r in unadjusted.claims] == ["pass"] * 3
-    assert [r.verdict for r in holm.claims] == ["fail"] * 3
-    assert all(r.p_holm == pytest.approx(0.06) for r in holm.claims)
+    assert all(r.p_value == pytest.approx(0.02) for r in claim_rows(holm))
+    assert [r.verdict for r in claim_rows(unadjusted)] == ["pass"] * 3
+    assert [r.verdict for r in claim_rows(holm)] == ["fail"] * 3
+    assert all(r.p_holm == pytest.approx(0.06) for r in claim_rows(holm))
     assert "after holm correction" in holm.claims[0].reason
     # One claim alone is not corrected: the same evidence passes.
     assert check(report, claims[:1]).claims[0].verdict == "pass"
@@ -268,7 +274,7 @@ def test_slice_floors_apply_only_to_large_slices(make_report: Any) -> None:
     floor = claim("roc_auc", 0.65, id="by-channel",
                   slice=SliceFloor(dimension="acquisition_channel", min_rows=500))
     result = check(report, [floor])
-    verdicts = {r.slice: r.verdict for r in result.claims}
+    verdicts = {r.slice: r.verdict for r in claim_rows(result)}
     assert verdicts == {"acquisition_channel=app": "fail", "acquisition_channel=web": "pass"}
     assert [(s.level, s.n) for s in result.skipped_slices] == [("walk_in", 60)]
     assert "walk_in" in result.to_text()

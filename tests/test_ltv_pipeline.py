@@ -111,7 +111,9 @@ def test_ltv_job_logs_the_report_gates_and_promotes_only_when_passed(
 
     assert outcome.gate is not None
     rows = {c.claim_id: c for c in outcome.gate.claims}
-    assert set(rows) == LTV_CLAIMS
+    assert set(rows) == LTV_CLAIMS | {"test-overlap"}
+    # out-of-time test customers: at another cut-off than every training row
+    assert rows["test-overlap"].verdict == "pass" and rows["test-overlap"].observed == 0
     assert not rows["ltv-mae-beats-bgnbd"].blocking and rows["ltv-mae-beats-naive"].blocking
     blocking_ok = all(c.verdict == "pass" for c in outcome.gate.claims if c.blocking)
     assert outcome.gate_passed == (blocking_ok and outcome.gate.champion.passed)

@@ -66,6 +66,9 @@ def test_churn_job_logs_registers_gates_and_promotes(mlflow_store: Any, tmp_path
     assert outcome.gate is not None
     seed_row = next(c for c in outcome.gate.claims if c.claim_id == "churn-accuracy-seed")
     assert not seed_row.blocking and seed_row.baseline is not None
+    # the out-of-time test rows (another as_of) repeat no training row
+    overlap_row = next(c for c in outcome.gate.claims if c.claim_id == "test-overlap")
+    assert overlap_row.verdict == "pass" and overlap_row.observed == 0
     assert outcome.gate_passed == all(c.passed for c in outcome.gate.claims if c.blocking)
     assert outcome.promoted == outcome.gate_passed
     champion = alias_version("barberpro-churn")

@@ -160,6 +160,8 @@ def test_recs_job_logs_gates_and_promotes_only_when_passed(
     audit_row = rows["recs-ndcg10-beats-neighborhood-popularity"]
     assert gate_row.blocking and gate_row.metric == "ndcg@10_minus_global_popularity"
     assert not audit_row.blocking and audit_row.metric == "ndcg@10_minus_baseline"
+    # test bookings are scheduled after the cut-off: none repeats a training interaction
+    assert rows["test-overlap"].verdict == "pass" and rows["test-overlap"].observed == 0
     assert outcome.gate_passed == (gate_row.verdict == "pass" and outcome.gate.champion.passed)
     assert outcome.promoted == outcome.gate_passed
     assert alias_version("barberpro-recs") == (outcome.version if outcome.promoted else None)

@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+from barberpro_ml.evaluation.overlap import check_overlap
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
 from barberpro_ml.gates import check, load_claims
 from barberpro_ml.registry import (
@@ -79,8 +80,10 @@ def roc_auc_report(value: float) -> EvaluationReport:
     """A churn report whose 2,000 ROC AUC replicates centre on ``value``."""
     reps = np.random.default_rng(0).normal(value, 0.01, 2000)
     lo, hi = np.quantile(reps, [0.025, 0.975])
+    held_out = check_overlap(pd.DataFrame({"row_id": np.arange(5000, 15000)}),
+                             pd.DataFrame({"row_id": np.arange(5000)}))
     return EvaluationReport(family="churn", kind="classification", n=5000, n_bootstrap=2000,
-                            metrics={"roc_auc": MetricEstimate(
+                            overlap=held_out, metrics={"roc_auc": MetricEstimate(
                                 name="roc_auc", value=value, ci_low=float(lo),
                                 ci_high=float(hi), replicates=reps.tolist())})
 

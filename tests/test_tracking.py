@@ -101,7 +101,7 @@ def test_log_gate_result_tags_the_run(mlflow_store: Any, report: EvaluationRepor
     assert "does not clear" in _artifact(run.info.run_id, "gates/gate_result.txt")
     table = pd.read_csv(mlflow.artifacts.download_artifacts(
         f"runs:/{run.info.run_id}/gates/verdicts.csv"))
-    assert list(table["check"]) == ["auc", "champion"]
+    assert list(table["check"]) == ["auc", "test-overlap", "champion"]
 
 
 # --------------------------------------------------------------------------- config, lineage

@@ -1,4 +1,5 @@
-"""Stage 4: honest evaluation (metrics with bootstrap confidence intervals, slices, plots)."""
+"""Stage 4: honest evaluation (metrics with bootstrap confidence intervals, slices, plots, and
+the train/test overlap check)."""
 
 from barberpro_ml.evaluation.backtest import (
     BacktestReport,
@@ -24,6 +25,7 @@ from barberpro_ml.evaluation.classification import (
     evaluate_scores,
 )
 from barberpro_ml.evaluation.metrics import CLASSIFICATION_METRICS, HIGHER_IS_BETTER, BinaryScores
+from barberpro_ml.evaluation.overlap import DEFAULT_MAX_EXCESS, OverlapReport, check_overlap
 from barberpro_ml.evaluation.ranking import (
     RANKING_METRICS,
     RankingReport,
@@ -55,6 +57,7 @@ from barberpro_ml.evaluation.uplift import (
 __all__ = [
     "BASELINE_METRICS",
     "CLASSIFICATION_METRICS",
+    "DEFAULT_MAX_EXCESS",
     "HIGHER_IS_BETTER",
     "POOLED",
     "RANKING_METRICS",
@@ -71,6 +74,7 @@ __all__ = [
     "EvaluationReport",
     "MetricEstimate",
     "OfferEffect",
+    "OverlapReport",
     "PairedDifference",
     "RankingReport",
     "RegressionReport",
@@ -78,6 +82,7 @@ __all__ = [
     "ValidationSearch",
     "bootstrap_metric",
     "campaign_effects",
+    "check_overlap",
     "evaluate_classifier",
     "evaluate_ltv",
     "evaluate_recommender",

@@ -35,6 +35,7 @@ from barberpro_ml.evaluation.metrics import (
     BinaryScores,
     check_binary_scores,
 )
+from barberpro_ml.evaluation.overlap import overlap_of
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
 
 __all__ = [
@@ -241,6 +242,9 @@ def evaluate_scores(
     ece_bins: int = 15,
     keep_slice_replicates: bool = True,
     notes: Sequence[str] = (),
+    X: pd.DataFrame | None = None,
+    train: pd.DataFrame | None = None,
+    horizon_days: int | None = None,
 ) -> ClassificationReport:
     """Evaluate probabilities ``p`` against labels ``y`` with bootstrap CIs.
 
@@ -274,6 +278,17 @@ def evaluate_scores(
         Keep the slices' bootstrap replicates in the report (they dominate its size).
     notes
         Free-text notes to store in the report.
+    X
+        The evaluated rows' features (with their ids as columns or index levels), when there
+        are any: compared with ``train``.
+    train
+        The training rows (same columns as ``X``; extra columns such as the label are
+        ignored). When given, the report's ``overlap`` records how many evaluated rows repeat
+        training rows (:func:`~barberpro_ml.evaluation.check_overlap`; ids: index levels and
+        ``*_id`` columns, times: ``as_of``); the gates refuse a report without it.
+    horizon_days
+        Label period, for the overlap record's check that no training label reaches the test
+        cut-off (needs an ``as_of`` column or index level).
 
     Returns
     -------
@@ -300,6 +315,7 @@ def evaluate_scores(
     if min_slice_size < 0:
         raise ValueError(f"min_slice_size must be >= 0, got {min_slice_size}")
     n = len(y01)
+    overlap = overlap_of(train, X, n, horizon_days=horizon_days)
     scores = BinaryScores(y01, p_arr, threshold=threshold, ece_bins=ece_bins)
     prevalence = float(y01.mean())
     baseline = BinaryScores(y01, np.full(n, prevalence), threshold=0.5, ece_bins=1)
@@ -342,6 +358,7 @@ def evaluate_scores(
         calibration_bins=_calibration_bins(y01.astype(float), p_arr, scores),
         ece_bins=ece_bins,
         min_slice_size=min_slice_size,
+        overlap=overlap,
     )
 
 
@@ -359,6 +376,8 @@ def evaluate_classifier(
     confidence: float = 0.95,
     ece_bins: int = 15,
     keep_slice_replicates: bool = True,
+    train: pd.DataFrame | None = None,
+    horizon_days: int | None = None,
 ) -> ClassificationReport:
     """Evaluate a fitted binary classifier on held-out rows.
 
@@ -375,10 +394,25 @@ def evaluate_classifier(
     n_bootstrap, seed, slices, min_slice_size, family, confidence, ece_bins, \
 keep_slice_replicates
         As in :func:`evaluate_scores`.
+    train, horizon_days
+        The training features (e.g. ``X_train``) and label period: the report's ``overlap``
+        records how many rows of ``X`` repeat training rows (see :func:`evaluate_scores`).
+        Without ``train`` the report has no overlap record and the gates refuse it.
 
     Returns
     -------
     ClassificationReport
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = pd.DataFrame({"visits": np.arange(40) % 7, "spend": np.arange(40) * 3.0},
+    ...                  index=pd.Index(np.arange(40), name="customer_id"))
+    >>> y = (X["visits"] < 3).astype(int)
+    >>> model = LogisticRegression().fit(X, y)
+    >>> report = evaluate_classifier(model, X.iloc[::2], y.iloc[::2], train=X, n_bootstrap=0)
+    >>> report.overlap.verdict, report.overlap.test_rows_in_train
+    ('leak', 20)
     """
     if not hasattr(model, "predict_proba"):
         raise TypeError(f"{type(model).__name__} has no predict_proba; pass a fitted classifier")
@@ -406,4 +440,5 @@ keep_slice_replicates
         min_slice_size=min_slice_size, family=family, confidence=confidence, ece_bins=ece_bins,
         keep_slice_replicates=keep_slice_replicates,
         notes=[f"model: {type(model).__name__}; threshold {threshold:.4f} from {source}"],
+        X=X if train is not None else None, train=train, horizon_days=horizon_days,
     )

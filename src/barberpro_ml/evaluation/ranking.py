@@ -64,6 +64,7 @@ from barberpro_ml.evaluation.bootstrap import (
     resample_counts,
     single_threaded_blas,
 )
+from barberpro_ml.evaluation.overlap import check_overlap, identifying_columns
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
 from barberpro_ml.models.recs import (
     BaseRecommender,
@@ -326,7 +327,11 @@ def evaluate_recommender(
         Interaction frames (``user_id, item_id``, ...): the training history (what is left out
         of the rankings) and the held-out interactions (what counts as relevant). For an
         out-of-time split, ``train`` holds the events up to the cut-off and ``test`` those
-        after it.
+        after it. The report's ``overlap`` records how many test interactions repeat a
+        training interaction in full (the columns both frames have: user, item, and weight
+        and ``timestamp`` when present; see
+        :func:`~barberpro_ml.evaluation.check_overlap`): without a timestamp, a repeat visit
+        to the same barber cannot be told from a copied row.
     k
         Cut-offs.
     n_bootstrap, seed, confidence
@@ -373,6 +378,10 @@ def evaluate_recommender(
         raise ValueError("test: no user has a test item outside their training items; "
                          "nothing to evaluate")
     users = as_id_index(relevant["user_id"].array, "test user_id")
+    # Interaction frames may differ in optional columns (weight, timestamp): compare the shared.
+    shared = [c for c in test.columns if c in train.columns]
+    ids, times = identifying_columns(test[shared])
+    overlap = check_overlap(train[shared], test[shared], ids, times)
     names = [f"{m}@{c}" for c in ks for m in RANKING_METRICS]
     ranked = [_rank(model, users, relevant, train, ks, exclude_seen, user_groups)]
     baseline_name: str | None = None
@@ -417,7 +426,7 @@ def evaluate_recommender(
         n_bootstrap=n_bootstrap, seed=seed, notes=notes, k=list(ks), confidence=confidence,
         n_items=model.n_items_, n_cold_users=n_cold, exclude_seen=exclude_seen,
         baseline_name=baseline_name, differences=differences, per_user=per_user,
-        baseline_per_user=ranked[1].per_user if len(ranked) > 1 else None,
+        baseline_per_user=ranked[1].per_user if len(ranked) > 1 else None, overlap=overlap,
     )
 
 

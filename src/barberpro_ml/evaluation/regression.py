@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import rankdata
 
 from barberpro_ml.evaluation.bootstrap import PairedDifference, estimate, resample_indices
+from barberpro_ml.evaluation.overlap import overlap_of
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
 
 __all__ = [
@@ -230,6 +231,9 @@ def evaluate_ltv(
     confidence: float = 0.95,
     n_bins: int = 10,
     keep_replicates: bool = True,
+    X: pd.DataFrame | None = None,
+    train: pd.DataFrame | None = None,
+    horizon_days: int | None = None,
 ) -> RegressionReport:
     """Evaluate value predictions of several models on the same held-out customers.
 
@@ -252,6 +256,11 @@ def evaluate_ltv(
         Bins of the calibration table (10: deciles).
     keep_replicates
         Keep the replicates in the report (the gates need them).
+    X, train, horizon_days
+        The evaluated customers' features (ids as columns or index levels), the training rows
+        and the label period: the report's ``overlap`` records how many evaluated rows repeat
+        training rows (see :func:`~barberpro_ml.evaluation.evaluate_scores`). Without
+        ``train`` the report has no overlap record and the gates refuse it.
 
     Returns
     -------
@@ -283,6 +292,7 @@ def evaluate_ltv(
             raise ValueError(f"{role} {name!r} is not among the predictions {names}")
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    overlap = overlap_of(train, X, len(y_arr), horizon_days=horizon_days)
 
     points = {m: {k: float(v) for k, v in regression_metrics(y_arr, p).items()}
               for m, p in preds.items()}
@@ -327,7 +337,7 @@ def evaluate_ltv(
         baseline_name=baseline, confidence=confidence, models=models,
         differences=differences,
         calibration={m: _decile_table(y_arr, p, n_bins) for m, p in preds.items()},
-        total_actual=total,
+        total_actual=total, overlap=overlap,
     )
 
 

@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from barberpro_ml.evaluation.overlap import OverlapReport
+
 
 class MetricEstimate(BaseModel):
     """A metric on held-out data with a bootstrap confidence interval.
@@ -61,7 +63,9 @@ class EvaluationReport(BaseModel):
 
     ``metrics`` and ``baselines`` are keyed by metric name (``accuracy``, ``roc_auc``, ...);
     ``baselines`` holds the trivial reference a claim must be read against (for accuracy: the
-    majority-class rate, i.e. "nobody churns").
+    majority-class rate, i.e. "nobody churns"). ``overlap`` records how many evaluated rows
+    repeat training rows (:func:`~barberpro_ml.evaluation.check_overlap`); None when the
+    evaluation was not given the training rows, which the gates refuse.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -75,6 +79,7 @@ class EvaluationReport(BaseModel):
     n_bootstrap: int = 0
     seed: int | None = None
     notes: list[str] = Field(default_factory=list)
+    overlap: OverlapReport | None = None
 
     def metric(self, name: str) -> MetricEstimate:
         """The named metric, or a ``KeyError`` that lists the metrics available."""

@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from barberpro_ml.evaluation.bootstrap import PairedDifference, paired_bootstrap
 from barberpro_ml.evaluation.metrics import HIGHER_IS_BETTER
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
-from barberpro_ml.gates.claims import Claim, ClaimSet, Direction, Policy
+from barberpro_ml.gates.claims import Claim, ClaimSet, Direction, GateSettings, Policy
 
 Verdict = Literal["pass", "fail", "not tested"]
 
@@ -530,12 +530,68 @@ def check(
     # Keep the file's claim order in the result, whatever order the rows were decided in.
     order = {c.id: i for i, c in enumerate(mine)}
     rows = sorted(verdicts + point_rows, key=lambda v: (order[v.claim_id], v.slice or ""))
+    rows.append(overlap_verdict(report, claim_set.settings if claim_set else None))
 
     return GateResult(
         family=report.family, alpha=alpha, correction=correction, report_n=report.n,
         claims=rows, champion=_champion_verdict(report.family, champion, claim_set),
         skipped_slices=skipped, claims_path=claim_set.path if claim_set else None,
     )
+
+
+def overlap_verdict(report: EvaluationReport,
+                         settings: GateSettings | None = None) -> ClaimVerdict:
+    """The blocking ``test-overlap`` row: are the evaluated rows held out from training?
+
+    Fails when the report's ``overlap.excess`` (share of test rows repeating training rows,
+    beyond the within-training duplicate rate) is above ``settings.max_test_overlap``, when a
+    training label period reaches past the test cut-off, or when the report has no overlap
+    record (the evaluation was not given ``train=``). A segmentation report is scored on its
+    training customers by design (the stability of ids on the same customers), so the row is
+    ``not tested`` there and says so.
+
+    Examples
+    --------
+    >>> from barberpro_ml.evaluation import check_overlap
+    >>> train = pd.DataFrame({"visits": range(500), "spend": np.arange(500) * 2.0})
+    >>> report = EvaluationReport(family="churn", kind="classification", n=100, metrics={},
+    ...                           overlap=check_overlap(train, train.iloc[:100]))
+    >>> row = overlap_verdict(report)
+    >>> row.claim_id, row.verdict, row.observed
+    ('test-overlap', 'fail', 1.0)
+    >>> print(row.reason)  # doctest: +NORMALIZE_WHITESPACE
+    refused, the test rows are not held out: 100 of 100 test rows (100.0%) repeat training
+    rows; 0.0% expected by chance: an excess of 100.0% over the tolerated 1.0%
+    (settings.max_test_overlap)
+    """
+    limit = (settings or GateSettings()).max_test_overlap
+    overlap = report.overlap
+    fields: dict[str, Any] = {
+        "claim_id": "test-overlap", "family": report.family, "metric": "test_overlap_excess",
+        "claimed": limit, "direction": "at_most", "policy": "point", "blocking": True,
+        "source": "settings.max_test_overlap: evaluated rows must not repeat training rows "
+                  "beyond chance (barberpro_ml.evaluation.check_overlap)"}
+    if overlap is not None:
+        fields |= {"n": overlap.n_test, "observed": overlap.excess,
+                   "baseline": overlap.chance_rate}
+    if report.kind == "segmentation":
+        recorded = f"; recorded: {overlap.describe()}" if overlap is not None else ""
+        return ClaimVerdict(**fields, verdict="not tested", reason=(
+            "a segmentation is scored on the customers it was fitted on by design (stability "
+            "of ids on the same customers), so there are no held-out rows" + recorded))
+    if overlap is None:
+        return ClaimVerdict(**fields, verdict="fail", reason=(
+            "the evaluation did not compare the test rows with the training rows, so a test "
+            "set copied from the training set would pass unseen; pass the training frame "
+            "(train=) to the evaluate_* call"))
+    if overlap.label_window_overlaps_test:
+        return ClaimVerdict(**fields, verdict="fail", reason=f"refused: {overlap.reason}")
+    numbers = (f"{overlap.describe()}: an excess of {overlap.excess:.1%} "
+               f"{{}} the tolerated {limit:.1%} (settings.max_test_overlap)")
+    if overlap.excess > limit:
+        return ClaimVerdict(**fields, verdict="fail", reason=(
+            "refused, the test rows are not held out: " + numbers.format("over")))
+    return ClaimVerdict(**fields, verdict="pass", reason=numbers.format("within"))
 
 
 def _targets(report: EvaluationReport, claim: Claim, skipped: list[SkippedSlice]

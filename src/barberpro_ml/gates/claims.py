@@ -215,6 +215,9 @@ class GateSettings(BaseModel):
 
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     non_inferiority: dict[str, NonInferiority] = Field(default_factory=dict)
+    #: Largest share of test rows that may repeat training rows beyond the rate expected by
+    #: chance (``OverlapReport.excess``); see :mod:`barberpro_ml.evaluation.overlap`.
+    max_test_overlap: float = Field(default=0.01, ge=0.0, lt=1.0)
 
 
 class ClaimSet(BaseModel):
