@@ -188,7 +188,7 @@ SCORING_JOBS: dict[str, dict[str, Any]] = {
                  "evaluation": {"n_bootstrap": 100, "seed": 0}},
 }
 SCORING_CLAIMS = [
-    ("churn", "roc_auc", 0.5), ("ltv", "spearman", 0.0), ("recs", "ndcg@10", 0.0),
+    ("churn", "roc_auc", 0.6), ("ltv", "spearman", 0.0), ("recs", "ndcg@10", 0.05),
     ("segments", "silhouette", 0.0),
 ]
 

@@ -85,6 +85,22 @@ def gated_version(claims_file: Path, roc_auc: float, tmp_path: Path,
     return version
 
 
+def forge(version: str, edit: Any) -> BoundGateResult:
+    """Replace the version's recorded gate result by ``edit(result)``, with a matching digest
+    tag: what someone with write access to the store could do by hand."""
+    client = MlflowClient()
+    mv = client.get_model_version(NAME, version)
+    old = BoundGateResult.model_validate_json(mlflow.artifacts.load_text(
+        f"runs:/{mv.run_id}/{artifact_dir(mv.tags[TAG_DIGEST])}/gate_result.json"))
+    forged = old.model_copy(update={"result": edit(old.result)})
+    digest = forged.content_digest()
+    client.log_text(mv.run_id, json.dumps(forged.model_dump(mode="json"), sort_keys=True,
+                                          separators=(",", ":")),
+                    f"{artifact_dir(digest)}/gate_result.json")
+    client.set_model_version_tag(NAME, version, TAG_DIGEST, digest)
+    return forged
+
+
 def refusals() -> list[str]:
     log = promotion_log(NAME, include_refused=True)
     return list(log.loc[log["outcome"] == "refused", "refused_because"])
@@ -164,21 +180,11 @@ def test_register_cannot_set_champion(mlflow_store: Any, tmp_path: Path) -> None
 def test_a_hand_built_passing_result_is_refused(mlflow_store: Any, claims_file: Path,
                                                 tmp_path: Path) -> None:
     """Bypass 4a: a passing gate result built by hand for a model whose report fails."""
-    client = MlflowClient()
     bad = gated_version(claims_file, 0.60, tmp_path)
-    mv = client.get_model_version(NAME, bad)
-    old = BoundGateResult.model_validate_json(mlflow.artifacts.load_text(
-        f"runs:/{mv.run_id}/{artifact_dir(mv.tags[TAG_DIGEST])}/gate_result.json"))
-    forged_rows = [ClaimVerdict(**{**c.model_dump(), "verdict": "pass", "reason": "trust me"})
-                   for c in old.result.claims]
-    forged = old.model_copy(update={"result": old.result.model_copy(
-        update={"claims": forged_rows})})
+    forged = forge(bad, lambda result: result.model_copy(update={"claims": [
+        ClaimVerdict(**{**c.model_dump(), "verdict": "pass", "reason": "trust me"})
+        for c in result.claims]}))
     assert forged.passed
-    digest = forged.content_digest()
-    client.log_text(mv.run_id, json.dumps(forged.model_dump(mode="json"), sort_keys=True,
-                                          separators=(",", ":")),
-                    f"{artifact_dir(digest)}/gate_result.json")
-    client.set_model_version_tag(NAME, bad, TAG_DIGEST, digest)
     record = promote(NAME, bad)
     assert record.outcome == "refused" and record.refused_because == "binding"
     assert any("do not follow from the evaluation report" in r for r in record.reasons)
@@ -200,17 +206,8 @@ def test_a_vacuous_gate_is_refused(mlflow_store: Any, claims_file: Path,
     assert any("no blocking claim" in r for r in record.reasons)
 
     # a hand-built result that checked no claim at all
-    client = MlflowClient()
-    mv = client.get_model_version(NAME, v1)
-    old = BoundGateResult.model_validate_json(mlflow.artifacts.load_text(
-        f"runs:/{mv.run_id}/{artifact_dir(mv.tags[TAG_DIGEST])}/gate_result.json"))
-    empty = old.model_copy(update={"result": old.result.model_copy(update={"claims": []})})
+    empty = forge(v1, lambda result: result.model_copy(update={"claims": []}))
     assert empty.passed
-    digest = empty.content_digest()
-    client.log_text(mv.run_id, json.dumps(empty.model_dump(mode="json"), sort_keys=True,
-                                          separators=(",", ":")),
-                    f"{artifact_dir(digest)}/gate_result.json")
-    client.set_model_version_tag(NAME, v1, TAG_DIGEST, digest)
     record = promote(NAME, v1)
     assert record.refused_because == "binding"
     assert any("no verdict for claims ['churn-roc-auc-floor']" in r for r in record.reasons)
