@@ -11,13 +11,13 @@ from barberpro_ml.gates.check import (
     ChampionVerdict,
     ClaimVerdict,
     GateResult,
-    SkippedSlice,
     bootstrap_p_value,
     check,
     holm_adjust,
     paired_metric_names,
 )
 from barberpro_ml.gates.claims import (
+    DEFAULT_MIN_CLASS_COUNT,
     Claim,
     ClaimsError,
     ClaimSet,
@@ -28,6 +28,7 @@ from barberpro_ml.gates.claims import (
 )
 
 __all__ = [
+    "DEFAULT_MIN_CLASS_COUNT",
     "OTHER_PAIRED_METRICS",
     "ChampionComparison",
     "ChampionVerdict",
@@ -38,7 +39,6 @@ __all__ = [
     "GateResult",
     "GateSettings",
     "NonInferiority",
-    "SkippedSlice",
     "SliceFloor",
     "bootstrap_p_value",
     "check",
