@@ -2,10 +2,17 @@
 
 Decision rules
 --------------
-``ci`` claims (the default) pass only when the evidence supports them: the bound of the report's
-two-sided confidence interval on the right side clears the claimed value (lower bound for
-``at_least``, upper bound for ``at_most``) **and**, when several claims are checked together,
-the claim survives Holm's step-down correction of the one-sided bootstrap p-values [1]_.
+Every level comes from the claims file (``settings``), never from the report: the gate
+recomputes each interval from the estimate's bootstrap replicates at ``settings.confidence``
+(default 0.95; a report's own ``ci_low``/``ci_high``/``confidence`` are not read), and refuses
+a ``ci`` claim, or the champion comparison, whose estimate has fewer finite replicates than
+``settings.min_bootstrap`` (at least 1,000).
+
+``ci`` claims (the default) pass only when the evidence supports them: the bound of the
+two-sided ``confidence`` percentile interval [4]_ on the right side clears the claimed value
+(lower bound for ``at_least``, upper bound for ``at_most``) **and**, when several claims are
+checked together, the claim survives Holm's step-down correction of the one-sided bootstrap
+p-values [1]_.
 
 The p-value of a claim "metric >= c" is the share of bootstrap replicates on the wrong side of
 ``c`` with the usual +1 correction, ``p = (1 + #{theta*_b <= c}) / (B + 1)`` [2]_ (mirror image for
@@ -25,11 +32,32 @@ with probability at most ``alpha`` altogether.
 ``point`` claims compare the point estimate with the claim and are labelled "weaker: point
 estimate only"; they are not part of the Holm family.
 
-Champion comparison is a paired bootstrap on the same test rows: both models' metric is
-recomputed on each resample and the challenger passes when the lower bound of the
-``confidence`` interval of (challenger - champion) is above ``-margin`` (upper bound below
-``+margin`` for lower-is-better metrics), i.e. a non-inferiority test [3]_. The resampling is
-:func:`barberpro_ml.evaluation.bootstrap.paired_bootstrap`, the same bootstrap the reports use.
+Slice floors test a claim on every slice of one dimension that has at least
+``min_class_count`` positives and as many negatives (rows, for slices without classes); a
+smaller slice is a row with the verdict ``untestable``, which blocks promotion only when the
+claim says ``untestable: block``. The default count is measured, see
+:data:`barberpro_ml.gates.claims.DEFAULT_MIN_CLASS_COUNT`.
+
+Champion comparison (non-inferiority [3]_) is a paired bootstrap on the same test rows
+(:func:`barberpro_ml.evaluation.bootstrap.paired_bootstrap`): both models' metric is recomputed
+on each resample. It is a one-sided test at ``a = (1 - confidence) / 2`` (the lower bound of
+the two-sided ``confidence`` interval, the convention of CONSORT for non-inferiority [5]_):
+the challenger passes when that bound of (challenger - champion) is above ``-M`` (upper bound
+below ``+M`` for lower-is-better metrics), with the effective margin
+
+    ``M = max(margin, (z_{1-a} + z_power) x SE)``,
+
+``SE`` the standard deviation of the paired replicates. The second term is the difference
+the test set can detect with probability ``power`` (the usual sample-size formula of a
+one-sided z-test [6]_): when the file's margin is smaller than what ``n`` rows can resolve, a
+fixed margin would refuse most equal-quality retrains (64% at n = 2,000 with margin 0.01 ROC
+AUC), so the margin widens to the detectable difference, which makes the pass rate of a
+challenger whose true difference is 0 about ``power``, while one whose true difference is
+``-M`` passes with probability about ``a`` (size). The rule is honest only while ``M`` stays
+small: an effective margin above the file's ``max_margin`` refuses promotion ("the test set is
+too small to tell"). ``ChampionVerdict`` records ``margin``, ``standard_error``,
+``detectable_difference`` and ``effective_margin``, and its reason says how ``M`` was
+obtained. Measured size and power: ``README.md``, "Gate statistics, measured".
 
 References
 ----------
@@ -39,6 +67,13 @@ References
    ch. 4.4 (Monte Carlo p-values, ``(1 + #) / (B + 1)``). Cambridge University Press.
 .. [3] Wellek, S. (2010). *Testing Statistical Hypotheses of Equivalence and Noninferiority*,
    2nd ed. CRC Press.
+.. [4] Efron, B. & Tibshirani, R. J. (1993). *An Introduction to the Bootstrap*, ch. 13.
+   Chapman & Hall.
+.. [5] Piaggio, G. et al. (2012). Reporting of noninferiority and equivalence randomized
+   trials: extension of the CONSORT 2010 statement. *JAMA* 308(24), 2594-2604.
+.. [6] Chow, S.-C., Shao, J. & Wang, H. (2008). *Sample Size Calculations in Clinical
+   Research*, 2nd ed., ch. 3 (non-inferiority: ``n`` such that ``margin = (z_{1-a} +
+   z_{1-b}) SE``). Chapman & Hall/CRC.
 """
 
 from __future__ import annotations
