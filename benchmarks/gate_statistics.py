@@ -44,6 +44,7 @@ import pandas as pd
 from barberpro_ml.evaluation import evaluate_scores
 from barberpro_ml.evaluation.bootstrap import percentile_interval
 from barberpro_ml.gates import (
+    DEFAULT_MIN_CLASS_COUNT,
     ChampionComparison,
     Claim,
     ClaimSet,
@@ -271,7 +272,7 @@ def main() -> None:
     rows.extend(claim_at_truth(reps, seed=seed))
     for m in (100, 150, 200):
         rows.append(slice_floor(reps, m, 0.05, seed=seed))
-    rows.append(slice_floor(reps, 150, 0.0, seed=seed))
+    rows.append(slice_floor(reps, DEFAULT_MIN_CLASS_COUNT, 0.0, seed=seed))
     power, size, _ = non_inferiority(reps, seed=seed)
     rows.extend([power, size])
     for n in (500, 2000):
