@@ -31,8 +31,8 @@ class ClaimsError(ValueError):
 #: AUC 0.90, floor 0.85, as many positives as negatives, 1,000 bootstrap replicates, 95%
 #: confidence): such a floor passed in 63.7% [58.9%, 68.3%] of 400 slices with 100 of each
 #: class, 78.8% [74.5%, 82.5%] with 150 and 85.0% [81.2%, 88.2%] with 200, the first count
-#: whose whole Monte-Carlo interval clears 80%; a floor equal to the true AUC passed in 4.5%
-#: [2.9%, 7.0%] at 150. More rows of either class only narrow the interval, so larger slices
+#: whose whole Monte-Carlo interval clears 80%; a floor equal to the true AUC passed in 3.0%
+#: [1.7%, 5.2%] at 200. More rows of either class only narrow the interval, so larger slices
 #: do better. ``tests/test_gate_statistics.py`` re-measures power and false passes at this value.
 DEFAULT_MIN_CLASS_COUNT = 200
 
