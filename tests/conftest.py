@@ -102,7 +102,7 @@ _METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]] = {
 
 def build_report(
     y: Any, p: Any, *, family: str = "churn", metrics: Sequence[str] = ("accuracy", "roc_auc"),
-    n_bootstrap: int = 300, seed: int = 0, slices: Mapping[str, Any] | None = None,
+    n_bootstrap: int = 1000, seed: int = 0, slices: Mapping[str, Any] | None = None,
     baseline: bool = True, held_out: bool = True,
 ) -> EvaluationReport:
     """An evaluation report from labels and scores, with percentile bootstrap CIs.

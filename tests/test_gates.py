@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
+from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
 from barberpro_ml.gates import (
     ChampionComparison,
     Claim,
@@ -188,11 +188,11 @@ def _report_with(estimates: dict[str, MetricEstimate]) -> EvaluationReport:
 
 
 def test_holm_is_more_conservative_than_unadjusted() -> None:
-    # 19 of 999 replicates at or below the claim: p = 20/1000 = 0.02 for each of 3 claims, and
+    # 19 of 1000 replicates at or below the claim: p = 20/1001 for each of 3 claims, and
     # the 2.5% quantile (the CI lower bound) still clears the claim.
     rng = np.random.default_rng(0)
     below = 0.70 - rng.uniform(0.0, 0.05, 19)
-    above = 0.70 + rng.uniform(0.001, 0.1, 980)
+    above = 0.70 + rng.uniform(0.001, 0.1, 981)
     reps = np.concatenate([below, above])
     names = ["roc_auc", "pr_auc", "lift_top_decile"]
     report = _report_with({m: estimate_from(reps, m) for m in names})
@@ -200,10 +200,10 @@ def test_holm_is_more_conservative_than_unadjusted() -> None:
 
     unadjusted = check(report, claims, correction="none")
     holm = check(report, claims)
-    assert all(r.p_value == pytest.approx(0.02) for r in claim_rows(holm))
+    assert all(r.p_value == pytest.approx(20 / 1001) for r in claim_rows(holm))
     assert [r.verdict for r in claim_rows(unadjusted)] == ["pass"] * 3
     assert [r.verdict for r in claim_rows(holm)] == ["fail"] * 3
-    assert all(r.p_holm == pytest.approx(0.06) for r in claim_rows(holm))
+    assert all(r.p_holm == pytest.approx(60 / 1001) for r in claim_rows(holm))
     assert "after holm correction" in holm.claims[0].reason
     # One claim alone is not corrected: the same evidence passes.
     assert check(report, claims[:1]).claims[0].verdict == "pass"
@@ -241,7 +241,7 @@ def test_holm_adjusted_p_values_reject_as_the_step_down_procedure(p: list[float]
 def test_holm_verdicts_are_a_subset_of_unadjusted_ones(seed: int, m: int, shift: float) -> None:
     rng = np.random.default_rng(seed)
     names = [f"metric_{i}" for i in range(m)]
-    report = _report_with({n: estimate_from(0.7 + rng.normal(0, 0.02, 400) + shift, n)
+    report = _report_with({n: estimate_from(0.7 + rng.normal(0, 0.02, 1000) + shift, n)
                            for n in names})
     claims = [claim(n, 0.7, id=n) for n in names]
     holm = {r.claim_id for r in check(report, claims).claims if r.verdict == "pass"}
@@ -261,33 +261,56 @@ def test_bootstrap_p_value_bounds_and_monotonicity(reps: list[float], c: float) 
 
 
 # --------------------------------------------------------------------------- slices
-def test_slice_floors_apply_only_to_large_slices(make_report: Any) -> None:
+def test_slice_floors_test_slices_with_enough_of_each_class(make_report: Any) -> None:
     y_good, p_good = ranked_scores(1200, 0.8, seed=1)
     y_bad, _ = ranked_scores(1200, 0.8, seed=2)
     p_bad = np.random.default_rng(3).random(1200)  # no information: AUC about 0.5
-    y_small, p_small = ranked_scores(60, 5.0, seed=4)
-    y = np.concatenate([y_good, y_bad, y_small])
-    p = np.concatenate([p_good, p_bad, p_small])
-    channel = np.array(["web"] * 1200 + ["app"] * 1200 + ["walk_in"] * 60)
-    report = make_report(y, p, metrics=("roc_auc",), slices={"acquisition_channel": channel},
-                         n_bootstrap=150)
+    # Many rows but few positives: a row count would call this slice testable.
+    rng = np.random.default_rng(4)
+    y_rare = (rng.random(1500) < 0.02).astype(int)
+    p_rare = 1 / (1 + np.exp(-(2.0 * y_rare + rng.normal(0, 1, 1500))))
+    y = np.concatenate([y_good, y_bad, y_rare])
+    p = np.concatenate([p_good, p_bad, p_rare])
+    channel = np.array(["web"] * 1200 + ["app"] * 1200 + ["walk_in"] * 1500)
+    report = make_report(y, p, metrics=("roc_auc",), slices={"acquisition_channel": channel})
     floor = claim("roc_auc", 0.65, id="by-channel",
-                  slice=SliceFloor(dimension="acquisition_channel", min_rows=500))
+                  slice=SliceFloor(dimension="acquisition_channel", min_class_count=150))
     result = check(report, [floor])
     verdicts = {r.slice: r.verdict for r in claim_rows(result)}
-    assert verdicts == {"acquisition_channel=app": "fail", "acquisition_channel=web": "pass"}
-    assert [(s.level, s.n) for s in result.skipped_slices] == [("walk_in", 60)]
-    assert "walk_in" in result.to_text()
+    assert verdicts == {"acquisition_channel=app": "fail", "acquisition_channel=web": "pass",
+                        "acquisition_channel=walk_in": "untestable"}
+    rare = next(r for r in claim_rows(result) if r.verdict == "untestable")
+    assert rare.n == 1500 and rare.class_count == int(y_rare.sum()) < 150
+    assert f"{int(y_rare.sum())} positives" in rare.reason and "min_class_count 150" in rare.reason
+    assert rare.passed  # untestable: report (the default) does not block
+    assert "by-channel[acquisition_channel=walk_in]" in result.to_text()
+    assert "untestable" in set(result.table()["verdict"])
 
-    all_small = claim("roc_auc", 0.65, id="huge-floor",
-                      slice=SliceFloor(dimension="acquisition_channel", min_rows=10_000))
-    row = check(report, [all_small]).claims[0]
-    assert row.verdict == "not tested" and row.passed
+    good_only = claim("roc_auc", 0.65, id="floor-web", slice=floor.slice)
+    web = make_report(y_good, p_good, metrics=("roc_auc",),
+                      slices={"acquisition_channel": np.array(["web"] * 1100 + ["tiny"] * 100)})
+    assert check(web, [good_only]).passed
+    blocked = check(web, [good_only.model_copy(update={"untestable": "block"})])
+    assert not blocked.passed
+    assert any("acquisition_channel=tiny" in line and "untestable" in line
+               for line in blocked.failures())
 
     other_dim = claim("roc_auc", 0.65, id="hood",
-                      slice=SliceFloor(dimension="neighborhood", min_rows=10))
+                      slice=SliceFloor(dimension="neighborhood", min_class_count=10))
     row = check(report, [other_dim]).claims[0]
     assert row.verdict == "fail" and "no slices by 'neighborhood'" in row.reason
+
+
+def test_slices_without_class_counts_count_rows() -> None:
+    est = estimate_from(np.random.default_rng(0).normal(0.9, 0.01, 1000), "spearman")
+    report = EvaluationReport(family="ltv", kind="regression", n=1000, metrics={"spearman": est},
+                              slices=[SliceReport(dimension="band", level=level, n=n,
+                                                  metrics={"spearman": est})
+                                      for level, n in [("big", 800), ("small", 200)]])
+    floor = claim("spearman", 0.5, family="ltv", id="by-band",
+                  slice=SliceFloor(dimension="band", min_class_count=300))
+    verdicts = {r.slice: r.verdict for r in claim_rows(check(report, [floor]))}
+    assert verdicts == {"band=big": "pass", "band=small": "untestable"}
 
 
 # --------------------------------------------------------------------------- champion
@@ -302,7 +325,7 @@ def test_significantly_worse_challenger_is_refused(make_report: Any) -> None:
     report = make_report(y, challenger, metrics=("roc_auc",))
     claims = ClaimSet(settings=_settings(), claims=[claim("roc_auc", 0.55)])
     comparison = ChampionComparison(y_true=y, challenger=challenger, champion=champion,
-                                    champion_version="4", n_bootstrap=300)
+                                    champion_version="4")
     result = check(report, claims, comparison)
     assert result.claims[0].verdict == "pass"  # the claim alone would let it through
     ch = result.champion
@@ -319,7 +342,7 @@ def test_challenger_as_good_as_the_champion_passes_and_no_champion_says_so(
     report = make_report(y, scores, metrics=("roc_auc",))
     claims = ClaimSet(settings=_settings(), claims=[claim("roc_auc", 0.55)])
     same = check(report, claims, ChampionComparison(y_true=y, challenger=scores,
-                                                    champion=scores, n_bootstrap=200))
+                                                    champion=scores))
     assert same.champion.verdict == "pass" and same.champion.difference == 0.0
 
     first = check(report, claims, None)
@@ -337,12 +360,12 @@ def test_champion_comparison_for_lower_is_better_and_regression_metrics() -> Non
     claims = [claim("mae", 20.0, "at_most", id="mae-floor")]
     for metric in ("mae", "rmse"):
         comparison = ChampionComparison(y_true=y, challenger=worse, champion=champion,
-                                        metric=metric, margin=1.0, n_bootstrap=200)
+                                        metric=metric, margin=1.0)
         ch = check(report, claims, comparison).champion
         assert ch.verdict == "fail" and ch.higher_is_better is False
         assert "upper bound" in ch.reason
     better = ChampionComparison(y_true=y, challenger=champion, champion=worse, metric="mae",
-                                margin=1.0, n_bootstrap=200)
+                                margin=1.0)
     assert check(report, claims, better).champion.verdict == "pass"
 
 
@@ -404,7 +427,7 @@ def test_gate_on_the_evaluation_harness_report() -> None:
 
     y, p = ranked_scores(2000, 0.8, seed=12)
     channel = np.where(np.arange(2000) % 3 == 0, "paid_social", "organic")
-    report = evaluate_scores(y, p, n_bootstrap=200, seed=1,
+    report = evaluate_scores(y, p, n_bootstrap=1000, seed=1,
                              slices=pd.DataFrame({"acquisition_channel": channel}))
     result = check(report, load_claims(CLAIMS_FILE, "churn"))
     by_id = {c.check_id: c for c in result.claims}
@@ -484,10 +507,55 @@ def test_claims_for_a_family_without_claims_is_an_error(tmp_path: Path) -> None:
 
 
 def test_too_few_replicates_for_holm_is_explained() -> None:
-    # Every replicate clears the claim, but 5 claims x p >= 1/(B+1) = 1/41 exceeds alpha.
-    reps = np.linspace(0.8, 0.9, 40)
-    names = [f"metric_{i}" for i in range(5)]
+    # Every replicate clears the claim, but 60 claims x p >= 1/(B+1) = 1/1001 exceeds alpha.
+    reps = np.linspace(0.8, 0.9, 1000)
+    names = [f"metric_{i}" for i in range(60)]
     report = _report_with({n: estimate_from(reps, n) for n in names})
     result = check(report, [claim(n, 0.5, id=n) for n in names])
     assert all(r.verdict == "fail" for r in result.claims)
-    assert "n_bootstrap >= 100" in result.claims[0].reason
+    assert "n_bootstrap >= 1,200" in result.claims[0].reason
+
+
+def test_fewer_replicates_than_the_minimum_are_refused_not_warned() -> None:
+    reps = np.linspace(0.8, 0.9, 999)  # every replicate clears the claim by far
+    report = _report_with({"roc_auc": estimate_from(reps)})
+    row = check(report, [claim("roc_auc", 0.5)]).claims[0]
+    assert row.verdict == "fail"
+    assert "only 999 finite bootstrap replicates" in row.reason and "1,000" in row.reason
+    strict = ClaimSet(settings=GateSettings(min_bootstrap=2000), claims=[claim("roc_auc", 0.5)])
+    report = _report_with({"roc_auc": estimate_from(np.linspace(0.8, 0.9, 1500))})
+    assert "settings.min_bootstrap 2,000" in check(report, strict).claims[0].reason
+    # point claims do not rest on the replicates
+    assert check(report, [claim("roc_auc", 0.5, policy="point")]).claims[0].verdict == "pass"
+
+
+def test_champion_with_too_few_replicates_is_refused() -> None:
+    y, scores = ranked_scores(1000, 0.8, seed=8)
+    comparison = ChampionComparison(y_true=y, challenger=scores, champion=scores,
+                                    n_bootstrap=500)
+    report = _report_with({"roc_auc": estimate_from(np.linspace(0.8, 0.9, 1000))})
+    ch = check(report, ClaimSet(settings=_settings(), claims=[claim("roc_auc", 0.5)]),
+               comparison).champion
+    assert ch.verdict == "fail" and "only 500 finite paired bootstrap replicates" in ch.reason
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("min_bootstrap", 999), ("confidence", 0.5), ("confidence", 0.9999), ("confidence", 1.0)])
+def test_gate_settings_refuse_weak_statistics(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        GateSettings.model_validate({field: value})
+
+
+def test_confidence_comes_from_the_claims_file_not_the_report() -> None:
+    # The report claims a 50% interval whose lower bound clears 0.85; the replicates say the
+    # 95% bound does not.
+    reps = np.random.default_rng(0).normal(0.86, 0.01, 2000)
+    lo, hi = np.quantile(reps, [0.25, 0.75])
+    est = MetricEstimate(name="roc_auc", value=0.86, ci_low=float(lo), ci_high=float(hi),
+                         confidence=0.5, replicates=reps.tolist())
+    report = _report_with({"roc_auc": est})
+    row = check(report, [claim("roc_auc", 0.85)]).claims[0]
+    assert row.verdict == "fail" and row.confidence == 0.95
+    assert row.ci_low == pytest.approx(np.quantile(reps, 0.025))
+    loose = ClaimSet(settings=GateSettings(confidence=0.8), claims=[claim("roc_auc", 0.85)])
+    assert check(report, loose).claims[0].ci_low == pytest.approx(np.quantile(reps, 0.1))

@@ -24,7 +24,7 @@ from barberpro_ml.registry.tracking import metric_key
 
 SMALL_JOB = {"simulation": {"n_customers": 3000, "seed": 5}, "train_horizon_days": 182,
              "model": {"n_estimators": 300, "random_state": 0, "n_jobs": 1},
-             "evaluation": {"n_bootstrap": 200, "seed": 0}}
+             "evaluation": {"n_bootstrap": 1000, "seed": 0}}
 LTV_CLAIMS = {"ltv-spearman-floor", "ltv-aggregate-error-ceiling", "ltv-aggregate-error-floor",
               "ltv-mae-beats-naive", "ltv-mae-beats-bgnbd"}
 

@@ -21,7 +21,7 @@ SMALL_JOB = {
     "simulation": {"n_customers": 3000, "seed": 5},
     "n_train_cutoffs": 2,
     "model": {"n_estimators": 80, "learning_rate": 0.1, "random_state": 0, "n_jobs": 1},
-    "evaluation": {"n_bootstrap": 200, "seed": 0, "min_slice_size": 100},
+    "evaluation": {"n_bootstrap": 1000, "seed": 0, "min_slice_size": 100},
     "oracle": {"enabled": True, "n_futures": 20},
     "backtest": {"enabled": False},
 }

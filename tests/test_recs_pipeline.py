@@ -108,7 +108,7 @@ SMALL_JOB = {
                      "search": {"param": "n_neighbors", "values": [10, 50]}},
         "ease": {"class": "EASERecommender", "params": {"l2": 100.0}},
     },
-    "evaluation": {"n_bootstrap": 200, "seed": 0},
+    "evaluation": {"n_bootstrap": 1000, "seed": 0},
 }
 
 

@@ -470,7 +470,7 @@ def test_champion_lookup_and_comparison(mlflow_store: Any, fitted: Any) -> None:
     noisy = np.clip(model.predict_proba(X)[:, 1]
                     + np.random.default_rng(0).normal(0, 0.3, len(y)), 0, 1)
     comparison = champion_comparison(NAME, X, y, noisy, margin=0.01, metric="roc_auc",
-                                     n_bootstrap=200)
+                                     n_bootstrap=1000)
     assert comparison is not None and comparison.champion_version == str(version.version)
     np.testing.assert_allclose(comparison.champion, model.predict_proba(X)[:, 1], atol=1e-12)
     report = EvaluationReport(family="churn", kind="classification", n=len(y), metrics={

@@ -24,7 +24,7 @@ def sample() -> MarketplaceData:
 def config(tmp_path: Path, **model: Any) -> Path:
     path = tmp_path / "segments.yaml"
     path.write_text(yaml.safe_dump({"model": {"k_values": [3, 4], **model},
-                                    "evaluation": {"n_bootstrap": 200, "seed": 0}}))
+                                    "evaluation": {"n_bootstrap": 1000, "seed": 0}}))
     return path
 
 

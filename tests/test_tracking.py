@@ -45,7 +45,7 @@ def report(make_report: Any) -> EvaluationReport:
     y, p = scores()
     channel = np.where(np.arange(len(y)) % 10 == 0, "referral|friend", "organic")
     return make_report(y, p, metrics=("accuracy", "roc_auc", "brier"),
-                       slices={"acquisition_channel": channel}, n_bootstrap=150)
+                       slices={"acquisition_channel": channel})
 
 
 def _artifact(run_id: str, path: str) -> str:
@@ -196,7 +196,7 @@ def test_model_card_content(report: EvaluationReport) -> None:
                     claimed=0.941, direction="at_least", source="seed")]
     gate = check(report, claims, ChampionComparison(
         y_true=y, challenger=worse, champion=p, metric="roc_auc", margin=0.01,
-        champion_version="2", n_bootstrap=200))
+        champion_version="2"))
     card = model_card(report, model_name="barberpro-churn", version="3",
                       description="Probability that a customer books nothing in 60 days.",
                       data_window={"test as_of": "2024-09-01", "horizon_days": 60},

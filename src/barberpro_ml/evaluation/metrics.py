@@ -17,13 +17,45 @@ Definitions (``t`` = decision threshold; a row is predicted positive when ``p > 
 - ``brier``: mean squared error of ``p`` [3]_; ``log_loss``: mean negative log-likelihood
   with ``p`` clipped to ``[eps, 1 - eps]``, ``eps`` = float64 machine epsilon (as scikit-learn).
 - ``ece``: expected calibration error with ``ece_bins`` (default 15) **equal-mass** bins [4]_
-  [5]_: ``sum_b (n_b / n) |mean(y)_b - mean(p)_b|``. Equal-mass rather than equal-width
+  [5]_: ``ECE = sum_b (n_b / n) |mean(y)_b - mean(p)_b|``. Equal-mass rather than equal-width
   because churn probabilities crowd near 0: equal-width bins leave most bins empty and put
   nearly all rows in one or two, hiding miscalibration where the customers are. Bin edges are
-  the score quantiles of the full evaluation set and stay fixed across resamples. Being a sum
-  of absolute values, ECE is biased upwards on small samples and its bootstrap replicates
-  more so, so its percentile interval can lie above the point value: the upper bound an
-  "ECE at most" claim is checked against is therefore conservative.
+  the score quantiles of the full evaluation set and stay fixed across resamples.
+
+  *Estimand.* The population calibration error of the same binning scheme,
+  ``CE = sum_b pi_b |d_b|`` with ``d_b = E[y - p | p in bin b]`` and ``pi_b = P(p in bin b)``
+  for the bins cut at the population quantiles of ``p`` (``CE = 0`` for a calibrated model;
+  ``CE <= E|E[y | p] - p|``, the binning-free calibration error, by Jensen's inequality).
+
+  *Interval.* The plug-in ECE is biased upwards (``E|d_hat_b| >= |d_b|``; with 15 bins of
+  about 33 rows, a calibrated model scores about 0.05), and the percentile bootstrap of the
+  plug-in inherits that bias twice: its interval covered the estimand in 3.5% of samples at
+  n = 500. The replicates stored for ``ece`` are therefore not plug-in values of each resample
+  but a *linearised* bootstrap with one-sided guarantees:
+
+  - upper side ``ECE + (L* - ECE)``, where ``L* = sum_b (n*_b / n*) s_b d*_b`` is the
+    resample's signed residual mean with the signs ``s_b = sign(d_hat_b)`` of the full sample
+    (so ``L = ECE`` on the full sample). Because ``|x| >= s x`` for any sign ``s``, the
+    plug-in ECE is at least the linear statistic with the *true* signs, which is asymptotically
+    ``N(CE, SE^2)`` with the same ``SE^2 = sum_b pi_b^2 var_b / n_b`` whatever the signs; so
+    the upper percentile bound is a valid upper confidence bound for every truth, exact when
+    every bin is clearly miscalibrated and conservative otherwise. This bound (and the p-value
+    from the same replicates) is what an ``ece <= c`` claim is tested with: the least
+    favourable null distribution is the normal one of the linear statistic [7]_.
+  - lower side ``ECE_db + (L* - ECE)``, where ``ECE_db = sum_b pi_b sqrt(max(d_hat_b^2 -
+    se_b^2, 0))`` takes the square root of each bin's debiased squared error (the unbiased
+    estimator of ``d_b^2`` of Kumar, Liang & Ma [7]_), so a calibrated model's lower bound
+    reaches 0. Replicates are clipped at 0.
+
+  The two sides meet at the point estimate (the full-sample replicate is the plug-in ECE), and
+  each side is monotone in ``L*``, so percentile bounds and bootstrap p-values read the right
+  side. Coverage measured by ``python benchmarks/gate_statistics.py`` (Monte Carlo against
+  ``CE`` of the population, see ``README.md``): the upper bound covered in 97.5-100% of 400
+  samples for every truth tried (calibrated, +0.04, x1.6; n = 500 and 2,000); the two-sided
+  interval does not reach its nominal 95%: 99.5-100% for a miscalibrated model (96.5% at
+  n = 2,000, CE 0.149) and 84% for a perfectly calibrated one (lower side) - the side an
+  ``at_most`` claim does not use. The ``ece`` values :meth:`BinaryScores.compute` returns for
+  a weight matrix are these replicates, not plug-in ECEs of the weighted rows.
 - ``lift_top_decile``: churn rate among the 10% highest-scored rows divided by the overall
   churn rate [6]_; rows tied at the decile boundary enter in proportion (the expectation over
   random tie-breaking).
@@ -42,6 +74,10 @@ References
    (adaptive, equal-mass binning).
 .. [6] Ling, C. X. & Li, C. (1998). Data mining for direct marketing: problems and solutions.
    *KDD '98*, 73-79 (lift).
+.. [7] Kumar, A., Liang, P. & Ma, T. (2019). Verified uncertainty calibration. *NeurIPS 2019*
+   (section 5: the plug-in binned calibration error is biased upwards; debiased estimator of
+   the squared error, ``d_hat_b^2 - se_b^2`` per bin). See also Roelofs, R. et al. (2022).
+   Mitigating bias in calibration error estimation. *AISTATS 2022*.
 """
 
 from __future__ import annotations
@@ -142,6 +178,28 @@ def equal_mass_bins(p: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]
     return bins.astype(np.int64), edges
 
 
+def _ece_parts(residual: np.ndarray, bins: np.ndarray, n_bins: int
+               ) -> tuple[float, float, np.ndarray]:
+    """Plug-in ECE, its debiased counterpart and the bin signs, from the full sample.
+
+    Returns ``(sum_b pi_b |d_b|, sum_b pi_b sqrt(max(d_b^2 - se_b^2, 0)), sign(d_b))`` with
+    ``se_b^2`` the squared standard error of bin ``b``'s mean residual (sample variance with
+    ``n_b - 1``; 0 for a bin of one row). See the module docstring and [7]_.
+    """
+    counts = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    sums = np.bincount(bins, weights=residual, minlength=n_bins)
+    squares = np.bincount(bins, weights=residual**2, minlength=n_bins)
+    filled = counts > 0
+    mean = np.divide(sums, counts, out=np.zeros(n_bins), where=filled)
+    spread = np.maximum(squares - counts * mean**2, 0.0)
+    se2 = np.divide(spread, counts * (counts - 1), out=np.zeros(n_bins), where=counts > 1)
+    share = counts / counts.sum()
+    plug_in = float(np.sum(share * np.abs(mean)))
+    debiased = float(np.sum(share * np.sqrt(np.maximum(mean**2 - se2, 0.0))))
+    signs = np.where(mean < 0, -1.0, 1.0)
+    return plug_in, debiased, signs
+
+
 class BinaryScores:
     """Labels and scores prepared once, evaluated for many resampling weight vectors.
 
@@ -180,6 +238,7 @@ class BinaryScores:
         clipped = np.clip(p, _LOG_EPS, 1 - _LOG_EPS)
         residual_by_bin = np.zeros((self.n, ece_bins))
         residual_by_bin[np.arange(self.n), self.bins] = y - p
+        self._ece, self._ece_debiased, self._ece_signs = _ece_parts(y - p, self.bins, ece_bins)
         # per-row quantities whose weighted sums give every threshold/probability metric
         # stored as (k, n): `w @ columns.T` then runs as one fast BLAS call (15x faster than
         # multiplying by an (n, k) C-ordered array on OpenBLAS)
@@ -225,12 +284,21 @@ class BinaryScores:
                 "f1": np.where(pos + predicted > 0, 2 * tp / (pos + predicted), 0.0),
                 "brier": sums[:, 5] / total,
                 "log_loss": sums[:, 6] / total,
-                "ece": np.abs(sums[:, 7:]).sum(axis=1) / total,
+                "ece": self._ece_replicates(sums[:, 7:], total),
             }
             out.update(self._ranking(w, total))
         for name in ("recall", "balanced_accuracy"):
             out[name] = np.where(pos > 0, out[name], np.nan)
         return {name: out[name] for name in CLASSIFICATION_METRICS}
+
+    def _ece_replicates(self, residual_sums: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """The linearised ECE replicates of the module docstring (``ece`` at full weights)."""
+        deviation = residual_sums @ self._ece_signs / total - self._ece
+        # the full sample gives 0 up to rounding, and must land on the plug-in side
+        deviation = np.where(np.abs(deviation) < 1e-12, 0.0, deviation)
+        centre = np.where(deviation >= 0, self._ece, self._ece_debiased)
+        out: np.ndarray = np.maximum(centre + deviation, 0.0)
+        return out
 
     def _ranking(self, w: np.ndarray, total: np.ndarray) -> dict[str, np.ndarray]:
         """AUC, average precision and top-decile lift from cumulative sums in score order."""

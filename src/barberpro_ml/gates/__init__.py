@@ -12,13 +12,13 @@ from barberpro_ml.gates.check import (
     ChampionVerdict,
     ClaimVerdict,
     GateResult,
-    SkippedSlice,
     bootstrap_p_value,
     check,
     holm_adjust,
     paired_metric_names,
 )
 from barberpro_ml.gates.claims import (
+    DEFAULT_MIN_CLASS_COUNT,
     Claim,
     ClaimProblem,
     ClaimsError,
@@ -31,6 +31,7 @@ from barberpro_ml.gates.claims import (
 
 __all__ = [
     "CATALOGUE",
+    "DEFAULT_MIN_CLASS_COUNT",
     "OTHER_PAIRED_METRICS",
     "ChampionComparison",
     "ChampionVerdict",
@@ -44,7 +45,6 @@ __all__ = [
     "GateSettings",
     "MetricSpec",
     "NonInferiority",
-    "SkippedSlice",
     "SliceFloor",
     "bootstrap_p_value",
     "check",

@@ -2,10 +2,17 @@
 
 Decision rules
 --------------
-``ci`` claims (the default) pass only when the evidence supports them: the bound of the report's
-two-sided confidence interval on the right side clears the claimed value (lower bound for
-``at_least``, upper bound for ``at_most``) **and**, when several claims are checked together,
-the claim survives Holm's step-down correction of the one-sided bootstrap p-values [1]_.
+Every level comes from the claims file (``settings``), never from the report: the gate
+recomputes each interval from the estimate's bootstrap replicates at ``settings.confidence``
+(default 0.95; a report's own ``ci_low``/``ci_high``/``confidence`` are not read), and refuses
+a ``ci`` claim, or the champion comparison, whose estimate has fewer finite replicates than
+``settings.min_bootstrap`` (at least 1,000).
+
+``ci`` claims (the default) pass only when the evidence supports them: the bound of the
+two-sided ``confidence`` percentile interval [4]_ on the right side clears the claimed value
+(lower bound for ``at_least``, upper bound for ``at_most``) **and**, when several claims are
+checked together, the claim survives Holm's step-down correction of the one-sided bootstrap
+p-values [1]_.
 
 The p-value of a claim "metric >= c" is the share of bootstrap replicates on the wrong side of
 ``c`` with the usual +1 correction, ``p = (1 + #{theta*_b <= c}) / (B + 1)`` [2]_ (mirror image for
@@ -25,11 +32,32 @@ with probability at most ``alpha`` altogether.
 ``point`` claims compare the point estimate with the claim and are labelled "weaker: point
 estimate only"; they are not part of the Holm family.
 
-Champion comparison is a paired bootstrap on the same test rows: both models' metric is
-recomputed on each resample and the challenger passes when the lower bound of the
-``confidence`` interval of (challenger - champion) is above ``-margin`` (upper bound below
-``+margin`` for lower-is-better metrics), i.e. a non-inferiority test [3]_. The resampling is
-:func:`barberpro_ml.evaluation.bootstrap.paired_bootstrap`, the same bootstrap the reports use.
+Slice floors test a claim on every slice of one dimension that has at least
+``min_class_count`` positives and as many negatives (rows, for slices without classes); a
+smaller slice is a row with the verdict ``untestable``, which blocks promotion only when the
+claim says ``untestable: block``. The default count is measured, see
+:data:`barberpro_ml.gates.claims.DEFAULT_MIN_CLASS_COUNT`.
+
+Champion comparison (non-inferiority [3]_) is a paired bootstrap on the same test rows
+(:func:`barberpro_ml.evaluation.bootstrap.paired_bootstrap`): both models' metric is recomputed
+on each resample. It is a one-sided test at ``a = (1 - confidence) / 2`` (the lower bound of
+the two-sided ``confidence`` interval, the convention of CONSORT for non-inferiority [5]_):
+the challenger passes when that bound of (challenger - champion) is above ``-M`` (upper bound
+below ``+M`` for lower-is-better metrics), with the effective margin
+
+    ``M = max(margin, (z_{1-a} + z_power) x SE)``,
+
+``SE`` the standard deviation of the paired replicates. The second term is the difference
+the test set can detect with probability ``power`` (the usual sample-size formula of a
+one-sided z-test [6]_): when the file's margin is smaller than what ``n`` rows can resolve, a
+fixed margin would refuse most equal-quality retrains (64% at n = 2,000 with margin 0.01 ROC
+AUC), so the margin widens to the detectable difference, which makes the pass rate of a
+challenger whose true difference is 0 about ``power``, while one whose true difference is
+``-M`` passes with probability about ``a`` (size). The rule is honest only while ``M`` stays
+small: an effective margin above the file's ``max_margin`` refuses promotion ("the test set is
+too small to tell"). ``ChampionVerdict`` records ``margin``, ``standard_error``,
+``detectable_difference`` and ``effective_margin``, and its reason says how ``M`` was
+obtained. Measured size and power: ``README.md``, "Gate statistics, measured".
 
 References
 ----------
@@ -39,6 +67,13 @@ References
    ch. 4.4 (Monte Carlo p-values, ``(1 + #) / (B + 1)``). Cambridge University Press.
 .. [3] Wellek, S. (2010). *Testing Statistical Hypotheses of Equivalence and Noninferiority*,
    2nd ed. CRC Press.
+.. [4] Efron, B. & Tibshirani, R. J. (1993). *An Introduction to the Bootstrap*, ch. 13.
+   Chapman & Hall.
+.. [5] Piaggio, G. et al. (2012). Reporting of noninferiority and equivalence randomized
+   trials: extension of the CONSORT 2010 statement. *JAMA* 308(24), 2594-2604.
+.. [6] Chow, S.-C., Shao, J. & Wang, H. (2008). *Sample Size Calculations in Clinical
+   Research*, 2nd ed., ch. 3 (non-inferiority: ``n`` such that ``margin = (z_{1-a} +
+   z_{1-b}) SE``). Chapman & Hall/CRC.
 """
 
 from __future__ import annotations
@@ -47,18 +82,30 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from barberpro_ml.evaluation.bootstrap import PairedDifference, paired_bootstrap
+from barberpro_ml.evaluation.bootstrap import (
+    PairedDifference,
+    paired_bootstrap,
+    percentile_interval,
+)
 from barberpro_ml.evaluation.metrics import HIGHER_IS_BETTER
-from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
-from barberpro_ml.gates.claims import Claim, ClaimSet, Direction, GateSettings, Policy
+from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
+from barberpro_ml.gates.claims import (
+    Claim,
+    ClaimSet,
+    Direction,
+    GateSettings,
+    NonInferiority,
+    Policy,
+)
 
-Verdict = Literal["pass", "fail", "not tested"]
+Verdict = Literal["pass", "fail", "not tested", "untestable"]
 
 #: Metrics whose claims are unreadable without the majority-class baseline beside them.
 ACCURACY_METRICS = frozenset({"accuracy", "accuracy_at_0_5"})
@@ -79,8 +126,10 @@ class ClaimVerdict(BaseModel):
     policy: Policy
     source: str
     blocking: bool = True
+    untestable: Literal["report", "block"] = "report"
     slice: str | None = None
     n: int | None = None
+    class_count: int | None = None
     observed: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
@@ -95,8 +144,9 @@ class ClaimVerdict(BaseModel):
 
     @property
     def passed(self) -> bool:
-        """False only for a failed claim; a slice floor with nothing to test does not block."""
-        return self.verdict != "fail"
+        """False for a failed row, and for an untestable one whose claim says ``block``."""
+        return self.verdict != "fail" and not (
+            self.verdict == "untestable" and self.untestable == "block")
 
     @property
     def check_id(self) -> str:
@@ -111,6 +161,11 @@ class ChampionVerdict(BaseModel):
 
     metric: str | None = None
     margin: float | None = None
+    effective_margin: float | None = None
+    detectable_difference: float | None = None
+    standard_error: float | None = None
+    power: float | None = None
+    max_margin: float | None = None
     higher_is_better: bool | None = None
     champion_version: str | None = None
     n: int | None = None
@@ -131,27 +186,17 @@ class ChampionVerdict(BaseModel):
         return self.verdict != "fail"
 
 
-class SkippedSlice(BaseModel):
-    """A slice too small for its floor (listed, never silently dropped)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    claim_id: str
-    dimension: str
-    level: str
-    n: int
-    min_rows: int
-
-
 class GateResult(BaseModel):
     """Everything the gate decided, serialisable to JSON (``model_dump_json``).
 
     ``passed`` is True when no blocking claim failed and the challenger is not significantly
     worse than the champion. Non-blocking claims (``blocking: false`` in the claims file,
     e.g. the seed's marketing numbers) get the same verdicts, tags and place in Holm's
-    family, but do not decide promotion. ``table()`` gives one row per claim (plus one for
-    the champion comparison); ``to_text()`` and the rich rendering (``rich.print(result)``)
-    show the same table.
+    family, but do not decide promotion. A slice too small to test is a row with the verdict
+    ``untestable``, shown and tagged like any other; it refuses promotion only when its claim
+    says ``untestable: block``. ``table()`` gives one row per claim (plus one for the
+    champion comparison); ``to_text()`` and the rich rendering (``rich.print(result)``) show
+    the same table.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -162,21 +207,23 @@ class GateResult(BaseModel):
     report_n: int
     claims: list[ClaimVerdict]
     champion: ChampionVerdict
-    skipped_slices: list[SkippedSlice] = Field(default_factory=list)
+    confidence: float = 0.95
     claims_path: str | None = None
     checked_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
-        """True when every blocking claim passed (or was not testable) and the champion check
-        passed."""
+        """True when every blocking claim passed (an ``untestable`` slice only when its claim
+        does not block on it) and the champion check passed."""
         return all(c.passed for c in self.claims if c.blocking) and self.champion.passed
 
     def failures(self) -> list[str]:
         """One line per failed check: ``id: reason``."""
         lines = [f"{c.check_id}{'' if c.blocking else ' (not blocking)'}: {c.reason}"
-                 for c in self.claims if not c.passed]
+                 for c in self.claims if not c.passed and c.blocking]
+        lines += [f"{c.check_id} (not blocking): {c.reason}"
+                  for c in self.claims if not c.passed and not c.blocking]
         if not self.champion.passed:
             lines.append(f"champion: {self.champion.reason}")
         return lines
@@ -194,11 +241,12 @@ class GateResult(BaseModel):
             for c in self.claims
         ]
         ch = self.champion
+        margin = ch.effective_margin if ch.effective_margin is not None else ch.margin
         rows.append({
             "check": "champion", "metric": ch.metric, "slice": None, "n": ch.n,
             "observed": ch.difference, "ci_low": ch.ci_low, "ci_high": ch.ci_high,
-            "claimed": None if ch.margin is None else
-            (-ch.margin if ch.higher_is_better is not False else ch.margin),
+            "claimed": None if margin is None else
+            (-margin if ch.higher_is_better is not False else margin),
             "direction": None if ch.metric is None else
             ("at_least" if ch.higher_is_better is not False else "at_most"),
             "policy": "paired", "baseline": ch.champion_value, "p_value": ch.p_value,
@@ -213,7 +261,8 @@ class GateResult(BaseModel):
     def to_text(self) -> str:
         """A plain-text verdict table followed by the reasons (for logs and CI output)."""
         head = (f"gate for {self.family!r}: {'PASSED' if self.passed else 'FAILED'} "
-                f"(alpha {self.alpha:g}, {self.correction} correction, {self.report_n:,} rows)")
+                f"(alpha {self.alpha:g}, {self.correction} correction, "
+                f"{_pct(self.confidence)} intervals, {self.report_n:,} rows)")
         lines = [head, ""]
         table = self.table()
         shown = table.drop(columns=["reason", "slice", "direction"]).copy()
@@ -231,18 +280,13 @@ class GateResult(BaseModel):
         lines.append("")
         lines.extend(f"- {check}: {reason}" for check, reason in
                      zip(table["check"], table["reason"], strict=True))
-        if self.skipped_slices:
-            lines.append("")
-            lines.append("skipped slices (fewer rows than the floor's min_rows):")
-            lines.extend(f"- {s.claim_id}: {s.dimension}={s.level} ({s.n:,} < {s.min_rows:,})"
-                         for s in self.skipped_slices)
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.to_text()
 
     def __rich__(self) -> Any:
-        """A rich renderable: the verdict table with coloured verdicts, then skipped slices."""
+        """A rich renderable: the verdict table with coloured verdicts."""
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -256,7 +300,8 @@ class GateResult(BaseModel):
                              ("verdict", "left"), ("reason", "left")]:
             table.add_column(col, justify=justify,  # type: ignore[arg-type]
                              overflow="fold", ratio=3 if col == "reason" else None)
-        colours = {"pass": "green", "fail": "bold red", "not tested": "yellow"}
+        colours = {"pass": "green", "fail": "bold red", "not tested": "yellow",
+                   "untestable": "yellow"}
         frame = self.table()
         for row in frame.itertuples(index=False):
             table.add_row(
@@ -266,12 +311,7 @@ class GateResult(BaseModel):
                 Text(str(row.verdict) + ("" if row.blocking else " (not blocking)"),
                      style=colours[str(row.verdict)]), str(row.reason),
             )
-        parts: list[Any] = [table]
-        if self.skipped_slices:
-            parts.append(Text("skipped slices: " + ", ".join(
-                f"{s.claim_id} {s.dimension}={s.level} ({s.n:,} < {s.min_rows:,})"
-                for s in self.skipped_slices), style="yellow"))
-        return Group(*parts)
+        return Group(table)
 
 
 def _isnan(v: Any) -> bool:
@@ -337,8 +377,10 @@ class ChampionComparison:
         Override the claims file's ``settings.non_inferiority[family]``.
     champion_version
         The registry version of the champion, for the verdict text.
-    n_bootstrap, seed, confidence
-        Paired bootstrap settings.
+    n_bootstrap, seed
+        Paired bootstrap settings. The level of the test is the claims file's
+        ``settings.confidence`` (there is no per-comparison override that could weaken it), and
+        fewer finite replicates than ``settings.min_bootstrap`` fail the comparison.
     challenger_threshold, champion_threshold
         Decision thresholds for threshold metrics (``accuracy``, ``f1``...).
     """
@@ -351,7 +393,6 @@ class ChampionComparison:
     champion_version: str | None = None
     n_bootstrap: int = 1000
     seed: int = 0
-    confidence: float = 0.95
     challenger_threshold: float = 0.5
     champion_threshold: float = 0.5
 
@@ -381,19 +422,16 @@ class ChampionComparison:
         if self.n_bootstrap < 100:
             raise ValueError(f"ChampionComparison: n_bootstrap must be >= 100, "
                              f"got {self.n_bootstrap}")
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"ChampionComparison: confidence must be in (0, 1), "
-                             f"got {self.confidence}")
 
-    def difference(self, metric: str) -> PairedDifference:
+    def difference(self, metric: str, confidence: float = 0.95) -> PairedDifference:
         """``metric(challenger) - metric(champion)`` with paired-bootstrap replicates."""
         if metric in OTHER_PAIRED_METRICS:
             fn, higher = OTHER_PAIRED_METRICS[metric]
             return paired_bootstrap(self.y_true, self.challenger, self.champion, fn,
-                                    self.n_bootstrap, self.seed, confidence=self.confidence,
+                                    self.n_bootstrap, self.seed, confidence=confidence,
                                     higher_is_better=higher)
         return paired_bootstrap(self.y_true, self.challenger, self.champion, metric,
-                                self.n_bootstrap, self.seed, confidence=self.confidence,
+                                self.n_bootstrap, self.seed, confidence=confidence,
                                 threshold_a=self.challenger_threshold,
                                 threshold_b=self.champion_threshold)
 
@@ -479,8 +517,8 @@ def check(
     Returns
     -------
     GateResult
-        One verdict per claim (per tested slice for slice floors), the champion verdict, the
-        skipped slices, and ``passed``.
+        One verdict per claim (per slice for slice floors, ``untestable`` where a slice is too
+        small), the champion verdict, and ``passed``.
 
     Notes
     -----
@@ -506,17 +544,17 @@ def check(
         alpha = claim_set.settings.alpha if claim_set is not None else 0.05
     if not 0 < alpha < 1:
         raise ValueError(f"check: alpha must be in (0, 1), got {alpha}")
+    settings = claim_set.settings if claim_set is not None else GateSettings()
 
     pending: list[_Pending] = []
     point_rows: list[ClaimVerdict] = []
-    skipped: list[SkippedSlice] = []
     for claim in mine:
-        for target in _targets(report, claim, skipped):
+        for target in _targets(report, claim):
             if isinstance(target, ClaimVerdict):
                 point_rows.append(target)
                 continue
             estimate, fields = target
-            row = _evaluate(report, claim, estimate, fields)
+            row = _evaluate(report, claim, estimate, fields, settings)
             if isinstance(row, ClaimVerdict):
                 point_rows.append(row)
             else:
@@ -534,8 +572,8 @@ def check(
 
     return GateResult(
         family=report.family, alpha=alpha, correction=correction, report_n=report.n,
-        claims=rows, champion=_champion_verdict(report.family, champion, claim_set),
-        skipped_slices=skipped, claims_path=claim_set.path if claim_set else None,
+        claims=rows, champion=_champion_verdict(report.family, champion, claim_set, settings),
+        confidence=settings.confidence, claims_path=claim_set.path if claim_set else None,
     )
 
 
@@ -594,12 +632,12 @@ def overlap_verdict(report: EvaluationReport,
     return ClaimVerdict(**fields, verdict="pass", reason=numbers.format("within"))
 
 
-def _targets(report: EvaluationReport, claim: Claim, skipped: list[SkippedSlice]
+def _targets(report: EvaluationReport, claim: Claim
              ) -> list[ClaimVerdict | tuple[MetricEstimate | None, dict[str, Any]]]:
-    """What a claim is checked on: the whole report, or each large-enough slice."""
+    """What a claim is checked on: the whole report, or each slice (untestable ones decided)."""
     base = {"claim_id": claim.id, "family": claim.family, "metric": claim.metric,
             "claimed": claim.claimed, "direction": claim.direction, "policy": claim.policy,
-            "source": claim.source, "blocking": claim.blocking}
+            "source": claim.source, "blocking": claim.blocking, "untestable": claim.untestable}
     if claim.slice is None:
         return [(report.metrics.get(claim.metric), {**base, "n": report.n})]
     floor = claim.slice
@@ -611,40 +649,56 @@ def _targets(report: EvaluationReport, claim: Claim, skipped: list[SkippedSlice]
             f"{dims or 'none'}); the floor cannot be checked"))]
     out: list[ClaimVerdict | tuple[MetricEstimate | None, dict[str, Any]]] = []
     for s in slices:
-        if s.n < floor.min_rows:
-            skipped.append(SkippedSlice(claim_id=claim.id, dimension=s.dimension, level=s.level,
-                                        n=s.n, min_rows=floor.min_rows))
+        count, what = _class_count(s)
+        fields = {**base, "slice": f"{s.dimension}={s.level}", "n": s.n, "class_count": count}
+        if count < floor.min_class_count:
+            consequence = ("refuses promotion (untestable: block)" if claim.untestable == "block"
+                           else "reported, does not block (untestable: report)")
+            out.append(ClaimVerdict(**fields, verdict="untestable", reason=(
+                f"untestable on {s.dimension}={s.level}: {what}, fewer than the floor's "
+                f"min_class_count {floor.min_class_count:,}, so a {claim.metric} floor 0.05 "
+                f"below the truth would pass less than 80% of the time; {consequence}")))
         else:
-            out.append((s.metrics.get(claim.metric),
-                        {**base, "slice": f"{s.dimension}={s.level}", "n": s.n}))
-    if not out:
-        out.append(ClaimVerdict(**base, verdict="not tested", reason=(
-            f"all {len(slices)} {floor.dimension!r} slices have fewer than {floor.min_rows:,} "
-            f"rows (largest: {max(s.n for s in slices):,}); nothing to test")))
+            out.append((s.metrics.get(claim.metric), fields))
     return out
 
 
+def _class_count(s: SliceReport) -> tuple[int, str]:
+    """The count a slice's testability rests on, and its description for the reason."""
+    if s.positives is None:
+        return s.n, f"{s.n:,} rows"
+    negatives = s.n - s.positives
+    return min(s.positives, negatives), f"{s.positives:,} positives and {negatives:,} negatives"
+
+
 def _evaluate(report: EvaluationReport, claim: Claim, est: MetricEstimate | None,
-              fields: dict[str, Any]) -> _Pending | ClaimVerdict:
-    """Observed value, CI, baseline and unadjusted p-value of one row; point rows decided."""
+              fields: dict[str, Any], settings: GateSettings) -> _Pending | ClaimVerdict:
+    """Observed value, the gate's own interval, baseline and p-value of one row.
+
+    The interval is recomputed from the replicates at ``settings.confidence``; the report's
+    ``ci_low``/``ci_high``/``confidence`` are never read (a report made at 90% cannot weaken
+    a file that asks for 95%). Point rows are decided here.
+    """
     where = f" on {fields['slice']}" if fields.get("slice") else ""
     if est is None:
         available = sorted(report.metrics) if not fields.get("slice") else "see report.slices"
         return _fail_early(claim, fields, f"metric {claim.metric!r} is missing from the "
                                           f"{report.family!r} report{where} (available: "
                                           f"{available})")
-    fields |= {"observed": _finite_or_none(est.value), "ci_low": _finite_or_none(est.ci_low),
-               "ci_high": _finite_or_none(est.ci_high), "confidence": est.confidence}
+    replicates = est.replicate_array()
+    replicates = replicates[np.isfinite(replicates)]
+    low, high = percentile_interval(replicates, settings.confidence) if replicates.size \
+        else (float("nan"), float("nan"))
+    fields |= {"observed": _finite_or_none(est.value), "ci_low": _finite_or_none(low),
+               "ci_high": _finite_or_none(high), "confidence": settings.confidence}
     baseline_note, baseline_missing = _baseline(report, claim, fields)
-    if fields["observed"] is None or fields["ci_low"] is None or fields["ci_high"] is None:
+    if fields["observed"] is None:
         return _fail_early(claim, fields, f"{claim.metric} is undefined{where} (NaN: e.g. a "
                                           f"single class in the evaluation rows)" + baseline_note)
     if baseline_missing:
         return _fail_early(claim, fields, f"an {claim.metric} claim cannot be read without the "
                                           "majority-class baseline ('nobody churns'), and the "
                                           "report has no baselines['accuracy']")
-    replicates = est.replicate_array()
-    replicates = replicates[np.isfinite(replicates)]
     p_value = bootstrap_p_value(replicates, claim.claimed, claim.direction) \
         if replicates.size else None
 
@@ -653,18 +707,26 @@ def _evaluate(report: EvaluationReport, claim: Claim, est: MetricEstimate | None
         ok = observed >= claim.claimed if claim.direction == "at_least" \
             else observed <= claim.claimed
         op = ">=" if claim.direction == "at_least" else "<="
+        shown = (f"the {_pct(settings.confidence)} CI {_fmt_ci(low, high)} is shown but not "
+                 "used") if replicates.size else "no interval"
         reason = (f"{_WEAKER}: observed {observed:.4f} {'' if ok else 'not '}{op} claimed "
-                  f"{claim.claimed:g}{where}; the {_pct(est.confidence)} CI "
-                  f"{_fmt_ci(est.ci_low, est.ci_high)} is shown but not used") + baseline_note
+                  f"{claim.claimed:g}{where}; {shown}") + baseline_note
         return ClaimVerdict(**fields, p_value=p_value, verdict="pass" if ok else "fail",
                             reason=reason)
 
     if p_value is None:
         return _fail_early(claim, fields, f"no bootstrap replicates for {claim.metric}{where}; "
-                                          "re-run the evaluation with n_bootstrap > 0 "
-                                          "(a ci claim needs them for its p-value)"
-                           + baseline_note)
-    bound = fields["ci_low"] if claim.direction == "at_least" else fields["ci_high"]
+                                          "re-run the evaluation with n_bootstrap >= "
+                                          f"{settings.min_bootstrap:,} (a ci claim needs them "
+                                          "for its interval and p-value)" + baseline_note)
+    if replicates.size < settings.min_bootstrap:
+        return _fail_early(claim, fields, (
+            f"refused: only {replicates.size:,} finite bootstrap replicates of {claim.metric}"
+            f"{where}, fewer than the claims file's settings.min_bootstrap "
+            f"{settings.min_bootstrap:,} (tail quantiles of fewer replicates are too noisy to "
+            f"decide on); re-run the evaluation with n_bootstrap >= {settings.min_bootstrap:,}")
+            + baseline_note)
+    bound = low if claim.direction == "at_least" else high
     bound_ok = bound >= claim.claimed if claim.direction == "at_least" else bound <= claim.claimed
     return _Pending(claim, fields, p_value, bound_ok, note=baseline_note,
                     n_replicates=int(replicates.size))
@@ -740,7 +802,7 @@ def _baseline(report: EvaluationReport, claim: Claim, fields: dict[str, Any]
 
 
 def _champion_verdict(family: str, comparison: ChampionComparison | None,
-                      claim_set: ClaimSet | None) -> ChampionVerdict:
+                      claim_set: ClaimSet | None, settings: GateSettings) -> ChampionVerdict:
     setting = claim_set.settings.non_inferiority.get(family) if claim_set else None
     if comparison is None:
         reason = ("no champion yet: nothing to compare with, so this check passes" if setting
@@ -759,42 +821,107 @@ def _champion_verdict(family: str, comparison: ChampionComparison | None,
     if metric not in paired_metric_names():
         raise ValueError(f"check: no paired bootstrap for metric {metric!r}; choose one of "
                          f"{paired_metric_names()}")
-    diff = comparison.difference(metric)
+    rule = setting or NonInferiority(metric=metric, margin=margin)
+    diff = comparison.difference(metric, settings.confidence)
     higher = diff.higher_is_better
     d = diff.replicate_array()
     d = d[np.isfinite(d)]
     a, b = diff.value_a, diff.value_b
-    common = {"metric": metric, "margin": margin, "higher_is_better": higher,
-              "champion_version": comparison.champion_version, "n": len(comparison.y_true),
-              "challenger_value": _finite_or_none(a), "champion_value": _finite_or_none(b),
-              "difference": _finite_or_none(a - b), "confidence": comparison.confidence,
-              "n_bootstrap": comparison.n_bootstrap}
+    n_rows = len(comparison.y_true)
+    common: dict[str, Any] = {
+        "metric": metric, "margin": margin, "power": rule.power, "max_margin": rule.max_margin,
+        "higher_is_better": higher, "champion_version": comparison.champion_version,
+        "n": n_rows, "challenger_value": _finite_or_none(a),
+        "champion_value": _finite_or_none(b), "difference": _finite_or_none(a - b),
+        "confidence": settings.confidence, "n_bootstrap": comparison.n_bootstrap}
     champ = f"champion v{comparison.champion_version}" if comparison.champion_version \
         else "champion"
-    if d.size < 0.5 * comparison.n_bootstrap or not (math.isfinite(a) and math.isfinite(b)):
+    if not (math.isfinite(a) and math.isfinite(b)) or d.size < 0.5 * comparison.n_bootstrap:
         return ChampionVerdict(**common, verdict="fail", reason=(
-            f"{metric} is undefined on most resamples of the {len(comparison.y_true):,} test "
-            "rows (one class only?); cannot show the challenger is not worse"))
-    lo, hi = diff.ci_low, diff.ci_high
-    conf = _pct(comparison.confidence)
-    if higher:
-        wrong = np.count_nonzero(d <= -margin)
-        ok = lo > -margin
-        rule = f"lower bound {lo:+.4f} {'>' if ok else '<='} -{margin:g}"
-    else:
-        wrong = np.count_nonzero(d >= margin)
-        ok = hi < margin
-        rule = f"upper bound {hi:+.4f} {'<' if ok else '>='} +{margin:g}"
-    p = float((1 + wrong) / (d.size + 1))
+            f"{metric} is undefined on most resamples of the {n_rows:,} test rows (one class "
+            "only?); cannot show the challenger is not worse"))
+    if d.size < settings.min_bootstrap:
+        return ChampionVerdict(**common, verdict="fail", reason=(
+            f"refused: only {d.size:,} finite paired bootstrap replicates, fewer than the claims "
+            f"file's settings.min_bootstrap {settings.min_bootstrap:,}; re-run the comparison "
+            f"with n_bootstrap >= {settings.min_bootstrap:,}"))
+    test = non_inferiority_margin(d, margin, settings.confidence, rule.power)
+    effective, detectable, se = test.effective_margin, test.detectable_difference, test.se
+    lo, hi = percentile_interval(d, settings.confidence)
+    common |= {"effective_margin": effective, "detectable_difference": detectable,
+               "standard_error": se, "ci_low": lo, "ci_high": hi}
+    how = (f"effective margin {effective:.4f} = max(file margin {margin:g}, detectable "
+           f"difference {detectable:.4f} = (z {test.z_level:.3f} + z {test.z_power:.3f}) x SE "
+           f"{se:.4f})")
+    conf = _pct(settings.confidence)
     numbers = (f"challenger {metric} {a:.4f} vs {champ} {b:.4f}, difference {a - b:+.4f}, "
                f"{conf} paired-bootstrap CI [{lo:+.4f}, {hi:+.4f}]")
+    if rule.max_margin is not None and effective > rule.max_margin:
+        return ChampionVerdict(**common, verdict="fail", reason=(
+            f"promotion refused: the {n_rows:,} test rows are too few to tell the challenger "
+            f"from the {champ}: {how} exceeds max_margin {rule.max_margin:g}; {numbers}; "
+            "evaluate on more rows"))
+    if higher:
+        wrong = np.count_nonzero(d <= -effective)
+        ok = lo > -effective
+        verdict_rule = f"lower bound {lo:+.4f} {'>' if ok else '<='} -{effective:.4f}"
+    else:
+        wrong = np.count_nonzero(d >= effective)
+        ok = hi < effective
+        verdict_rule = f"upper bound {hi:+.4f} {'<' if ok else '>='} +{effective:.4f}"
+    p = float((1 + wrong) / (d.size + 1))
     if ok:
-        reason = f"not worse than the {champ} beyond the margin {margin:g}: {numbers}; {rule}"
+        reason = (f"not worse than the {champ} beyond the {how}: {numbers}; {verdict_rule}")
     else:
         reason = (f"promotion refused: the challenger may be worse than the {champ} by more "
-                  f"than the margin {margin:g}: {numbers}; {rule}")
-    return ChampionVerdict(**common, ci_low=lo, ci_high=hi, p_value=p,
-                           verdict="pass" if ok else "fail", reason=reason)
+                  f"than the {how}: {numbers}; {verdict_rule}")
+    return ChampionVerdict(**common, p_value=p, verdict="pass" if ok else "fail", reason=reason)
+
+
+@dataclass(frozen=True)
+class NonInferiorityMargin:
+    """The margin a non-inferiority test decides with, and how it was obtained."""
+
+    effective_margin: float
+    detectable_difference: float
+    se: float
+    z_level: float
+    z_power: float
+
+
+def non_inferiority_margin(replicates: np.ndarray, margin: float, confidence: float,
+                           power: float) -> NonInferiorityMargin:
+    """``max(margin, (z_{1-a} + z_power) x SE)`` from paired-bootstrap replicates.
+
+    Parameters
+    ----------
+    replicates
+        Finite bootstrap replicates of the paired difference (challenger - champion).
+    margin
+        The claims file's margin.
+    confidence
+        The two-sided level; the test is one-sided at ``a = (1 - confidence) / 2``.
+    power
+        Probability of passing an equal-quality challenger that the margin must give.
+
+    Returns
+    -------
+    NonInferiorityMargin
+
+    Examples
+    --------
+    >>> m = non_inferiority_margin(np.random.default_rng(0).normal(0, 0.01, 4000), 0.01,
+    ...                            0.95, 0.8)
+    >>> round(m.z_level + m.z_power, 3), round(m.effective_margin, 3)
+    (2.802, 0.028)
+    """
+    se = float(np.std(replicates, ddof=1))
+    z_level = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    z_power = NormalDist().inv_cdf(power)
+    detectable = (z_level + z_power) * se
+    return NonInferiorityMargin(effective_margin=max(margin, detectable),
+                                detectable_difference=detectable, se=se, z_level=z_level,
+                                z_power=z_power)
 
 
 def _finite_or_none(v: float | None) -> float | None:

@@ -179,14 +179,19 @@ def _gate_section(gate: GateResult | None) -> list[str]:
     ch = gate.champion
     rows.append(("champion", _num(ch.difference), "" if ch.ci_low is None or ch.ci_high is None
                  else f"[{_num(ch.ci_low)}, {_num(ch.ci_high)}]",
-                 "" if ch.margin is None else f"margin {ch.margin:g}", "paired", "", "",
+                 "" if ch.margin is None else f"margin {ch.margin:g}" + (
+                     "" if ch.effective_margin is None
+                     else f" (effective {ch.effective_margin:.4f})"), "paired", "", "",
                  f"**{ch.verdict}**", ch.reason))
     lines += _table(["check", "observed", "CI", "claim", "policy", "baseline", "p (Holm)",
                      "verdict", "reason"], rows)
-    if gate.skipped_slices:
-        lines += ["", "Skipped slices (fewer rows than the floor's `min_rows`): " + ", ".join(
-            f"{s.dimension}={s.level} ({s.n:,} < {s.min_rows:,})" for s in gate.skipped_slices)
-                  + "."]
+    untestable = [c for c in gate.claims if c.verdict == "untestable"]
+    if untestable:
+        lines += ["", "Untestable slices (fewer positives or negatives than the floor's "
+                      "`min_class_count`; they block promotion only with `untestable: block`): "
+                  + ", ".join(f"{c.slice} ({c.class_count:,} of the scarcer class)"
+                              if c.class_count is not None else str(c.slice)
+                              for c in untestable) + "."]
     lines += ["", f"alpha {gate.alpha:g}, {gate.correction} correction; claims from "
                   f"`{gate.claims_path or 'in-memory claims'}`.", ""]
     return lines
