@@ -350,3 +350,40 @@ def test_cli_promote_exit_codes(mlflow_store: Any, claims_file: Path, tmp_path: 
     assert "Traceback" not in missing.output
     old = runner.invoke(app, ["promote", "--model", NAME, "--version", bad, "--run-id", "x"])
     assert old.exit_code == 2  # --run-id is gone
+
+
+def test_a_pass_within_the_effective_margin_is_consistent() -> None:
+    """The champion verdict is re-checked on the margin the gate decided with: the file's
+    margin widened to what the test set can detect (a small test set here)."""
+    from barberpro_ml.gates import (
+        ChampionComparison,
+        Claim,
+        ClaimSet,
+        GateSettings,
+        NonInferiority,
+    )
+    from barberpro_ml.registry.binding import GateBinding, _champion_verdict_problems
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.3).astype(float)
+    signal = 1.5 * y + rng.normal(0, 1, 400)
+    champion, challenger = (1 / (1 + np.exp(-(signal + rng.normal(0, 0.8, 400))))
+                            for _ in range(2))
+    settings = GateSettings(non_inferiority={"churn": NonInferiority(
+        metric="roc_auc", margin=0.01, max_margin=0.2)})
+    comparison = ChampionComparison(y_true=y, challenger=challenger, champion=champion,
+                                    champion_version="1", n_bootstrap=1000, seed=0)
+    result = check(roc_auc_report(0.9), ClaimSet(settings=settings, claims=[Claim(
+        id="churn-roc-auc-floor", family="churn", metric="roc_auc", claimed=0.75,
+        direction="at_least", source="test floor")]), comparison)
+    ch = result.champion
+    assert ch.verdict == "pass" and ch.effective_margin is not None and ch.effective_margin > 0.01
+    assert ch.ci_low is not None and ch.ci_low < -0.01  # refused by the file margin alone
+    binding = GateBinding(model_name=NAME, model_version="2", source_run_id="r", family="churn",
+                          claims_path="c", claims_digest="d", claim_ids=("x",),
+                          champion_version="1", report_digest="e", library_version="0")
+    assert _champion_verdict_problems(BoundGateResult(binding=binding, result=result)) == []
+    tampered = result.model_copy(update={"champion": ch.model_copy(
+        update={"ci_low": -ch.effective_margin - 0.01})})
+    assert _champion_verdict_problems(BoundGateResult(binding=binding, result=tampered))
+

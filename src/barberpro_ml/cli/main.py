@@ -138,6 +138,8 @@ def _print_counts(data: MarketplaceData, title: str) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # MLflow's per-file download bars say nothing the commands do not print themselves
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app()
     except KeyboardInterrupt:

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -38,8 +40,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import barberpro_ml
 from barberpro_ml.errors import VersionNotFoundError
+from barberpro_ml.evaluation import ClassificationReport
 from barberpro_ml.evaluation.report import EvaluationReport
 from barberpro_ml.gates import ClaimsError, ClaimSet, GateResult, check, load_claims
+from barberpro_ml.registry.promotion import promotion_log, verdict_tags
+from barberpro_ml.registry.tracking import frame_digest
 
 TAG_PREFIX = "gate."
 TAG_DIGEST = "gate.digest"
@@ -189,12 +194,8 @@ def log_gate_inputs(test: pd.DataFrame, target: Any | None = None, *, run_id: st
     if target is not None:
         frame[TARGET_COLUMN] = pd.Series(target, index=frame.index) \
             if not isinstance(target, pd.Series) else target.to_numpy()
-    from barberpro_ml.registry.tracking import frame_digest
-
     digest = frame_digest(frame)
     client = _client(client)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.parquet"
         frame.to_parquet(path)
@@ -293,8 +294,6 @@ def record_gate(
     client.log_text(mv.run_id, result.to_text(), f"{where}/gate_result.txt")
     client.log_text(mv.run_id, result.table().to_csv(index=False), f"{where}/verdicts.csv")
 
-    from barberpro_ml.registry.promotion import verdict_tags
-
     tags = verdict_tags(result) | {
         TAG_DIGEST: digest, TAG_ARTIFACT: f"{where}/gate_result.json",
         TAG_CHAMPION_VERSION: champion_version or NO_CHAMPION,
@@ -316,8 +315,6 @@ def _v(version: str | None) -> str:
 
 
 def _read_text(client: MlflowClient, run_id: str, artifact: str) -> str | None:
-    import mlflow
-
     try:
         return str(mlflow.artifacts.load_text(
             f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact}"))
@@ -394,18 +391,21 @@ def read_bound_gate(name: str, version: str | int, client: MlflowClient | None =
 
 
 def binding_problems(
-    name: str, version: str | int, *, claims_path: str | Path | None,
-    check_champion: bool = True, client: MlflowClient | None = None,
+    name: str, version: str | int, *, claims_path: str | Path | None = None,
+    check_claims: bool = True, check_champion: bool = True,
+    client: MlflowClient | None = None,
 ) -> BindingCheck:
     """Every reason the recorded gate result of ``name`` v``version`` cannot be trusted.
 
     Parameters
     ----------
     claims_path
-        The claims file promotion is judged by; its content must be the one the gate ran with,
-        its claims of the family the ones checked, with at least one blocking claim, and the
-        verdicts must follow from the report. ``None`` skips the claims-file checks (used by
-        :func:`verify_champion`: a claims file may change after a promotion).
+        The claims file promotion is judged by (default: the one the gate recorded); its
+        content must be the one the gate ran with, its claims of the family the ones checked,
+        with at least one blocking claim, and the verdicts must follow from the report.
+    check_claims
+        Run the claims-file checks (:func:`verify_champion` does not: a claims file may change
+        after a promotion).
     check_champion
         Require the champion the gate compared with to be the champion now.
     """
@@ -426,8 +426,9 @@ def binding_problems(
                 f"now {_v(now)}): re-run `barberpro-ml gate --model {name} --version "
                 f"{mv.version}` to compare with the current champion")
     problems += _champion_verdict_problems(bound)
-    if claims_path is not None:
-        problems += _claims_problems(bound, Path(claims_path), client, mv.run_id)
+    if check_claims:
+        path = Path(claims_path if claims_path is not None else b.claims_path)
+        problems += _claims_problems(bound, path, client, mv.run_id)
     return BindingCheck(model_name=name, model_version=str(mv.version), bound=bound,
                         digest=digest, problems=problems)
 
@@ -445,7 +446,10 @@ def _champion_verdict_problems(bound: BoundGateResult) -> list[str]:
                         f"bound to {_v(b.champion_version)}")
         return problems
     if ch.verdict == "pass":
-        lo, hi, margin = ch.ci_low, ch.ci_high, ch.margin
+        # the gate decides on the effective margin (the file's margin, widened to what the test
+        # set can detect; barberpro_ml.gates.check)
+        lo, hi = ch.ci_low, ch.ci_high
+        margin = ch.effective_margin if ch.effective_margin is not None else ch.margin
         if lo is None or hi is None or margin is None:
             problems.append("the champion verdict passes without a paired comparison's "
                             "interval and margin")
@@ -505,8 +509,6 @@ def _claims_problems(bound: BoundGateResult, claims_path: Path, client: MlflowCl
 
 
 def _parse_report(text: str) -> EvaluationReport | None:
-    from barberpro_ml.evaluation import ClassificationReport
-
     for kind in (ClassificationReport, EvaluationReport):
         try:
             return kind.model_validate_json(text)
@@ -563,13 +565,11 @@ def verify_champion(name: str, *, client: MlflowClient | None = None,
     if version is None:
         return ChampionVerification(model_name=name, version=None, verified=False,
                                     problems=[f"{name} has no @champion"])
-    check_ = binding_problems(name, version, claims_path=None, check_champion=False,
+    check_ = binding_problems(name, version, check_claims=False, check_champion=False,
                               client=client)
     problems = list(check_.problems)
     if check_.bound is not None and not check_.bound.passed:
         problems.append(f"its gate result failed: {'; '.join(check_.bound.result.failures())}")
-    from barberpro_ml.registry.promotion import promotion_log
-
     log = promotion_log(name, client=client)
     promoted_at = None
     if log.empty:

@@ -224,9 +224,7 @@ def promote(
     previous = alias_version(name, CHAMPION, client=client)
     try:
         with _promotion_lock(client, name, actor):
-            found = binding_problems(name, version, claims_path=_claims_path(claims_path, name,
-                                                                             version, client),
-                                     client=client)
+            found = binding_problems(name, version, claims_path=claims_path, client=client)
             previous = alias_version(name, CHAMPION, client=client)
             bound = found.bound
             if found.problems:
@@ -241,16 +239,6 @@ def promote(
     except PromotionInProgressError as exc:
         return _log_attempt(client, mv, previous, actor, None, mv.tags.get("gate.digest"),
                             "concurrent", [str(exc)], gate_passed=False)
-
-
-def _claims_path(claims_path: str | Path | None, name: str, version: str,
-                 client: MlflowClient) -> Path | None:
-    if claims_path is not None:
-        return Path(claims_path)
-    from barberpro_ml.registry.binding import read_bound_gate
-
-    _mv, bound, _digest, _problems = read_bound_gate(name, version, client)
-    return None if bound is None else Path(bound.binding.claims_path)
 
 
 def _log_attempt(client: MlflowClient, mv: ModelVersion, previous: str | None, actor: str,
