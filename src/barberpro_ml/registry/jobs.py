@@ -85,7 +85,7 @@ def gate_and_promote(enabled: bool, name: str, version: str, gate: GateResult,
                      ) -> tuple[bool, str | None]:
     """Bind the gate result to the new version, then promote it when the config says so.
 
-    ``champion_version`` is the champion the job compared with (read before the evaluation):
+    ``champion_version`` is the champion the job compared with (read before its comparison):
     if another promotion moved the champion meanwhile, the binding is refused and nothing
     moves. Returns whether the version was promoted, and the champion afterwards.
     """
