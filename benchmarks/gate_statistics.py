@@ -216,6 +216,7 @@ def non_inferiority(reps: int, n: int = 2000, auc: float = 0.85, margin: float =
 # --------------------------------------------------------------------------- calibration
 CALIBRATION_CURVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "calibrated": lambda p: p,
+    "small (+0.015)": lambda p: np.clip(p + 0.015, 0.0, 1.0),
     "moderate (+0.04)": lambda p: np.clip(p + 0.04, 0.0, 1.0),
     "strong (x1.6)": lambda p: np.clip(1.6 * p, 0.0, 1.0),
 }
@@ -260,23 +261,64 @@ def ece_coverage(reps: int, n: int, curve: str, seed: int = 0) -> tuple[Rate, Ra
             Rate(f"false pass, ece <= CE, {label}", n, passes, reps, "<= 5%"))
 
 
+@cache
+def rms_calibration_truth(curve: str, n_bins: int = 15) -> float:
+    """``RMSCE = sqrt(sum_b pi_b d_b^2)`` with bins at the population quantiles."""
+    rng = np.random.default_rng(54321)
+    p = rng.beta(2.0, 6.0, 4_000_000)
+    q = CALIBRATION_CURVES[curve](p)
+    edges = np.quantile(p, np.linspace(0.0, 1.0, n_bins + 1))
+    bins = np.searchsorted(edges[1:-1], p, side="right")
+    d = np.bincount(bins, q - p, n_bins) / np.bincount(bins, None, n_bins)
+    return float(np.sqrt(np.mean(d**2)))
+
+
+def rms_calibration_coverage(reps: int, n: int, curve: str, seed: int = 0
+                             ) -> tuple[Rate, Rate, Rate]:
+    """Coverage of the ``rms_calibration_error`` interval, of its upper bound, and false passes
+    of ``rms_calibration_error <= RMSCE`` (the claim the gates check calibration with)."""
+    truth = rms_calibration_truth(curve)
+    claim = _claim("rms_calibration_error", truth, "at_most")
+    rng = np.random.default_rng(seed)
+    both = upper = passes = 0
+    for i in range(reps):
+        y, p = calibration_sample(n, curve, rng)
+        report = evaluate_scores(y, p, n_bootstrap=1000, seed=seed * 100_003 + i)
+        lo, hi = percentile_interval(
+            report.metrics["rms_calibration_error"].replicate_array(), 0.95)
+        both += lo <= truth <= hi
+        upper += truth <= hi
+        passes += check(report, [claim]).claims[0].verdict == "pass"
+    label = f"{curve}, RMSCE {truth:.4f}"
+    return (Rate(f"rms_calibration_error 95% interval coverage, {label}", n, both, reps,
+                 "0.93-0.97"),
+            Rate(f"rms_calibration_error upper bound coverage, {label}", n, upper, reps,
+                 ">= 97.5%"),
+            Rate(f"false pass, rms_calibration_error <= RMSCE, {label}", n, passes, reps,
+                 "<= 5%"))
+
+
 # --------------------------------------------------------------------------- the table
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=500, help="repetitions per quantity")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", choices=["calibration"], default=None,
+                        help="measure only the calibration rows (ece, rms_calibration_error)")
     args = parser.parse_args()
     reps, seed = args.reps, args.seed
     start = time.perf_counter()
     rows: list[Rate] = []
-    rows.extend(claim_at_truth(reps, seed=seed))
-    for m in (100, 150, 200):
-        rows.append(slice_floor(reps, m, 0.05, seed=seed))
-    rows.append(slice_floor(reps, DEFAULT_MIN_CLASS_COUNT, 0.0, seed=seed))
-    power, size, _ = non_inferiority(reps, seed=seed)
-    rows.extend([power, size])
+    if args.only is None:
+        rows.extend(claim_at_truth(reps, seed=seed))
+        for m in (100, 150, 200):
+            rows.append(slice_floor(reps, m, 0.05, seed=seed))
+        rows.append(slice_floor(reps, DEFAULT_MIN_CLASS_COUNT, 0.0, seed=seed))
+        power, size, _ = non_inferiority(reps, seed=seed)
+        rows.extend([power, size])
     for n in (500, 2000):
         for curve in CALIBRATION_CURVES:
+            rows.extend(rms_calibration_coverage(reps, n, curve, seed=seed))
             rows.extend(ece_coverage(reps, n, curve, seed=seed))
     print("| quantity | n | repetitions | measured | 95% Monte-Carlo interval | target |")
     print("|---|---:|---:|---:|---|---|")

@@ -208,7 +208,7 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
         # Only as an artifact and prefixed metrics: log_report would overwrite the model's.
         mlflow.log_text(baseline_report.model_dump_json(indent=2),
                         "evaluation/baseline_logistic_report.json")
-        for name in ("roc_auc", "accuracy", "brier", "ece"):
+        for name in ("roc_auc", "accuracy", "brier", "ece", "rms_calibration_error"):
             est = baseline_report.metrics[name]
             mlflow.log_metrics({f"logistic_{name}": est.value,
                                 f"logistic_{name}_ci_low": est.ci_low,
@@ -291,7 +291,8 @@ def run(config: str | Path = "configs/churn.yaml", *, data: MarketplaceData | No
         family="churn", run_id=run.info.run_id, model_name=cfg.model_name,
         version=str(version.version), gate_passed=gate.passed, promoted=promoted,
         champion_version=champion,
-        headline=headline_metrics(report, ("roc_auc", "accuracy", "ece")),
+        headline=headline_metrics(report, ("roc_auc", "accuracy", "ece",
+                                           "rms_calibration_error")),
         verdicts=verdict_lines(gate),
         gate=gate, notes=[oracle_line] if oracle_line else [],
     )

@@ -19,7 +19,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from barberpro_ml.evaluation.bootstrap import paired_bootstrap
+from barberpro_ml.evaluation.bootstrap import paired_bootstrap, percentile_interval
+from barberpro_ml.evaluation.metrics import BinaryScores
 from barberpro_ml.gates import DEFAULT_MIN_CLASS_COUNT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +92,38 @@ def test_ece_interval_covers_a_clearly_miscalibrated_truth() -> None:
     both, _, _ = bench.ece_coverage(reps=100, n=500, curve="strong (x1.6)", seed=16)
     at_least(both, 0.93)
     assert both.rate <= 0.97 + tolerance(0.97, both.reps)
+
+
+@pytest.mark.parametrize("curve", list(bench.CALIBRATION_CURVES))
+@pytest.mark.parametrize("n", [500, 2000])
+def test_rms_calibration_interval_covers_at_its_nominal_level(curve: str, n: int) -> None:
+    """The interval calibration claims are decided on covers 0.93-0.97 for every truth.
+
+    The interval is analytic (the quantiles ``evaluate_scores`` stores for the metric), so it is
+    read here straight from :class:`BinaryScores` on 800 fresh samples; a rate outside
+    [0.93, 0.97] by more than 2.5 binomial standard errors fails.
+    """
+    truth = bench.rms_calibration_truth(curve)
+    rng = np.random.default_rng(21)
+    reps, covered, upper = 800, 0, 0
+    for _ in range(reps):
+        y, p = bench.calibration_sample(n, curve, rng)
+        q = BinaryScores(y, p).rms_calibration_quantiles(1000)
+        lo, hi = percentile_interval(q, 0.95)
+        covered += lo <= truth <= hi
+        upper += truth <= hi
+    rate = covered / reps
+    assert 0.93 - tolerance(0.95, reps) <= rate <= 0.97 + tolerance(0.95, reps), (curve, n, rate)
+    assert upper / reps >= 0.975 - tolerance(0.975, reps), (curve, n, upper / reps)
+
+
+@pytest.mark.slow
+def test_rms_calibration_claims_keep_their_level_through_the_gate() -> None:
+    for curve in ("calibrated", "strong (x1.6)"):
+        _, upper, false_pass = bench.rms_calibration_coverage(reps=80, n=500, curve=curve,
+                                                              seed=17)
+        at_least(upper, 0.975)
+        at_most(false_pass, 0.05)
 
 
 def test_ece_estimand_of_a_calibrated_model_is_zero_and_the_plug_in_is_biased() -> None:

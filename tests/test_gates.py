@@ -447,8 +447,9 @@ def test_project_claims_file() -> None:
     assert (seed.metric, seed.claimed, seed.direction, seed.policy) == (
         "accuracy", 0.941, "at_least", "ci")
     assert "000_636c807d5718b6e2.txt" in seed.source and "94.1%" in seed.source
-    ece = by_id["churn-ece-ceiling"]
-    assert (ece.metric, ece.claimed, ece.direction) == ("ece", 0.05, "at_most")
+    calibration = by_id["churn-calibration-ceiling"]
+    assert (calibration.metric, calibration.claimed, calibration.direction) == (
+        "rms_calibration_error", 0.05, "at_most")
     assert by_id["churn-roc-auc-floor"].source.startswith("team floor")
     assert all(c.source for c in claims)
 

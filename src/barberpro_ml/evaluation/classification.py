@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from barberpro_ml.evaluation.bootstrap import estimate, resample_counts, single_threaded_blas
 from barberpro_ml.evaluation.metrics import (
     CLASSIFICATION_METRICS,
+    CONFIDENCE_DISTRIBUTION_METRICS,
     HIGHER_IS_BETTER,
     BinaryScores,
     check_binary_scores,
@@ -149,6 +150,9 @@ def _estimates(
 
     def build(name: str, label: str, value: float, parts: list[np.ndarray]) -> MetricEstimate:
         replicates = np.concatenate(parts) if parts else np.empty(0)
+        if name in CONFIDENCE_DISTRIBUTION_METRICS and label == name:
+            # an analytic interval at every level, not resamples (metrics module docstring)
+            replicates = scores.rms_calibration_quantiles(len(replicates))
         return estimate(label, value, replicates, confidence=confidence,
                         higher_is_better=HIGHER_IS_BETTER[name], keep_replicates=keep_replicates)
 

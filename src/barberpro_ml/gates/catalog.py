@@ -225,6 +225,7 @@ _CLASSIFICATION_RANGES: Final[Mapping[str, tuple[float, float, float, float | No
     "brier": (0.0, 1.0, 0.25, None),
     "log_loss": (0.0, _INF, math.log(2.0), None),
     "ece": (0.0, 1.0, 1.0, None),
+    "rms_calibration_error": (0.0, 1.0, 1.0, None),
     # churn rate in the top decile over the overall rate: at most 1 / 0.1 = 10
     "lift_top_decile": (0.0, 10.0, 9.0, None),
 }
