@@ -22,6 +22,7 @@ from barberpro_ml.data.schema import (
     id_column,
     table_schema,
 )
+from barberpro_ml.errors import InputError
 
 MAX_EXAMPLES = 5
 
@@ -46,7 +47,7 @@ class ContractViolation:
         )
 
 
-class DataContractError(ValueError):
+class DataContractError(InputError):
     """Event data that breaks the data contract. ``violations`` lists every failed check."""
 
     def __init__(self, violations: Sequence[ContractViolation]) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.definitions import DEFAULT_DEFINITIONS
 from barberpro_ml.features._common import (
     DAY_NS,
     AsOf,
@@ -30,7 +31,8 @@ from barberpro_ml.features._common import (
     to_as_of,
 )
 
-DEFAULT_ACTIVE_WINDOW_DAYS = 180
+DEFAULT_ACTIVE_WINDOW_DAYS = DEFAULT_DEFINITIONS.active_window_days
+"""The shipped activity window (:class:`~barberpro_ml.definitions.Definitions`)."""
 
 
 def last_labelable_as_of(data: MarketplaceData, horizon_days: int) -> pd.Timestamp:

@@ -77,6 +77,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.definitions import DEFAULT_DEFINITIONS
 from barberpro_ml.features._common import (
     DAY_NS,
     AsOf,
@@ -455,7 +456,8 @@ def _locate(data: MarketplaceData, ids: IntArray, stamp: pd.Timestamp) -> IntArr
 
 def lifecycle_stages(data: MarketplaceData, as_of: AsOf,
                      customer_ids: Sequence[int] | npt.ArrayLike | None = None, *,
-                     active_window_days: int = 180, new_days: int = 90,
+                     active_window_days: int = DEFAULT_DEFINITIONS.active_window_days,
+                     new_days: int = DEFAULT_DEFINITIONS.new_customer_days,
                      at_risk_ratio: float = 1.5, lapsed_ratio: float = 3.0,
                      prior_gaps: float = 2.0,
                      population_gap_days: float | None = None) -> pd.DataFrame:
@@ -474,7 +476,8 @@ def lifecycle_stages(data: MarketplaceData, as_of: AsOf,
         Customers to describe, each signed up by ``as_of``; ``None`` for all of them. Only
         their bookings are read (plus the population cadence, unless given).
     active_window_days
-        No completed visit for this many days means ``churned`` (default 180, as
+        No completed visit for this many days means ``churned`` (default: the shipped
+        :class:`~barberpro_ml.definitions.Definitions`, as
         :func:`barberpro_ml.features.active_customers`).
     new_days
         A first visit this recent (with fewer than three visits) means ``new``.
@@ -556,7 +559,9 @@ def lifecycle_stages(data: MarketplaceData, as_of: AsOf,
 
 
 def lifecycle_journey(data: MarketplaceData, customer_id: int, as_of: AsOf, *,
-                      step_days: int = 30, active_window_days: int = 180, new_days: int = 90,
+                      step_days: int = 30,
+                      active_window_days: int = DEFAULT_DEFINITIONS.active_window_days,
+                      new_days: int = DEFAULT_DEFINITIONS.new_customer_days,
                       at_risk_ratio: float = 1.5, lapsed_ratio: float = 3.0,
                       prior_gaps: float = 2.0,
                       population_gap_days: float | None = None) -> pd.DataFrame:

@@ -56,6 +56,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from barberpro_ml.errors import InputError
 from barberpro_ml.gates.catalog import (
     CATALOGUE,
     MAX_MARGIN_SHARE,
@@ -108,7 +109,7 @@ class ClaimProblem(BaseModel):
         return ": ".join([*parts, self.message])
 
 
-class ClaimsError(ValueError):
+class ClaimsError(InputError):
     """A claims file that cannot be used; ``problems`` lists every problem found, at once.
 
     Each problem names the file, the claim (index and id) or setting, the field and what was

@@ -39,7 +39,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import barberpro_ml
-from barberpro_ml.errors import VersionNotFoundError
+from barberpro_ml.errors import BindingError, VersionNotFoundError
 from barberpro_ml.evaluation import ClassificationReport
 from barberpro_ml.evaluation.report import EvaluationReport
 from barberpro_ml.gates import ClaimsError, ClaimSet, GateResult, check, load_claims
@@ -57,7 +57,7 @@ TARGET_COLUMN = "__target__"
 NO_CHAMPION = "none"
 
 
-class GateBindingError(ValueError):
+class GateBindingError(BindingError):
     """A gate result that cannot be recorded because what it claims to judge is not what is
     in the registry (wrong family, a champion that moved during the evaluation ...)."""
 

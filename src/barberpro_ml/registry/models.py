@@ -40,6 +40,8 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.types import ColSpec, Schema
 from pydantic import BaseModel, ConfigDict, Field
 
+from barberpro_ml.errors import InputError
+
 OutputKind = Literal["proba", "predict"]
 ColumnKind = Literal["double", "long", "boolean", "string", "category", "datetime"]
 
@@ -55,7 +57,7 @@ _SIGNATURE_TYPES: dict[ColumnKind, str] = {
 _NUMERIC_INFERRED = {"floating", "integer", "mixed-integer-float", "decimal", "empty"}
 
 
-class ModelInputError(ValueError):
+class ModelInputError(InputError):
     """A scoring request that does not match the model's feature schema."""
 
 

@@ -38,6 +38,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 from pydantic import BaseModel, ConfigDict
 
+from barberpro_ml.errors import BarberproError
 from barberpro_ml.gates import ChampionComparison, GateResult
 from barberpro_ml.registry.models import EstimatorModel
 
@@ -131,8 +132,10 @@ LOCK_SUFFIX = ".promotion-lock"
 LOCK_STALE_AFTER_S = 600.0
 
 
-class PromotionInProgressError(RuntimeError):
-    """Another promotion of the same model holds the lock."""
+class PromotionInProgressError(BarberproError):
+    """Another promotion of the same model holds the lock (try again later)."""
+
+    http_status = 409
 
 
 @contextlib.contextmanager

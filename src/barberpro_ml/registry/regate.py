@@ -23,6 +23,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
+from barberpro_ml.errors import InputError
 from barberpro_ml.gates import ChampionComparison, check, load_claims
 from barberpro_ml.registry.binding import (
     GATE_INPUTS_DIR,
@@ -43,7 +44,7 @@ from barberpro_ml.registry.promotion import _global_uris, champion_comparison
 TABULAR_FAMILIES = ("churn", "ltv")
 
 
-class RegateNotSupportedError(ValueError):
+class RegateNotSupportedError(InputError):
     """The family's champion comparison cannot be recomputed from logged inputs."""
 
 

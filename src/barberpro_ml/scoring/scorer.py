@@ -40,7 +40,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from barberpro_ml.data import MarketplaceData
-from barberpro_ml.errors import UnverifiedChampionError
+from barberpro_ml.errors import InputError, UnverifiedChampionError
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.models.clv import BetaGeoModel, BetaGeoParams
 from barberpro_ml.registry.binding import verify_champion
@@ -76,7 +76,7 @@ _SNAPSHOTS_KEPT = 4
 Progress = Callable[[int, int], None]
 
 
-class FeatureSchemaError(ValueError):
+class FeatureSchemaError(InputError):
     """The features built from the data do not match what a registered model was trained on."""
 
 

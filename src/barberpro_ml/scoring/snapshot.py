@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.errors import NotFoundError
 from barberpro_ml.evaluation.uplift import POOLED, OfferEffect, campaign_effects
 from barberpro_ml.features import customer_features, customer_rfm
 from barberpro_ml.features._common import to_as_of
@@ -33,7 +34,7 @@ N_SERVICES = 3
 """Next-service suggestions kept per customer."""
 
 
-class UnknownCustomerError(KeyError):
+class UnknownCustomerError(NotFoundError, KeyError):
     """Customer ids that do not exist (or had not signed up) at ``as_of``."""
 
     def __init__(self, missing: list[int], as_of: pd.Timestamp) -> None:
