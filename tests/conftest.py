@@ -175,7 +175,7 @@ SCORING_JOBS: dict[str, dict[str, Any]] = {
               "model": {"n_estimators": 60, "learning_rate": 0.1, "random_state": 0,
                         "n_jobs": 1},
               "evaluation": {"n_bootstrap": 100, "seed": 0, "min_slice_size": 100}},
-    "ltv": {"n_train_cutoffs": 2, "horizon_days": 365, "train_horizon_days": 182,
+    "ltv": {"n_train_cutoffs": 2, "train_horizon_days": 182,
             "cutoff_spacing_days": 61,
             "model": {"n_estimators": 60, "learning_rate": 0.1, "random_state": 0, "n_jobs": 1},
             "evaluation": {"n_bootstrap": 100, "seed": 0, "n_bins": 5}},
@@ -202,7 +202,7 @@ def scoring_registry(mlflow_template_db: Path,
     from mlflow.tracking import fluent
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    from barberpro_ml.cli.experiments import load_experiment
+    from barberpro_ml.jobs import JOBS
     from barberpro_ml.data import SimulationConfig, simulate
 
     root = tmp_path_factory.mktemp("scoring-registry")
@@ -236,7 +236,7 @@ def scoring_registry(mlflow_template_db: Path,
             for family, job in SCORING_JOBS.items():
                 config = root / f"{family}.yaml"
                 config.write_text(yaml.safe_dump({**job, "claims": str(claims)}))
-                outcome = load_experiment(family).run(config, data=data, tracking_uri=uri)
+                outcome = JOBS[family].run(config, data=data, tracking_uri=uri)
                 assert outcome.promoted, f"{family} was not promoted: {outcome.verdicts}"
                 versions[outcome.model_name] = outcome.version
         finally:

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from barberpro_ml.cli import app
-from barberpro_ml.cli.experiments import load_experiment
+from barberpro_ml.jobs import JOBS
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.features import training_frame
 from barberpro_ml.models import LTVRegressor
@@ -73,8 +73,8 @@ def test_pyfunc_round_trip_matches_memory_and_refuses_bad_input(mlflow_store: An
 
 def test_ltv_job_logs_the_report_gates_and_promotes_only_when_passed(
         mlflow_store: Any, tmp_path: Path, small_data: MarketplaceData) -> None:
-    job = load_experiment("ltv")
-    outcome = job.run(write_config(tmp_path), data=small_data, tune_trials=5)
+    job = JOBS["ltv"]
+    outcome = job.run(write_config(tmp_path), data=small_data)
     client = MlflowClient()
     run = client.get_run(outcome.run_id)
     report = json.loads(mlflow.artifacts.load_text(

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from barberpro_ml.cli import app
-from barberpro_ml.cli.experiments import load_experiment
+from barberpro_ml.jobs import JOBS
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.registry import alias_version, promotion_log
 
@@ -40,7 +40,7 @@ def write_config(tmp_path: Path, **overrides: Any) -> Path:
 
 def test_churn_job_logs_registers_gates_and_promotes(mlflow_store: Any, tmp_path: Path,
                                                      small_data: MarketplaceData) -> None:
-    job = load_experiment("churn")
+    job = JOBS["churn"]
     outcome = job.run(write_config(tmp_path), data=small_data)
     client = MlflowClient()
     run = client.get_run(outcome.run_id)
@@ -86,7 +86,7 @@ def test_churn_job_logs_registers_gates_and_promotes(mlflow_store: Any, tmp_path
 
 def test_job_refuses_data_too_short_for_its_layout(mlflow_store: Any, tmp_path: Path,
                                                    small_data: MarketplaceData) -> None:
-    job = load_experiment("churn")
+    job = JOBS["churn"]
     with pytest.raises(ValueError, match="too short"):
         job.run(write_config(tmp_path, n_train_cutoffs=12), data=small_data)
 

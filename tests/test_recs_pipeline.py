@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from barberpro_ml.cli import app
-from barberpro_ml.cli.experiments import load_experiment
+from barberpro_ml.jobs import JOBS
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.models.recs import ItemKNNRecommender
 from barberpro_ml.registry import (
@@ -135,8 +135,8 @@ def claims_file(tmp_path: Path, metric: str, claimed: float) -> Path:
 
 def test_recs_job_logs_gates_and_promotes_only_when_passed(
         mlflow_store: Any, tmp_path: Path, small_data: MarketplaceData) -> None:
-    job = load_experiment("recs")
-    outcome = job.run(write_config(tmp_path), data=small_data, tune_trials=5)
+    job = JOBS["recs"]
+    outcome = job.run(write_config(tmp_path), data=small_data)
     client = MlflowClient()
     run = client.get_run(outcome.run_id)
     report = json.loads(mlflow.artifacts.load_text(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from barberpro_ml.cli.experiments import load_experiment
+from barberpro_ml.jobs import JOBS
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.features import customer_features
 from barberpro_ml.registry import alias_version
@@ -31,7 +31,7 @@ def config(tmp_path: Path, **model: Any) -> Path:
 def test_retrain_is_gated_on_keeping_the_champions_cluster_ids(mlflow_store: Any,
                                                                  tmp_path: Path,
                                                                  sample: MarketplaceData) -> None:
-    job = load_experiment("segments")
+    job = JOBS["segments"]
     first = job.run(config(tmp_path), data=sample)
     assert first.promoted and alias_version("barberpro-segments") == first.version
     assert "no champion yet" in first.notes[0]

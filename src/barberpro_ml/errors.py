@@ -37,6 +37,7 @@ __all__ = [
     "ConfigError",
     "GateRefusedError",
     "InputError",
+    "InputNotFoundError",
     "ModelUnavailableError",
     "NotEnoughDataError",
     "NotFoundError",
@@ -75,6 +76,10 @@ class ConfigError(InputError):
             message = "\n".join([f"{head}{len(self.problems)} problems",
                                  *(f"  - {p}" for p in self.problems)])
         super().__init__(message)
+
+
+class InputNotFoundError(InputError, FileNotFoundError):
+    """A file or folder named as input does not exist (exit 2: the path given is wrong)."""
 
 
 class NotEnoughDataError(InputError):

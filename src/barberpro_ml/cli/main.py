@@ -18,11 +18,21 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from barberpro_ml.data import DataContractError, MarketplaceData
-from barberpro_ml.errors import UnverifiedChampionError, VersionNotFoundError
+from barberpro_ml.config import describe_validation_error
+from barberpro_ml.data import MarketplaceData
+from barberpro_ml.errors import BarberproError, InputError, ModelUnavailableError
+from barberpro_ml.jobs import JOBS, JobResult
+from barberpro_ml.jobs import churn as churn_job
+from barberpro_ml.jobs import load_config as load_job_config
+from barberpro_ml.jobs import ltv as ltv_job
+from barberpro_ml.jobs import pipeline as pipeline_job
+from barberpro_ml.jobs import recs as recs_job
+from barberpro_ml.jobs import score as score_job
+from barberpro_ml.jobs import segments as segments_job
 
 app = typer.Typer(
     name="barberpro-ml",
@@ -37,6 +47,9 @@ app.add_typer(train_app, name="train")
 claims_app = typer.Typer(help="Claims files (configs/claims.yaml): what the gates check.",
                          no_args_is_help=True)
 app.add_typer(claims_app, name="claims")
+config_app = typer.Typer(help="Job configs: show the effective one, check a file.",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 console = Console(stderr=True)
 out = Console()
@@ -47,22 +60,29 @@ EXIT_GATE_FAILED = 3
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UserError(Exception):
-    """A problem the user can fix; shown without a traceback."""
+class UserError(InputError):
+    """A problem the user can fix at the command line; shown without a traceback."""
 
 
 def friendly_errors(func: F) -> F:
-    """Turn the errors a user can fix into one message and exit status 2."""
+    """Turn the library's user-facing errors into one message and their exit status.
+
+    Only :class:`~barberpro_ml.errors.BarberproError` (and pydantic's validation of an option
+    value) is caught: anything else is a bug and keeps its traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (DataContractError, UserError, FileNotFoundError, ValidationError,
-                ValueError, VersionNotFoundError) as exc:
+        except BarberproError as exc:
             kind = type(exc).__name__
             console.print(f"error ({kind}): {exc}", highlight=False, markup=False,
                           soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except ValidationError as exc:
+            for line in describe_validation_error(exc, source="command line"):
+                console.print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
@@ -149,7 +169,7 @@ def main() -> None:
 
 # --------------------------------------------------------------------------- training jobs
 FAMILIES = ("churn", "ltv", "recs", "segments")
-"""Model families with an experiment script, in the order the pipeline runs them."""
+"""Model families with a training job, in the order the pipeline runs them."""
 
 
 def show_gate(gate: Any) -> None:
@@ -160,82 +180,134 @@ def show_gate(gate: Any) -> None:
         out.print(gate.to_text(), soft_wrap=True, markup=False, highlight=False)
 
 
-def _show_outcome(outcome: Any) -> None:
-    status = "[green]passed[/]" if outcome.gate_passed else "[bold red]FAILED[/]"
-    promoted = (f"promoted v{outcome.version} to @champion" if outcome.promoted
-                else f"not promoted (champion: {outcome.champion_version or 'none'})")
-    if outcome.gate is not None:
-        show_gate(outcome.gate)
-    for note in outcome.notes:
-        out.print(f"note: {note}")
-    out.print(f"{outcome.family}: gate {status}; {promoted} (run {outcome.run_id})")
+def _show_result(result: JobResult) -> None:
+    status = "[green]passed[/]" if result.gate_passed else "[bold red]FAILED[/]"
+    promoted = (f"promoted v{result.version} to @champion" if result.promoted
+                else f"not promoted (champion: {result.champion_version or 'none'}; "
+                     f"{result.why()})")
+    if result.gate is not None:
+        show_gate(result.gate)
+    for note in result.notes:
+        out.print(f"note: {note}", soft_wrap=True, highlight=False, markup=False)
+    out.print(f"{result.family}: gate {status}; ", end="")
+    out.print(f"{promoted} (run {result.run_id})", soft_wrap=True, highlight=False,
+              markup=False)
 
 
-def _run_family(family: str, **kwargs: Any) -> Any:
-    from barberpro_ml.cli.experiments import load_experiment
-
-    return load_experiment(family).run(**kwargs)
-
-
+ConfigOption = Annotated[Path | None, typer.Option(
+    help="Job config YAML; default: the shipped one (`barberpro-ml config show JOB`).")]
 DataOption = Annotated[Path | None, typer.Option(
     help="Folder of event tables; default: simulate as the config says.")]
 TrackingOption = Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
                                                     help="MLflow tracking URI.")]
+NewDataSetOption = Annotated[bool, typer.Option(
+    "--new-data-set", help="Allow replacing a champion trained on another data set.")]
 
 
-def _train(family: str, **kwargs: Any) -> None:
-    """Run one family's job, show its verdicts, exit 3 when a blocking gate failed."""
-    outcome = _run_family(family, **kwargs)
-    _show_outcome(outcome)
-    if not outcome.gate_passed:
+def _finish_training(result: JobResult) -> None:
+    """Show a job's verdicts; exit 3 when a blocking gate failed."""
+    _show_result(result)
+    if not result.gate_passed:
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _training_overrides(data: Path | None, new_data_set: bool) -> dict[str, Any]:
+    return {"data_dir": str(data) if data is not None else None,
+            "new_data_set": True if new_data_set else None}
 
 
 @train_app.command("churn")
 @friendly_errors
 def train_churn_command(
-    config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/churn.yaml"),
+    config: ConfigOption = None,
     data: DataOption = None,
-    tune_trials: Annotated[int | None, typer.Option(help="Run an Optuna study with this many "
-                                                         "trials first.")] = None,
+    tune_trials: Annotated[int | None, typer.Option(min=0, help="Run an Optuna study with "
+                                                               "this many trials first.")] = None,
+    new_data_set: NewDataSetOption = False,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the churn model."""
-    _train("churn", config=config, data_dir=data, tracking_uri=tracking_uri,
-           tune_trials=tune_trials)
+    cfg = churn_job.load_config(config, **_training_overrides(data, new_data_set))
+    _finish_training(churn_job.run(cfg, tracking_uri=tracking_uri, tune_trials=tune_trials))
 
 
 @train_app.command("ltv")
 @friendly_errors
 def train_ltv_command(
-    config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/ltv.yaml"),
+    config: ConfigOption = None,
     data: DataOption = None,
+    new_data_set: NewDataSetOption = False,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the lifetime-value model."""
-    _train("ltv", config=config, data_dir=data, tracking_uri=tracking_uri)
+    cfg = ltv_job.load_config(config, **_training_overrides(data, new_data_set))
+    _finish_training(ltv_job.run(cfg, tracking_uri=tracking_uri))
 
 
 @train_app.command("recs")
 @friendly_errors
 def train_recs_command(
-    config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/recs.yaml"),
+    config: ConfigOption = None,
     data: DataOption = None,
+    new_data_set: NewDataSetOption = False,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the barber recommender."""
-    _train("recs", config=config, data_dir=data, tracking_uri=tracking_uri)
+    cfg = recs_job.load_config(config, **_training_overrides(data, new_data_set))
+    _finish_training(recs_job.run(cfg, tracking_uri=tracking_uri))
 
 
 @train_app.command("segments")
 @friendly_errors
 def train_segments_command(
-    config: Annotated[Path, typer.Option(help="Job config.")] = Path("configs/segments.yaml"),
+    config: ConfigOption = None,
     data: DataOption = None,
+    new_data_set: NewDataSetOption = False,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Fit, evaluate (id stability), gate, register and promote the customer segmenter."""
-    _train("segments", config=config, data_dir=data, tracking_uri=tracking_uri)
+    cfg = segments_job.load_config(config, **_training_overrides(data, new_data_set))
+    _finish_training(segments_job.run(cfg, tracking_uri=tracking_uri))
+
+
+@config_app.command("show")
+@friendly_errors
+def config_show_command(
+    job: Annotated[str, typer.Argument(help=f"One of: {', '.join(JOBS)}, definitions.")],
+    config: Annotated[Path | None, typer.Option(
+        help="Config YAML to read; default: the shipped one.")] = None,
+) -> None:
+    """Print the effective config of a job (every default filled in) as YAML.
+
+    Exit 2 when the file does not validate (one line per problem), 4 for an unknown job.
+    """
+    import yaml
+
+    if job == "definitions":
+        from barberpro_ml.config import shipped_config
+        from barberpro_ml.definitions import Definitions
+
+        source: Any = config or shipped_config("definitions.yaml")
+        effective: Any = Definitions.from_yaml(source)
+    else:
+        effective = load_job_config(job, config)
+        source = getattr(effective, "source", None) or config
+    out.print(f"# effective {job} config (from {source})", highlight=False, markup=False,
+              soft_wrap=True)
+    out.print(yaml.safe_dump(effective.model_dump(mode="json", by_alias=True),
+                             sort_keys=False).rstrip(), highlight=False, markup=False,
+              soft_wrap=True)
+
+
+@config_app.command("check")
+@friendly_errors
+def config_check_command(
+    job: Annotated[str, typer.Argument(help=f"One of: {', '.join(JOBS)}.")],
+    config: Annotated[Path, typer.Argument(help="Config YAML to check.")],
+) -> None:
+    """Validate a job config; print every problem (file, line, key, expected type), exit 2."""
+    load_job_config(job, config)
+    out.print(f"{config}: valid {job} config", highlight=False, markup=False)
 
 
 ClaimsOption = Annotated[Path | None, typer.Option(
@@ -353,50 +425,64 @@ def _launcher_run(tracking_uri: str | None) -> Iterator[None]:
         yield
 
 
+def _summary_table(result: pipeline_job.PipelineResult) -> Table:
+    table = Table(title=f"pipeline summary (data set {result.data_set.name})")
+    for col in ("family", "candidate", "verdict", "champion", "why"):
+        table.add_column(col, overflow="fold")
+    colour = {"passed": "green", "refused": "bold red", "error": "bold red"}
+    for row in result.summary_rows():
+        table.add_row(row["family"], row["candidate"],
+                      f"[{colour[row['verdict']]}]{row['verdict']}[/]", row["champion"],
+                      escape(row["why"]))
+    return table
+
+
 @app.command("pipeline")
 @friendly_errors
 def pipeline_command(
-    customers: Annotated[int, typer.Option(min=100, help="Customers to simulate.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 42,
-    families: Annotated[str, typer.Option(help="Comma-separated families to run.")] =
-    ",".join(FAMILIES),
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the simulated tables go.")] =
-    Path("data/generated/pipeline"),
-    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
+    customers: Annotated[int | None, typer.Option(min=100, help="Customers to simulate "
+                                                  "(default 20,000).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Simulation seed (default 42).")] = None,
+    families: Annotated[str | None, typer.Option(
+        help="Comma-separated families to run (default: all).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="Folder of event tables to train on instead of simulating.")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Where the simulated tables go (default data/generated/pipeline).")] = None,
+    config: ConfigOption = None,
+    new_data_set: NewDataSetOption = False,
+    tracking_uri: TrackingOption = None,
 ) -> None:
-    """Simulate a marketplace, then train, evaluate, gate and promote every model family."""
-    wanted = [f.strip() for f in families.split(",") if f.strip()]
-    unknown = sorted(set(wanted) - set(FAMILIES))
-    if unknown:
-        raise UserError(f"unknown families {unknown}; available: {list(FAMILIES)}")
-    from barberpro_ml.cli.experiments import project_root
+    """Train, evaluate, gate and promote every model family on one data set.
 
-    cfg = _simulation_config(project_root() / "configs" / "simulation.yaml",
-                             n_customers=customers, seed=seed)
-    data = run_simulation(cfg)
-    data.save(out_dir)
-    _print_counts(data, f"simulated marketplace (seed {seed}) -> {out_dir}")
-    outcomes = []
+    Every family runs even when another fails; one summary row each. Exit 0 when all passed,
+    3 when any blocking gate refused, else the first family error's status (2 bad input).
+    """
+    wanted = None
+    if families is not None:
+        wanted = [f.strip() for f in families.split(",") if f.strip()]
+    cfg = pipeline_job.load_config(
+        config, n_customers=customers, seed=seed, families=wanted,
+        data_dir=str(data) if data is not None else None,
+        out=str(out_dir) if out_dir is not None else None,
+        new_data_set=True if new_data_set else None)
+
+    def on_data(events: MarketplaceData, identity: Any, folder: Path) -> None:
+        _print_counts(events, f"data set {identity.name} -> {folder}")
+
+    def on_family(outcome: pipeline_job.FamilyOutcome) -> None:
+        if outcome.result is not None:
+            _show_result(outcome.result)
+        else:
+            console.print(f"{outcome.family}: stopped ({outcome.error_type}): {outcome.error}",
+                          highlight=False, markup=False, soft_wrap=True)
+
     with _launcher_run(tracking_uri):
-        for family in wanted:
-            console.rule(f"[bold]{family}")
-            outcome = _run_family(family, config=project_root() / "configs" / f"{family}.yaml",
-                                  data=data, tracking_uri=tracking_uri)
-            _show_outcome(outcome)
-            outcomes.append(outcome)
-    summary = Table(title="pipeline summary")
-    for col in ("family", "model", "metrics (95% CI)", "gate", "champion"):
-        summary.add_column(col)
-    for o in outcomes:
-        summary.add_row(
-            o.family, f"{o.model_name} v{o.version}",
-            "\n".join([f"{m.name} {m.render()}" for m in o.headline] + o.notes),
-            "[green]passed[/]" if o.gate_passed else "[bold red]failed[/]",
-            f"v{o.champion_version}" + (" (new)" if o.promoted else "")
-            if o.champion_version else "none")
-    out.print(summary)
-    if not all(o.gate_passed for o in outcomes):
-        raise typer.Exit(EXIT_GATE_FAILED)
+        result = pipeline_job.run(cfg, tracking_uri=tracking_uri, on_data=on_data,
+                                  on_family_done=on_family)
+    out.print(_summary_table(result))
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -422,8 +508,10 @@ def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str,
     with console.status(f"loading the @{alias} models"):
         try:
             scorer = CustomerScorer.from_registry(alias=alias, n_jobs=n_jobs)
-        except (LookupError, UnverifiedChampionError) as exc:
-            raise UserError(str(exc)) from None
+        except BarberproError:
+            raise
+        except LookupError as exc:  # no such alias: nothing to serve with
+            raise ModelUnavailableError(str(exc)) from None
     for ref in scorer.models.values():
         console.print(f"loaded {ref.name} v{ref.version} (@{ref.alias})", highlight=False)
     return scorer, data
@@ -432,36 +520,39 @@ def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str,
 @app.command("score")
 @friendly_errors
 def score_command(
-    out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="Parquet file to write "
+                                                  "(default outputs/profiles.parquet).")] = None,
     as_of: Annotated[datetime | None, typer.Option(
         help="Cut-off (naive UTC); default: the data's last event.")] = None,
-    data: ServeData = DEFAULT_SCORING_DATA,
-    alias: AliasOption = "champion",
-    reasons: Annotated[bool, typer.Option(help="Phrase the churn reasons.")] = True,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Customers per model call.")] = 50_000,
-    jobs: Annotated[int, typer.Option(help="Threads for the boosted models and their SHAP "
-                                           "values (-1: every core).")] = -1,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Folder of event tables (default: what `barberpro-ml pipeline` "
+                       "wrote).")] = None,
+    alias: Annotated[str | None, typer.Option(help="Registry alias of the models.")] = None,
+    reasons: Annotated[bool | None, typer.Option(help="Phrase the churn reasons.")] = None,
+    chunk_size: Annotated[int | None, typer.Option(min=1, help="Customers per model call.")]
+    = None,
+    jobs: Annotated[int | None, typer.Option(help="Threads for the boosted models and their "
+                                                  "SHAP values (-1: every core).")] = None,
+    config: ConfigOption = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Profile every customer at AS_OF with the registered models; write one Parquet row each."""
-    scorer, events = _scoring_inputs(data, tracking_uri, alias, n_jobs=jobs)
-    with console.status("building features, lifecycle and suggestions"):
-        snap = scorer.snapshot(events, as_of)
+    cfg = score_job.load_config(config, out=str(out_file) if out_file else None, as_of=as_of,
+                                data=str(data) if data else None, alias=alias,
+                                reasons=reasons, chunk_size=chunk_size, n_jobs=jobs)
+    score_job.check_output(Path(cfg.out))
+    scorer, events = _scoring_inputs(Path(cfg.data), tracking_uri, cfg.alias,
+                                     n_jobs=cfg.n_jobs)
     with progress_bar("scoring") as progress:
-        task = progress.add_task("scoring", total=len(snap.features))
+        task = progress.add_task("scoring", total=None)
 
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        frame = scorer.score_frame(events, snap.as_of, reasons=reasons,
-                                   chunk_size=chunk_size, progress=report)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_file.with_name(out_file.name + ".partial")
-    frame.to_parquet(partial)
-    partial.replace(out_file)  # atomic: a reader never sees half a file
-    counts = frame["action"].value_counts()
-    out.print(f"wrote {len(frame):,} profiles at {snap.as_of} to {out_file} (actions: "
-              + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ")")
+        result = score_job.run(cfg, data=events, scorer=scorer, progress=report)
+    out.print(f"wrote {result.n_profiles:,} profiles at {result.as_of} to {result.path} "
+              "(actions: " + ", ".join(f"{k} {v:,}" for k, v in result.actions.items()) + ")",
+              soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command("serve")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from barberpro_ml.data.schema import CONTRACT, TABLES
 from barberpro_ml.data.validation import ContractViolation, DataContractError, validate_tables
+from barberpro_ml.errors import InputNotFoundError
 
 MANIFEST = "manifest.json"
 CONTRACT_VERSION = 1
@@ -185,7 +186,7 @@ class MarketplaceData:
         """
         folder = Path(path)
         if not folder.is_dir():
-            raise FileNotFoundError(f"no data folder at {folder}")
+            raise InputNotFoundError(f"no data folder at {folder}")
         tables: dict[str, pd.DataFrame] = {}
         missing: list[str] = []
         for name in TABLES:
@@ -198,7 +199,7 @@ class MarketplaceData:
                 missing.append(name)
         if missing:
             found = sorted(p.name for p in folder.iterdir())
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"{folder}: missing table file(s) {', '.join(f'{m}.parquet|.csv' for m in missing)}"
                 f"; found {found}")
         truth = _load_truth(folder)

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from barberpro_ml.data.container import GroundTruth, MarketplaceData
 from barberpro_ml.data.schema import BOOKING_STATUSES, PRICE_TIERS
+from barberpro_ml.errors import InputNotFoundError
 
 if TYPE_CHECKING:
     from barberpro_ml.data._sim_engine import Engine, TableRecorder
@@ -441,7 +442,7 @@ class SimulationConfig(_Frozen):
         """
         file = Path(path)
         if not file.is_file():
-            raise FileNotFoundError(f"no simulation config at {file}")
+            raise InputNotFoundError(f"no simulation config at {file}")
         content = yaml.safe_load(file.read_text()) or {}
         if not isinstance(content, dict):
             raise ValueError(f"{file}: expected a mapping of simulation parameters at the top")

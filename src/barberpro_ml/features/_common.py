@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from barberpro_ml.errors import InputError
+
 DAY_NS: Final = 86_400 * 10**9
 """Nanoseconds in a day: every ``*_days`` feature is a float number of 24-hour days."""
 
@@ -75,13 +77,13 @@ def check_windows(windows: Sequence[int], name: str = "windows") -> tuple[int, .
     out = []
     for w in windows:
         if isinstance(w, bool) or not isinstance(w, int | np.integer) or int(w) <= 0:
-            raise ValueError(f"{name}: every window must be a positive integer number of days; "
+            raise InputError(f"{name}: every window must be a positive integer number of days; "
                              f"got {w!r} in {tuple(windows)!r}")
         out.append(int(w))
     if len(set(out)) != len(out):
-        raise ValueError(f"{name}: duplicate windows in {tuple(windows)!r}")
+        raise InputError(f"{name}: duplicate windows in {tuple(windows)!r}")
     if not out:
-        raise ValueError(f"{name}: give at least one window")
+        raise InputError(f"{name}: give at least one window")
     return tuple(sorted(out))
 
 
@@ -89,7 +91,7 @@ def check_horizon(horizon_days: int, name: str = "horizon_days") -> int:
     """Validate a label horizon: a positive integer number of days."""
     if (isinstance(horizon_days, bool) or not isinstance(horizon_days, int | np.integer)
             or int(horizon_days) <= 0):
-        raise ValueError(f"{name}: expected a positive integer number of days, "
+        raise InputError(f"{name}: expected a positive integer number of days, "
                          f"got {horizon_days!r}")
     return int(horizon_days)
 
@@ -160,7 +162,7 @@ class IdCoder:
             unknown = (self.ids[codes] != v) if len(self.ids) else np.ones(len(v), dtype=bool)
         if unknown.any():
             examples = np.unique(v[unknown])[:5].tolist()
-            raise ValueError(
+            raise InputError(
                 f"{int(unknown.sum())} event(s) refer to a {what} unknown at as_of "
                 f"(examples: {examples}); the tables break the data contract - were they "
                 f"modified after MarketplaceData validated them?")

@@ -19,6 +19,7 @@ import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import DEFAULT_DEFINITIONS
+from barberpro_ml.errors import InputError
 from barberpro_ml.features._common import (
     DAY_NS,
     AsOf,
@@ -43,7 +44,7 @@ def last_labelable_as_of(data: MarketplaceData, horizon_days: int) -> pd.Timesta
 def _check_covered(data: MarketplaceData, stamp: pd.Timestamp, horizon_days: int) -> None:
     end = stamp + pd.Timedelta(days=horizon_days)
     if end > data.observation_end:
-        raise ValueError(
+        raise InputError(
             f"as_of={stamp} with horizon_days={horizon_days} needs events up to {end}, but the "
             f"data end at {data.observation_end} (data.observation_end); the last as_of that "
             f"can be labelled with this horizon is {last_labelable_as_of(data, horizon_days)}")

@@ -78,6 +78,7 @@ import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import DEFAULT_DEFINITIONS
+from barberpro_ml.errors import InputError, NotFoundError
 from barberpro_ml.features._common import (
     DAY_NS,
     AsOf,
@@ -129,17 +130,17 @@ class _Rules:
 
 def _positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) <= 0:
-        raise ValueError(f"{name}: expected a positive integer number of days, got {value!r}")
+        raise InputError(f"{name}: expected a positive integer number of days, got {value!r}")
     return int(value)
 
 
 def _real(value: object, name: str, *, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+        raise InputError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
     number = float(value)
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
+        raise InputError(f"{name}: expected a finite number {bound}, got {value!r}")
     return number
 
 
@@ -153,7 +154,7 @@ def _check_rules(active_window_days: int, new_days: int, at_risk_ratio: float,
         prior_gaps=_real(prior_gaps, "prior_gaps", allow_zero=True),
     )
     if rules.at_risk_ratio >= rules.lapsed_ratio:
-        raise ValueError(f"at_risk_ratio ({at_risk_ratio!r}) must be below lapsed_ratio "
+        raise InputError(f"at_risk_ratio ({at_risk_ratio!r}) must be below lapsed_ratio "
                          f"({lapsed_ratio!r}): a customer is at risk before being lapsed")
     return rules
 
@@ -414,19 +415,26 @@ def _reasons(stage: npt.NDArray[np.int8], has_visit: BoolArray, idle: FloatArray
 def _requested_ids(customer_ids: Sequence[int] | npt.ArrayLike) -> IntArray:
     ids = np.asarray(customer_ids)
     if ids.ndim != 1:
-        raise ValueError(f"customer_ids: expected a one-dimensional sequence of ids, got "
+        raise InputError(f"customer_ids: expected a one-dimensional sequence of ids, got "
                          f"shape {ids.shape}")
     if len(ids) and (ids.dtype.kind not in "iu"):
-        raise ValueError(f"customer_ids: expected integer ids, got dtype {ids.dtype} "
+        raise InputError(f"customer_ids: expected integer ids, got dtype {ids.dtype} "
                          f"(e.g. {ids[:_MAX_EXAMPLES].tolist()})")
     ids = ids.astype(np.int64)
     if len(np.unique(ids)) != len(ids):
         values, counts = np.unique(ids, return_counts=True)
         dupes = values[counts > 1]
-        raise ValueError(f"customer_ids: {len(dupes)} id(s) requested more than once "
+        raise InputError(f"customer_ids: {len(dupes)} id(s) requested more than once "
                          f"(e.g. {dupes[:_MAX_EXAMPLES].tolist()}); each row of the result is "
                          "one customer")
     return ids
+
+
+class UnknownCustomersError(NotFoundError, KeyError):
+    """Customer ids that are not customers at ``as_of``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _locate(data: MarketplaceData, ids: IntArray, stamp: pd.Timestamp) -> IntArray:
@@ -449,8 +457,9 @@ def _locate(data: MarketplaceData, ids: IntArray, stamp: pd.Timestamp) -> IntArr
         if late.any():
             parts.append(f"{int(late.sum())} signed up after as_of (e.g. "
                          f"{ids[late][:_MAX_EXAMPLES].tolist()})")
-        raise KeyError(f"customer_ids: {int((~found).sum() + late.sum())} of {len(ids)} id(s) "
-                       f"are not customers at as_of={stamp}: " + "; ".join(parts))
+        raise UnknownCustomersError(
+            f"customer_ids: {int((~found).sum() + late.sum())} of {len(ids)} id(s) are not "
+            f"customers at as_of={stamp}: " + "; ".join(parts))
     return signup
 
 
@@ -614,7 +623,7 @@ def lifecycle_journey(data: MarketplaceData, customer_id: int, as_of: AsOf, *,
                          prior_gaps)
     population = _check_population_gap(population_gap_days)
     if isinstance(customer_id, bool) or not isinstance(customer_id, int | np.integer):
-        raise ValueError(f"customer_id: expected an integer id, got {customer_id!r}")
+        raise InputError(f"customer_id: expected an integer id, got {customer_id!r}")
     cut = int(stamp.value)
     signup = int(_locate(data, np.array([customer_id], dtype=np.int64), stamp)[0])
     if population is None:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.errors import InputError
 from barberpro_ml.features._common import AsOf, to_as_of
 
 __all__ = ["WEEK_DAYS", "completed_transactions", "customer_rfm", "rfm_summary"]
@@ -206,17 +207,17 @@ def rfm_summary(
         columns.append(monetary_value_col)
     missing = [c for c in columns if c not in transactions.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"transactions is missing column(s) {missing}; available columns: "
             f"{list(transactions.columns)}"
         )
     if not (np.isfinite(time_scaler) and time_scaler > 0):
-        raise ValueError(f"time_scaler must be a positive finite number, got {time_scaler!r}")
+        raise InputError(f"time_scaler must be a positive finite number, got {time_scaler!r}")
     _check_freq(freq)
 
     ids = transactions[customer_id_col]
     if ids.isna().any():
-        raise ValueError(
+        raise InputError(
             f"column {customer_id_col!r} has {int(ids.isna().sum())} missing customer ids "
             f"(rows {_examples(ids.index[ids.isna().to_numpy()])})"
         )
@@ -239,7 +240,7 @@ def rfm_summary(
     if cal_end is not None:
         obs_period = pd.Period(obs_end, freq=freq).ordinal
         if obs_period <= end_period:
-            raise ValueError(
+            raise InputError(
                 f"observation_period_end ({obs_end}) must fall in a later {freq!r} period than "
                 f"calibration_period_end ({cal_end}), or the holdout period is empty"
             )
@@ -248,7 +249,7 @@ def rfm_summary(
     periods = pd.DatetimeIndex(time_values).to_period(freq).asi8
     in_window = time_values <= summary_end.to_datetime64()
     if not in_window.any():
-        raise ValueError(
+        raise InputError(
             f"no transaction on or before {summary_end} (earliest is {times.min()}); "
             "check observation_period_end / calibration_period_end"
         )
@@ -364,11 +365,11 @@ def _check_freq(freq: str) -> None:
     try:
         period = pd.Period("2000-01-01", freq=freq)
     except (ValueError, TypeError) as error:
-        raise ValueError(
+        raise InputError(
             f"freq={freq!r} is not a pandas period alias (use e.g. 'D', 'W', 'h', 'M'): {error}"
         ) from error
     if period.freq.n != 1:
-        raise ValueError(
+        raise InputError(
             f"freq={freq!r} is a multiple period; use the base period and time_scaler "
             f"(e.g. freq='D', time_scaler={period.freq.n}) instead"
         )
@@ -377,7 +378,7 @@ def _check_freq(freq: str) -> None:
 def _parse_datetimes(values: pd.Series, column: str, datetime_format: str | None) -> pd.Series:
     """Return naive-UTC datetimes, refusing missing or unparseable values with examples."""
     if values.isna().any():
-        raise ValueError(
+        raise InputError(
             f"column {column!r} has {int(values.isna().sum())} missing timestamps "
             f"(rows {_examples(values.index[values.isna().to_numpy()])})"
         )
@@ -388,7 +389,7 @@ def _parse_datetimes(values: pd.Series, column: str, datetime_format: str | None
         return values
     if pd.api.types.is_numeric_dtype(values.dtype):
         if datetime_format is None:
-            raise ValueError(
+            raise InputError(
                 f"column {column!r} is numeric ({values.dtype}); pass datetime_format "
                 "(e.g. '%Y%m%d' for 19970101) or convert it to datetimes first: numbers "
                 "would otherwise be read as nanoseconds since 1970"
@@ -399,7 +400,7 @@ def _parse_datetimes(values: pd.Series, column: str, datetime_format: str | None
     if bad.any():
         shown = ", ".join(repr(v) for v in values[bad].head(_MAX_EXAMPLES))
         hint = "" if datetime_format else " (pass datetime_format, e.g. 'ISO8601' or 'mixed')"
-        raise ValueError(
+        raise InputError(
             f"column {column!r}: {int(bad.sum())} value(s) could not be parsed as dates"
             f"{hint}; examples: {shown}"
         )
@@ -413,7 +414,7 @@ def _parse_amounts(values: pd.Series, column: str) -> np.ndarray:
     bad = ~np.isfinite(array)
     if bad.any():
         shown = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(_MAX_EXAMPLES).items())
-        raise ValueError(
+        raise InputError(
             f"column {column!r}: {int(bad.sum())} amount(s) are missing, non-numeric or "
             f"infinite; examples: {shown}"
         )
@@ -426,13 +427,13 @@ def _parse_end(value: TimestampLike, name: str, datetime_format: str | None) -> 
     except (ValueError, TypeError) as error:
         # An end written like the column (e.g. "19970930" with "%Y%m%d") is accepted too.
         if not (isinstance(value, str) and datetime_format):
-            raise ValueError(f"{name}={value!r} is not a date: {error}") from error
+            raise InputError(f"{name}={value!r} is not a date: {error}") from error
         try:
             stamp = pd.to_datetime(value, format=datetime_format)
         except (ValueError, TypeError) as second:
-            raise ValueError(f"{name}={value!r} is not a date: {second}") from second
+            raise InputError(f"{name}={value!r} is not a date: {second}") from second
     if pd.isna(stamp):
-        raise ValueError(f"{name} must be a date, got a missing value")
+        raise InputError(f"{name} must be a date, got a missing value")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.errors import InputError
 from barberpro_ml.features._common import AsOf, check_horizon, check_windows, to_as_of
 from barberpro_ml.features.catalog import DEFAULT_WINDOWS
 from barberpro_ml.features.customer import customer_features
@@ -45,17 +46,17 @@ def _labels(data: MarketplaceData, as_of: pd.Timestamp, horizon_days: int, label
         return ltv_labels(data, as_of, horizon_days)
     if label == "next_service":
         return next_service_labels(data, as_of, horizon_days)
-    raise ValueError(f"label: expected one of {sorted(LABEL_COLUMNS)}, got {label!r}")
+    raise InputError(f"label: expected one of {sorted(LABEL_COLUMNS)}, got {label!r}")
 
 
 def _cutoffs(values: Sequence[AsOf], name: str) -> tuple[pd.Timestamp, ...]:
     if isinstance(values, str | pd.Timestamp):
-        raise ValueError(f"{name}: expected a sequence of cut-offs, got the single value "
+        raise InputError(f"{name}: expected a sequence of cut-offs, got the single value "
                          f"{values!r}; wrap it in a list")
     stamps = [to_as_of(v, name) for v in values]
     if len(set(stamps)) != len(stamps):
         duplicated = sorted({s for s in stamps if stamps.count(s) > 1})
-        raise ValueError(f"{name}: duplicate cut-offs {[str(s) for s in duplicated]}")
+        raise InputError(f"{name}: duplicate cut-offs {[str(s) for s in duplicated]}")
     return tuple(sorted(stamps))
 
 
@@ -101,11 +102,11 @@ def training_frame(data: MarketplaceData, cutoffs: Sequence[AsOf], horizon_days:
     """
     stamps = _cutoffs(cutoffs, "cutoffs")
     if not stamps:
-        raise ValueError("cutoffs: give at least one cut-off")
+        raise InputError("cutoffs: give at least one cut-off")
     horizon = check_horizon(horizon_days)
     ws = check_windows(windows)
     if label not in LABEL_COLUMNS:
-        raise ValueError(f"label: expected one of {sorted(LABEL_COLUMNS)}, got {label!r}")
+        raise InputError(f"label: expected one of {sorted(LABEL_COLUMNS)}, got {label!r}")
     # Every label period is checked before the first feature is computed: a long run should
     # not fail on its last cut-off.
     labels = [_labels(data, stamp, horizon, label, active_window_days) for stamp in stamps]
@@ -155,7 +156,7 @@ class TimeSplit:
     def xy(self, part: Part) -> tuple[pd.DataFrame, pd.Series]:
         """Features and labels of one part: ``X, y = split.xy("train")``."""
         if part not in ("train", "validation", "test"):
-            raise ValueError(f"part: expected 'train', 'validation' or 'test', got {part!r}")
+            raise InputError(f"part: expected 'train', 'validation' or 'test', got {part!r}")
         frame: pd.DataFrame = getattr(self, part)
         return frame.drop(columns=[self.label_column]), frame[self.label_column]
 
@@ -191,7 +192,7 @@ def check_time_layout(train_cutoffs: Sequence[pd.Timestamp],
             f"training cut-offs {[str(c) for c in late]} have label periods ending after "
             f"{limit_name} {train_limit}; the latest allowed is {train_limit - horizon}")
     if problems:
-        raise ValueError(f"time_split: leaky layout with horizon_days={horizon_days}: "
+        raise InputError(f"time_split: leaky layout with horizon_days={horizon_days}: "
                          + "; ".join(problems))
 
 
@@ -238,7 +239,7 @@ def time_split(data: MarketplaceData, *, train_cutoffs: Sequence[AsOf], test_cut
     """
     train = _cutoffs(train_cutoffs, "train_cutoffs")
     if not train:
-        raise ValueError("train_cutoffs: give at least one cut-off")
+        raise InputError("train_cutoffs: give at least one cut-off")
     validation = _cutoffs(validation_cutoffs, "validation_cutoffs")
     test = to_as_of(test_cutoff, "test_cutoff")
     horizon = check_horizon(horizon_days)

@@ -56,7 +56,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from barberpro_ml.errors import InputError
+from barberpro_ml.errors import InputError, InputNotFoundError
 from barberpro_ml.gates.catalog import (
     CATALOGUE,
     MAX_MARGIN_SHARE,
@@ -338,7 +338,7 @@ def load_claims(path: str | Path, family: str | None = None) -> ClaimSet:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"claims file not found: {path}")
+        raise InputNotFoundError(f"claims file not found: {path}")
     claim_set, problems = _read(path)
     if problems or claim_set is None:
         raise ClaimsError(problems)

@@ -56,7 +56,9 @@ class PromotionError(RuntimeError):
 class PromotionRecord(BaseModel):
     """One promotion attempt, as written to (and read back from) the promotion log.
 
-    ``refused_because`` says which door closed: ``gate`` (a blocking check of a correctly bound
+    ``refused_because`` says which door closed: ``data-set`` (the version was trained on another
+    data set than the champion and the promotion did not ask for a new one), ``gate`` (a
+    blocking check of a correctly bound
     gate result failed), ``binding`` (the gate result is missing, was edited, judged another
     version or run, another claims file, or a champion that has moved since), ``concurrent``
     (another promotion of the same model held the lock).
@@ -76,7 +78,7 @@ class PromotionRecord(BaseModel):
     evidence_uri: str
     at: datetime
     actor: str
-    refused_because: Literal["gate", "binding", "concurrent"] | None = None
+    refused_because: Literal["gate", "binding", "concurrent", "data-set"] | None = None
     reasons: list[str] = []
     gate_digest: str | None = None
 
@@ -180,6 +182,7 @@ def promote(
     claims_path: str | Path | None = None,
     actor: str | None = None,
     client: MlflowClient | None = None,
+    allow_new_data_set: bool = False,
 ) -> PromotionRecord:
     """Move ``@champion`` to ``name`` v``version`` -- the only door to it.
 
@@ -205,6 +208,10 @@ def promote(
         must still have the same content.
     actor
         Who promoted (default: the OS user).
+    allow_new_data_set
+        Let a version trained on another data set (tag ``data_set.name``) than the champion
+        replace it. Without it such a promotion is refused (``refused_because="data-set"``): a
+        300-customer try-out must not silently replace champions of the real marketplace.
 
     Returns
     -------
@@ -230,6 +237,11 @@ def promote(
             found = binding_problems(name, version, claims_path=claims_path, client=client)
             previous = alias_version(name, CHAMPION, client=client)
             bound = found.bound
+            crossing = data_set_crossing(client, name, mv, previous)
+            if crossing and not allow_new_data_set:
+                return _log_attempt(client, mv, previous, actor, bound, found.digest,
+                                    "data-set", [crossing], gate_passed=bool(
+                                        bound is not None and bound.passed))
             if found.problems:
                 return _log_attempt(client, mv, previous, actor, bound, found.digest,
                                     "binding", found.problems)
@@ -244,9 +256,30 @@ def promote(
                             "concurrent", [str(exc)], gate_passed=False)
 
 
+TAG_DATA_SET_NAME = "data_set.name"
+TAG_DATA_SET_DIGEST = "data_set.digest"
+
+
+def data_set_crossing(client: MlflowClient, name: str, mv: ModelVersion,
+                      champion: str | None) -> str | None:
+    """Why promoting ``mv`` would replace a champion trained on another data set, or None.
+
+    Both versions must carry the ``data_set.name`` tag (every job sets it); a version without
+    it (registered by hand) is not compared.
+    """
+    if champion is None or champion == str(mv.version):
+        return None
+    ours = mv.tags.get(TAG_DATA_SET_NAME)
+    theirs = client.get_model_version(name, champion).tags.get(TAG_DATA_SET_NAME)
+    if ours is None or theirs is None or ours == theirs:
+        return None
+    return (f"v{mv.version} was trained on data set {ours!r}, the champion v{champion} on "
+            f"{theirs!r}; pass --new-data-set (allow_new_data_set=True) to replace it anyway")
+
+
 def _log_attempt(client: MlflowClient, mv: ModelVersion, previous: str | None, actor: str,
                  bound: Any, digest: str | None,
-                 refused_because: Literal["gate", "binding", "concurrent"] | None,
+                 refused_because: Literal["gate", "binding", "concurrent", "data-set"] | None,
                  reasons: list[str], *, move: bool = False,
                  gate_passed: bool | None = None) -> PromotionRecord:
     """Write one promotion-log entry; move the alias when ``move`` (rolled back on error)."""

@@ -1,0 +1,134 @@
+"""The score job: profile every customer with the registered models, one Parquet row each.
+
+Reads top to bottom like the data flow::
+
+    event tables -> the verified @champion of each family (their definitions) -> snapshot at
+    as_of -> score in chunks -> write Parquet atomically (a reader never sees half a file)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from barberpro_ml.config import load_yaml_model, resolve_config_path, shipped_config
+from barberpro_ml.data import MarketplaceData
+from barberpro_ml.errors import InputError
+
+__all__ = ["ScoreConfig", "ScoreResult", "load_config", "run"]
+
+Progress = Callable[[int, int], None]
+
+
+class ScoreConfig(BaseModel):
+    """``configs/score.yaml``: what to score, with which models, where to write."""
+
+    model_config = ConfigDict(extra="forbid")
+    job_name: ClassVar[str] = "score"
+
+    data: str = "data/generated/pipeline"
+    """Folder of event tables (default: what ``barberpro-ml pipeline`` wrote)."""
+    out: str = "outputs/profiles.parquet"
+    """Parquet file to write (its folder is created; an existing folder is refused)."""
+    as_of: datetime | None = None
+    """Cut-off (naive UTC, or with a zone: converted); default: the data's last event."""
+    alias: str = Field("champion", min_length=1)
+    """Registry alias of the models to load."""
+    reasons: bool = True
+    """Phrase the churn reasons (SHAP contributions)."""
+    chunk_size: int = Field(50_000, ge=1, le=10_000_000)
+    """Customers per model call."""
+    n_jobs: int = Field(-1, ge=-1)
+    """Threads for the boosted models and their SHAP values (-1: every core)."""
+
+    _source: Path | None = PrivateAttr(default=None)
+
+
+class ScoreResult(BaseModel):
+    """What the score job wrote."""
+
+    model_config = ConfigDict(frozen=True)
+    path: str
+    n_profiles: int
+    as_of: datetime
+    actions: dict[str, int]
+    models: dict[str, str]
+    """Family -> ``name vN (@alias)`` of each model used."""
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ScoreConfig:
+    """The score job's config: ``path`` (default: the shipped ``score.yaml``) + overrides."""
+    file = shipped_config("score.yaml") if path is None else resolve_config_path(path)
+    cfg = load_yaml_model(ScoreConfig, file, overrides=overrides)
+    cfg._source = file.resolve()
+    return cfg
+
+
+def check_output(out: Path) -> None:
+    """Refuse an output path that cannot be written, before any work."""
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file path such as "
+                         f"{out / 'profiles.parquet'}")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"--out {out}: {parent} is a file, not a folder")
+
+
+def run(config: ScoreConfig | str | Path | None = None, *, tracking_uri: str | None = None,
+        data: MarketplaceData | None = None, scorer: Any = None,
+        progress: Progress | None = None) -> ScoreResult:
+    """Profile every customer at ``as_of`` and write them as Parquet.
+
+    Parameters
+    ----------
+    config
+        The score config or its YAML path (default: the shipped ``score.yaml``).
+    tracking_uri
+        MLflow tracking URI of the registry.
+    data, scorer
+        Already-loaded event data / :class:`~barberpro_ml.scoring.CustomerScorer` (default:
+        load them as the config says).
+    progress
+        Called with ``(rows done, rows total)`` after each chunk.
+
+    Returns
+    -------
+    ScoreResult
+    """
+    from barberpro_ml.registry import configure_tracking
+    from barberpro_ml.scoring import CustomerScorer
+
+    cfg = config if isinstance(config, ScoreConfig) else load_config(config)
+    out = Path(cfg.out)
+    check_output(out)
+    if data is None:
+        folder = Path(cfg.data)
+        if not folder.exists():
+            raise InputError(f"no event tables at {folder}: run `barberpro-ml pipeline` "
+                                "first, or pass --data FOLDER")
+        data = MarketplaceData.load(folder)
+    if scorer is None:
+        configure_tracking(tracking_uri)
+        scorer = CustomerScorer.from_registry(alias=cfg.alias, n_jobs=cfg.n_jobs)
+    snap = scorer.snapshot(data, cfg.as_of)
+    frame = scorer.score_frame(data, snap.as_of, reasons=cfg.reasons,
+                               chunk_size=cfg.chunk_size, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        frame.to_parquet(partial)
+        partial.replace(out)  # atomic: a reader never sees half a file
+    finally:
+        partial.unlink(missing_ok=True)
+    counts = frame["action"].value_counts() if "action" in frame else {}
+    return ScoreResult(
+        path=str(out), n_profiles=len(frame), as_of=snap.as_of.to_pydatetime(),
+        actions={str(k): int(v) for k, v in dict(counts).items()},
+        models={f: f"{ref.name} v{ref.version} (@{ref.alias})"
+                for f, ref in scorer.models.items()})
