@@ -18,7 +18,6 @@ References
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from typing import Any
 
@@ -38,7 +37,13 @@ def implicit_available() -> bool:
 
 def _implicit_class(module: str, name: str) -> Any:
     try:
-        return getattr(importlib.import_module(f"implicit.cpu.{module}"), name)
+        if module == "als":
+            from implicit.cpu.als import AlternatingLeastSquares
+
+            return AlternatingLeastSquares
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        return BayesianPersonalizedRanking
     except ImportError as exc:
         raise ImportError(
             f"{name} needs the optional 'implicit' package ({exc}); install it with "
