@@ -270,14 +270,14 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
             p_prob, prob_params, n_unseen = probabilistic_forecast(data, test_cut, customers,
                                                                    cfg)
         mlflow.log_params({k: round(v, 6) for k, v in prob_params.items()})
-        # Full-precision parameters for the scoring API's probability alive
-        # (barberpro_ml.scoring reads this artifact from the champion's run).
-        mlflow.log_dict({"bgnbd": {k.split(".", 1)[1]: v for k, v in prob_params.items()
-                                   if k.startswith("bgnbd.")},
-                         "gamma_gamma": {k.split(".", 1)[1]: v for k, v in prob_params.items()
-                                         if k.startswith("gamma_gamma.")},
-                         "time_unit_days": WEEK_DAYS, "fitted_at": f"{test_cut:%Y-%m-%d}"},
-                        CLV_PARAMS_ARTIFACT)
+        # Full-precision parameters for the scoring API's probability alive: registered inside
+        # the model below; the run artifact is what versions registered before that carry.
+        clv_params = {"bgnbd": {k.split(".", 1)[1]: v for k, v in prob_params.items()
+                                if k.startswith("bgnbd.")},
+                      "gamma_gamma": {k.split(".", 1)[1]: v for k, v in prob_params.items()
+                                      if k.startswith("gamma_gamma.")},
+                      "time_unit_days": WEEK_DAYS, "fitted_at": f"{test_cut:%Y-%m-%d}"}
+        mlflow.log_dict(clv_params, CLV_PARAMS_ARTIFACT)
         predictions = {CANDIDATE: model.predict(X_test), PROBABILISTIC: p_prob,
                        NAIVE: naive_forecast(data, test_cut, customers, cfg)}
 
@@ -309,8 +309,10 @@ def run(config: str | Path = "configs/ltv.yaml", *, data: MarketplaceData | None
 
         # -- register as challenger, gate, promote
         with stage("register"):
+            # the BG/NBD travels inside the registered model (the scorer's probability alive)
             _info, version = log_and_register(model, X_train, cfg.model_name, output="predict",
-                                              tags={TAG_FAMILY: cfg.family})
+                                              tags={TAG_FAMILY: cfg.family},
+                                              clv_params=clv_params)
         log_gate_inputs(X_test, y, run_id=run.info.run_id)
         champion_before = current_champion(cfg.model_name)
         comparison = champion_comparison(cfg.model_name, X_test, y, predictions[CANDIDATE],

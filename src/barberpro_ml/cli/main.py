@@ -22,7 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from barberpro_ml.data import DataContractError, MarketplaceData
-from barberpro_ml.errors import UnverifiedChampionError, VersionNotFoundError
+from barberpro_ml.errors import ModelUnavailableError, VersionNotFoundError
 
 app = typer.Typer(
     name="barberpro-ml",
@@ -422,10 +422,15 @@ def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str,
     with console.status(f"loading the @{alias} models"):
         try:
             scorer = CustomerScorer.from_registry(alias=alias, n_jobs=n_jobs)
-        except (LookupError, UnverifiedChampionError) as exc:
-            raise UserError(str(exc)) from None
+        except ModelUnavailableError as exc:  # not one family to serve
+            console.print(f"error ({type(exc).__name__}): {exc}", highlight=False, markup=False,
+                          soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
     for ref in scorer.models.values():
         console.print(f"loaded {ref.name} v{ref.version} (@{ref.alias})", highlight=False)
+    for family, reason in scorer.unavailable.items():
+        console.print(f"not serving {family}: {reason}", highlight=False, markup=False,
+                      soft_wrap=True)
     return scorer, data
 
 
@@ -462,6 +467,13 @@ def score_command(
     counts = frame["action"].value_counts()
     out.print(f"wrote {len(frame):,} profiles at {snap.as_of} to {out_file} (actions: "
               + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ")")
+    if scorer.unavailable:
+        from barberpro_ml.scoring.scorer import FAMILY_COLUMNS
+
+        out.print("null columns, no verified champion: " + "; ".join(
+            f"{family} ({', '.join(FAMILY_COLUMNS[family])}"
+            + (", reason_*" if family == "churn" and reasons else "") + ")"
+            for family in scorer.unavailable), highlight=False, soft_wrap=True)
 
 
 @app.command("serve")
