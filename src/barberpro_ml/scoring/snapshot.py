@@ -13,6 +13,7 @@ the models always run on the request.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -111,7 +112,7 @@ class CustomerSnapshot:
     def customer_ids(self) -> pd.Index:
         return self.features.index
 
-    @property
+    @cached_property
     def active(self) -> np.ndarray:
         """Whether each customer (row order of ``features``) is *active* at ``as_of``.
 
