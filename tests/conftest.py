@@ -202,8 +202,8 @@ def scoring_registry(mlflow_template_db: Path,
     from mlflow.tracking import fluent
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    from barberpro_ml.jobs import JOBS
     from barberpro_ml.data import SimulationConfig, simulate
+    from barberpro_ml.jobs import JOBS
 
     root = tmp_path_factory.mktemp("scoring-registry")
     db = root / "mlflow.db"

@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from barberpro_ml.cli import app
-from barberpro_ml.jobs import JOBS
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.features import training_frame
+from barberpro_ml.jobs import JOBS
 from barberpro_ml.models import LTVRegressor
 from barberpro_ml.registry import ModelInputError, alias_version, log_and_register
 from barberpro_ml.registry.tracking import metric_key

@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from barberpro_ml.cli import app
-from barberpro_ml.jobs import JOBS
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
+from barberpro_ml.jobs import JOBS
 from barberpro_ml.models.recs import ItemKNNRecommender
 from barberpro_ml.registry import (
     ModelInputError,

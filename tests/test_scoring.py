@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from barberpro_ml.cli import app
-from barberpro_ml.features import customer_features
+from barberpro_ml.definitions import Definitions
+from barberpro_ml.errors import InputError, ModelUnavailableError
+from barberpro_ml.features import active_customers, customer_features
 from barberpro_ml.models import BetaGeoModel, BetaGeoParams
 from barberpro_ml.registry.models import CLV_PARAMS_ARTIFACT, FeatureColumn
 from barberpro_ml.scoring import (
@@ -29,6 +31,7 @@ from barberpro_ml.scoring import (
     FeatureSchemaError,
     UnknownCustomerError,
     churn_reasons,
+    segment_summary,
 )
 from barberpro_ml.scoring.actions import OfferPolicy, recommend_actions
 
@@ -90,11 +93,14 @@ def test_profile_numbers_equal_the_registered_models_loaded_directly(
         assert [b.provider_id for b in p.barbers] == mine["item_id"].head(3).tolist()
         assert [b.score for b in p.barbers] == mine["score"].head(3).tolist()
 
-    # probability alive: the BG/NBD of the LTV champion's run, on the customer's RFM
+    # probability alive: the BG/NBD registered inside the LTV model, on the customer's RFM
+    params = ltv.unwrap_python_model().spec.clv_params
+    assert params is not None, "the LTV job registers its BG/NBD with the model"
     run_id = scorer.models["ltv"].run_id
-    params = mlflow.artifacts.load_dict(f"runs:/{run_id}/{CLV_PARAMS_ARTIFACT}")
+    assert mlflow.artifacts.load_dict(f"runs:/{run_id}/{CLV_PARAMS_ARTIFACT}")["bgnbd"] == \
+        params.bgnbd  # the same numbers as the run artifact of older versions
     bgnbd = BetaGeoModel()
-    bgnbd.params_ = BetaGeoParams(**params["bgnbd"])
+    bgnbd.params_ = BetaGeoParams(**params.bgnbd)
     snap = scorer.snapshot(data, as_of)
     for p in profiles:
         if p.lifecycle.n_visits == 0:
@@ -294,3 +300,191 @@ def test_cli_score_writes_every_customer_as_parquet(scoring_registry: Any, tmp_p
                                        str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "barberpro-ml pipeline" in missing.output
     assert json.dumps(frame.columns.tolist())  # plain column names
+
+
+# --------------------------------------------------------------------------- degrade, don't die
+def _partial(scorer: CustomerScorer, *missing: str, **kwargs: Any) -> CustomerScorer:
+    from barberpro_ml.scoring.records import FamilyStatus
+
+    kept = {f: getattr(scorer, f) for f in ("churn", "ltv", "recs", "segments")
+            if f not in missing}
+    status = {f: FamilyStatus(family=f, name=f"barberpro-{f}", state="missing",
+                              reason=f"no @champion of barberpro-{f}: its gate failed")
+              for f in missing}
+    return CustomerScorer(**kept, **{"bgnbd": scorer.bgnbd, **kwargs},
+                          models={f: r for f, r in scorer.models.items() if f not in missing},
+                          status=status)
+
+
+def test_a_missing_family_leaves_its_fields_null_with_the_reason(
+        scorer: CustomerScorer, scoring_registry: Any) -> None:
+    data = scoring_registry.data
+    ids = [int(i) for i in scorer.snapshot(data).features.query("n_visits > 2").index[:20]]
+    full = scorer.profile_batch(data, ids)
+    no_ltv = _partial(scorer, "ltv").profile_batch(data, ids)
+    for a, b in zip(full, no_ltv, strict=True):
+        assert b.value is None and "barberpro-ltv" in b.unavailable["value"]
+        assert (b.churn, b.segment, b.barbers, b.action, b.lifecycle) == \
+            (a.churn, a.segment, a.barbers, a.action, a.lifecycle)
+    no_churn = _partial(scorer, "churn").profile_batch(data, ids)
+    for a, b in zip(full, no_churn, strict=True):
+        assert b.churn is None and "barberpro-churn" in b.unavailable["churn"]
+        assert b.action.kind != "retention_offer" and b.action.expected_gain is None
+        assert "no churn model" in b.action.text or b.action.kind in ("none",
+                                                                      "first_booking_nudge")
+        assert "action" in b.unavailable
+        assert b.value == a.value and b.segment == a.segment
+        if a.lifecycle.stage in ("at_risk", "lapsed"):
+            assert b.action.kind == "reminder"
+    only_recs = _partial(scorer, "churn", "ltv", "segments").profile_batch(data, ids)
+    assert all(p.barbers == q.barbers and p.churn is None and p.value is None
+               and p.segment is None for p, q in zip(only_recs, full, strict=True))
+
+
+def test_score_frame_writes_null_columns_for_a_missing_family(scorer: CustomerScorer,
+                                                              scoring_registry: Any) -> None:
+    data = scoring_registry.data
+    frame = _partial(scorer, "segments", "churn").score_frame(data, None)
+    full = scorer.score_frame(data, None)
+    assert list(frame.columns) == list(full.columns)
+    assert frame["cluster"].isna().all() and frame["rfm_segment"].isna().all()
+    assert frame["churn_probability"].isna().all() and frame["reason_1"].isna().all()
+    np.testing.assert_array_equal(frame["expected_value_12m"], full["expected_value_12m"])
+    assert frame["recommended_barbers"].map(len).tolist() == \
+        full["recommended_barbers"].map(len).tolist()
+    with pytest.raises(ModelUnavailableError, match="segments"):
+        segment_summary(_partial(scorer, "segments"), data, by="cluster")
+    with pytest.raises(ModelUnavailableError, match="recs"):
+        _partial(scorer, "recs").recommendations(data, int(frame.index[0]))
+    with pytest.raises(ModelUnavailableError, match="no model family"):
+        _partial(scorer, "churn", "ltv", "recs", "segments")
+
+
+def test_probability_alive_is_null_with_the_reason_without_bgnbd_parameters(
+        scorer: CustomerScorer, scoring_registry: Any) -> None:
+    from barberpro_ml.registry.models import EstimatorModel
+    from barberpro_ml.scoring.scorer import _ltv_bgnbd
+
+    assert scorer.ltv is not None and scorer.ltv.spec is not None
+    older = EstimatorModel(scorer.ltv.estimator,
+                           scorer.ltv.spec.model_copy(update={"clv_params": None}))
+    ref = scorer.models["ltv"]
+    fallback, note = _ltv_bgnbd(older, ref, scoring_registry.tracking_uri)
+    assert fallback is not None and note == ""  # read from the run artifact
+    assert fallback.params_ == scorer.bgnbd.params_  # type: ignore[union-attr]
+    none, note = _ltv_bgnbd(older, ref.model_copy(update={"run_id": None}),
+                            scoring_registry.tracking_uri)
+    assert none is None and "no BG/NBD parameters" in note
+    data = scoring_registry.data
+    customer = int(scorer.snapshot(data).features.query("n_visits > 2").index[0])
+    profile = _partial(scorer, bgnbd=None, bgnbd_note=note).profile(data, customer)[0]
+    assert profile.value is not None and profile.value.probability_alive is None
+    assert profile.value.expected_12m == scorer.profile(data, customer)[0].value.expected_12m  \
+        # type: ignore[union-attr]
+    assert "no BG/NBD parameters" in profile.unavailable["value.probability_alive"]
+
+
+def test_profile_batch_keeps_duplicates_in_order(scorer: CustomerScorer,
+                                                 scoring_registry: Any) -> None:
+    data = scoring_registry.data
+    a, b = (int(i) for i in scorer.snapshot(data).features.index[:2])
+    profiles = scorer.profile_batch(data, [b, a, b, b])
+    assert [p.customer_id for p in profiles] == [b, a, b, b]
+    assert profiles[0] == profiles[2] == profiles[3] == scorer.profile(data, b)[0]
+    frame = scorer.score_frame(data, None, [a, a])
+    assert list(frame.index) == [a, a]
+
+
+# --------------------------------------------------------------------------- registry states
+def _copy_version(registry: Any, source: str, name: str, alias: str,
+                  tags: dict[str, str] | None = None) -> str:
+    """Register the champion of ``source`` again as ``name`` with ``alias`` set by hand."""
+    client = mlflow.MlflowClient(tracking_uri=registry.tracking_uri)
+    mv = client.get_model_version_by_alias(source, "champion")
+    copy = client.create_model_version(name, mv.source, run_id=mv.run_id, tags=tags)
+    client.set_registered_model_alias(name, alias, copy.version)
+    return str(copy.version)
+
+
+def test_from_registry_serves_the_verified_families_and_reports_the_others(
+        scoring_registry: Any) -> None:
+    client = mlflow.MlflowClient(tracking_uri=scoring_registry.tracking_uri)
+    if not client.search_registered_models(filter_string="name = 'hand-set-ltv'"):
+        client.create_registered_model("hand-set-ltv")
+        _copy_version(scoring_registry, "barberpro-ltv", "hand-set-ltv", "champion")
+    scorer = CustomerScorer.from_registry(
+        tracking_uri=scoring_registry.tracking_uri,
+        names={"ltv": "hand-set-ltv", "recs": "never-trained-recs"})
+    assert set(scorer.models) == {"churn", "segments"}
+    assert scorer.status["churn"].state == "verified"
+    assert scorer.status["ltv"].state == "unverified"
+    assert "hand-set-ltv" in (scorer.status["ltv"].reason or "")
+    assert scorer.status["recs"].state == "missing"
+    assert "barberpro-ml train recs" in (scorer.status["recs"].reason or "")
+    profile = scorer.profile(scoring_registry.data,
+                             int(scoring_registry.data.customers["customer_id"].iloc[0]))[0]
+    assert profile.value is None and profile.barbers is None and profile.churn is not None
+    with pytest.raises(ModelUnavailableError, match="never-trained"):
+        CustomerScorer.from_registry(tracking_uri=scoring_registry.tracking_uri, names={
+            f: f"never-trained-{f}" for f in ("churn", "ltv", "recs", "segments")})
+
+
+def test_definitions_come_from_the_served_versions_tags(scoring_registry: Any) -> None:
+    client = mlflow.MlflowClient(tracking_uri=scoring_registry.tracking_uri)
+    shorter = Definitions(active_window_days=120, new_customer_days=60)
+    names = {"churn": "defs-churn", "ltv": "defs-ltv", "recs": "defs-none-recs",
+             "segments": "defs-none-segments"}
+    versions = {}
+    for family in ("churn", "ltv"):
+        if not client.search_registered_models(filter_string=f"name = '{names[family]}'"):
+            client.create_registered_model(names[family])
+        versions[family] = _copy_version(scoring_registry, f"barberpro-{family}",
+                                         names[family], "challenger", shorter.as_tags())
+    scorer = CustomerScorer.from_registry(tracking_uri=scoring_registry.tracking_uri,
+                                          alias="challenger", names=names)
+    assert scorer.definitions == shorter
+    data = scoring_registry.data
+    snap = scorer.snapshot(data)
+    since = snap.features["days_since_last_visit"]
+    between = since[(since > 125) & (since < 175)].index
+    assert len(between), "the data have customers last seen 125-175 days ago"
+    profiles = scorer.profile_batch(data, [int(i) for i in between[:5]])
+    default = CustomerScorer(churn=scorer.churn, ltv=scorer.ltv, bgnbd=scorer.bgnbd)
+    for p, q in zip(profiles, default.profile_batch(data, [int(i) for i in between[:5]]),
+                    strict=True):
+        assert p.churn is not None and not p.churn.in_model_population
+        assert q.churn is not None and q.churn.in_model_population
+        assert p.lifecycle.stage == "churned" and "last 120 days" in p.lifecycle.reason
+    assert scorer.active_customers(data) == len(
+        active_customers(data, data.observation_end, 120).intersection(snap.features.index))
+
+    client.set_model_version_tag(names["ltv"], versions["ltv"],
+                                 "definitions.active_window_days", "150")
+    with pytest.raises(InputError, match="active_window_days") as info:
+        CustomerScorer.from_registry(tracking_uri=scoring_registry.tracking_uri,
+                                     alias="challenger", names=names)
+    assert f"defs-churn v{versions['churn']}" in str(info.value)
+    assert f"defs-ltv v{versions['ltv']}" in str(info.value)
+
+
+def test_cli_score_writes_null_columns_for_a_missing_family(
+        scoring_registry: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from barberpro_ml.scoring import scorer as scorer_module
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", scoring_registry.tracking_uri)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    monkeypatch.setitem(scorer_module.DEFAULT_MODEL_NAMES, "ltv", "never-trained-ltv")
+    out = tmp_path / "profiles.parquet"
+    args = ["score", "--out", str(out), "--data", str(scoring_registry.data_dir),
+            "--no-reasons"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "null columns" in result.output and "expected_value_12m" in result.output
+    frame = pd.read_parquet(out)
+    assert frame["expected_value_12m"].isna().all()
+    assert frame["churn_probability"].notna().all()
+    for family in ("churn", "recs", "segments"):
+        monkeypatch.setitem(scorer_module.DEFAULT_MODEL_NAMES, family, f"never-trained-{family}")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 4, result.output
+    assert "never-trained" in result.output

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from barberpro_ml.jobs import JOBS
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.features import customer_features
+from barberpro_ml.jobs import JOBS
 from barberpro_ml.registry import alias_version
 
 

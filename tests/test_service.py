@@ -21,7 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from barberpro_ml.features import active_customers
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.scoring.service import MAX_BATCH, create_app
 
@@ -73,7 +76,7 @@ def test_profile_equals_the_scoring_api(client: TestClient, scorer: CustomerScor
     ("/customers/-4/profile", {}, "greater than or equal to 1"),
     ("/customers/{c}/profile", {"as_of": "yesterday-ish"}, "as_of"),
     ("/customers/{c}/profile", {"as_of": "2031-01-01"}, "after the data's last event"),
-    ("/customers/{c}/profile", {"as_of": "2024-06-30T00:00:00+02:00"}, "timezone"),
+    ("/customers/{c}/profile", {"as_of": "2019-01-01"}, "first signup"),
     ("/customers/{c}/recommendations", {"k": 0}, "k"),
     ("/customers/{c}/journey", {"step_days": 0}, "step_days"),
     ("/customer-segments", {"by": "zodiac"}, "by"),
@@ -258,3 +261,247 @@ def test_registered_models_serve_unchanged_through_mlflow_models_serve(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- degraded service
+def _without(scorer: CustomerScorer, *families: str) -> CustomerScorer:
+    """The same models less ``families``, reported missing as a failed gate would leave them."""
+    from barberpro_ml.scoring.records import FamilyStatus
+
+    kept = {f: getattr(scorer, f) for f in ("churn", "ltv", "recs", "segments")
+            if f not in families}
+    status = {f: FamilyStatus(family=f, name=f"barberpro-{f}", state="unverified",
+                              version="7", reason=f"no verified @champion of barberpro-{f}: "
+                                                  "its gate result failed")
+              for f in families}
+    return CustomerScorer(**kept, bgnbd=scorer.bgnbd,
+                          models={f: r for f, r in scorer.models.items() if f not in families},
+                          status=status, definitions=scorer.definitions)
+
+
+def test_degraded_service_answers_what_it_can_and_503_for_the_rest(
+        scorer: CustomerScorer, scoring_registry: Any, customer: int) -> None:
+    app = create_app(_without(scorer, "recs", "segments"), scoring_registry.data)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        health = c.get("/health").json()
+        assert health["status"] == "degraded"
+        assert health["families"]["churn"]["state"] == "verified"
+        assert health["families"]["churn"]["version"] == scorer.models["churn"].version
+        assert health["families"]["recs"]["state"] == "unverified"
+        assert "gate result failed" in health["families"]["recs"]["reason"]
+        assert set(health["models"]) == {"churn", "ltv"}
+
+        profile = c.get(f"/customers/{customer}/profile")
+        assert profile.status_code == 200, profile.text
+        body = profile.json()
+        assert body["barbers"] is None and body["segment"] is None
+        assert body["churn"] is not None and body["value"] is not None
+        assert "barberpro-recs" in body["unavailable"]["barbers"]
+        assert "barberpro-segments" in body["unavailable"]["segment"]
+        full = scorer.profile(scoring_registry.data, customer)[0]
+        assert body["churn"] == full.model_dump(mode="json")["churn"]
+
+        recs = c.get(f"/customers/{customer}/recommendations")
+        assert recs.status_code == 503
+        assert recs.json()["error"] == "ModelUnavailableError"
+        assert "recs" in recs.json()["detail"] and "gate result failed" in recs.json()["detail"]
+        for by in ("rfm", "cluster"):
+            response = c.get("/customer-segments", params={"by": by})
+            assert response.status_code == 503 and "segments" in response.json()["detail"]
+        assert c.get("/customer-segments", params={"by": "lifecycle"}).status_code == 200
+        assert c.get(f"/customers/{customer}/journey").status_code == 200
+        assert c.get("/customer-success/metrics").status_code == 200
+        batch = c.post("/customers/batch-profile", json={"customer_ids": [customer]})
+        assert batch.status_code == 200 and batch.json()["profiles"][0]["barbers"] is None
+
+
+def test_metrics_without_churn_model_are_null_with_the_reason(
+        scorer: CustomerScorer, scoring_registry: Any, customer: int) -> None:
+    app = create_app(_without(scorer, "churn"), scoring_registry.data)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        metrics = c.get("/customer-success/metrics").json()
+        assert metrics["mean_churn_probability_active"] is None
+        assert metrics["revenue_at_risk_12m"] is None
+        assert metrics["expected_value_12m_active"] is not None
+        assert "barberpro-churn" in metrics["unavailable"]["churn"]
+        assert "retention_offer" not in metrics["actions"]
+        profile = c.get(f"/customers/{customer}/profile").json()
+        assert profile["churn"] is None
+        assert profile["action"]["expected_gain"] is None
+        assert "barberpro-churn" in profile["unavailable"]["action"]
+        table = c.get("/customer-segments", params={"by": "cluster"}).json()
+        assert all(row["churn_probability_mean"] is None for row in table["segments"])
+
+
+def test_active_customers_are_one_number_on_every_route(client: TestClient,
+                                                        scorer: CustomerScorer,
+                                                        scoring_registry: Any) -> None:
+    data = scoring_registry.data
+    health = client.get("/health").json()
+    metrics = client.get("/customer-success/metrics").json()
+    expected = len(scorer.snapshot(data).features.index.intersection(active_customers(
+        data, data.observation_end, scorer.definitions.active_window_days)))
+    assert health["active_customers"] == metrics["active_customers"] == expected
+    for by in ("rfm", "cluster", "lifecycle"):
+        table = client.get("/customer-segments", params={"by": by}).json()
+        assert table["active_customers"] == expected
+        assert sum(row["n_active"] for row in table["segments"]) == expected
+    lifecycle = client.get("/customer-segments", params={"by": "lifecycle"}).json()
+    churned = [row for row in lifecycle["segments"] if row["lifecycle"] == "churned"]
+    assert not churned or churned[0]["n_active"] == 0
+
+
+# --------------------------------------------------------------------------- rough edges
+def test_docs_work_offline(client: TestClient) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        response = client.get(page)
+        assert response.status_code == 200
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", response.text)
+        urls += re.findall(r"""url:\s*['"]([^'"]+)['"]""", response.text)
+        assert urls, response.text
+        assert not [u for u in urls if "://" in u or u.startswith("//")], urls
+        for url in urls:
+            assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("stamp", ["2024-06-30T02:00:00+02:00", "2024-06-30T00:00:00Z",
+                                   "2024-06-29T20:00:00-04:00"])
+def test_as_of_with_a_zone_is_read_as_naive_utc(client: TestClient, customer: int,
+                                                stamp: str) -> None:
+    naive = client.get(f"/customers/{customer}/profile", params={"as_of": "2024-06-30"}).json()
+    zoned = client.get(f"/customers/{customer}/profile", params={"as_of": stamp})
+    assert zoned.status_code == 200, zoned.text
+    assert zoned.json() == naive
+    batch = client.post("/customers/batch-profile",
+                        json={"customer_ids": [customer], "as_of": stamp})
+    assert batch.json()["profiles"][0] == naive
+
+
+def test_metrics_report_estimates_without_bootstrap_replicates(client: TestClient) -> None:
+    response = client.get("/customer-success/metrics")
+    assert response.status_code == 200
+    assert len(response.content) < 20_000, len(response.content)
+    assert "replicates" not in response.text
+    body = response.json()
+    assert body["campaigns"], "the simulation runs campaigns; some must have closed"
+    for campaign in body["campaigns"]:
+        for key in ("absolute_reduction", "relative_reduction"):
+            est = campaign[key]
+            if est is not None:
+                assert {"value", "ci_low", "ci_high"} <= set(est)
+                assert est["ci_low"] <= est["value"] <= est["ci_high"]
+
+
+def test_batch_keeps_duplicates_in_request_order(client: TestClient, scorer: CustomerScorer,
+                                                 scoring_registry: Any) -> None:
+    ids = [int(i) for i in scorer.snapshot(scoring_registry.data).features.index[:3]]
+    request = [ids[0], ids[1], ids[0], ids[2], ids[0]]
+    response = client.post("/customers/batch-profile", json={"customer_ids": request})
+    assert response.status_code == 200, response.text
+    profiles = response.json()["profiles"]
+    assert [p["customer_id"] for p in profiles] == request
+    assert profiles[0] == profiles[2] == profiles[4]
+    partial = client.post("/customers/batch-profile", json={
+        "customer_ids": [ids[0], 987654, ids[0], 987654], "skip_unknown": True}).json()
+    assert [p["customer_id"] for p in partial["profiles"]] == [ids[0], ids[0]]
+    assert partial["not_found"] == [987654]
+
+
+def test_errors_map_to_their_http_status(scorer: CustomerScorer, scoring_registry: Any,
+                                         customer: int) -> None:
+    from barberpro_ml.registry.models import FeatureColumn
+
+    spec = scorer.churn.spec  # type: ignore[union-attr]
+    assert spec is not None
+    extra = spec.features.model_copy(update={"columns": [
+        *spec.features.columns, FeatureColumn(name="loyalty_points", kind="double")]})
+    broken = type(scorer.churn)(scorer.churn.estimator,  # type: ignore[union-attr]
+                                spec.model_copy(update={"features": extra}))
+    other = CustomerScorer(churn=broken, ltv=scorer.ltv, recs=scorer.recs,
+                           segments=scorer.segments, bgnbd=scorer.bgnbd, models=scorer.models)
+    app = create_app(other, scoring_registry.data, warm=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        response = c.get(f"/customers/{customer}/profile")
+        assert response.status_code == 503
+        assert response.json()["error"] == "FeatureSchemaError"
+        assert "loyalty_points" in response.json()["detail"]
+
+
+# --------------------------------------------------------------------------- early as_of
+@pytest.fixture(scope="module")
+def early(scorer: CustomerScorer) -> Iterator[tuple[TestClient, Any]]:
+    """The served models over a small simulated marketplace of its own."""
+    from barberpro_ml.data import SimulationConfig, simulate
+
+    data = simulate(SimulationConfig(n_customers=300, seed=3))
+    with TestClient(create_app(scorer, data), raise_server_exceptions=False) as c:
+        yield c, data
+
+
+def _every_route(c: TestClient, customer: int, as_of: str) -> dict[str, httpx.Response]:
+    return {
+        "profile": c.get(f"/customers/{customer}/profile", params={"as_of": as_of}),
+        "recommendations": c.get(f"/customers/{customer}/recommendations",
+                                 params={"as_of": as_of}),
+        "journey": c.get(f"/customers/{customer}/journey", params={"as_of": as_of}),
+        "batch": c.post("/customers/batch-profile",
+                        json={"customer_ids": [customer, customer], "as_of": as_of}),
+        **{f"segments-{by}": c.get("/customer-segments", params={"as_of": as_of, "by": by})
+           for by in ("rfm", "cluster", "lifecycle")},
+        "metrics": c.get("/customer-success/metrics", params={"as_of": as_of}),
+    }
+
+
+def test_every_route_answers_before_the_first_barber_and_the_first_visit(
+        early: tuple[TestClient, Any]) -> None:
+    c, data = early
+    first = data.customers.sort_values("signup_at").iloc[0]
+    customer = int(first["customer_id"])
+    joined = data.providers["joined_at"].min()
+    visits = data.bookings.loc[data.bookings["status"] == "completed", "scheduled_at"]
+    first_visit = visits.min()
+    assert first["signup_at"] < joined < first_visit  # the simulation's shape, relied on here
+    before_barbers = first["signup_at"] + (joined - first["signup_at"]) / 2
+    before_visits = joined + (first_visit - joined) / 2
+    for stamp in (before_barbers, before_visits):
+        as_of = f"{stamp:%Y-%m-%dT%H:%M:%S}"
+        answers = _every_route(c, customer, as_of)
+        for route, response in answers.items():
+            assert response.status_code == 200, (as_of, route, response.text)
+        profile = answers["profile"].json()
+        assert profile["lifecycle"]["n_visits"] == 0
+        assert profile["next_service"] is None
+        if stamp < joined:  # no barber working yet: nothing to suggest, and no crash
+            assert profile["barbers"] == []
+            assert answers["recommendations"].json()["barbers"] == []
+        assert profile["action"]["kind"] == "first_booking_nudge"
+        assert [p["customer_id"] for p in answers["batch"].json()["profiles"]] == \
+            [customer, customer]
+        metrics = answers["metrics"].json()
+        assert metrics["active_customers"] == 0
+        assert metrics["mean_churn_probability_active"] is None
+        assert metrics["first_visit"] is None
+        assert any("no activity yet" in note and str(first_visit.date()) in note
+                   for note in metrics["notes"])
+        health = c.get("/health").json()
+        assert pd.Timestamp(health["data_start"]) <= stamp <= pd.Timestamp(health["data_end"])
+    before = f"{first['signup_at'] - pd.Timedelta(days=1):%Y-%m-%d}"
+    refused = c.get("/customer-success/metrics", params={"as_of": before})
+    assert refused.status_code == 422
+    assert before in refused.json()["detail"] and "first signup" in refused.json()["detail"]
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fraction=st.floats(0.0, 1.0))
+def test_no_as_of_in_the_advertised_range_gets_an_internal_error(
+        early: tuple[TestClient, Any], fraction: float) -> None:
+    c, data = early
+    health = c.get("/health").json()
+    start, end = pd.Timestamp(health["data_start"]), pd.Timestamp(health["data_end"])
+    stamp = (start + (end - start) * fraction).floor("s")
+    customer = int(data.customers.sort_values("signup_at")["customer_id"].iloc[0])
+    for route, response in _every_route(c, customer, f"{stamp:%Y-%m-%dT%H:%M:%S}").items():
+        assert response.status_code == 200, (stamp, route, response.text)

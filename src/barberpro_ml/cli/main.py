@@ -514,6 +514,9 @@ def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str,
             raise ModelUnavailableError(str(exc)) from None
     for ref in scorer.models.values():
         console.print(f"loaded {ref.name} v{ref.version} (@{ref.alias})", highlight=False)
+    for family, reason in scorer.unavailable.items():
+        console.print(f"not serving {family}: {reason}", highlight=False, markup=False,
+                      soft_wrap=True)
     return scorer, data
 
 
@@ -553,6 +556,13 @@ def score_command(
     out.print(f"wrote {result.n_profiles:,} profiles at {result.as_of} to {result.path} "
               "(actions: " + ", ".join(f"{k} {v:,}" for k, v in result.actions.items()) + ")",
               soft_wrap=True, highlight=False, markup=False)
+    if scorer.unavailable:
+        from barberpro_ml.scoring.scorer import FAMILY_COLUMNS
+
+        out.print("null columns, no verified champion: " + "; ".join(
+            f"{family} ({', '.join(FAMILY_COLUMNS[family])}"
+            + (", reason_*" if family == "churn" and cfg.reasons else "") + ")"
+            for family in scorer.unavailable), highlight=False, soft_wrap=True)
 
 
 @app.command("serve")

@@ -68,6 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import norm
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.errors import NotEnoughDataError
 from barberpro_ml.evaluation.bootstrap import estimate
 from barberpro_ml.evaluation.report import MetricEstimate
 from barberpro_ml.features._common import DAY_NS, AsOf, check_horizon, ns, to_as_of
@@ -186,7 +187,7 @@ def _closed_campaigns(data: MarketplaceData, stamp: pd.Timestamp, horizon_ns: in
     sent = ns(iv["sent_at"])
     known = sent <= cut
     if not known.any():
-        raise ValueError(
+        raise NotEnoughDataError(
             f"no intervention was sent by as_of={stamp}: no campaign has an outcome to "
             "measure (pass an as_of after a campaign's sent_at + horizon_days)")
     # Category codes depend on the whole table (a later campaign adds a category), so the
@@ -209,7 +210,7 @@ def _closed_campaigns(data: MarketplaceData, stamp: pd.Timestamp, horizon_ns: in
     closed = window_end <= reach
     if not closed.any():
         earliest = int(np.argmin(window_end))
-        raise ValueError(
+        raise NotEnoughDataError(
             f"no campaign's outcome window has closed by as_of={stamp} with "
             f"horizon_days={horizon_ns // DAY_NS}: the earliest window end is "
             f"{pd.Timestamp(int(window_end[earliest]))} (campaign {str(names[earliest])!r}, "
@@ -379,9 +380,11 @@ def campaign_effects(data: MarketplaceData, as_of: AsOf, *, horizon_days: int = 
 
     Raises
     ------
+    NotEnoughDataError
+        (a ``ValueError``) When no campaign's outcome window has closed by ``as_of`` (the
+        message names ``as_of`` and the earliest window end).
     ValueError
-        When no campaign's outcome window has closed by ``as_of`` (the message names
-        ``as_of`` and the earliest window end), or an argument is invalid.
+        An argument is invalid.
 
     Examples
     --------

@@ -268,6 +268,8 @@ def _step(ctx: JobContext) -> Candidate:
                   "gamma_gamma": {k.split(".", 1)[1]: v for k, v in prob_params.items()
                                   if k.startswith("gamma_gamma.")},
                   "time_unit_days": WEEK_DAYS, "fitted_at": f"{test_cut:%Y-%m-%d}"}
+    # Full precision, registered inside the model (the scorer's probability alive); the run
+    # artifact is kept for the record.
     mlflow.log_dict(clv_params, CLV_PARAMS_ARTIFACT)
     predictions = {CANDIDATE: model.predict(X_test), PROBABILISTIC: p_prob,
                    NAIVE: naive_forecast(data, test_cut, customers, cfg, horizon)}
@@ -299,7 +301,8 @@ def _step(ctx: JobContext) -> Candidate:
                           "plots/predicted_vs_actual.png")
 
     def register(tags: dict[str, str]) -> Any:
-        return log_and_register(model, X_train, cfg.model_name, output="predict", tags=tags)[1]
+        return log_and_register(model, X_train, cfg.model_name, output="predict", tags=tags,
+                                clv_params=clv_params)[1]
 
     currency = ctx.definitions.currency
     return Candidate(

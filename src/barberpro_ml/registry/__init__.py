@@ -33,6 +33,7 @@ from barberpro_ml.registry.binding import (
 from barberpro_ml.registry.model_card import model_card
 from barberpro_ml.registry.models import (
     CHALLENGER,
+    ClvParams,
     EstimatorModel,
     FeatureColumn,
     FeatureSchema,
@@ -86,6 +87,7 @@ __all__ = [
     "BindingCheck",
     "BoundGateResult",
     "ChampionVerification",
+    "ClvParams",
     "EstimatorModel",
     "FeatureColumn",
     "FeatureSchema",

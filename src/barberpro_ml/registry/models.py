@@ -47,8 +47,11 @@ ColumnKind = Literal["double", "long", "boolean", "string", "category", "datetim
 
 CHALLENGER = "challenger"
 CLV_PARAMS_ARTIFACT = "clv/clv_params.json"
-"""Run artifact of the LTV job: the BG/NBD and Gamma-Gamma parameters (the scoring API's
-probability alive), at full precision."""
+"""Run artifact of the LTV job: the BG/NBD and Gamma-Gamma parameters, at full precision.
+
+Versions registered with ``clv_params`` carry them inside the model (:class:`ClvParams` in
+:attr:`PyfuncSpec.clv_params`); the scoring API reads this run artifact only as a fallback for
+LTV versions registered before that."""
 _ENTRY = Path(__file__).with_name("_pyfunc_entry.py")
 _SIGNATURE_TYPES: dict[ColumnKind, str] = {
     "double": "double", "long": "long", "boolean": "boolean", "string": "string",
@@ -327,8 +330,39 @@ def _convert(col: pd.Series, spec: FeatureColumn) -> pd.Series | str:
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=col.index, name=name)
 
 
+class ClvParams(BaseModel):
+    """BG/NBD and Gamma-Gamma parameters fitted beside a lifetime-value model.
+
+    The scoring API's probability alive needs the BG/NBD; registering them inside the LTV model
+    (``log_and_register(..., clv_params=...)``) makes them travel with the version that is
+    served instead of living in a run artifact looked up separately.
+
+    Attributes
+    ----------
+    bgnbd
+        ``r``, ``alpha``, ``a``, ``b`` (:class:`~barberpro_ml.models.BetaGeoParams`).
+    gamma_gamma
+        ``p``, ``q``, ``v`` of the Gamma-Gamma spend model (may be empty).
+    time_unit_days
+        Days per time unit of ``alpha`` and of the RFM inputs (7: weeks).
+    fitted_at
+        The cut-off the parameters were fitted at (ISO date), when known.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bgnbd: dict[str, float]
+    gamma_gamma: dict[str, float] = Field(default_factory=dict)
+    time_unit_days: float = Field(7.0, gt=0)
+    fitted_at: str | None = None
+
+
 class PyfuncSpec(BaseModel):
-    """What :class:`EstimatorModel` needs besides the estimator (stored as a JSON artifact)."""
+    """What :class:`EstimatorModel` needs besides the estimator (stored as a JSON artifact).
+
+    ``clv_params`` is set on lifetime-value models registered with their BG/NBD parameters
+    (None otherwise, and on versions logged before the field existed).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -336,6 +370,7 @@ class PyfuncSpec(BaseModel):
     output: OutputKind
     output_name: str
     positive_class: Any | None = None
+    clv_params: ClvParams | None = None
 
 
 class EstimatorModel(PythonModel):
@@ -365,9 +400,11 @@ class EstimatorModel(PythonModel):
 
     @classmethod
     def from_estimator(cls, estimator: Any, X_train: pd.DataFrame, *,
-                       output: OutputKind = "proba", output_name: str | None = None
+                       output: OutputKind = "proba", output_name: str | None = None,
+                       clv_params: ClvParams | dict[str, Any] | None = None
                        ) -> EstimatorModel:
-        """Wrap a fitted estimator, reading the feature schema off its training frame."""
+        """Wrap a fitted estimator, reading the feature schema off its training frame
+        (``clv_params``: see :class:`ClvParams`)."""
         _check_fitted(estimator, output)
         positive = None
         if output == "proba":
@@ -379,7 +416,9 @@ class EstimatorModel(PythonModel):
         spec = PyfuncSpec(features=FeatureSchema.from_frame(X_train), output=output,
                           output_name=output_name or ("probability" if output == "proba"
                                                       else "prediction"),
-                          positive_class=positive)
+                          positive_class=positive,
+                          clv_params=None if clv_params is None
+                          else ClvParams.model_validate(clv_params))
         return cls(estimator, spec)
 
     def load_context(self, context: Any) -> None:
@@ -454,6 +493,7 @@ def log_model(
     input_example_rows: int = 5,
     ship_code: bool = True,
     extra_pip_requirements: list[str] | None = None,
+    clv_params: ClvParams | dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Log a fitted estimator as an MLflow pyfunc model (in the active run, if any).
 
@@ -476,6 +516,11 @@ def log_model(
         not installed.
     extra_pip_requirements
         Added to the pinned requirements of this package.
+    clv_params
+        BG/NBD (and Gamma-Gamma) parameters to store inside the model (:class:`ClvParams`, or
+        its dict form ``{"bgnbd": {...}, "gamma_gamma": {...}, "time_unit_days": 7, ...}``);
+        lifetime-value models pass them so the scorer's probability alive comes from the
+        version it serves.
 
     Returns
     -------
@@ -489,7 +534,7 @@ def log_model(
     ...     version = register(info.model_uri, "barberpro-churn")
     """
     wrapper = EstimatorModel.from_estimator(estimator, X_train, output=output,
-                                            output_name=output_name)
+                                            output_name=output_name, clv_params=clv_params)
     assert wrapper.spec is not None
     example = wrapper.spec.features.example(X_train, input_example_rows)
     # Fail here, with our message, rather than inside MLflow's input-example validation.
@@ -555,7 +600,10 @@ def log_and_register(
     estimator: Any, X_train: pd.DataFrame, name: str, *, output: OutputKind = "proba",
     alias: str | None = CHALLENGER, tags: dict[str, str] | None = None, **log_kwargs: Any,
 ) -> tuple[ModelInfo, ModelVersion]:
-    """:func:`log_model` then :func:`register` (the usual last step of a training run)."""
+    """:func:`log_model` then :func:`register` (the usual last step of a training run).
+
+    ``log_kwargs`` go to :func:`log_model` (e.g. ``clv_params`` for a lifetime-value model).
+    """
     info = log_model(estimator, X_train, output=output, **log_kwargs)
     return info, register(info.model_uri, name, alias=alias, tags=tags)
 

@@ -1,13 +1,17 @@
 """Stage 7: the scoring API -- the champion models combined into customer profiles.
 
 ``CustomerScorer.from_registry()`` loads the champion churn, LTV, recommendation and segment
-models once; ``profile`` / ``profile_batch`` return :class:`CustomerProfile` records and
-``score_frame`` scores millions of customers in one vectorised call. The HTTP service over it is
+models once (serving those with a verified champion; the others' fields are null, with the
+reason) under the definitions the models were trained with; ``profile`` / ``profile_batch``
+return :class:`CustomerProfile` records and ``score_frame`` scores millions of customers in one
+vectorised call. The HTTP service over it is
 :mod:`barberpro_ml.scoring.service` (``barberpro-ml serve``).
 """
 
 from barberpro_ml.scoring.actions import OfferPolicy, recommend_actions
 from barberpro_ml.scoring.insights import (
+    CampaignEffect,
+    EstimateSummary,
     SuccessMetrics,
     customer_journey,
     segment_summary,
@@ -20,6 +24,7 @@ from barberpro_ml.scoring.records import (
     CustomerProfile,
     CustomerRecommendations,
     CustomerValue,
+    FamilyStatus,
     LifecycleInfo,
     ModelRef,
     Reason,
@@ -29,6 +34,9 @@ from barberpro_ml.scoring.records import (
 )
 from barberpro_ml.scoring.scorer import (
     DEFAULT_MODEL_NAMES,
+    FAMILIES,
+    FAMILY_COLUMNS,
+    FAMILY_FIELDS,
     CustomerScorer,
     FeatureSchemaError,
 )
@@ -36,14 +44,20 @@ from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError
 
 __all__ = [
     "DEFAULT_MODEL_NAMES",
+    "FAMILIES",
+    "FAMILY_COLUMNS",
+    "FAMILY_FIELDS",
     "REASON_GROUPS",
     "BarberSuggestion",
+    "CampaignEffect",
     "ChurnRisk",
     "CustomerProfile",
     "CustomerRecommendations",
     "CustomerScorer",
     "CustomerSnapshot",
     "CustomerValue",
+    "EstimateSummary",
+    "FamilyStatus",
     "FeatureSchemaError",
     "LifecycleInfo",
     "ModelRef",

@@ -20,6 +20,12 @@ Rules, in order (vectorised over customers):
 
 The offer's value assumes the measured average effect applies to the customer (a constant
 relative effect); the campaigns targeted lapsing customers, so the effect is best read for them.
+
+Without a churn model (no verified churn champion served), rule 2 cannot be evaluated and the
+high-risk trigger of rule 3 is unknown: no offer is considered (``offer_expected_gain`` NaN),
+reminders follow the lifecycle stage alone, and rules 1 and 4 are unchanged. The value side of
+the offer is the customer's own spend and rhythm, not the LTV model, so a missing LTV model does
+not change the actions.
 """
 
 from __future__ import annotations
@@ -79,13 +85,22 @@ def recommend_actions(frame: pd.DataFrame, effect: OfferEffect | None,
 
 
 def _actions(columns: Mapping[str, Any], effect: OfferEffect | None,
-             policy: OfferPolicy | None = None, *, effect_note: str = ""
-             ) -> dict[str, np.ndarray]:
-    """:func:`recommend_actions` on columns given as arrays (the scorer's hot path)."""
+             policy: OfferPolicy | None = None, *, effect_note: str = "",
+             churn_unavailable: str | None = None) -> dict[str, np.ndarray]:
+    """:func:`recommend_actions` on columns given as arrays (the scorer's hot path).
+
+    ``churn_unavailable``: why there is no churn probability (then ``churn_probability`` and
+    ``risk_band`` are not read; see the module docstring).
+    """
     policy = policy or OfferPolicy()
-    p = np.asarray(columns["churn_probability"], dtype=np.float64)
-    n = len(p)
     visits = np.asarray(columns["n_visits"], dtype=np.int64)
+    n = len(visits)
+    if churn_unavailable is None:
+        p = np.asarray(columns["churn_probability"], dtype=np.float64)
+        high_risk = np.asarray(columns["risk_band"], dtype=object) == "high"
+    else:
+        p = np.full(n, np.nan)
+        high_risk = np.zeros(n, dtype=bool)
     spend = np.nan_to_num(np.asarray(columns["spend_per_visit"], dtype=np.float64), nan=0.0)
     gap = np.asarray(columns["usual_gap_days"], dtype=np.float64)
     stage = np.asarray(columns["lifecycle_stage"], dtype=object)
@@ -95,6 +110,8 @@ def _actions(columns: Mapping[str, Any], effect: OfferEffect | None,
     reason = np.asarray(columns["lifecycle_reason"], dtype=object)
 
     rr, why_not = _usable_effect(effect, policy, effect_note)
+    if churn_unavailable is not None:
+        rr, why_not = None, f"no churn model ({churn_unavailable})"
     gain = np.full(n, np.nan)
     pays = np.zeros(n, dtype=bool)
     has_visit = visits > 0
@@ -105,8 +122,7 @@ def _actions(columns: Mapping[str, Any], effect: OfferEffect | None,
         g, ok = offer_pays(p[has_visit], rr, value[has_visit], cost[has_visit])
         gain[has_visit] = g
         pays[has_visit] = ok
-    overdue = np.isin(stage, policy.remind_stages) | (
-        np.asarray(columns["risk_band"], dtype=object) == "high")
+    overdue = np.isin(stage, policy.remind_stages) | high_risk
 
     action = np.full(n, "none", dtype=object)
     text = np.full(n, "on rhythm: no action needed", dtype=object)

@@ -9,6 +9,16 @@ The customer-success metrics put the seed document's "46.3% churn reduction" bes
 randomised campaigns measured (:func:`barberpro_ml.evaluation.campaign_effects`): the claim is
 *supported* only when the lower bound of the measured relative reduction's 95% interval reaches
 it, *refused* otherwise -- the same rule the promotion gates apply to the seed's accuracy.
+
+Every view uses the scorer's :class:`~barberpro_ml.definitions.Definitions` (those of the
+served models): "active customers" is always :attr:`CustomerSnapshot.n_active` (a completed
+visit within ``active_window_days``), realised churn and campaign effects use
+``churn_horizon_days``. A view that needs a model family that is not served either leaves the
+numbers of that family null (``unavailable`` says why) or, when nothing is left to show (a
+segment table by RFM segment or cluster without the segments model), raises
+:class:`~barberpro_ml.errors.ModelUnavailableError`. At an ``as_of`` before any completed
+visit the views answer "no activity yet" (zero active customers, null means, a note) rather
+than fail.
 """
 
 from __future__ import annotations
@@ -21,6 +31,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.definitions import Definitions
+from barberpro_ml.errors import InputError, NotEnoughDataError
+from barberpro_ml.evaluation.report import MetricEstimate
 from barberpro_ml.evaluation.uplift import OfferEffect, campaign_effects
 from barberpro_ml.features import churn_labels
 from barberpro_ml.features.lifecycle import LIFECYCLE_STAGES, lifecycle_journey
@@ -29,7 +42,9 @@ from barberpro_ml.scoring.scorer import CustomerScorer
 
 __all__ = [
     "SEED_CHURN_REDUCTION",
+    "CampaignEffect",
     "ClaimCheck",
+    "EstimateSummary",
     "SuccessMetrics",
     "customer_journey",
     "segment_summary",
@@ -42,6 +57,8 @@ SEED_CHURN_REDUCTION = 0.463
 SegmentKind = Literal["rfm", "cluster", "lifecycle"]
 _SEGMENT_COLUMNS: dict[str, str] = {"rfm": "rfm_segment", "cluster": "cluster_name",
                                     "lifecycle": "lifecycle_stage"}
+_SEGMENT_FAMILY: dict[str, str | None] = {"rfm": "segments", "cluster": "segments",
+                                          "lifecycle": None}
 
 
 def segment_summary(scorer: CustomerScorer, data: MarketplaceData, as_of: object = None,
@@ -53,22 +70,93 @@ def segment_summary(scorer: CustomerScorer, data: MarketplaceData, as_of: object
     scorer, data, as_of
         The scorer, the event data and the cut-off (default: the data's last event).
     by
-        ``rfm`` (named RFM segments), ``cluster`` (behavioural clusters) or ``lifecycle``.
+        ``rfm`` (named RFM segments), ``cluster`` (behavioural clusters) -- both need the
+        segments model -- or ``lifecycle`` (from the data alone).
 
     Returns
     -------
     pandas.DataFrame
         :func:`barberpro_ml.models.segments.segment_profiles` of the chosen grouping, with the
-        mean ``churn_probability`` and ``expected_value_12m`` of each segment.
+        mean ``churn_probability`` and ``expected_value_12m`` of each segment (NaN when that
+        model is not served) and ``n_active`` (active customers, :attr:`CustomerSnapshot.active`;
+        they sum to :meth:`CustomerScorer.active_customers`).
+
+    Raises
+    ------
+    InputError
+        An unknown ``by``.
+    ModelUnavailableError
+        ``by`` is ``rfm`` or ``cluster`` and the segments model is not served.
     """
     if by not in _SEGMENT_COLUMNS:
-        raise ValueError(f"by must be one of {sorted(_SEGMENT_COLUMNS)}, got {by!r}")
+        raise InputError(f"by must be one of {sorted(_SEGMENT_COLUMNS)}, got {by!r}")
+    family = _SEGMENT_FAMILY[by]
+    if family is not None:
+        scorer.require(family, f"the segment table by {by}")
     scored = scorer.population(data, as_of)
-    features = scorer.snapshot(data, as_of).features.loc[scored.index]
-    return segment_profiles(
+    snap = scorer.snapshot(data, as_of)
+    features = snap.features.loc[scored.index]
+    active = pd.Series(snap.active.astype(np.int64), index=snap.features.index)
+    table = segment_profiles(
         features, scored[_SEGMENT_COLUMNS[by]].astype(str).rename(by),
-        extra={"churn_probability": scored["churn_probability"],
-               "expected_value_12m": scored["expected_value_12m"]})
+        extra={"churn_probability": scored["churn_probability"].astype(np.float64),
+               "expected_value_12m": scored["expected_value_12m"].astype(np.float64),
+               "active": active})
+    table.insert(2, "n_active", (table.pop("active_mean") * table["n_customers"]).round()
+                 .astype(np.int64))
+    return table
+
+
+class EstimateSummary(BaseModel):
+    """An estimate with its confidence interval (the bootstrap replicates left out)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+
+    @classmethod
+    def of(cls, estimate: MetricEstimate | None) -> EstimateSummary | None:
+        if estimate is None:
+            return None
+        return cls(name=estimate.name, value=estimate.value, ci_low=estimate.ci_low,
+                   ci_high=estimate.ci_high, confidence=estimate.confidence)
+
+
+class CampaignEffect(BaseModel):
+    """:class:`~barberpro_ml.evaluation.uplift.OfferEffect` as the service reports it: the
+    estimates as value and interval, without their bootstrap replicates (which made a metrics
+    response hundreds of kilobytes)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    campaign: str
+    offer: str | None
+    campaigns: list[str]
+    n_treated: int
+    n_control: int
+    churned_treated: int
+    churned_control: int
+    churn_treated: float | None
+    churn_control: float | None
+    absolute_reduction: EstimateSummary | None
+    relative_reduction: EstimateSummary | None
+    sent_from: datetime
+    sent_to: datetime
+    window_end: datetime
+    horizon_days: int
+    n_bootstrap: int
+    notes: list[str]
+
+    @classmethod
+    def of(cls, effect: OfferEffect) -> CampaignEffect:
+        fields = effect.model_dump(include=set(cls.model_fields) - {
+            "absolute_reduction", "relative_reduction"})
+        return cls(**fields, absolute_reduction=EstimateSummary.of(effect.absolute_reduction),
+                   relative_reduction=EstimateSummary.of(effect.relative_reduction))
 
 
 class ClaimCheck(BaseModel):
@@ -86,79 +174,108 @@ class ClaimCheck(BaseModel):
 
 
 class SuccessMetrics(BaseModel):
-    """Customer-success metrics at ``as_of`` (all measured, none stored)."""
+    """Customer-success metrics at ``as_of`` (all measured, none stored).
+
+    Numbers that need a model family that is not served are null, listed in ``unavailable``
+    (``churn``: mean churn probability, high-risk count, revenue at risk; ``ltv``: expected
+    value, revenue at risk). Means over no active customer are null.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     as_of: datetime
+    definitions: Definitions
     customers: int
     lifecycle: dict[str, int]
     active_customers: int
-    churn_rate_last_90d: float | None
-    churn_rate_last_90d_note: str
-    mean_churn_probability_active: float
-    high_risk_customers: int
-    expected_value_12m_active: float
-    revenue_at_risk_12m: float
+    first_visit: datetime | None
+    realised_churn_rate: float | None
+    realised_churn_note: str
+    mean_churn_probability_active: float | None
+    high_risk_customers: int | None
+    expected_value_12m_active: float | None
+    revenue_at_risk_12m: float | None
     actions: dict[str, int]
-    campaigns: list[OfferEffect]
+    campaigns: list[CampaignEffect]
     churn_reduction_claim: ClaimCheck
+    notes: list[str]
+    unavailable: dict[str, str]
     model_versions: dict[str, str]
 
 
 def success_metrics(scorer: CustomerScorer, data: MarketplaceData, as_of: object = None, *,
-                    horizon_days: int = 90, n_bootstrap: int = 1000, seed: int = 0
-                    ) -> SuccessMetrics:
-    """Customer-success metrics at ``as_of``.
+                    n_bootstrap: int = 1000, seed: int = 0) -> SuccessMetrics:
+    """Customer-success metrics at ``as_of``, under the scorer's definitions.
 
-    - lifecycle stage counts; active customers (every stage but ``churned``);
+    - lifecycle stage counts; active customers (:attr:`CustomerSnapshot.n_active`: a
+      completed visit within ``active_window_days``, the number every route reports);
     - realised churn of the last complete window: the share of customers active at
-      ``as_of - horizon_days`` with no completed visit by ``as_of`` (the churn label's
+      ``as_of - churn_horizon_days`` with no completed visit by ``as_of`` (the churn label's
       definition, fully observed);
     - the churn model's mean probability and high-risk count over active customers, their
-      predicted 12-month value and the value at risk (``sum p x value``);
+      predicted value and the value at risk (``sum p x value``), each null when its model is
+      not served (``unavailable``) or there is no active customer;
     - the recommended actions' counts;
-    - every campaign's measured effect and the pooled one, and the seed's 46.3% claim checked
-      against it.
+    - every campaign's measured effect (value and interval) and the pooled one, and the
+      seed's 46.3% claim checked against it.
+
+    Before the first completed visit every count is zero, the means are null and ``notes``
+    says there is no activity yet.
     """
+    definitions = scorer.definitions
+    horizon = definitions.churn_horizon_days
     scored = scorer.population(data, as_of)
     snap = scorer.snapshot(data, as_of)
-    active = scored["lifecycle_stage"] != "churned"
+    mask = snap.active
     stages = scored["lifecycle_stage"].value_counts()
-    previous = snap.as_of - pd.Timedelta(days=horizon_days)
-    churn_rate: float | None = None
+    previous = snap.as_of - pd.Timedelta(days=horizon)
+    notes: list[str] = []
+    if snap.first_visit is None:
+        first = _first_completed(data)
+        notes.append(f"no activity yet: no completed visit by as_of {snap.as_of}"
+                     + (f" (the first is at {first})" if first is not None else ""))
+    labels = churn_labels(data, previous, horizon,
+                          active_window_days=definitions.active_window_days)
+    churn_rate = float(labels.mean()) if len(labels) else None
     note = (f"customers active at {previous:%Y-%m-%d} without a completed visit by "
-            f"{snap.as_of:%Y-%m-%d}")
-    try:
-        labels = churn_labels(data, previous, horizon_days)
-        churn_rate = float(labels.mean()) if len(labels) else None
-        note += f" ({len(labels):,} customers)"
-    except ValueError as exc:
-        note = f"not measurable: {exc}"
+            f"{snap.as_of:%Y-%m-%d} ({len(labels):,} customers)")
+    if not len(labels):
+        note = f"not measurable: no customer was active at {previous:%Y-%m-%d}"
     reason = ""
     try:
-        effects = campaign_effects(data, snap.as_of, horizon_days=horizon_days,
+        effects = campaign_effects(data, snap.as_of, horizon_days=horizon,
                                    n_bootstrap=n_bootstrap, seed=seed)
-    except ValueError as exc:
+    except NotEnoughDataError as exc:
         effects = []
         reason = str(exc)
-    p = scored["churn_probability"].to_numpy()
-    value = scored["expected_value_12m"].to_numpy()
-    mask = active.to_numpy()
+    unavailable = {f: r for f, r in scorer.unavailable.items() if f in ("churn", "ltv")}
+    any_active = bool(mask.any())
+    p = scored["churn_probability"].to_numpy(dtype=np.float64)[mask]
+    value = scored["expected_value_12m"].to_numpy(dtype=np.float64)[mask]
+    has_churn, has_ltv = "churn" not in unavailable, "ltv" not in unavailable
     pooled = effects[-1] if effects else None
     return SuccessMetrics(
-        as_of=snap.as_of.to_pydatetime(), customers=len(scored),
+        as_of=snap.as_of.to_pydatetime(), definitions=definitions, customers=len(scored),
         lifecycle={s: int(stages.get(s, 0)) for s in LIFECYCLE_STAGES},
-        active_customers=int(mask.sum()), churn_rate_last_90d=churn_rate,
-        churn_rate_last_90d_note=note,
-        mean_churn_probability_active=float(p[mask].mean()) if mask.any() else 0.0,
-        high_risk_customers=int((scored["risk_band"].to_numpy()[mask] == "high").sum()),
-        expected_value_12m_active=float(value[mask].sum()),
-        revenue_at_risk_12m=float((p[mask] * value[mask]).sum()),
+        active_customers=snap.n_active,
+        first_visit=None if snap.first_visit is None else snap.first_visit.to_pydatetime(),
+        realised_churn_rate=churn_rate, realised_churn_note=note,
+        mean_churn_probability_active=float(p.mean()) if has_churn and any_active else None,
+        high_risk_customers=int((scored["risk_band"].to_numpy()[mask] == "high").sum())
+        if has_churn else None,
+        expected_value_12m_active=float(value.sum()) if has_ltv else None,
+        revenue_at_risk_12m=float((p * value).sum()) if has_churn and has_ltv else None,
         actions={str(k): int(v) for k, v in scored["action"].value_counts().items()},
-        campaigns=effects,
+        campaigns=[CampaignEffect.of(e) for e in effects],
         churn_reduction_claim=_check_claim(pooled, reason),
+        notes=notes, unavailable=unavailable,
         model_versions=scorer.versions())
+
+
+def _first_completed(data: MarketplaceData) -> pd.Timestamp | None:
+    b = data.bookings
+    done = b.loc[(b["status"] == "completed").to_numpy(), "scheduled_at"]
+    return done.min() if len(done) else None
 
 
 def _check_claim(pooled: OfferEffect | None, why_missing: str) -> ClaimCheck:
@@ -198,8 +315,11 @@ def customer_journey(scorer: CustomerScorer, data: MarketplaceData, customer_id:
     snap = scorer.snapshot(data, as_of)
     snap.positions([customer_id])  # raises UnknownCustomerError, like the other routes
     life = snap.lifecycle
+    definitions = scorer.definitions
     journey = lifecycle_journey(data, customer_id, snap.as_of, step_days=step_days,
-                                population_gap_days=snap.population_gap_days)
+                                population_gap_days=snap.population_gap_days,
+                                active_window_days=definitions.active_window_days,
+                                new_days=definitions.new_customer_days)
     b = data.bookings
     mine = b.loc[(b["customer_id"] == customer_id).to_numpy()
                  & (b["scheduled_at"] <= snap.as_of).to_numpy()

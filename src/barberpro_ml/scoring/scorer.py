@@ -1,8 +1,8 @@
 """The scoring API: the champion models, combined into one profile per customer.
 
 :class:`CustomerScorer` loads the registered champion of each family once -- churn
-(``barberpro-churn``), lifetime value (``barberpro-ltv``, with the BG/NBD parameters of its
-run for the probability alive), recommendations (``barberpro-recs``) and segments
+(``barberpro-churn``), lifetime value (``barberpro-ltv``, carrying the BG/NBD parameters of the
+probability alive), recommendations (``barberpro-recs``) and segments
 (``barberpro-segments``) -- resolving each alias to a version it reports (:attr:`models`), and
 scores customers from the event data at any ``as_of``:
 
@@ -23,6 +23,20 @@ those of the registered pyfunc models: churn and LTV go through the same
 :class:`~barberpro_ml.registry.EstimatorModel.predict`, the barbers through
 :class:`~barberpro_ml.registry.RecommenderModel.predict` (barbers who have left by ``as_of`` are
 then dropped), segments through the registered segmenter.
+
+Degrade, don't die: a family without a verified champion (the LTV gate failed, say) is not
+served, and the scorer works with the others. The profile fields of a missing family are null,
+with the reason in :attr:`CustomerProfile.unavailable`; :meth:`~CustomerScorer.score_frame`
+writes null columns for it (:data:`FAMILY_COLUMNS`); :meth:`~CustomerScorer.require` raises
+:class:`~barberpro_ml.errors.ModelUnavailableError` for what cannot be answered without it
+(barber recommendations without recs, segment tables without segments). Only a registry with
+no family to serve is refused.
+
+Definitions travel with the models: each registered version carries the
+:class:`~barberpro_ml.definitions.Definitions` it was trained with (``definitions.*`` tags);
+:meth:`~CustomerScorer.from_registry` reads them and the scorer applies them everywhere (the
+active window of the churn population and of every "active customers" count, the new-customer
+period of the lifecycle stages, the churn horizon of the campaign effects).
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ import tempfile
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import mlflow
@@ -40,11 +54,17 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from barberpro_ml.data import MarketplaceData
-from barberpro_ml.errors import InputError, UnverifiedChampionError
+from barberpro_ml.definitions import DEFAULT_DEFINITIONS, Definitions
+from barberpro_ml.errors import InputError, ModelUnavailableError
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.models.clv import BetaGeoModel, BetaGeoParams
 from barberpro_ml.registry.binding import verify_champion
-from barberpro_ml.registry.models import CLV_PARAMS_ARTIFACT, EstimatorModel, ModelInputError
+from barberpro_ml.registry.models import (
+    CLV_PARAMS_ARTIFACT,
+    ClvParams,
+    EstimatorModel,
+    ModelInputError,
+)
 from barberpro_ml.registry.promotion import CHAMPION, load_champion
 from barberpro_ml.registry.recs_model import RecommenderModel
 from barberpro_ml.scoring.actions import OfferPolicy, _actions
@@ -55,6 +75,7 @@ from barberpro_ml.scoring.records import (
     CustomerProfile,
     CustomerRecommendations,
     CustomerValue,
+    FamilyStatus,
     LifecycleInfo,
     ModelRef,
     Reason,
@@ -64,12 +85,25 @@ from barberpro_ml.scoring.records import (
 )
 from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError, build_snapshot
 
-__all__ = ["DEFAULT_MODEL_NAMES", "CustomerScorer", "FeatureSchemaError", "UnknownCustomerError"]
+__all__ = ["DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
+           "CustomerScorer", "FeatureSchemaError", "UnknownCustomerError"]
 
+FAMILIES: tuple[str, ...] = ("churn", "ltv", "recs", "segments")
+"""The model families a scorer serves."""
 DEFAULT_MODEL_NAMES: dict[str, str] = {
     "churn": "barberpro-churn", "ltv": "barberpro-ltv", "recs": "barberpro-recs",
     "segments": "barberpro-segments",
 }
+FAMILY_FIELDS: dict[str, str] = {"churn": "churn", "ltv": "value", "recs": "barbers",
+                                 "segments": "segment"}
+"""The :class:`CustomerProfile` field group each family fills (null when it is missing)."""
+FAMILY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "churn": ("churn_probability", "risk_band"),  # and reason_1..k[_group, _impact]
+    "ltv": ("expected_value_12m", "probability_alive"),
+    "recs": ("recommended_barbers", "barber_scores"),
+    "segments": ("rfm_segment", "r_score", "f_score", "m_score", "cluster", "cluster_name"),
+}
+"""The :meth:`CustomerScorer.score_frame` columns each family fills (null when it is missing)."""
 RISK_BANDS: tuple[float, float] = (0.3, 0.6)
 _SNAPSHOTS_KEPT = 4
 
@@ -77,7 +111,13 @@ Progress = Callable[[int, int], None]
 
 
 class FeatureSchemaError(InputError):
-    """The features built from the data do not match what a registered model was trained on."""
+    """The features built from the data do not match what a registered model was trained on.
+
+    The service answers 503: it cannot score with a model the data do not fit (the operator,
+    not the caller, has to act: retrain the model or serve data of its version).
+    """
+
+    http_status = 503
 
 
 def _ref_label(ref: ModelRef) -> str:
@@ -88,20 +128,30 @@ class CustomerScorer:
     """Profiles and scores of customers from the champion churn, LTV, recs and segment models.
 
     Build it with :meth:`from_registry` (the usual way) or from in-memory pyfunc wrappers
-    (tests, notebooks).
+    (tests, notebooks). Any family may be missing (``None``): its profile fields are null with
+    the reason (see :class:`CustomerProfile`); at least one family is needed.
 
     Parameters
     ----------
     churn, ltv, segments
         :class:`~barberpro_ml.registry.EstimatorModel` wrappers (churn: probability of the
-        positive class; LTV and segments: ``predict``).
+        positive class; LTV and segments: ``predict``), or None when not served.
     recs
-        :class:`~barberpro_ml.registry.RecommenderModel` of barbers.
+        :class:`~barberpro_ml.registry.RecommenderModel` of barbers, or None.
     bgnbd
         Fitted :class:`~barberpro_ml.models.BetaGeoModel` (time unit: weeks) for the
-        probability alive.
+        probability alive; None: no probability alive (``unavailable`` says why).
     models
         What was loaded, per family (reported by :meth:`versions` and ``/health``).
+    status
+        :class:`FamilyStatus` of the families not given (why they are missing or unverified);
+        a family that is None without a status is reported ``missing``, "not loaded".
+    definitions
+        The business definitions the models were trained with (:class:`Definitions`): the
+        active window of the churn population and of every "active customers" count, the
+        new-customer period of the lifecycle stages, the churn horizon of campaign effects.
+    bgnbd_note
+        Why ``bgnbd`` is None, when it is and the LTV model is served.
     risk_bands
         Churn probabilities at which the band turns ``medium`` and ``high``.
     n_reasons, n_barbers
@@ -113,6 +163,13 @@ class CustomerScorer:
         a request is a few rows, where thread start-up and contention cost more than they
         save; a service scales with workers. Raise it for large :meth:`score_frame` runs.
 
+    Raises
+    ------
+    ModelUnavailableError
+        No family given at all.
+    TypeError
+        A wrapper of the wrong kind.
+
     Examples
     --------
     >>> scorer = CustomerScorer.from_registry()                         # doctest: +SKIP
@@ -121,16 +178,22 @@ class CustomerScorer:
     >>> [p.churn.probability for p in scorer.profile(data, [42], "2024-12-31")]  # doctest: +SKIP
     """
 
-    def __init__(self, *, churn: EstimatorModel, ltv: EstimatorModel, recs: RecommenderModel,
-                 segments: EstimatorModel, bgnbd: BetaGeoModel,
+    def __init__(self, *, churn: EstimatorModel | None = None,
+                 ltv: EstimatorModel | None = None, recs: RecommenderModel | None = None,
+                 segments: EstimatorModel | None = None, bgnbd: BetaGeoModel | None = None,
                  models: dict[str, ModelRef] | None = None,
+                 status: Mapping[str, FamilyStatus] | None = None,
+                 definitions: Definitions = DEFAULT_DEFINITIONS, bgnbd_note: str = "",
                  risk_bands: tuple[float, float] = RISK_BANDS, n_reasons: int = 3,
                  n_barbers: int = 3, offer_policy: OfferPolicy | None = None,
                  n_jobs: int = 1) -> None:
-        for family, wrapper, kind in (("churn", churn, EstimatorModel),
-                                      ("ltv", ltv, EstimatorModel),
-                                      ("segments", segments, EstimatorModel),
-                                      ("recs", recs, RecommenderModel)):
+        given: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs,
+                                 "segments": segments}
+        for family, kind in (("churn", EstimatorModel), ("ltv", EstimatorModel),
+                             ("segments", EstimatorModel), ("recs", RecommenderModel)):
+            wrapper = given[family]
+            if wrapper is None:
+                continue
             if not isinstance(wrapper, kind) or getattr(wrapper, "spec", None) is None:
                 raise TypeError(f"{family}: expected a loaded {kind.__name__}, got "
                                 f"{type(wrapper).__name__}")
@@ -146,13 +209,32 @@ class CustomerScorer:
         self.segments = segments
         self.bgnbd = bgnbd
         self.models = dict(models or {})
+        self.definitions = definitions
+        self.status: dict[str, FamilyStatus] = {}
+        for family in FAMILIES:
+            ref = self.models.get(family)
+            name = ref.name if ref else DEFAULT_MODEL_NAMES[family]
+            if given[family] is not None:
+                self.status[family] = FamilyStatus(
+                    family=family, name=name, state="verified" if ref and ref.verified
+                    else "loaded", version=ref.version if ref else None)
+            else:
+                self.status[family] = (status or {}).get(family) or FamilyStatus(
+                    family=family, name=name, state="missing", reason="not loaded")
+        if not any(st.served for st in self.status.values()):
+            raise ModelUnavailableError(
+                "no model family to serve: "
+                + "; ".join(f"{f}: {st.reason}" for f, st in self.status.items()))
+        self.bgnbd_note = bgnbd_note or (
+            "" if bgnbd is not None or ltv is None else "no BG/NBD parameters given")
         self.risk_bands = risk_bands
         self.n_reasons = n_reasons
         self.n_barbers = n_barbers
         self.offer_policy = offer_policy or OfferPolicy()
         self.n_jobs = n_jobs
         for wrapper in (churn, ltv):
-            _set_threads(wrapper.estimator, n_jobs)
+            if wrapper is not None:
+                _set_threads(wrapper.estimator, n_jobs)
         self._snapshots: OrderedDict[tuple[int, pd.Timestamp],
                                      tuple[weakref.ref[MarketplaceData], CustomerSnapshot]] = \
             OrderedDict()
@@ -165,7 +247,19 @@ class CustomerScorer:
     @classmethod
     def from_registry(cls, tracking_uri: str | None = None, alias: str = CHAMPION, *,
                       names: dict[str, str] | None = None, **kwargs: Any) -> CustomerScorer:
-        """Load the ``alias`` version of every family's registered model, once.
+        """Load the ``alias`` version of every family's registered model, once, serving those
+        that can be served.
+
+        A family with no such alias, or whose ``@champion`` is not verified (see
+        :func:`~barberpro_ml.registry.verify_champion`), is left out with the reason
+        (:attr:`status`, ``/health``); the scorer serves the others.
+
+        The definitions are read from the loaded versions' ``definitions.*`` tags
+        (:meth:`Definitions.from_tags`); versions without them are taken to use the shipped
+        :data:`~barberpro_ml.definitions.DEFAULT_DEFINITIONS`. The LTV model's BG/NBD
+        parameters come from inside the registered model (:class:`ClvParams`); for versions
+        registered before they were, from the ``clv/clv_params.json`` artifact of its run; if
+        neither exists the probability alive is null (with the reason).
 
         Parameters
         ----------
@@ -177,16 +271,16 @@ class CustomerScorer:
         names
             Registered model name per family, overriding :data:`DEFAULT_MODEL_NAMES`.
         kwargs
-            Passed to the constructor (``risk_bands``, ``n_reasons``...).
+            Passed to the constructor (``risk_bands``, ``n_reasons``...). ``definitions``, if
+            given, must agree with the versions' tags.
 
         Raises
         ------
-        LookupError
-            A family has no such alias (names the model and what to run).
-        UnverifiedChampionError
-            A ``champion`` that did not get there through the gate and
-            :func:`~barberpro_ml.registry.promote` (see
-            :func:`~barberpro_ml.registry.verify_champion`; names every problem).
+        ModelUnavailableError
+            No family can be served (names every family's reason).
+        InputError
+            The loaded versions were trained under different definitions (names the versions
+            and the fields), or ``definitions`` disagrees with them.
         TypeError
             A registered model is not the kind of pyfunc model the scorer expects.
         """
@@ -194,57 +288,108 @@ class CustomerScorer:
         uri = tracking_uri or mlflow.get_tracking_uri()
         loaded: dict[str, Any] = {}
         refs: dict[str, ModelRef] = {}
-        for family in ("churn", "ltv", "recs", "segments"):
+        status: dict[str, FamilyStatus] = {}
+        tagged: dict[str, Definitions] = {}
+        for family in FAMILIES:
+            name = names[family]
             try:
-                model, mv = load_champion(names[family], alias=alias, tracking_uri=uri)
+                model, mv = load_champion(name, alias=alias, tracking_uri=uri)
             except LookupError as exc:
-                raise LookupError(f"{exc}; train it with `barberpro-ml train {family}` (or "
-                                  "`barberpro-ml pipeline`)") from None
+                status[family] = FamilyStatus(
+                    family=family, name=name, state="missing",
+                    reason=f"no @{alias} of {name}: {exc}; train it with `barberpro-ml train "
+                           f"{family}` (or `barberpro-ml pipeline`)")
+                continue
             verified = None
             if alias == CHAMPION:
-                check = verify_champion(names[family], tracking_uri=uri)
+                check = verify_champion(name, tracking_uri=uri)
                 if not check.verified or check.version != str(mv.version):
-                    raise UnverifiedChampionError(
-                        check.describe() if not check.verified else
-                        f"{names[family]} @champion moved from v{mv.version} to "
-                        f"v{check.version} while loading; load again")
+                    status[family] = FamilyStatus(
+                        family=family, name=name, state="unverified", version=str(mv.version),
+                        reason=f"no verified @champion of {name}: " + (
+                            check.describe() if not check.verified else
+                            f"@champion moved from v{mv.version} to v{check.version} while "
+                            "loading; load again"))
+                    continue
                 verified = True
             loaded[family] = model.unwrap_python_model()  # type: ignore[no-untyped-call]
-            refs[family] = ModelRef(family=family, name=names[family], alias=alias,
+            refs[family] = ModelRef(family=family, name=name, alias=alias,
                                     version=str(mv.version), run_id=mv.run_id,
                                     verified=verified)
-        bgnbd = _load_bgnbd(refs["ltv"], uri)
-        return cls(churn=loaded["churn"], ltv=loaded["ltv"], recs=loaded["recs"],
-                   segments=loaded["segments"], bgnbd=bgnbd, models=refs, **kwargs)
+            found = Definitions.from_tags(dict(mv.tags or {}))
+            if found is not None:
+                tagged[family] = found
+        if not loaded:
+            raise ModelUnavailableError(
+                f"no model family can be served with @{alias}: "
+                + "; ".join(st.reason or st.state for st in status.values()))
+        definitions = _agreed_definitions(tagged, refs, kwargs.pop("definitions", None))
+        bgnbd, note = None, ""
+        if "ltv" in loaded:
+            bgnbd, note = _ltv_bgnbd(loaded["ltv"], refs["ltv"], uri)
+        return cls(churn=loaded.get("churn"), ltv=loaded.get("ltv"), recs=loaded.get("recs"),
+                   segments=loaded.get("segments"), bgnbd=bgnbd, bgnbd_note=note, models=refs,
+                   status=status, definitions=definitions, **kwargs)
 
     def versions(self) -> dict[str, str]:
         """Registered model name -> version, for every family loaded from the registry."""
         return {ref.name: ref.version for ref in self.models.values()}
 
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Family -> why it is not served, for the families that are not."""
+        return {family: st.reason or st.state for family, st in self.status.items()
+                if not st.served}
+
+    def require(self, family: str, what: str) -> None:
+        """Refuse ``what`` when ``family`` is not served.
+
+        Raises
+        ------
+        ModelUnavailableError
+            Naming ``what``, the family and why it is not served.
+        """
+        reason = self.unavailable.get(family)
+        if reason is not None:
+            raise ModelUnavailableError(f"{what} needs the {family} model, which is not "
+                                        f"served: {reason}")
+
     # ------------------------------------------------------------------------- snapshots
     def snapshot(self, data: MarketplaceData, as_of: object = None) -> CustomerSnapshot:
         """The :class:`CustomerSnapshot` of ``data`` at ``as_of`` (default: the data's last
-        event), built once and kept for the last few cut-offs.
+        event; a time-zone-aware ``as_of`` is converted to naive UTC), built with the scorer's
+        definitions once and kept for the last few cut-offs.
 
         Raises
         ------
         FeatureSchemaError
-            The features do not match a model's training schema (names model and columns).
+            The features do not match a served model's training schema (names model and
+            columns).
+        InputError, NotEnoughDataError
+            ``as_of`` unreadable, after the data, or before any customer signed up.
         """
-        stamp = self._data_end(data) if as_of is None else to_as_of(as_of)
+        stamp = self._data_end(data) if as_of is None else to_as_of(as_of, to_utc=True)
         key = (id(data), stamp)
         with self._lock:
             hit = self._snapshots.get(key)
             if hit is not None and hit[0]() is data:
                 self._snapshots.move_to_end(key)
                 return hit[1]
-        snap = build_snapshot(data, stamp)
+        snap = build_snapshot(data, stamp, definitions=self.definitions)
         self._check_schemas(snap.features)
         with self._lock:
             self._snapshots[key] = (weakref.ref(data), snap)
             while len(self._snapshots) > _SNAPSHOTS_KEPT:
                 self._snapshots.popitem(last=False)
         return snap
+
+    def active_customers(self, data: MarketplaceData, as_of: object = None) -> int:
+        """Customers active at ``as_of`` under the served models' definitions.
+
+        The one count every route reports (``/health``, segments, metrics):
+        :attr:`CustomerSnapshot.n_active` -- a completed visit within ``active_window_days``.
+        """
+        return self.snapshot(data, as_of).n_active
 
     def _data_end(self, data: MarketplaceData) -> pd.Timestamp:
         """``data.observation_end``, remembered per data object (it scans every table)."""
@@ -262,6 +407,8 @@ class CustomerScorer:
     def _check_schemas(self, features: pd.DataFrame) -> None:
         for family, wrapper in (("churn", self.churn), ("ltv", self.ltv),
                                 ("segments", self.segments)):
+            if wrapper is None:
+                continue
             assert wrapper.spec is not None
             schema = wrapper.spec.features
             label = _ref_label(self.models[family]) if family in self.models else family
@@ -294,7 +441,7 @@ class CustomerScorer:
             Cut-off (default: the data's last event).
         customer_ids
             Customers to score, in this order (default: every customer signed up by
-            ``as_of``).
+            ``as_of``); a repeated id gets its row at each position.
         reasons
             Phrase the churn reasons (``reason_1..k``); off saves a third of the time on
             millions of rows.
@@ -312,7 +459,9 @@ class CustomerScorer:
             lifecycle_stage, lifecycle_reason, usual_gap_days, days_since_last_visit,
             n_visits, next_service_id, next_service, next_service_probability,
             recommended_barbers (list of provider ids), barber_scores, action, action_text,
-            offer_expected_gain``.
+            offer_expected_gain``. The columns of a family that is not served
+            (:data:`FAMILY_COLUMNS`, and the reasons for churn) are null: NaN for numbers,
+            None otherwise. ``in_churn_population`` is the activity rule of the definitions.
 
         Raises
         ------
@@ -354,56 +503,90 @@ class CustomerScorer:
     def _score_rows(self, snap: CustomerSnapshot, positions: np.ndarray, *,
                     reasons: bool) -> tuple[pd.Index, dict[str, Any]]:
         """Every output column of the rows at ``positions``, as arrays (one model call per
-        family for all of them)."""
+        family for the distinct rows; a repeated position gets its row again)."""
+        unique, inverse = np.unique(positions, return_inverse=True)
+        if len(unique) < len(positions):
+            once_ids, once = self._score_rows(snap, unique, reasons=reasons)
+            return once_ids[inverse], {
+                name: (values[inverse] if isinstance(values, np.ndarray)
+                       else [values[i] for i in inverse.tolist()])
+                for name, values in once.items()}
         X = snap.features.iloc[positions]
         ids = X.index
+        n = len(ids)
         at = {name: values[positions] for name, values in snap.aligned.items()}
-        churn = self.churn.predict(None, X)
-        ltv = self.ltv.predict(None, X)
-        assert self.segments.estimator is not None
-        segments = self.segments.estimator.transform(X)
         low, high = self.risk_bands
-        cols: dict[str, Any] = {
-            "as_of": np.full(len(ids), snap.as_of.to_datetime64()),
-            "churn_probability": churn,
-            "risk_band": np.where(churn >= high, "high", np.where(churn >= low, "medium",
-                                                                   "low")).astype(object),
-            "in_churn_population": at["days_since_last_visit"] <= 180.0,
-        }
-        if reasons and len(ids):
-            contributions = self.churn.estimator.feature_contributions(X)
-            phrased = churn_reasons(contributions, X, k=self.n_reasons)
-            cols |= {c: phrased[c].to_numpy() for c in phrased.columns}
-        cols["expected_value_12m"] = ltv
-        cols["probability_alive"] = self._probability_alive(at)
-        for column in ("rfm_segment", "r_score", "f_score", "m_score", "cluster",
-                       "cluster_name"):
-            cols[column] = segments[column].to_numpy()
+        cols: dict[str, Any] = {"as_of": np.full(n, snap.as_of.to_datetime64())}
+        if self.churn is not None:
+            churn = self.churn.predict(None, X)
+            cols["churn_probability"] = churn
+            cols["risk_band"] = np.where(churn >= high, "high", np.where(
+                churn >= low, "medium", "low")).astype(object)
+        else:
+            cols["churn_probability"] = np.full(n, np.nan)
+            cols["risk_band"] = np.full(n, None, dtype=object)
+        cols["in_churn_population"] = snap.active[positions]
+        if reasons and n:
+            if self.churn is not None:
+                contributions = self.churn.estimator.feature_contributions(X)
+                phrased = churn_reasons(contributions, X, k=self.n_reasons)
+                cols |= {c: phrased[c].to_numpy() for c in phrased.columns}
+            else:
+                for i in range(1, self.n_reasons + 1):
+                    cols[f"reason_{i}"] = np.full(n, None, dtype=object)
+                    cols[f"reason_{i}_group"] = np.full(n, None, dtype=object)
+                    cols[f"reason_{i}_impact"] = np.full(n, np.nan)
+        if self.ltv is not None:
+            cols["expected_value_12m"] = self.ltv.predict(None, X)
+            cols["probability_alive"] = self._probability_alive(at)
+        else:
+            cols["expected_value_12m"] = np.full(n, np.nan)
+            cols["probability_alive"] = np.full(n, np.nan)
+        if self.segments is not None:
+            assert self.segments.estimator is not None
+            segments = self.segments.estimator.transform(X)
+            for column in FAMILY_COLUMNS["segments"]:
+                cols[column] = segments[column].to_numpy()
+        else:
+            for column in FAMILY_COLUMNS["segments"]:
+                cols[column] = (np.full(n, np.nan) if column in ("r_score", "f_score",
+                                                                  "m_score", "cluster")
+                                else np.full(n, None, dtype=object))
         for column in ("lifecycle_stage", "lifecycle_reason", "usual_gap_days",
                        "days_since_last_visit", "n_visits", "next_service_id", "next_service",
                        "next_service_probability"):
             cols[column] = at[column]
-        cols["recommended_barbers"], cols["barber_scores"] = self._barbers(
-            snap, ids, at["neighborhood"], self.n_barbers)
+        if self.recs is not None:
+            cols["recommended_barbers"], cols["barber_scores"] = self._barbers(
+                snap, ids, at["neighborhood"], self.n_barbers)
+        else:
+            cols["recommended_barbers"] = np.full(n, None, dtype=object)
+            cols["barber_scores"] = np.full(n, None, dtype=object)
         cols |= _actions({**cols, "spend_per_visit": at["spend_per_visit"]},
-                         snap.offer_effect, self.offer_policy, effect_note=snap.offer_effect_note)
+                         snap.offer_effect, self.offer_policy, effect_note=snap.offer_effect_note,
+                         churn_unavailable=self.unavailable.get("churn"))
         return ids, cols
 
     def _probability_alive(self, at: dict[str, np.ndarray]) -> np.ndarray:
         seen = ~np.isnan(at["frequency"])
         out = np.full(len(seen), np.nan)
-        if seen.any():
+        if self.bgnbd is not None and seen.any():
             out[seen] = self.bgnbd.probability_alive(
                 at["frequency"][seen], at["recency"][seen], at["T"][seen])
         return out
 
     def _barbers(self, snap: CustomerSnapshot, ids: pd.Index, neighborhoods: np.ndarray,
                  n: int) -> tuple[list[list[int]], list[list[float]]]:
-        assert self.recs.spec is not None
+        """Up to ``n`` barbers still working at ``as_of`` per customer (``[]``: none)."""
+        assert self.recs is not None and self.recs.spec is not None
+        users = ids.to_numpy(dtype=np.int64)
+        empty: tuple[list[list[int]], list[list[float]]] = (
+            [[] for _ in range(len(users))], [[] for _ in range(len(users))])
+        if not len(users) or not len(snap.active_providers):
+            return empty  # no barber working yet (before the first joined): nothing to suggest
         # Ask for a few more than needed: barbers who left after the model was trained are
         # dropped here, so the customer still gets n suggestions.
         k = min(n + 5, self.recs.spec.max_k)
-        users = ids.to_numpy(dtype=np.int64)
         request = pd.DataFrame({"user_id": users, "k": np.full(len(ids), k, dtype=np.int64)})
         if self.recs.spec.group_column:
             request[self.recs.spec.group_column] = neighborhoods
@@ -413,15 +596,15 @@ class CustomerScorer:
         score = recs["score"].to_numpy(dtype=np.float64)
         working = np.isin(item, snap.active_providers.to_numpy())
         user, item, score = user[working], item[working], score[working]
+        if not len(user):
+            return empty
         # rows come grouped by user in request order, best first: keep each user's first n
-        starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else \
-            np.empty(0, dtype=np.int64)
+        starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
         run = np.diff(np.r_[starts, len(user)])
         within = np.arange(len(user)) - np.repeat(starts, run)
         keep = within < n
         user, item, score = user[keep], item[keep], score[keep]
-        bounds = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else \
-            np.empty(0, dtype=np.int64)
+        bounds = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
         items_of = dict(zip(user[bounds].tolist(), np.split(item, bounds[1:]), strict=True))
         scores_of = dict(zip(user[bounds].tolist(), np.split(score, bounds[1:]), strict=True))
         return ([items_of[u].tolist() if u in items_of else [] for u in users.tolist()],
@@ -433,14 +616,17 @@ class CustomerScorer:
 
         Raises
         ------
+        ModelUnavailableError
+            The recommendations model is not served.
         UnknownCustomerError
             When ``customer_id`` is not a customer at ``as_of``.
-        ValueError
+        InputError
             ``k_barbers`` out of range.
         """
-        assert self.recs.spec is not None
+        self.require("recs", "barber recommendations")
+        assert self.recs is not None and self.recs.spec is not None
         if not 1 <= k_barbers <= self.recs.spec.max_k - 5:
-            raise ValueError(f"k_barbers must be in [1, {self.recs.spec.max_k - 5}], got "
+            raise InputError(f"k_barbers must be in [1, {self.recs.spec.max_k - 5}], got "
                              f"{k_barbers}")
         snap = self.snapshot(data, as_of)
         positions = snap.positions([customer_id])
@@ -474,7 +660,8 @@ class CustomerScorer:
                       as_of: object = None) -> list[CustomerProfile]:
         """Profiles of many customers (hundreds per call), in request order.
 
-        The same vectorised path as :meth:`score_frame`, turned into records.
+        The same vectorised path as :meth:`score_frame`, turned into records. A repeated id
+        gets its profile at each of its positions (the models run once per distinct id).
         """
         snap = self.snapshot(data, as_of)
         ids, cols = self._score_rows(snap, snap.positions(customer_ids), reasons=True)
@@ -484,8 +671,22 @@ class CustomerScorer:
         """Records of the rows of a :meth:`score_frame` result (with reasons)."""
         return self._records(frame.index, {c: frame[c].to_numpy() for c in frame.columns})
 
+    def unavailable_fields(self) -> dict[str, str]:
+        """Profile field group -> why it is null or degraded (empty when all is served)."""
+        out: dict[str, str] = {}
+        for family, reason in self.unavailable.items():
+            out[FAMILY_FIELDS[family]] = reason
+        if "churn" in self.unavailable:
+            out["action"] = ("no retention offer considered and reminders by lifecycle stage "
+                             f"only: {self.unavailable['churn']}")
+        if self.ltv is not None and self.bgnbd is None:
+            out["value.probability_alive"] = self.bgnbd_note
+        return out
+
     def _records(self, ids: pd.Index, cols: dict[str, Any]) -> list[CustomerProfile]:
         versions = self.versions()
+        missing = self.unavailable
+        unavailable = self.unavailable_fields()
         reason_cols = [(f"reason_{i}", f"reason_{i}_group", f"reason_{i}_impact")
                        for i in range(1, self.n_reasons + 1) if f"reason_{i}" in cols]
         # plain Python values, column by column (one conversion per column, not per cell)
@@ -497,35 +698,41 @@ class CustomerScorer:
                 return c[name][row]
 
             service_id = at("next_service_id")
-            alive, since, gain = (at("probability_alive"), at("days_since_last_visit"),
-                                  at("offer_expected_gain"))
+            since, gain = at("days_since_last_visit"), at("offer_expected_gain")
+            churn = None if "churn" in missing else ChurnRisk(
+                probability=at("churn_probability"), risk_band=at("risk_band"),
+                in_model_population=bool(at("in_churn_population")),
+                reasons=[Reason(group=str(at(g)), text=str(at(t)), impact=at(i),
+                                direction="raises" if at(i) > 0 else "lowers")
+                         for t, g, i in reason_cols])
+            alive = at("probability_alive")
+            value = None if "ltv" in missing else CustomerValue(
+                expected_12m=at("expected_value_12m"),
+                probability_alive=None if alive != alive else alive)
+            segment = None if "segments" in missing else SegmentInfo(
+                rfm_segment=str(at("rfm_segment")), r_score=int(at("r_score")),
+                f_score=int(at("f_score")), m_score=int(at("m_score")),
+                cluster=int(at("cluster")), cluster_name=str(at("cluster_name")))
+            barbers = None if "recs" in missing else [
+                BarberSuggestion(provider_id=p, score=sc, rank=i + 1)
+                for i, (p, sc) in enumerate(zip(at("recommended_barbers"), at("barber_scores"),
+                                                strict=True))]
             profiles.append(CustomerProfile(
                 customer_id=int(customer),
                 as_of=pd.Timestamp(at("as_of")).to_pydatetime(),
-                churn=ChurnRisk(
-                    probability=at("churn_probability"), risk_band=at("risk_band"),
-                    in_model_population=bool(at("in_churn_population")),
-                    reasons=[Reason(group=str(at(g)), text=str(at(t)), impact=at(i),
-                                    direction="raises" if at(i) > 0 else "lowers")
-                             for t, g, i in reason_cols]),
-                value=CustomerValue(expected_12m=at("expected_value_12m"),
-                                    probability_alive=None if alive != alive else alive),
-                segment=SegmentInfo(rfm_segment=str(at("rfm_segment")),
-                                    r_score=int(at("r_score")), f_score=int(at("f_score")),
-                                    m_score=int(at("m_score")), cluster=int(at("cluster")),
-                                    cluster_name=str(at("cluster_name"))),
+                churn=churn, value=value, segment=segment,
                 lifecycle=LifecycleInfo(
                     stage=str(at("lifecycle_stage")), usual_gap_days=at("usual_gap_days"),
                     days_since_last_visit=None if since != since else since,
                     n_visits=int(at("n_visits")), reason=str(at("lifecycle_reason"))),
-                next_service=None if service_id is None or service_id is pd.NA else
+                next_service=None if service_id is None or service_id is pd.NA
+                or service_id != service_id else
                 ServiceSuggestion(service_id=int(service_id), name=str(at("next_service")),
                                   probability=at("next_service_probability")),
-                barbers=[BarberSuggestion(provider_id=p, score=sc, rank=i + 1)
-                         for i, (p, sc) in enumerate(zip(at("recommended_barbers"),
-                                                         at("barber_scores"), strict=True))],
+                barbers=barbers,
                 action=RecommendedAction(kind=at("action"), text=str(at("action_text")),
                                          expected_gain=None if gain != gain else gain),
+                unavailable=unavailable,
                 model_versions=versions,
             ))
         return profiles
@@ -540,20 +747,62 @@ def _set_threads(estimator: Any, n_jobs: int) -> None:
             inner.set_params(n_jobs=n_jobs)
 
 
-def _load_bgnbd(ltv: ModelRef, tracking_uri: str) -> BetaGeoModel:
-    """The BG/NBD fitted in the LTV champion's run (its parameters artifact)."""
-    if ltv.run_id is None:
-        raise LookupError(f"{_ref_label(ltv)} has no run; cannot find its BG/NBD parameters")
-    client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        with tempfile.TemporaryDirectory(prefix="barberpro-clv-") as tmp:
-            path = client.download_artifacts(ltv.run_id, CLV_PARAMS_ARTIFACT, tmp)
-            params = mlflow.artifacts.load_dict(path)
-    except Exception as exc:
-        raise LookupError(
-            f"{_ref_label(ltv)}: its run {ltv.run_id} has no {CLV_PARAMS_ARTIFACT} ({exc}); "
-            "retrain it with `barberpro-ml train ltv`") from None
-    model = BetaGeoModel()
-    model.params_ = BetaGeoParams(**{k: float(v) for k, v in params["bgnbd"].items()})
-    return model
+def _agreed_definitions(tagged: dict[str, Definitions], refs: dict[str, ModelRef],
+                        given: Definitions | None) -> Definitions:
+    """The one set of definitions the loaded versions were trained with.
 
+    Raises
+    ------
+    InputError
+        Two versions disagree (names both and the differing fields), or ``given`` disagrees
+        with them.
+    """
+    if not tagged:
+        return given if given is not None else DEFAULT_DEFINITIONS
+    (first, base), *others = tagged.items()
+    for family, other in others:
+        if other != base:
+            fields = sorted(k for k, v in base.model_dump().items()
+                            if other.model_dump()[k] != v)
+            raise InputError(
+                f"the served models were trained under different definitions: "
+                f"{_ref_label(refs[first])} and {_ref_label(refs[family])} differ in "
+                + ", ".join(f"{k} ({getattr(base, k)} vs {getattr(other, k)})" for k in fields)
+                + "; retrain one of them so they agree")
+    if given is not None and given != base:
+        fields = sorted(k for k, v in base.model_dump().items() if given.model_dump()[k] != v)
+        raise InputError(f"definitions given ({', '.join(fields)}) differ from those the served "
+                         f"models were trained with ({base.model_dump()})")
+    return base
+
+
+def _ltv_bgnbd(ltv: EstimatorModel, ref: ModelRef, tracking_uri: str
+               ) -> tuple[BetaGeoModel | None, str]:
+    """The BG/NBD of the LTV model: registered inside it (:attr:`PyfuncSpec.clv_params`), or,
+    for versions registered before that, the ``clv/clv_params.json`` artifact of its run.
+
+    Returns the model, or None and why there is none (the probability alive is then null).
+    """
+    params = ltv.spec.clv_params if ltv.spec is not None else None
+    if params is None:
+        params = _run_clv_params(ref, tracking_uri)
+    if params is None:
+        return None, (f"{_ref_label(ref)} carries no BG/NBD parameters (registered without "
+                      f"clv_params, and its run has no {CLV_PARAMS_ARTIFACT}); retrain it with "
+                      "`barberpro-ml train ltv`")
+    model = BetaGeoModel()
+    model.params_ = BetaGeoParams(**{k: float(v) for k, v in params.bgnbd.items()})
+    return model, ""
+
+
+def _run_clv_params(ltv: ModelRef, tracking_uri: str) -> ClvParams | None:
+    """The fallback: ``clv/clv_params.json`` of the LTV version's run, or None if absent."""
+    if ltv.run_id is None:
+        return None
+    client = MlflowClient(tracking_uri=tracking_uri)
+    listed = {f.path for f in client.list_artifacts(ltv.run_id, CLV_PARAMS_ARTIFACT.split("/")[0])}
+    if CLV_PARAMS_ARTIFACT not in listed:
+        return None
+    with tempfile.TemporaryDirectory(prefix="barberpro-clv-") as tmp:
+        path = client.download_artifacts(ltv.run_id, CLV_PARAMS_ARTIFACT, tmp)
+        return ClvParams.model_validate(mlflow.artifacts.load_dict(path))

@@ -13,12 +13,14 @@ the models always run on the request.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
-from barberpro_ml.errors import NotFoundError
+from barberpro_ml.definitions import DEFAULT_DEFINITIONS, Definitions
+from barberpro_ml.errors import InputError, NotEnoughDataError, NotFoundError
 from barberpro_ml.evaluation.uplift import POOLED, OfferEffect, campaign_effects
 from barberpro_ml.features import customer_features, customer_rfm
 from barberpro_ml.features._common import to_as_of
@@ -84,6 +86,11 @@ class CustomerSnapshot:
         The per-customer values the scorer reads, as NumPy arrays in the row order of
         ``features`` (lifecycle, RFM, next service, neighborhood, spend per visit): a request
         takes its rows by position instead of re-aligning frames.
+    definitions
+        The business definitions the snapshot was built with (activity window, new-customer
+        period, churn horizon of the campaign effect).
+    first_visit
+        The first completed visit known at ``as_of`` (None: no activity yet).
     """
 
     as_of: pd.Timestamp
@@ -98,10 +105,31 @@ class CustomerSnapshot:
     offer_effect_note: str
     population_gap_days: float
     aligned: dict[str, np.ndarray]
+    definitions: Definitions = DEFAULT_DEFINITIONS
+    first_visit: pd.Timestamp | None = None
 
     @property
     def customer_ids(self) -> pd.Index:
         return self.features.index
+
+    @cached_property
+    def active(self) -> np.ndarray:
+        """Whether each customer (row order of ``features``) is *active* at ``as_of``.
+
+        Active: a completed visit in ``(as_of - active_window_days, as_of]`` of
+        :attr:`definitions` -- the churn model's population, the complement of the
+        ``churned`` lifecycle stage among customers who visited, and the same rule as
+        :func:`barberpro_ml.features.active_customers`. Every "active customers" number of the
+        scorer and the service is ``active.sum()`` of a snapshot (:meth:`n_active`), so the
+        routes cannot disagree.
+        """
+        return np.asarray((self.aligned["n_visits"] > 0)
+                          & (self.aligned["lifecycle_stage"] != "churned"), dtype=bool)
+
+    @property
+    def n_active(self) -> int:
+        """How many customers are active at ``as_of`` (see :attr:`active`)."""
+        return int(self.active.sum())
 
     def positions(self, customer_ids: object) -> np.ndarray:
         """Row positions of ``customer_ids`` (request order).
@@ -129,8 +157,9 @@ class CustomerSnapshot:
         return np.asarray(pos, dtype=np.int64)
 
 
-def build_snapshot(data: MarketplaceData, as_of: object, *, horizon_days: int = 90,
-                   n_bootstrap: int = 1000, seed: int = 0) -> CustomerSnapshot:
+def build_snapshot(data: MarketplaceData, as_of: object, *,
+                   definitions: Definitions = DEFAULT_DEFINITIONS, n_bootstrap: int = 1000,
+                   seed: int = 0) -> CustomerSnapshot:
     """Compute the :class:`CustomerSnapshot` of ``data`` at ``as_of``.
 
     Parameters
@@ -138,28 +167,35 @@ def build_snapshot(data: MarketplaceData, as_of: object, *, horizon_days: int = 
     data
         The validated event tables.
     as_of
-        Cut-off (naive UTC); must not be after the data's last event (the snapshot would claim
-        knowledge of a period the data do not cover).
-    horizon_days
-        Outcome window of the campaign effect (the churn label's 90 days).
+        Cut-off (naive UTC, or time-zone aware: converted); must not be after the data's last
+        event (the snapshot would claim knowledge of a period the data do not cover).
+    definitions
+        The activity window and new-customer period of the lifecycle stages and the churn
+        horizon of the campaign effect (the served models' definitions).
     n_bootstrap, seed
         For the campaign effect's confidence interval.
 
     Raises
     ------
-    ValueError
-        ``as_of`` after the last event, or before any customer signed up.
+    InputError
+        ``as_of`` after the last event.
+    NotEnoughDataError
+        ``as_of`` before any customer signed up (names the first signup).
     """
-    stamp = to_as_of(as_of)
+    stamp = to_as_of(as_of, to_utc=True)
     end = data.observation_end
     if stamp > end:
-        raise ValueError(f"as_of {stamp} is after the data's last event ({end}); the data "
+        raise InputError(f"as_of {stamp} is after the data's last event ({end}); the data "
                          "cannot say what a customer looks like then")
     features = customer_features(data, stamp)
     if features.empty:
-        raise ValueError(f"no customer had signed up by as_of {stamp}")
+        first = data.customers["signup_at"].min()
+        raise NotEnoughDataError(f"no customer had signed up by as_of {stamp}; the first "
+                                 f"signup is at {first}")
     population_gap = population_median_gap(data, stamp)
-    lifecycle = lifecycle_stages(data, stamp, population_gap_days=population_gap
+    lifecycle = lifecycle_stages(data, stamp, population_gap_days=population_gap,
+                                 active_window_days=definitions.active_window_days,
+                                 new_days=definitions.new_customer_days
                                  ).reindex(features.index)
     rfm = customer_rfm(data, stamp)
     if len(rfm):
@@ -177,21 +213,34 @@ def build_snapshot(data: MarketplaceData, as_of: object, *, horizon_days: int = 
     effect: OfferEffect | None = None
     note = ""
     try:
-        effects = campaign_effects(data, stamp, horizon_days=horizon_days,
+        effects = campaign_effects(data, stamp, horizon_days=definitions.churn_horizon_days,
                                    n_bootstrap=n_bootstrap, seed=seed)
         effect = next((e for e in effects if e.campaign == POOLED), None)
         if effect is None or effect.relative_reduction is None:
             note = "; ".join(effect.notes) if effect else "no pooled campaign estimate"
             effect = None
-    except ValueError as exc:  # no campaign closed by as_of
+    except NotEnoughDataError as exc:  # no campaign closed by as_of
         note = str(exc)
     neighborhoods = customer_neighborhoods(data).reindex(features.index).astype(str)
+    b = data.bookings
+    done = b.loc[(b["status"] == "completed").to_numpy() & (b["scheduled_at"] <= stamp).to_numpy(),
+                 "scheduled_at"]
     return CustomerSnapshot(
         as_of=stamp, features=features, lifecycle=lifecycle, rfm=rfm,
         next_service=next_service, next_services=next_services, active_providers=active,
         neighborhoods=neighborhoods, offer_effect=effect, offer_effect_note=note,
         population_gap_days=population_gap,
-        aligned=_aligned(features, lifecycle, rfm, next_service, neighborhoods))
+        aligned=_aligned(features, lifecycle, rfm, next_service, neighborhoods),
+        definitions=definitions, first_visit=done.min() if len(done) else None)
+
+
+def _optional_ints(values: pd.Series) -> np.ndarray:
+    """Object array of ``int`` or ``None`` (an all-missing ``Int64`` column would turn into
+    float NaN, which is neither)."""
+    out = np.full(len(values), None, dtype=object)
+    known = values.notna().to_numpy(dtype=bool)
+    out[known] = values.to_numpy()[known].astype(np.int64)
+    return out
 
 
 def _aligned(features: pd.DataFrame, lifecycle: pd.DataFrame, rfm: pd.DataFrame,
@@ -208,7 +257,7 @@ def _aligned(features: pd.DataFrame, lifecycle: pd.DataFrame, rfm: pd.DataFrame,
         "frequency": rfm["frequency"].to_numpy(dtype=np.float64),
         "recency": rfm["recency"].to_numpy(dtype=np.float64),
         "T": rfm["T"].to_numpy(dtype=np.float64),
-        "next_service_id": nxt["service_id"].astype("Int64").to_numpy(),
+        "next_service_id": _optional_ints(nxt["service_id"]),
         "next_service": nxt["name"].astype(object).where(nxt["name"].notna(), None)
         .to_numpy(dtype=object),
         "next_service_probability": nxt["score"].to_numpy(dtype=np.float64),
