@@ -505,3 +505,29 @@ def test_no_as_of_in_the_advertised_range_gets_an_internal_error(
     customer = int(data.customers.sort_values("signup_at")["customer_id"].iloc[0])
     for route, response in _every_route(c, customer, f"{stamp:%Y-%m-%dT%H:%M:%S}").items():
         assert response.status_code == 200, (stamp, route, response.text)
+
+
+def test_the_seed_churn_reduction_claim_is_read_from_the_claims_file(
+        scorer: CustomerScorer, scoring_registry: Any, tmp_path: Path) -> None:
+    import yaml
+
+    from barberpro_ml.config import shipped_config
+    from barberpro_ml.gates import load_claims
+    from barberpro_ml.scoring.insights import SEED_CLAIM_ID, success_metrics
+
+    shipped = success_metrics(scorer, scoring_registry.data, n_bootstrap=200)
+    assert shipped.churn_reduction_claim.claim_id == SEED_CLAIM_ID
+    assert shipped.churn_reduction_claim.claimed == 0.463  # configs/claims.yaml
+    assert {c.claim_id for c in shipped.intervention_claims} == {
+        c.id for c in load_claims(shipped_config("claims.yaml"), family="interventions")}
+    raw = yaml.safe_load(shipped_config("claims.yaml").read_text())
+    for claim in raw["claims"]:
+        if claim["id"] == SEED_CLAIM_ID:
+            claim["claimed"] = -0.5  # a claim any measured effect supports
+    edited = tmp_path / "claims.yaml"
+    edited.write_text(yaml.safe_dump(raw))
+    changed = success_metrics(scorer, scoring_registry.data, n_bootstrap=200,
+                              claims=load_claims(edited))
+    assert changed.churn_reduction_claim.claimed == -0.5
+    if changed.churn_reduction_claim.measured is not None:
+        assert changed.churn_reduction_claim.verdict == "supported"

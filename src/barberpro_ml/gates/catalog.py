@@ -280,14 +280,14 @@ _REGRESSION = _regression_specs()
 LTV = FamilyCatalog(
     family="ltv",
     metrics=_REGRESSION,
-    # experiments/train_ltv.py: evaluate_ltv(y, {xgboost, bgnbd, naive}, candidate="xgboost"),
+    # barberpro_ml.jobs.ltv: evaluate_ltv(y, {xgboost, bgnbd, naive}, candidate="xgboost"),
     # so the report holds <metric>_minus_bgnbd and <metric>_minus_naive for every metric.
     baselines=("naive", "bgnbd"),
     # registry.champion_comparison passes both models' value predictions: MAE and RMSE of
     # gates.check.OTHER_PAIRED_METRICS; in currency units, hence no scale.
     paired=tuple(m for m in _REGRESSION if m.name in ("mae", "rmse")),
     source="evaluation.regression.evaluate_ltv (REGRESSION_METRICS) and the baselines of "
-           "experiments/train_ltv.py",
+           "barberpro_ml.jobs.ltv",
 )
 
 # --------------------------------------------------------------------------- recs
@@ -297,7 +297,7 @@ _RANKING = tuple(MetricSpec(f"{name}@k", "higher", 0.0, 1.0, 1.0)
 RECS = FamilyCatalog(
     family="recs",
     metrics=_RANKING,
-    # experiments/train_recs.py (with_gate_metrics) adds the paired differences of ndcg, recall
+    # barberpro_ml.jobs.recs (with_gate_metrics) adds the paired differences of ndcg, recall
     # and hit against the neighborhood popularity baseline and global popularity.
     baselines=("baseline", "global_popularity"),
     differenced=("ndcg@k", "recall@k", "hit@k"),
@@ -305,7 +305,7 @@ RECS = FamilyCatalog(
     # compares their means ("mean" of gates.check.OTHER_PAIRED_METRICS), a value in [0, 1].
     paired=(MetricSpec("mean", "higher", 0.0, 1.0, 1.0),),
     source="evaluation.ranking.evaluate_recommender (RANKING_METRICS, ranking_metric_names) "
-           "and experiments/train_recs.py",
+           "and barberpro_ml.jobs.recs",
 )
 
 # --------------------------------------------------------------------------- segments
@@ -318,14 +318,31 @@ SEGMENTS = FamilyCatalog(
         MetricSpec("adjusted_rand", "higher", -0.5, 1.0, 1.0),
         MetricSpec("silhouette", "higher", -1.0, 1.0, 2.0),
     ),
-    # experiments/train_segments.py checks with no champion comparison: stability against
+    # barberpro_ml.jobs.segments checks with no champion comparison: stability against
     # the champion is itself the claim.
     paired=(),
-    source="experiments/train_segments.py (id_stability, adjusted_rand, silhouette)",
+    source="barberpro_ml.jobs.segments (id_stability, adjusted_rand, silhouette)",
+)
+
+# --------------------------------------------------------------------------- interventions
+INTERVENTIONS = FamilyCatalog(
+    family="interventions",
+    metrics=(
+        # 1 - churn_treated / churn_control of the randomised retention campaigns, pooled:
+        # 1 would remove all churn; unbounded below (an offer can raise churn)
+        MetricSpec("relative_reduction", "higher", -_INF, 1.0, 1.0),
+        # churn_control - churn_treated: the share of targeted customers the offer kept
+        MetricSpec("absolute_reduction", "higher", -1.0, 1.0, 1.0),
+    ),
+    # measured from the randomised campaigns (evaluation.uplift.campaign_effects), not from a
+    # registered model: nothing to compare with a champion yet
+    paired=(),
+    source="evaluation.uplift.campaign_effects (pooled relative and absolute reduction), "
+           "checked by scoring.insights.success_metrics",
 )
 
 CATALOGUE: Final[Mapping[str, FamilyCatalog]] = {
-    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS)
+    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS)
 }
 """Every model family a claim can be about, by name."""
 

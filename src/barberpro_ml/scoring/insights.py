@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from barberpro_ml.config import shipped_config
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.errors import InputError, NotEnoughDataError
@@ -37,11 +38,12 @@ from barberpro_ml.evaluation.report import MetricEstimate
 from barberpro_ml.evaluation.uplift import OfferEffect, campaign_effects
 from barberpro_ml.features import churn_labels
 from barberpro_ml.features.lifecycle import LIFECYCLE_STAGES, lifecycle_journey
+from barberpro_ml.gates import Claim, ClaimSet, load_claims
 from barberpro_ml.models.segments import segment_profiles
 from barberpro_ml.scoring.scorer import CustomerScorer
 
 __all__ = [
-    "SEED_CHURN_REDUCTION",
+    "SEED_CLAIM_ID",
     "CampaignEffect",
     "ClaimCheck",
     "EstimateSummary",
@@ -51,8 +53,9 @@ __all__ = [
     "success_metrics",
 ]
 
-SEED_CHURN_REDUCTION = 0.463
-"""The seed document's claim: "46.3% churn reduction through proactive interventions"."""
+SEED_CLAIM_ID = "interventions-churn-reduction-seed"
+"""The claims-file id of the seed document's "46.3% churn reduction through proactive
+interventions" (``configs/claims.yaml``, family ``interventions``)."""
 
 SegmentKind = Literal["rfm", "cluster", "lifecycle"]
 _SEGMENT_COLUMNS: dict[str, str] = {"rfm": "rfm_segment", "cluster": "cluster_name",
@@ -164,7 +167,9 @@ class ClaimCheck(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    claim_id: str
     claim: str
+    blocking: bool
     claimed: float
     measured: float | None
     ci_low: float | None
@@ -198,13 +203,17 @@ class SuccessMetrics(BaseModel):
     actions: dict[str, int]
     campaigns: list[CampaignEffect]
     churn_reduction_claim: ClaimCheck
+    """The seed document's claim (:data:`SEED_CLAIM_ID`) against the pooled campaigns."""
+    intervention_claims: list[ClaimCheck]
+    """Every ``interventions`` claim of the claims file, judged the same way."""
     notes: list[str]
     unavailable: dict[str, str]
     model_versions: dict[str, str]
 
 
 def success_metrics(scorer: CustomerScorer, data: MarketplaceData, as_of: object = None, *,
-                    n_bootstrap: int = 1000, seed: int = 0) -> SuccessMetrics:
+                    n_bootstrap: int = 1000, seed: int = 0,
+                    claims: ClaimSet | None = None) -> SuccessMetrics:
     """Customer-success metrics at ``as_of``, under the scorer's definitions.
 
     - lifecycle stage counts; active customers (:attr:`CustomerSnapshot.n_active`: a
@@ -216,8 +225,9 @@ def success_metrics(scorer: CustomerScorer, data: MarketplaceData, as_of: object
       predicted value and the value at risk (``sum p x value``), each null when its model is
       not served (``unavailable``) or there is no active customer;
     - the recommended actions' counts;
-    - every campaign's measured effect (value and interval) and the pooled one, and the
-      seed's 46.3% claim checked against it.
+    - every campaign's measured effect (value and interval) and the pooled one, and every
+      ``interventions`` claim of ``claims`` (default: the shipped ``claims.yaml``; the seed's
+      46.3% among them) checked against it.
 
     Before the first completed visit every count is zero, the means are null and ``notes``
     says there is no activity yet.
@@ -254,6 +264,13 @@ def success_metrics(scorer: CustomerScorer, data: MarketplaceData, as_of: object
     value = scored["expected_value_12m"].to_numpy(dtype=np.float64)[mask]
     has_churn, has_ltv = "churn" not in unavailable, "ltv" not in unavailable
     pooled = effects[-1] if effects else None
+    if claims is None:
+        claims = load_claims(shipped_config("claims.yaml"), family="interventions")
+    checks = [_check_claim(c, pooled, reason) for c in claims.for_family("interventions")]
+    seed_check = next((c for c in checks if c.claim_id == SEED_CLAIM_ID), None)
+    if seed_check is None:
+        raise InputError(f"the claims file {claims.path} has no claim {SEED_CLAIM_ID!r} "
+                         "(family interventions)")
     return SuccessMetrics(
         as_of=snap.as_of.to_pydatetime(), definitions=definitions, customers=len(scored),
         lifecycle={s: int(stages.get(s, 0)) for s in LIFECYCLE_STAGES},
@@ -267,7 +284,7 @@ def success_metrics(scorer: CustomerScorer, data: MarketplaceData, as_of: object
         revenue_at_risk_12m=float((p * value).sum()) if has_churn and has_ltv else None,
         actions={str(k): int(v) for k, v in scored["action"].value_counts().items()},
         campaigns=[CampaignEffect.of(e) for e in effects],
-        churn_reduction_claim=_check_claim(pooled, reason),
+        churn_reduction_claim=seed_check, intervention_claims=checks,
         notes=notes, unavailable=unavailable,
         model_versions=scorer.versions())
 
@@ -278,20 +295,30 @@ def _first_completed(data: MarketplaceData) -> pd.Timestamp | None:
     return done.min() if len(done) else None
 
 
-def _check_claim(pooled: OfferEffect | None, why_missing: str) -> ClaimCheck:
-    claim = "46.3% churn reduction through proactive interventions (seed document)"
-    if pooled is None or pooled.relative_reduction is None:
-        return ClaimCheck(claim=claim, claimed=SEED_CHURN_REDUCTION, measured=None,
-                          ci_low=None, ci_high=None, verdict="not measurable",
+def _check_claim(claim: Claim, pooled: OfferEffect | None, why_missing: str) -> ClaimCheck:
+    """One ``interventions`` claim against the pooled campaigns: supported when the interval's
+    bound on the claim's side (or the point estimate, ``policy: point``) clears it."""
+    text = (f"{claim.metric} {'>=' if claim.direction == 'at_least' else '<='} "
+            f"{claim.claimed:g} ({claim.source.split(':')[0]})")
+    head = {"claim_id": claim.id, "claim": text, "blocking": claim.blocking,
+            "claimed": claim.claimed}
+    est = None if pooled is None else getattr(pooled, claim.metric, None)
+    if pooled is None or est is None:
+        return ClaimCheck(**head, measured=None, ci_low=None, ci_high=None,
+                          verdict="not measurable",
                           reason=why_missing or "; ".join(pooled.notes if pooled else []))
-    est = pooled.relative_reduction
-    supported = est.ci_low >= SEED_CHURN_REDUCTION
+    if claim.direction == "at_least":
+        bound = est.value if claim.policy == "point" else est.ci_low
+        supported = bound >= claim.claimed
+    else:
+        bound = est.value if claim.policy == "point" else est.ci_high
+        supported = bound <= claim.claimed
     return ClaimCheck(
-        claim=claim, claimed=SEED_CHURN_REDUCTION, measured=est.value, ci_low=est.ci_low,
+        **head, measured=est.value, ci_low=est.ci_low,
         ci_high=est.ci_high, verdict="supported" if supported else "refused",
         reason=(f"the randomised campaigns ({', '.join(pooled.campaigns)}) measured a relative "
                 f"churn reduction of {est.value:.1%} [{est.ci_low:.1%}, {est.ci_high:.1%}]; "
-                + ("its lower bound reaches the claim" if supported
+                + ("its bound reaches the claim" if supported
                    else "the claim lies outside what they support")))
 
 
