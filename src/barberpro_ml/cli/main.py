@@ -480,7 +480,15 @@ def pipeline_command(
     with _launcher_run(tracking_uri):
         result = pipeline_job.run(cfg, tracking_uri=tracking_uri, on_data=on_data,
                                   on_family_done=on_family)
-    out.print(_summary_table(result))
+    if out.is_terminal:
+        out.print(_summary_table(result))
+    else:  # logs (CI, pipes): one unwrapped line per family
+        out.print(f"pipeline summary (data set {result.data_set.name})", highlight=False,
+                  markup=False, soft_wrap=True)
+        for row in result.summary_rows():
+            out.print(" | ".join(row[c] for c in ("family", "candidate", "verdict", "champion",
+                                                   "why")),
+                      highlight=False, markup=False, soft_wrap=True)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
