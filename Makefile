@@ -16,9 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The demo keeps to its own tracking store even when MLFLOW_TRACKING_URI points elsewhere
+# (a production server must not receive simulated champions).
+DEMO_STORE := sqlite:///mlflow.db
+
 demo: $(STAMP)
-	$(BIN)/barberpro-ml pipeline
-	$(BIN)/barberpro-ml score --out outputs/profiles.parquet
+	MLFLOW_TRACKING_URI=$(DEMO_STORE) $(BIN)/barberpro-ml pipeline
+	MLFLOW_TRACKING_URI=$(DEMO_STORE) $(BIN)/barberpro-ml score --out outputs/profiles.parquet
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q

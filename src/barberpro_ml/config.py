@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -112,7 +113,7 @@ def describe_validation_error(exc: ValidationError, *, source: str,
                               known_keys: Mapping[tuple[str | int, ...], list[str]] | None = None
                               ) -> list[str]:
     """One line per problem of a pydantic validation error: file, line, key, expectation."""
-    lines = []
+    lines: list[tuple[int, str]] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         key = ".".join(str(part) for part in loc) or "(top level)"
@@ -123,16 +124,20 @@ def describe_validation_error(exc: ValidationError, *, source: str,
         if kind == "extra_forbidden":
             parent = loc[:-1]
             allowed = (known_keys or {}).get(parent)
-            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
-            lines.append(f"{where}: unknown key {key!r}{hint}")
+            close = difflib.get_close_matches(str(loc[-1]), allowed or [], n=1)
+            hint = (f"; did you mean {close[0]!r}?" if close else
+                    f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
+            text = f"{where}: unknown key {key!r}{hint}"
         elif kind in _EXPECTED:
-            lines.append(f"{where}: {key}: expected {_EXPECTED[kind]}, got {got!r}")
+            text = f"{where}: {key}: expected {_EXPECTED[kind]}, got {got!r}"
         elif kind == "missing":
-            lines.append(f"{where}: {key}: required key is missing")
+            text = f"{where}: {key}: required key is missing"
         else:
             shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-            lines.append(f"{where}: {key}: {err['msg']}{shown}")
-    return lines
+            message = str(err["msg"]).removeprefix("Value error, ")
+            text = f"{where}: {key}: {message}{shown}"
+        lines.append((line or 0, text))
+    return [text for _, text in sorted(lines, key=lambda item: item[0])]
 
 
 def _known_keys(model: type[BaseModel], prefix: tuple[str | int, ...] = ()
