@@ -86,6 +86,11 @@ class PipelineConfig(BaseModel):
 
     _source: Path | None = PrivateAttr(default=None)
 
+    @property
+    def source(self) -> Path | None:
+        """The file this config was read from (None when built in code)."""
+        return self._source
+
     def resolve(self, path: str) -> Path:
         return resolve_config_path(path, relative_to=self._source.parent
                                    if self._source is not None else None)

@@ -47,6 +47,11 @@ class ScoreConfig(BaseModel):
 
     _source: Path | None = PrivateAttr(default=None)
 
+    @property
+    def source(self) -> Path | None:
+        """The file this config was read from (None when built in code)."""
+        return self._source
+
 
 class ScoreResult(BaseModel):
     """What the score job wrote."""
