@@ -45,7 +45,9 @@ def _describe(constraints: list[Any]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def parameter_problems(estimator: Any) -> tuple[list[str], InvalidParameterError | None]:
+def parameter_problems(
+    estimator: Any,
+) -> tuple[list[str], InvalidParameterError | None, set[str]]:
     """Every parameter of ``estimator`` violating its ``_parameter_constraints``.
 
     Returns
@@ -55,11 +57,14 @@ def parameter_problems(estimator: Any) -> tuple[list[str], InvalidParameterError
         order (alphabetical, as scikit-learn checks them).
     first : InvalidParameterError or None
         scikit-learn's own error for the first bad parameter.
+    invalid : set of str
+        The names of the bad parameters.
     """
     constraints: dict[str, Any] = estimator._parameter_constraints
     name = type(estimator).__name__
     problems: list[str] = []
     first: InvalidParameterError | None = None
+    invalid: set[str] = set()
     for param, value in estimator.get_params(deep=False).items():
         allowed = constraints.get(param)
         if allowed is None or allowed == "no_validation":
@@ -69,7 +74,8 @@ def parameter_problems(estimator: Any) -> tuple[list[str], InvalidParameterError
         except InvalidParameterError as error:
             problems.append(f"{param} must be {_describe(allowed)}, got {value!r}")
             first = first or error
-    return problems, first
+            invalid.add(param)
+    return problems, first, invalid
 
 
 class ValidatedEstimator(BaseEstimator):  # type: ignore[misc]
@@ -78,10 +84,17 @@ class ValidatedEstimator(BaseEstimator):  # type: ignore[misc]
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
 
     def _validate_params(self) -> None:
-        problems, first = parameter_problems(self)
+        problems, first, invalid = parameter_problems(self)
+        problems += self._more_param_problems(invalid)
         if problems:
+            canonical = "" if first is None else f" {first}"
             raise InvalidParametersError(
-                f"invalid {type(self).__name__} parameters: {'; '.join(problems)}. {first}")
+                f"invalid {type(self).__name__} parameters: {'; '.join(problems)}.{canonical}")
+
+    def _more_param_problems(self, invalid: set[str]) -> list[str]:
+        """Problems the constraints cannot express (e.g. duplicates in a sequence), for the
+        parameters not in ``invalid`` (those already violating their constraints)."""
+        return []
 
 
 def fit_context(method: _Method) -> _Method:

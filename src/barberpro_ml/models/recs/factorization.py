@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval
 from threadpoolctl import threadpool_limits
 
 from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
@@ -90,6 +92,16 @@ class ALSRecommender(_FactorModel):
         The fitted factors, rows in the order of ``user_index_`` / ``item_index_``.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseRecommender._parameter_constraints,
+        "factors": [Interval(Integral, 1, None, closed="left")],
+        "regularization": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "iterations": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "n_threads": [Interval(Integral, 0, None, closed="left")],
+    }
+
     def __init__(self, *, factors: int = 32, regularization: float = 0.05, alpha: float = 10.0,
                  iterations: int = 15, random_state: int = 0, n_threads: int = 1,
                  half_life_days: float | None = None) -> None:
@@ -135,6 +147,16 @@ class BPRRecommender(_FactorModel):
     user_factors_, item_factors_ : ndarray
         The fitted factors (bias columns included).
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseRecommender._parameter_constraints,
+        "factors": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "regularization": [Interval(Real, 0, None, closed="left")],
+        "iterations": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "n_threads": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(self, *, factors: int = 32, learning_rate: float = 0.05,
                  regularization: float = 0.01, iterations: int = 100, random_state: int = 0,
