@@ -219,8 +219,8 @@ class BoostedTreeModel(ValidatedEstimator):
         n_valid = math.ceil(self.validation_fraction * len(target))
         if n_valid < 1 or len(target) - n_valid < 2:
             raise ValueError(
-                f"cannot hold out {self.validation_fraction:.0%} of {len(target)} rows for "
-                "early stopping; pass X_valid/y_valid or more data")
+                f"cannot hold out {self.validation_fraction:.0%} of {len(target)} sample(s) "
+                "for early stopping; pass X_valid/y_valid or more data")
         fit_rows, valid_rows = train_test_split(
             np.arange(len(target)), test_size=n_valid, random_state=seed)
         return np.sort(fit_rows), np.sort(valid_rows)

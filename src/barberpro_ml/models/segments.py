@@ -96,6 +96,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
+from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
@@ -554,6 +555,7 @@ class CustomerSegmenter(ValidatedEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.requires_fit = True
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])  # transform: a DataFrame
         return tags
 
     # ----------------------------------------------------------------- parameters and input
