@@ -90,6 +90,16 @@ class ALSRecommender(_FactorModel):
     ----------
     user_factors_, item_factors_ : ndarray
         The fitted factors, rows in the order of ``user_index_`` / ``item_index_``.
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3],
+    ...                       "item_id": ["cut", "beard", "cut", "beard", "cut"]})
+    >>> model = ALSRecommender(factors=4, iterations=10).fit(frame)
+    >>> model.recommend([3], k=1)["item_id"].tolist()
+    ['beard']
+    >>> model.item_factors_.shape[0] == len(model.item_index_)
+    True
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -146,6 +156,16 @@ class BPRRecommender(_FactorModel):
     ----------
     user_factors_, item_factors_ : ndarray
         The fitted factors (bias columns included).
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3],
+    ...                       "item_id": ["cut", "beard", "cut", "beard", "cut"]})
+    >>> model = BPRRecommender(factors=4, iterations=50).fit(frame)
+    >>> model.recommend([3], k=1)["item_id"].tolist()
+    ['beard']
+    >>> model.item_factors_.shape[0] == len(model.item_index_)
+    True
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
