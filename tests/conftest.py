@@ -21,6 +21,17 @@ import pytest
 
 from barberpro_ml.evaluation.overlap import check_overlap
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
+from requirements import check_requires_marks
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires(available, what): needs `what`; skips locally when it is "
+        "missing, fails in CI (see tests/requirements.py)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check_requires_marks(item)
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,10 @@ from barberpro_ml.models.recs.marketplace import (
     next_service_recommendations,
     provider_ratings,
 )
+from requirements import requires
 from strategies import as_of_for, future_perturbation, marketplace_data
 
-needs_implicit = pytest.mark.skipif(not implicit_available(), reason="implicit not installed")
+needs_implicit = requires(implicit_available(), "the 'implicit' package (ALS and BPR)")
 
 NEIGHBOURHOOD_MODELS = [
     pytest.param(lambda: ItemKNNRecommender(shrink=0.0), id="knn-cosine"),

@@ -15,6 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from barberpro_ml.features.rfm import rfm_summary
+from requirements import missing
 
 DATA = Path(__file__).parent / "data"
 CALIBRATION_END = "1997-09-30"
@@ -345,11 +346,11 @@ def lifetimes_utils() -> ModuleType:
     """lifetimes.utils loaded from its file, so the package's autograd import is not needed."""
     spec = importlib.util.find_spec("lifetimes")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("lifetimes is not installed")
+        missing("the lifetimes oracle (lifetimes==0.11.3, in '.[dev]')")
     path = Path(next(iter(spec.submodule_search_locations))) / "utils.py"
     module_spec = importlib.util.spec_from_file_location("_lifetimes_utils_oracle", path)
     if module_spec is None or module_spec.loader is None:
-        pytest.skip("lifetimes/utils.py not found")
+        missing(f"lifetimes/utils.py (not found at {path})")
     module = importlib.util.module_from_spec(module_spec)
     with warnings.catch_warnings():
         # It sets pandas' chained_assignment option on import, a deprecated no-op in pandas 3.
@@ -357,7 +358,7 @@ def lifetimes_utils() -> ModuleType:
         try:
             module_spec.loader.exec_module(module)
         except Exception as error:  # pragma: no cover - depends on the installed version
-            pytest.skip(f"lifetimes.utils does not load: {error}")
+            missing(f"a loadable lifetimes/utils.py ({type(error).__name__}: {error})")
     return module
 
 

@@ -227,7 +227,7 @@ def feature_catalog(windows: Sequence[int] = DEFAULT_WINDOWS) -> pd.DataFrame:
     Examples
     --------
     >>> catalog = feature_catalog()
-    >>> catalog.loc[catalog["name"] == "visits_90d", "window"].item()
+    >>> int(catalog.loc[catalog["name"] == "visits_90d", "window"].item())
     90
     """
     return _frame(customer_feature_specs(windows))

@@ -27,14 +27,15 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 from scipy.optimize import minimize
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
@@ -42,23 +43,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import (
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-)
+from sklearn.utils.validation import column_or_1d
 
-from barberpro_ml.models._tabular import (
-    TabularSchema,
-    UnseenCategoryWarning,
-    as_frame,
-    boosting_param_problems,
-    is_int,
-    is_real,
-    learn_schema,
-)
+from barberpro_ml.models._boosted import BoostedTreeModel
+from barberpro_ml.models._params import fit_context
+from barberpro_ml.models._tabular import UnseenCategoryWarning
 
 if TYPE_CHECKING:
     import optuna
@@ -221,7 +212,7 @@ class _PruningCallback(xgb.callback.TrainingCallback):
         return False
 
 
-class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+class ChurnClassifier(ClassifierMixin, BoostedTreeModel):  # type: ignore[misc]
     """Binary churn classifier over any tabular features, with calibrated probabilities.
 
     Numeric and bool columns are used as numbers (NaN = missing); pandas ``category``,
@@ -323,14 +314,22 @@ reg_alpha, gamma
     (2, 2)
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BoostedTreeModel._parameter_constraints,
+        "estimator": [StrOptions(set(_ESTIMATORS))],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "calibration": [StrOptions({"auto", *CALIBRATION_METHODS})],
+        "calibration_folds": [Interval(Integral, 2, None, closed="left")],
+        "threshold": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="neither")],
+    }
+    _xgb_class = xgb.XGBClassifier
+    _seed_names = ("split", "fold", "model")
+    _fitted_attribute = "threshold_"
+
     # fitted attributes (declared for type checkers; set by fit only)
     classes_: np.ndarray
-    n_features_in_: int
-    schema_: TabularSchema
-    categories_: dict[str, list[Any]]
-    estimator_: Any
-    best_iteration_: int | None
-    n_estimators_: int | None
+    background_: np.ndarray
     calibration_: str
     calibration_log_loss_: dict[str, float]
     calibrator_: PlattCalibrator | IsotonicCalibrator | None
@@ -360,55 +359,29 @@ reg_alpha, gamma
         random_state: int | np.random.RandomState | None = None,
         n_jobs: int | None = None,
     ) -> None:
+        super().__init__(
+            n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth,
+            min_child_weight=min_child_weight, subsample=subsample,
+            colsample_bytree=colsample_bytree, reg_lambda=reg_lambda, reg_alpha=reg_alpha,
+            max_cat_to_onehot=max_cat_to_onehot, early_stopping_rounds=early_stopping_rounds,
+            validation_fraction=validation_fraction, random_state=random_state, n_jobs=n_jobs)
         self.estimator = estimator
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
-        self.reg_alpha = reg_alpha
         self.gamma = gamma
-        self.max_cat_to_onehot = max_cat_to_onehot
         self.C = C
-        self.early_stopping_rounds = early_stopping_rounds
-        self.validation_fraction = validation_fraction
         self.calibration = calibration
         self.calibration_folds = calibration_folds
         self.threshold = threshold
-        self.random_state = random_state
-        self.n_jobs = n_jobs
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
-        tags.input_tags.allow_nan = True
         return tags
 
-    # ---------------------------------------------------------------- validation helpers
-    def _validate_params(self) -> None:
-        problems = boosting_param_problems(self)
+    # ---------------------------------------------------------------- target and booster
+    def _objective_params(self) -> dict[str, Any]:
+        return {"objective": "binary:logistic", "gamma": self.gamma}
 
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                problems.append(message)
-
-        need(self.estimator in _ESTIMATORS, f"estimator must be one of {_ESTIMATORS}")
-        need(is_real(self.C) and self.C > 0, "C must be > 0")
-        need(self.calibration in ("auto", *CALIBRATION_METHODS),
-             f"calibration must be 'auto' or one of {CALIBRATION_METHODS}")
-        need(is_int(self.calibration_folds) and self.calibration_folds >= 2,
-             "calibration_folds must be an int >= 2")
-        need(self.threshold == "auto" or (is_real(self.threshold) and 0 < self.threshold < 1),
-             "threshold must be 'auto' or a number in (0, 1)")
-        if problems:
-            raise ValueError(f"invalid {type(self).__name__} parameters: " + "; ".join(problems))
-
-    def _as_frame(self, X: Any, *, reset: bool) -> pd.DataFrame:
-        return as_frame(self, X, reset=reset)
-
-    def _check_y(self, y: Any, *, fitting: bool) -> np.ndarray:
+    def _check_target(self, y: Any, name: str, *, fitting: bool) -> np.ndarray:
         """``y`` as 0/1 (1 = ``classes_[1]``); at fit also sets ``classes_``."""
         y = column_or_1d(y, warn=True)
         if pd.isna(y).any():
@@ -431,13 +404,14 @@ reg_alpha, gamma
         unknown = ~np.isin(y, self.classes_)
         if unknown.any():
             raise ValueError(
-                f"y_valid has {int(unknown.sum())} label(s) not among the training classes "
+                f"{name} has {int(unknown.sum())} label(s) not among the training classes "
                 f"{self.classes_.tolist()}: e.g. {pd.unique(y[unknown])[:5].tolist()}"
             )
         return np.asarray(y == self.classes_[1], dtype=np.int64)
 
     # ----------------------------------------------------------------------------- fitting
-    def fit(self, X: Any, y: Any, *, X_valid: Any = None, y_valid: Any = None) -> ChurnClassifier:
+    @fit_context
+    def fit(self, X: Any, y: Any, *, X_valid: Any = None, y_valid: Any = None) -> Self:
         """Fit the estimator, its calibration and its decision threshold.
 
         Parameters
@@ -455,108 +429,36 @@ reg_alpha, gamma
         ChurnClassifier
             self, fitted.
         """
-        return self._fit(X, y, X_valid, y_valid, callbacks=(), eval_metric="logloss")
+        return self._fit(X, y, X_valid, y_valid, eval_metric="logloss")
 
-    def _fit(
-        self,
-        X: Any,
-        y: Any,
-        X_valid: Any,
-        y_valid: Any,
-        *,
-        callbacks: Sequence[xgb.callback.TrainingCallback],
-        eval_metric: str | list[str],
-    ) -> ChurnClassifier:
-        self._validate_params()
-        if (X_valid is None) != (y_valid is None):
-            raise ValueError("pass both X_valid and y_valid, or neither")
-        frame = self._as_frame(X, reset=True)
-        check_consistent_length(frame, y)
-        y01 = self._check_y(y, fitting=True)
-        rng = check_random_state(self.random_state)
-        split_seed, fold_seed, model_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
-
-        columns = (
-            [str(c) for c in frame.columns]
-            if isinstance(X, pd.DataFrame)
-            else [f"x{i}" for i in range(frame.shape[1])]
-        )
-        self.schema_ = learn_schema(frame, columns)
-        self.categories_ = {k: list(v) for k, v in self.schema_.categories.items()}
-        encoded = self.schema_.encode(frame, warn_unseen=False)
-
-        if X_valid is None:
-            train_rows, valid_rows = self._holdout(y01, split_seed)
-            X_fit, y_fit = encoded.iloc[train_rows], y01[train_rows]
-            X_val, y_val = encoded.iloc[valid_rows], y01[valid_rows]
-        else:
-            valid_frame = self._as_frame(X_valid, reset=False)
-            check_consistent_length(valid_frame, y_valid)
-            X_fit, y_fit = encoded, y01
-            X_val, y_val = self.schema_.encode(valid_frame), self._check_y(y_valid, fitting=False)
-        self.validation_size_ = len(y_val)
-
+    def _fit_model(self, X_fit: pd.DataFrame, y_fit: np.ndarray, X_val: pd.DataFrame,
+                   y_val: np.ndarray, seeds: dict[str, int], *,
+                   callbacks: Sequence[xgb.callback.TrainingCallback],
+                   eval_metric: str | list[str] | None) -> None:
         if self.estimator == "xgboost":
-            self._fit_xgboost(X_fit, y_fit, X_val, y_val, model_seed, callbacks, eval_metric)
+            self._fit_booster(X_fit, y_fit, X_val, y_val, seeds["model"], callbacks=callbacks,
+                              eval_metric=eval_metric)
         else:
-            self._fit_logistic(X_fit, y_fit, model_seed)
+            self._fit_logistic(X_fit, y_fit, seeds["model"])
             self.best_iteration_ = None
             self.n_estimators_ = None
-        self._fit_calibration(self._margin(X_val), y_val, fold_seed)
-        return self
+        self._fit_calibration(self._margin(X_val), y_val, seeds["fold"])
 
-    def _holdout(self, y01: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        counts = np.bincount(y01, minlength=2)
-        n_valid = math.ceil(self.validation_fraction * len(y01))
-        if counts.min() < 2 or n_valid < 2 or len(y01) - n_valid < 2:
+    def _holdout(self, target: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """A stratified ``validation_fraction`` held out (each class needs 2 rows)."""
+        counts = np.bincount(target, minlength=2)
+        n_valid = math.ceil(self.validation_fraction * len(target))
+        if counts.min() < 2 or n_valid < 2 or len(target) - n_valid < 2:
             raise ValueError(
                 f"cannot hold out a stratified validation set of {self.validation_fraction:.0%} "
-                f"from {len(y01)} rows with class counts {counts.tolist()}: each class needs "
+                f"from {len(target)} rows with class counts {counts.tolist()}: each class needs "
                 "at least 2 rows; pass X_valid/y_valid or more data"
             )
         train_rows, valid_rows = train_test_split(
-            np.arange(len(y01)), test_size=self.validation_fraction, stratify=y01,
+            np.arange(len(target)), test_size=self.validation_fraction, stratify=target,
             random_state=seed,
         )
         return np.sort(train_rows), np.sort(valid_rows)
-
-    def _fit_xgboost(
-        self,
-        X_fit: pd.DataFrame,
-        y_fit: np.ndarray,
-        X_val: pd.DataFrame,
-        y_val: np.ndarray,
-        seed: int,
-        callbacks: Sequence[xgb.callback.TrainingCallback],
-        eval_metric: str | list[str],
-    ) -> None:
-        model = xgb.XGBClassifier(
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            max_depth=self.max_depth,
-            min_child_weight=self.min_child_weight,
-            subsample=self.subsample,
-            colsample_bytree=self.colsample_bytree,
-            reg_lambda=self.reg_lambda,
-            reg_alpha=self.reg_alpha,
-            gamma=self.gamma,
-            max_cat_to_onehot=self.max_cat_to_onehot,
-            tree_method="hist",
-            enable_categorical=True,
-            objective="binary:logistic",
-            eval_metric=eval_metric,
-            early_stopping_rounds=self.early_stopping_rounds,
-            callbacks=list(callbacks) or None,
-            random_state=seed,
-            n_jobs=self.n_jobs,
-        )
-        model.fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
-        rounds = int(model.get_booster().num_boosted_rounds())
-        self.estimator_ = model
-        self.n_estimators_ = rounds
-        self.best_iteration_ = (
-            int(model.best_iteration) if self.early_stopping_rounds is not None else rounds - 1
-        )
 
     def _logistic_input(self, encoded: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(
@@ -628,25 +530,10 @@ reg_alpha, gamma
         )
 
     # -------------------------------------------------------------------------- predicting
-    def _encode(self, X: Any) -> pd.DataFrame:
-        check_is_fitted(self, "threshold_")
-        return self.schema_.encode(self._as_frame(X, reset=False))
-
-    def _rounds(self) -> tuple[int, int]:
-        """The boosting rounds that predict: up to ``best_iteration_``."""
-        best = int(self.best_iteration_) if self.best_iteration_ is not None else -1
-        return (0, best + 1) if best >= 0 else (0, 0)
-
     def _predict_margin(self, X: Any) -> np.ndarray:
         if self.estimator != "xgboost":
             return self._margin(self._encode(X))
-        check_is_fitted(self, "threshold_")
-        # The booster on a float matrix of values and category codes: the same numbers as the
-        # pandas path (tested), without its per-call conversion cost.
-        matrix = self.schema_.matrix(self._as_frame(X, reset=False))
-        margin = self.estimator_.get_booster().inplace_predict(
-            matrix, iteration_range=self._rounds(), predict_type="margin")
-        return np.asarray(margin, dtype=np.float64).reshape(-1)
+        return self._booster_predict(X, "margin")
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated class probabilities, shape (n_samples, 2); column 1 is ``classes_[1]``."""
@@ -684,28 +571,20 @@ reg_alpha, gamma
             Index of ``X``; one column per original feature plus ``bias`` (the expected
             log-odds); each row sums to :meth:`predict_margin` (up to float rounding).
         """
+        if self.estimator == "xgboost":
+            return super().feature_contributions(X)
         frame = self._as_frame(X, reset=False)
-        if self.estimator != "xgboost":
-            # Linear model, independent inputs: phi_j = w_j (z_j - mean_j) exactly, against
-            # the training mean, so one row is explained the same alone or among others.
-            transform = self.estimator_.named_steps["encode"]
-            logistic = self.estimator_.named_steps["logistic"]
-            Z = transform.transform(self._logistic_input(self._encode(frame)))
-            w = np.asarray(logistic.coef_, dtype=np.float64)[0]
-            phi = (np.asarray(Z, dtype=np.float64) - self.background_) * w
-            per_feature = [phi[:, transform.output_indices_[column]].sum(axis=1)
-                           for column in self.schema_.encoded_columns]
-            bias = float(logistic.intercept_[0]) + float(w @ self.background_)
-            values = np.column_stack([*per_feature, np.full(len(frame), bias)])
-        else:
-            check_is_fitted(self, "threshold_")
-            matrix = xgb.DMatrix(self.schema_.matrix(frame),
-                                 feature_names=self.schema_.encoded_columns,
-                                 feature_types=self.schema_.feature_types,
-                                 enable_categorical=True,
-                                 nthread=-1 if self.n_jobs is None else int(self.n_jobs))
-            values = self.estimator_.get_booster().predict(
-                matrix, pred_contribs=True, iteration_range=self._rounds())
+        # Linear model, independent inputs: phi_j = w_j (z_j - mean_j) exactly, against the
+        # training mean, so one row is explained the same alone or among others.
+        transform = self.estimator_.named_steps["encode"]
+        logistic = self.estimator_.named_steps["logistic"]
+        Z = transform.transform(self._logistic_input(self._encode(frame)))
+        w = np.asarray(logistic.coef_, dtype=np.float64)[0]
+        phi = (np.asarray(Z, dtype=np.float64) - self.background_) * w
+        per_feature = [phi[:, transform.output_indices_[column]].sum(axis=1)
+                       for column in self.schema_.encoded_columns]
+        bias = float(logistic.intercept_[0]) + float(w @ self.background_)
+        values = np.column_stack([*per_feature, np.full(len(frame), bias)])
         return pd.DataFrame(np.asarray(values, dtype=np.float64), index=frame.index,
                             columns=[*self.schema_.columns, "bias"])
 
@@ -889,8 +768,9 @@ def tune(
         callbacks = [_PruningCallback(trial, xgb_metric)] if estimator == "xgboost" else []
         # the pruner's metric first: XGBoost early-stops on the last one (log loss)
         eval_metric = [xgb_metric, "logloss"] if xgb_metric != "logloss" else "logloss"
+        model._validate_params()
         model._fit(X, y, X_valid, y_valid, callbacks=callbacks, eval_metric=eval_metric)
-        y01 = model._check_y(y_valid, fitting=False)
+        y01 = model._check_target(y_valid, "y_valid", fitting=False)
         trial.set_user_attr("best_iteration", model.best_iteration_)
         return _score(metric, y01, model.predict_proba(X_valid)[:, 1])
 

@@ -29,16 +29,18 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Self
+from numbers import Real
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize
-from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from barberpro_ml.models import _clv_math as cm
+from barberpro_ml.models._params import ValidatedEstimator, fit_context
 
 __all__ = [
     "BetaGeoModel",
@@ -98,7 +100,7 @@ class GammaGammaParams:
         return asdict(self)
 
 
-class BetaGeoModel(BaseEstimator):  # type: ignore[misc]
+class BetaGeoModel(ValidatedEstimator):
     """BG/NBD model of repeat purchases in a non-contractual setting (Fader, Hardie & Lee 2005).
 
     While alive, a customer buys as a Poisson process with rate ``lambda ~ Gamma(r, alpha)``;
@@ -159,9 +161,14 @@ class BetaGeoModel(BaseEstimator):  # type: ignore[misc]
     True
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "penalizer": [Interval(Real, 0, np.inf, closed="left")],
+    }
+
     def __init__(self, penalizer: float = 0.0) -> None:
         self.penalizer = penalizer
 
+    @fit_context
     def fit(self, frequency: ArrayLike | pd.DataFrame, recency: ArrayLike | None = None,
             T: ArrayLike | None = None, *, sample_weight: ArrayLike | None = None) -> Self:
         """Fit ``r, alpha, a, b`` by maximum likelihood.
@@ -191,7 +198,7 @@ class BetaGeoModel(BaseEstimator):  # type: ignore[misc]
             When no starting point converges; the message suggests ``penalizer`` and time
             rescaling.
         """
-        penalizer = _check_penalizer(self.penalizer)
+        penalizer = float(self.penalizer)
         stats = _rfm_inputs(frequency, recency, T, ("frequency", "recency", "T"), fit=True)
         x, t_x, age = stats.arrays
         _check_rfm(x, t_x, age, stats.labels)
@@ -317,7 +324,7 @@ class BetaGeoModel(BaseEstimator):  # type: ignore[misc]
         return values
 
 
-class GammaGammaModel(BaseEstimator):  # type: ignore[misc]
+class GammaGammaModel(ValidatedEstimator):
     """Gamma-Gamma model of mean spend per transaction (Fader, Hardie & Lee 2005, "RFM and CLV").
 
     A customer's transactions have spend ``~ Gamma(p, nu)`` around their own mean ``p / nu``,
@@ -370,9 +377,14 @@ class GammaGammaModel(BaseEstimator):  # type: ignore[misc]
     True
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "penalizer": [Interval(Real, 0, np.inf, closed="left")],
+    }
+
     def __init__(self, penalizer: float = 0.0) -> None:
         self.penalizer = penalizer
 
+    @fit_context
     def fit(self, frequency: ArrayLike | pd.DataFrame, monetary_value: ArrayLike | None = None,
             *, sample_weight: ArrayLike | None = None) -> Self:
         """Fit ``p, q, v`` by maximum likelihood on the repeat customers.
@@ -401,7 +413,7 @@ class GammaGammaModel(BaseEstimator):  # type: ignore[misc]
         ConvergenceError
             When no starting point converges.
         """
-        penalizer = _check_penalizer(self.penalizer)
+        penalizer = float(self.penalizer)
         stats = _rfm_inputs(frequency, monetary_value, None, ("frequency", "monetary_value"),
                             fit=True)
         x, m = stats.arrays
@@ -703,13 +715,6 @@ def _check_weights(sample_weight: ArrayLike | None, n: int) -> np.ndarray:
     if weights.sum() <= 0:
         raise ValueError("sample_weight sums to zero: nothing to fit")
     return weights
-
-
-def _check_penalizer(penalizer: float) -> float:
-    value = float(penalizer)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"penalizer must be a finite number >= 0, got {penalizer!r}")
-    return value
 
 
 def _check_time(t: ArrayLike, name: str) -> np.ndarray:

@@ -19,33 +19,22 @@ References
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from numbers import Real
+from typing import Any, ClassVar, Self
 
 import numpy as np
-import pandas as pd
 import xgboost as xgb
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import (
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-)
+from sklearn.base import RegressorMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import column_or_1d
 
-from barberpro_ml.models._tabular import (
-    TabularSchema,
-    as_frame,
-    boosting_param_problems,
-    is_real,
-    learn_schema,
-)
+from barberpro_ml.models._boosted import BoostedTreeModel
+from barberpro_ml.models._params import fit_context
 
 __all__ = ["LTVRegressor"]
 
 
-class LTVRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+class LTVRegressor(RegressorMixin, BoostedTreeModel):  # type: ignore[misc]
     """Customer lifetime value (future revenue) by XGBoost with a Tweedie objective.
 
     Numeric and bool columns are used as numbers (NaN = missing); pandas ``category``,
@@ -57,6 +46,10 @@ class LTVRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     Boosting stops early on the Tweedie deviance of validation rows: ``X_valid, y_valid``
     when given, else a random ``validation_fraction`` of the training rows (seeded by
     ``random_state``) that is held out and not trained on.
+
+    :meth:`feature_contributions` gives per-row SHAP values of :meth:`predict_margin`, the
+    log of the expected revenue before ``prediction_scale`` (the Tweedie log link): a
+    feature's value is the log of the factor it multiplies that customer's prediction by.
 
     Parameters
     ----------
@@ -116,15 +109,23 @@ reg_alpha
     >>> model = LTVRegressor(n_estimators=50, random_state=0, n_jobs=1).fit(X, y)
     >>> bool((model.predict(X) >= 0).all())
     True
+    >>> shap = model.feature_contributions(X.head(3))
+    >>> list(shap.columns)
+    ['visits', 'channel', 'bias']
+    >>> bool(np.allclose(np.exp(shap.sum(axis=1)), model.predict(X.head(3)), rtol=1e-4))
+    True
     """
 
-    n_features_in_: int
-    schema_: TabularSchema
-    categories_: dict[str, list[Any]]
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BoostedTreeModel._parameter_constraints,
+        "tweedie_variance_power": [Interval(Real, 1, 2, closed="left")],
+        "prediction_scale": [Interval(Real, 0, np.inf, closed="neither")],
+    }
+    _xgb_class = xgb.XGBRegressor
+
     estimator_: xgb.XGBRegressor
     best_iteration_: int
     n_estimators_: int
-    validation_size_: int
 
     def __init__(
         self,
@@ -145,42 +146,25 @@ reg_alpha
         n_jobs: int | None = None,
         prediction_scale: float = 1.0,
     ) -> None:
+        super().__init__(
+            n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth,
+            min_child_weight=min_child_weight, subsample=subsample,
+            colsample_bytree=colsample_bytree, reg_lambda=reg_lambda, reg_alpha=reg_alpha,
+            max_cat_to_onehot=max_cat_to_onehot, early_stopping_rounds=early_stopping_rounds,
+            validation_fraction=validation_fraction, random_state=random_state, n_jobs=n_jobs)
         self.tweedie_variance_power = tweedie_variance_power
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
-        self.reg_alpha = reg_alpha
-        self.max_cat_to_onehot = max_cat_to_onehot
-        self.early_stopping_rounds = early_stopping_rounds
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.n_jobs = n_jobs
         self.prediction_scale = prediction_scale
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
         tags.target_tags.positive_only = True
         return tags
 
-    def _validate_params(self) -> None:
-        problems = boosting_param_problems(self)
-        if not (is_real(self.tweedie_variance_power) and 1 <= self.tweedie_variance_power < 2):
-            problems.append("tweedie_variance_power must be in [1, 2)")
-        if not (is_real(self.prediction_scale) and 0 < self.prediction_scale < math.inf):
-            problems.append("prediction_scale must be a finite number > 0")
-        if problems:
-            raise ValueError(f"invalid {type(self).__name__} parameters: " + "; ".join(problems))
+    def _objective_params(self) -> dict[str, Any]:
+        return {"objective": "reg:tweedie",
+                "tweedie_variance_power": float(self.tweedie_variance_power)}
 
-    def _as_frame(self, X: Any, *, reset: bool) -> pd.DataFrame:
-        return as_frame(self, X, reset=reset)
-
-    @staticmethod
-    def _check_y(y: Any, name: str) -> np.ndarray:
+    def _check_target(self, y: Any, name: str, *, fitting: bool) -> np.ndarray:
         values = np.asarray(column_or_1d(y, warn=True), dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
@@ -193,9 +177,13 @@ reg_alpha
                 f"{name} has {int(negative.sum())} negative value(s) (e.g. "
                 f"{values[negative][:5].tolist()}); the Tweedie objective models revenue >= 0 "
                 "(check that refunds or discounts did not exceed the price)")
+        if fitting and not (values > 0).any():
+            raise ValueError(f"y is 0 on all {len(values)} rows; a Tweedie model needs some "
+                             "customers with revenue to learn from")
         return values
 
-    def fit(self, X: Any, y: Any, *, X_valid: Any = None, y_valid: Any = None) -> LTVRegressor:
+    @fit_context
+    def fit(self, X: Any, y: Any, *, X_valid: Any = None, y_valid: Any = None) -> Self:
         """Fit the boosted trees, stopping early on validation Tweedie deviance.
 
         Parameters
@@ -213,73 +201,11 @@ reg_alpha
         LTVRegressor
             self, fitted.
         """
-        self._validate_params()
-        if (X_valid is None) != (y_valid is None):
-            raise ValueError("pass both X_valid and y_valid, or neither")
-        frame = self._as_frame(X, reset=True)
-        check_consistent_length(frame, y)
-        target = self._check_y(y, "y")
-        if not (target > 0).any():
-            raise ValueError(f"y is 0 on all {len(target)} rows; a Tweedie model needs some "
-                             "customers with revenue to learn from")
-        rng = check_random_state(self.random_state)
-        split_seed, model_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=2))
-        columns = ([str(c) for c in frame.columns] if isinstance(X, pd.DataFrame)
-                   else [f"x{i}" for i in range(frame.shape[1])])
-        self.schema_ = learn_schema(frame, columns)
-        self.categories_ = {k: list(v) for k, v in self.schema_.categories.items()}
-        encoded = self.schema_.encode(frame, warn_unseen=False)
-        if X_valid is None:
-            n_valid = math.ceil(self.validation_fraction * len(target))
-            if n_valid < 1 or len(target) - n_valid < 2:
-                raise ValueError(
-                    f"cannot hold out {self.validation_fraction:.0%} of {len(target)} rows for "
-                    "early stopping; pass X_valid/y_valid or more data")
-            fit_rows, valid_rows = train_test_split(
-                np.arange(len(target)), test_size=n_valid, random_state=split_seed)
-            X_fit, y_fit = encoded.iloc[np.sort(fit_rows)], target[np.sort(fit_rows)]
-            X_val, y_val = encoded.iloc[np.sort(valid_rows)], target[np.sort(valid_rows)]
-        else:
-            valid_frame = self._as_frame(X_valid, reset=False)
-            check_consistent_length(valid_frame, y_valid)
-            X_fit, y_fit = encoded, target
-            X_val, y_val = self.schema_.encode(valid_frame), self._check_y(y_valid, "y_valid")
-        self.validation_size_ = len(y_val)
-        model = xgb.XGBRegressor(
-            objective="reg:tweedie",
-            tweedie_variance_power=float(self.tweedie_variance_power),
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            max_depth=self.max_depth,
-            min_child_weight=self.min_child_weight,
-            subsample=self.subsample,
-            colsample_bytree=self.colsample_bytree,
-            reg_lambda=self.reg_lambda,
-            reg_alpha=self.reg_alpha,
-            max_cat_to_onehot=self.max_cat_to_onehot,
-            tree_method="hist",
-            enable_categorical=True,
-            early_stopping_rounds=self.early_stopping_rounds,
-            random_state=model_seed,
-            n_jobs=self.n_jobs,
-        )
-        model.fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
-        rounds = int(model.get_booster().num_boosted_rounds())
-        self.estimator_ = model
-        self.n_estimators_ = rounds
-        self.best_iteration_ = (int(model.best_iteration) if self.early_stopping_rounds
-                                is not None else rounds - 1)
-        return self
+        return self._fit(X, y, X_valid, y_valid)
 
     def predict(self, X: Any) -> np.ndarray:
         """Expected revenue per row (>= 0): the trees up to ``best_iteration_``, times
         ``prediction_scale``."""
-        check_is_fitted(self, "estimator_")
-        # The booster on a float matrix of values and category codes (the same numbers as
-        # the pandas path, without its conversion cost), trees up to best_iteration_.
-        matrix = self.schema_.matrix(self._as_frame(X, reset=False))
-        prediction = np.asarray(self.estimator_.get_booster().inplace_predict(
-            matrix, iteration_range=(0, int(self.best_iteration_) + 1)),
-            dtype=np.float64).reshape(-1)
+        prediction = self._booster_predict(X, "value")
         # the log link makes predictions positive; clip float round-off only
         return np.maximum(prediction * float(self.prediction_scale), 0.0)

@@ -86,18 +86,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from numbers import Integral
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
+from sklearn.utils import TransformerTags
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
+
+from barberpro_ml.models._params import ValidatedEstimator, fit_context
 
 __all__ = [
     "DEFAULT_CLUSTER_FEATURES",
@@ -371,6 +375,27 @@ def rfm_scores(features: pd.DataFrame, edges: RFMEdges | None = None,
 
     Examples
     --------
+    Two kinds of customers, regulars and rare visitors, clustered on two behaviour columns:
+
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> regular = rng.random(300) < 0.5
+    >>> X = pd.DataFrame({
+    ...     "days_since_last_visit": np.where(regular, rng.exponential(15, 300),
+    ...                                       rng.exponential(90, 300)),
+    ...     "n_visits": np.where(regular, rng.poisson(12, 300), rng.poisson(2, 300)) + 1,
+    ...     "spend_per_visit": rng.gamma(4.0, 8.0, 300)})
+    >>> seg = CustomerSegmenter(cluster_features=["n_visits", "days_since_last_visit"],
+    ...                         k_values=[2, 3]).fit(X)
+    >>> seg.n_clusters_, seg.cluster_names_[1]
+    (2, 'many visits, recent')
+    >>> seg.transform(X.head(2))[["rfm_segment", "cluster", "cluster_name"]]
+       rfm_segment  cluster             cluster_name
+    0  hibernating        0  few visits, long absent
+    1    champions        1      many visits, recent
+
+    On the marketplace's features, refitted a month later with the previous ids kept:
+
     >>> X = customer_features(data, "2024-06-30")                       # doctest: +SKIP
     >>> rfm_scores(X)["rfm_segment"].value_counts()                     # doctest: +SKIP
     """
@@ -445,7 +470,7 @@ def _name_cluster(z: FloatArray, features: Sequence[str]) -> str:
     return ", ".join(words) if words else "typical"
 
 
-class CustomerSegmenter(BaseEstimator):  # type: ignore[misc]
+class CustomerSegmenter(ValidatedEstimator):
     """RFM scores plus behavioural clusters whose ids stay stable across retrains.
 
     See the module docstring (:mod:`barberpro_ml.models.segments`) for the choices and
@@ -504,12 +529,42 @@ class CustomerSegmenter(BaseEstimator):  # type: ignore[misc]
 
     Examples
     --------
+    Two kinds of customers, regulars and rare visitors, clustered on two behaviour columns:
+
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> regular = rng.random(300) < 0.5
+    >>> X = pd.DataFrame({
+    ...     "days_since_last_visit": np.where(regular, rng.exponential(15, 300),
+    ...                                       rng.exponential(90, 300)),
+    ...     "n_visits": np.where(regular, rng.poisson(12, 300), rng.poisson(2, 300)) + 1,
+    ...     "spend_per_visit": rng.gamma(4.0, 8.0, 300)})
+    >>> seg = CustomerSegmenter(cluster_features=["n_visits", "days_since_last_visit"],
+    ...                         k_values=[2, 3]).fit(X)
+    >>> seg.n_clusters_, seg.cluster_names_[1]
+    (2, 'many visits, recent')
+    >>> seg.transform(X.head(2))[["rfm_segment", "cluster", "cluster_name"]]
+       rfm_segment  cluster             cluster_name
+    0  hibernating        0  few visits, long absent
+    1    champions        1      many visits, recent
+
+    On the marketplace's features, refitted a month later with the previous ids kept:
+
     >>> X = customer_features(data, "2024-06-30")                       # doctest: +SKIP
     >>> seg = CustomerSegmenter().fit(X)                                # doctest: +SKIP
     >>> later = CustomerSegmenter().fit(customer_features(data, "2024-07-30"),
     ...                                 previous=seg)                   # doctest: +SKIP
     >>> seg.transform(X).head()                                         # doctest: +SKIP
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "cluster_features": ["array-like"],
+        "method": [StrOptions({"kmeans", "gmm"})],
+        "k_values": ["array-like"],
+        "n_quantiles": [Interval(Integral, 2, 100, closed="both")],
+        "max_selection_rows": [Interval(Integral, 50, None, closed="left")],
+        "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both")],
+    }
 
     rfm_edges_: RFMEdges
     n_clusters_: int
@@ -542,43 +597,33 @@ class CustomerSegmenter(BaseEstimator):  # type: ignore[misc]
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.requires_fit = True
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])  # transform: a DataFrame
         return tags
 
     # ----------------------------------------------------------------- parameters and input
 
-    def _validate_params(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    def _more_param_problems(self, invalid: set[str]) -> list[str]:
         problems = []
         features = self.cluster_features
-        if isinstance(features, str) or not isinstance(features, Sequence) or not features \
+        if "cluster_features" in invalid:
+            pass
+        elif not isinstance(features, Sequence | np.ndarray) or len(features) == 0 \
                 or not all(isinstance(f, str) for f in features):
             problems.append(f"cluster_features must be a non-empty sequence of column names, "
                             f"got {features!r}")
         elif len(set(features)) != len(features):
             problems.append(f"cluster_features has duplicates: {list(features)}")
-        if self.method not in ("kmeans", "gmm"):
-            problems.append(f"method must be 'kmeans' or 'gmm', got {self.method!r}")
         ks: Any = self.k_values
-        if isinstance(ks, str) or not isinstance(ks, Sequence) or not ks or not all(
+        if "k_values" in invalid:
+            pass
+        elif not isinstance(ks, Sequence | np.ndarray) or len(ks) == 0 or not all(
                 isinstance(k, int | np.integer) and not isinstance(k, bool) and int(k) >= 2
                 for k in ks):
             problems.append(f"k_values must be a non-empty sequence of integers >= 2, "
                             f"got {ks!r}")
         elif len(set(ks)) != len(ks):
             problems.append(f"k_values has duplicates: {list(ks)}")
-        try:
-            _check_n_quantiles(self.n_quantiles)
-        except ValueError as exc:
-            problems.append(str(exc))
-        rows = self.max_selection_rows
-        if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or int(rows) < 50:
-            problems.append(f"max_selection_rows must be an integer >= 50, got {rows!r}")
-        seed = self.random_state
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not (
-                0 <= int(seed) < 2**32):
-            problems.append(f"random_state must be an integer in [0, 2**32), got {seed!r}")
-        if problems:
-            raise ValueError(f"invalid {type(self).__name__} parameters: " + "; ".join(problems))
-        return tuple(features), tuple(sorted(int(k) for k in ks))
+        return problems
 
     def _columns(self) -> list[str]:
         return list(dict.fromkeys([*self.cluster_features, *RFM_COLUMNS]))
@@ -632,6 +677,7 @@ class CustomerSegmenter(BaseEstimator):  # type: ignore[misc]
 
     # ----------------------------------------------------------------- fit
 
+    @fit_context
     def fit(self, X: pd.DataFrame, y: None = None, *,
             previous: CustomerSegmenter | None = None) -> CustomerSegmenter:
         """Learn RFM edges and the clusters; keep ``previous``'s ids where clusters persist.
@@ -657,7 +703,8 @@ class CustomerSegmenter(BaseEstimator):  # type: ignore[misc]
             Invalid parameters, missing or non-numeric columns, too few customers with a visit
             for the smallest ``k``, or an incompatible ``previous``.
         """
-        features, ks = self._validate_params()
+        features = tuple(self.cluster_features)
+        ks = tuple(sorted(int(k) for k in self.k_values))
         if previous is not None:
             if not isinstance(previous, CustomerSegmenter):
                 raise TypeError(f"previous: expected a CustomerSegmenter, got "

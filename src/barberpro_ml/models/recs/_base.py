@@ -18,14 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Self
+from numbers import Real
+from typing import Any, ClassVar, Final, Self
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
+
+from barberpro_ml.models._params import ValidatedEstimator, fit_context
 
 __all__ = [
     "INTERACTION_COLUMNS",
@@ -332,7 +335,7 @@ def _groups_series(user_groups: Any, name: str = "user_groups") -> pd.Series:
     return series[series.notna()]
 
 
-class BaseRecommender(BaseEstimator):  # type: ignore[misc]
+class BaseRecommender(ValidatedEstimator):
     """Shared fit/recommend/similar_items logic; subclasses score known users and items.
 
     Subclasses implement ``_fit_matrix(X)`` (``X`` the ``users x items`` CSR matrix of
@@ -348,6 +351,10 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
 
     half_life_days: float | None
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "half_life_days": [None, Interval(Real, 0, np.inf, closed="neither")],
+    }
+
     # ------------------------------------------------------------------ to implement
     def _fit_matrix(self, X: sp.csr_matrix) -> None:
         raise NotImplementedError
@@ -359,6 +366,7 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         raise NotImplementedError
 
     # ------------------------------------------------------------------ fit
+    @fit_context
     def fit(self, interactions: pd.DataFrame, *, user_groups: Any = None) -> Self:
         """Fit on implicit feedback.
 

@@ -22,9 +22,13 @@ References
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval
 
 from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
 
@@ -62,6 +66,13 @@ class EASERecommender(BaseRecommender):
     ['beard']
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseRecommender._parameter_constraints,
+        "l2": [Interval(Real, 0, np.inf, closed="neither")],
+        "binary": ["boolean"],
+        "max_items": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, *, l2: float = 100.0, binary: bool = True, max_items: int = 20_000,
                  half_life_days: float | None = None) -> None:
         self.l2 = l2
@@ -70,8 +81,6 @@ class EASERecommender(BaseRecommender):
         self.half_life_days = half_life_days
 
     def _fit_matrix(self, X: sp.csr_matrix) -> None:
-        if not np.isfinite(self.l2) or self.l2 <= 0:
-            raise ValueError(f"l2 must be a positive number, got {self.l2}")
         n_items = X.shape[1]
         if n_items > self.max_items:
             raise ValueError(

@@ -19,10 +19,12 @@ References
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval
 from threadpoolctl import threadpool_limits
 
 from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
@@ -93,7 +95,27 @@ class ALSRecommender(_FactorModel):
     ----------
     user_factors_, item_factors_ : ndarray
         The fitted factors, rows in the order of ``user_index_`` / ``item_index_``.
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3],
+    ...                       "item_id": ["cut", "beard", "cut", "beard", "cut"]})
+    >>> model = ALSRecommender(factors=4, iterations=10).fit(frame)
+    >>> model.recommend([3], k=1)["item_id"].tolist()
+    ['beard']
+    >>> model.item_factors_.shape[0] == len(model.item_index_)
+    True
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseRecommender._parameter_constraints,
+        "factors": [Interval(Integral, 1, None, closed="left")],
+        "regularization": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "iterations": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "n_threads": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(self, *, factors: int = 32, regularization: float = 0.05, alpha: float = 10.0,
                  iterations: int = 15, random_state: int = 0, n_threads: int = 1,
@@ -139,7 +161,27 @@ class BPRRecommender(_FactorModel):
     ----------
     user_factors_, item_factors_ : ndarray
         The fitted factors (bias columns included).
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3],
+    ...                       "item_id": ["cut", "beard", "cut", "beard", "cut"]})
+    >>> model = BPRRecommender(factors=4, iterations=50).fit(frame)
+    >>> model.recommend([3], k=1)["item_id"].tolist()
+    ['beard']
+    >>> model.item_factors_.shape[0] == len(model.item_index_)
+    True
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseRecommender._parameter_constraints,
+        "factors": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "regularization": [Interval(Real, 0, None, closed="left")],
+        "iterations": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "n_threads": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(self, *, factors: int = 32, learning_rate: float = 0.05,
                  regularization: float = 0.01, iterations: int = 100, random_state: int = 0,

@@ -37,10 +37,12 @@ References
 
 from __future__ import annotations
 
-from typing import Literal
+from numbers import Integral, Real
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
 
@@ -128,6 +130,16 @@ class ItemKNNRecommender(BaseRecommender):
     ['beard']
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseRecommender._parameter_constraints,
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "similarity": [StrOptions({"cosine", "cooccurrence"})],
+        "weighting": [StrOptions({"binary", "none", "tfidf", "bm25"})],
+        "shrink": [Interval(Real, 0, np.inf, closed="left")],
+        "bm25_k1": [Interval(Real, 0, np.inf, closed="left")],
+        "bm25_b": [Interval(Real, 0, 1, closed="both")],
+    }
+
     def __init__(self, *, n_neighbors: int = 50,
                  similarity: Literal["cosine", "cooccurrence"] = "cosine",
                  weighting: Weighting = "binary", shrink: float = 10.0, bm25_k1: float = 1.2,
@@ -141,14 +153,6 @@ class ItemKNNRecommender(BaseRecommender):
         self.half_life_days = half_life_days
 
     def _fit_matrix(self, X: sp.csr_matrix) -> None:
-        if isinstance(self.n_neighbors, bool) or not isinstance(
-                self.n_neighbors, int | np.integer) or self.n_neighbors < 1:
-            raise ValueError(f"n_neighbors must be a positive integer, got {self.n_neighbors!r}")
-        if not np.isfinite(self.shrink) or self.shrink < 0:
-            raise ValueError(f"shrink must be >= 0, got {self.shrink}")
-        if self.similarity not in ("cosine", "cooccurrence"):
-            raise ValueError(f"similarity must be 'cosine' or 'cooccurrence', "
-                             f"got {self.similarity!r}")
         W = weight_interactions(X, self.weighting, k1=self.bm25_k1, b=self.bm25_b)
         S = (W.T @ W).tocsr()
         if self.similarity == "cosine":

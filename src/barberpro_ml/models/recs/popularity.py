@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import StrOptions
 
 from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
 
@@ -44,6 +45,12 @@ class PopularityRecommender(BaseRecommender):
     ['b', 'c']
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseRecommender._parameter_constraints,
+        "measure": [StrOptions({"users", "weight"})],
+        "by_group": ["boolean"],
+    }
+
     def __init__(self, *, measure: Literal["users", "weight"] = "users",
                  by_group: bool = False, half_life_days: float | None = None) -> None:
         self.measure = measure
@@ -53,11 +60,9 @@ class PopularityRecommender(BaseRecommender):
     def _fit_matrix(self, X: sp.csr_matrix) -> None:
         if self.measure == "users":
             self.scores_: FloatArray = self.item_popularity_.copy()
-        elif self.measure == "weight":
+        else:  # "weight"
             self.scores_ = np.bincount(X.indices, weights=X.data,
                                        minlength=X.shape[1]).astype(np.float64)
-        else:
-            raise ValueError(f"measure must be 'users' or 'weight', got {self.measure!r}")
         self.user_group_codes_: IntArray = np.full(X.shape[0], -1, dtype=np.intp)
         self.group_scores_: FloatArray = self.group_popularity_
         if self.by_group and self.user_groups_ is not None:
