@@ -19,6 +19,7 @@ from barberpro_ml.data import (
     GroundTruth,
     MarketplaceData,
 )
+from barberpro_ml.errors import InputError
 
 T0 = pd.Timestamp("2024-01-01")
 
@@ -436,3 +437,102 @@ def test_timestamps_beyond_the_range_in_a_csv_are_refused(tmp_path: Path) -> Non
     with pytest.raises(DataContractError, match=r"interventions\.sent_at") as info:
         MarketplaceData.load(folder)
     assert "9999-12-31" in str(info.value)
+
+
+# --------------------------------------------------------------------------- broken files
+
+def _saved(tmp_path: Path, truth: bool = False) -> Path:
+    ground = GroundTruth(tables={"customers": pd.DataFrame({"customer_id": [1, 2]})},
+                         meta={"seed": 1}) if truth else None
+    return MarketplaceData(**valid_tables(), truth=ground).save(tmp_path / "d")
+
+
+@pytest.mark.parametrize("manifest, problem", [
+    ('{"truth": ["customers"]}', "truth"),
+    ('{"truth": "yes"}', "truth"),
+    ('{"truth": {"tables": "customers"}}', "tables"),
+    ('{"truth": {"tables": [1, 2]}}', "tables"),
+    ('{"truth": {"tables": ["../customers"]}}', "tables"),
+    ('{"truth": {"tables": ["customers"], "meta": [1]}}', "meta"),
+    ('{"truth": {"tables": ["nowhere"]}}', "nowhere"),
+    ('{"truth": {}}', "tables"),
+    ("[1, 2, 3]", "object"),
+    ('"truth"', "object"),
+    ("{not json", "JSON"),
+    ("", "JSON"),
+    ("\xff\xfe", "JSON"),
+])
+def test_a_broken_manifest_is_one_input_error_naming_the_file(
+        tmp_path: Path, manifest: str, problem: str) -> None:
+    folder = _saved(tmp_path, truth=True)
+    (folder / "manifest.json").write_bytes(manifest.encode("latin-1"))
+    with pytest.raises(InputError) as info:
+        MarketplaceData.load(folder)
+    message = str(info.value)
+    assert str(folder / "manifest.json") in message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_a_manifest_without_truth_or_with_null_truth_loads(tmp_path: Path) -> None:
+    folder = _saved(tmp_path, truth=True)
+    (folder / "manifest.json").write_text('{"truth": null}')
+    assert MarketplaceData.load(folder).truth is None
+    (folder / "manifest.json").write_text('{"contract_version": 1}')
+    assert MarketplaceData.load(folder).truth is None
+
+
+def test_an_unreadable_truth_table_names_the_file(tmp_path: Path) -> None:
+    folder = _saved(tmp_path, truth=True)
+    (folder / "truth" / "customers.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=r"truth/customers\.parquet"):
+        MarketplaceData.load(folder)
+
+
+@pytest.mark.parametrize("content", ["", "\n", "\n\n  \n"])
+def test_an_empty_csv_is_refused_naming_the_file(tmp_path: Path, content: str) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in valid_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "services.csv").write_text(content)
+    with pytest.raises(DataContractError) as info:
+        MarketplaceData.load(folder)
+    message = str(info.value)
+    assert str(folder / "services.csv") in message
+    assert "empty" in message
+    assert [v.table for v in info.value.violations] == ["services"]
+
+
+def test_a_header_only_csv_is_an_empty_table(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in valid_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "interventions.csv").write_text(
+        ",".join(s.name for s in CONTRACT["interventions"]) + "\n")
+    data = MarketplaceData.load(folder)
+    assert len(data.interventions) == 0
+    assert data.interventions["sent_at"].dtype == np.dtype("datetime64[ns]")
+
+
+@pytest.mark.parametrize("content", [b"", b"PAR1", b"garbage that is not parquet"])
+def test_an_empty_or_corrupt_parquet_file_is_refused_naming_the_file(
+        tmp_path: Path, content: bytes) -> None:
+    folder = _saved(tmp_path)
+    (folder / "reviews.parquet").write_bytes(content)
+    with pytest.raises(DataContractError) as info:
+        MarketplaceData.load(folder)
+    assert str(folder / "reviews.parquet") in str(info.value)
+    assert [v.table for v in info.value.violations] == ["reviews"]
+
+
+def test_an_undecodable_csv_is_refused_naming_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in valid_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "customers.csv").write_bytes(b"customer_id,signup_at\n\xff\xfe\x00,1\n")
+    with pytest.raises(DataContractError) as info:
+        MarketplaceData.load(folder)
+    assert str(folder / "customers.csv") in str(info.value)
