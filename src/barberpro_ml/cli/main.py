@@ -7,8 +7,10 @@ with status 2; a failed gate exits with status 3 so CI training runs can tell th
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -429,6 +431,33 @@ def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str,
     return scorer, data
 
 
+def _check_out_file(path: Path) -> None:
+    """Refuse an ``--out`` that can never be written as a file, before any work is done."""
+    if path.is_dir():
+        raise UserError(f"--out {path} is a directory; give the path of a Parquet file, "
+                        f"e.g. {path / 'scores.parquet'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"--out {path}: {parent} is a file, not a folder")
+
+
+def _write_parquet_atomically(frame: Any, path: Path) -> None:
+    """Write ``frame`` beside ``path`` and move it into place: a reader never sees half a file,
+    and a failed write leaves no ``.partial`` file behind."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(partial)
+        partial.replace(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if partial.is_file():
+            partial.unlink()
+
+
 @app.command("score")
 @friendly_errors
 def score_command(
@@ -444,6 +473,11 @@ def score_command(
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Profile every customer at AS_OF with the registered models; write one Parquet row each."""
+    from barberpro_ml.features._common import to_as_of
+
+    _check_out_file(out_file)
+    if as_of is not None:
+        to_as_of(as_of, name="--as-of")
     scorer, events = _scoring_inputs(data, tracking_uri, alias, n_jobs=jobs)
     with console.status("building features, lifecycle and suggestions"):
         snap = scorer.snapshot(events, as_of)
@@ -455,13 +489,29 @@ def score_command(
 
         frame = scorer.score_frame(events, snap.as_of, reasons=reasons,
                                    chunk_size=chunk_size, progress=report)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_file.with_name(out_file.name + ".partial")
-    frame.to_parquet(partial)
-    partial.replace(out_file)  # atomic: a reader never sees half a file
+    _write_parquet_atomically(frame, out_file)
     counts = frame["action"].value_counts()
     out.print(f"wrote {len(frame):,} profiles at {snap.as_of} to {out_file} (actions: "
               + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ")")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port that cannot be bound now, rather than after the models are loaded."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise UserError(f"cannot resolve --host {host}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        if os.name != "nt":  # as the server will: a port in TIME_WAIT is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"port {port} on {host} is in use; choose another with "
+                                "--port") from None
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command("serve")
@@ -476,6 +526,11 @@ def serve_command(
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Serve the customer-intelligence API (FastAPI, OpenAPI docs at /docs)."""
+    from barberpro_ml.features._common import to_as_of
+
+    _check_port_free(host, port)
+    if as_of is not None:
+        to_as_of(as_of, name="--as-of")
     import uvicorn
 
     from barberpro_ml.scoring.service import create_app

@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from barberpro_ml.errors import InputError
+
 DAY_NS: Final = 86_400 * 10**9
 """Nanoseconds in a day: every ``*_days`` feature is a float number of 24-hour days."""
 
@@ -48,6 +50,8 @@ def to_as_of(value: object, name: str = "as_of") -> pd.Timestamp:
     ValueError
         If the value cannot be read, is missing (NaT), or carries a timezone: the data contract
         stores naive UTC, and silently dropping or converting a timezone would move the cut-off.
+        An :class:`~barberpro_ml.errors.InputError` (a ``ValueError``) if it is outside the
+        range of nanosecond timestamps (1677-09-21 to 2262-04-11).
 
     Examples
     --------
@@ -67,6 +71,9 @@ def to_as_of(value: object, name: str = "as_of") -> pd.Timestamp:
         raise ValueError(
             f"{name}: expected a naive UTC timestamp, got {stamp} with timezone {stamp.tzinfo}; "
             f"convert it with .tz_convert('UTC').tz_localize(None)")
+    if not pd.Timestamp.min <= stamp <= pd.Timestamp.max:
+        raise InputError(f"{name}: {stamp} is outside the supported range {pd.Timestamp.min} to "
+                         f"{pd.Timestamp.max} (nanosecond timestamps)")
     return stamp.as_unit("ns")
 
 
