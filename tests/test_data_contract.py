@@ -536,3 +536,37 @@ def test_an_undecodable_csv_is_refused_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(DataContractError) as info:
         MarketplaceData.load(folder)
     assert str(folder / "customers.csv") in str(info.value)
+
+
+@pytest.mark.parametrize("table, column", [("services", "service_id"),
+                                           ("bookings", "price"), ("reviews", "rating")])
+def test_complex_numbers_are_refused_not_cut_to_their_real_part(table: str,
+                                                                column: str) -> None:
+    tables = valid_tables()
+    _set(table, column, 2 + 3j, row=1)(tables)
+    error = refusal(tables)
+    violation = next(v for v in error.violations if (v.table, v.column) == (table, column))
+    assert violation.count == 1 and "(2+3j)" in violation.examples
+
+
+def test_duplicate_column_names_are_refused() -> None:
+    tables = valid_tables()
+    tables["bookings"] = pd.concat([tables["bookings"], tables["bookings"][["price"]]], axis=1)
+    error = refusal(tables)
+    violation = next(v for v in error.violations if v.table == "bookings")
+    assert violation.column == "price" and violation.count is None
+    assert "2 columns are named 'price'" in str(error)
+
+
+def test_an_empty_table_of_any_dtypes_is_an_empty_canonical_table() -> None:
+    tables = valid_tables()
+    empty = tables["interventions"].iloc[0:0]
+    tables["interventions"] = empty.assign(
+        intervention_id=empty["intervention_id"].astype("bool"),
+        sent_at=empty["sent_at"].dt.tz_localize("UTC"),
+        treated=empty["treated"].astype("float64"))
+    data = MarketplaceData(**tables)
+    assert len(data.interventions) == 0
+    assert data.interventions["intervention_id"].dtype == np.dtype("int64")
+    assert data.interventions["sent_at"].dtype == np.dtype("datetime64[ns]")
+    assert data.interventions["treated"].dtype == np.dtype("bool")

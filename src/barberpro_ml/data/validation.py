@@ -16,6 +16,7 @@ import pandas as pd
 import pandera.errors as pa_errors
 
 from barberpro_ml.data.schema import (
+    CANONICAL_DTYPES,
     CONTRACT,
     TABLES,
     VOCABULARIES,
@@ -125,6 +126,14 @@ def _beyond_int64(numeric: pd.Series) -> np.ndarray:
     return np.asarray((as_float >= 2.0**63) | (as_float < -(2.0**63)), dtype=bool)
 
 
+def _empty_column(table: str, spec: ColumnSpec) -> pd.Series:
+    """An empty column in the canonical dtype of ``spec``."""
+    if spec.kind == "category":
+        vocabulary = VOCABULARIES.get((table, spec.name), ())
+        return pd.Series([], dtype=pd.CategoricalDtype(list(vocabulary), ordered=False))
+    return pd.Series([], dtype=CANONICAL_DTYPES[spec.kind])
+
+
 def _canonical_column(table: str, spec: ColumnSpec, column: pd.Series
                       ) -> tuple[pd.Series | None, ContractViolation | None]:
     """Convert ``column`` to the canonical dtype of ``spec``, or say why it cannot be."""
@@ -137,8 +146,10 @@ def _canonical_column(table: str, spec: ColumnSpec, column: pd.Series
         return None, ContractViolation(table, name, check, int(bad.shape[0]),
                                        _values_examples(bad))
 
-    def refuse_column(check: str) -> tuple[None, ContractViolation]:
+    def refuse_column(check: str) -> tuple[pd.Series | None, ContractViolation | None]:
         """Refuse the whole column (its dtype is wrong): every row with a value fails."""
+        if not len(column):  # no value to convert: an empty column of any dtype will do
+            return _empty_column(table, spec), None
         present = column[~missing_before]
         return refuse(check, present if len(present) else column)
 
@@ -175,6 +186,11 @@ def _canonical_column(table: str, spec: ColumnSpec, column: pd.Series
         unparsed = column[numeric.isna() & ~missing_before]
         if len(unparsed):
             return refuse("integer values", unparsed)
+        if pd.api.types.is_complex_dtype(numeric.dtype):  # casting would drop the imaginary part
+            imaginary = column[np.asarray(numeric.to_numpy().imag != 0, dtype=bool)]
+            if len(imaginary):
+                return refuse("integer values (not complex)", imaginary)
+            numeric = pd.Series(numeric.to_numpy().real, index=numeric.index)
         if numeric.isna().any():
             return refuse("not null", column[missing_before])
         if not pd.api.types.is_integer_dtype(numeric.dtype):
@@ -195,6 +211,11 @@ def _canonical_column(table: str, spec: ColumnSpec, column: pd.Series
         unparsed = column[numeric.isna() & ~missing_before]
         if len(unparsed):
             return refuse("numeric values", unparsed)
+        if pd.api.types.is_complex_dtype(numeric.dtype):  # casting would drop the imaginary part
+            imaginary = column[np.asarray(numeric.to_numpy().imag != 0, dtype=bool)]
+            if len(imaginary):
+                return refuse("numeric values (not complex)", imaginary)
+            numeric = pd.Series(numeric.to_numpy().real, index=numeric.index)
         return numeric.astype("float64"), None
 
     if kind == "flag":
@@ -247,6 +268,14 @@ def canonicalize(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Co
         raise TypeError(f"table {table!r} must be a pandas DataFrame, got {type(frame).__name__}")
     violations: list[ContractViolation] = []
     specs = CONTRACT[table]
+    names = pd.Series([str(c) for c in frame.columns], dtype=object)
+    repeated = names[names.duplicated()].unique().tolist()
+    if repeated:
+        for name in repeated:
+            violations.append(ContractViolation(
+                table, name, "column names are unique", None,
+                (f"{int((names == name).sum())} columns are named {name!r}",)))
+        return frame, violations
     missing = [s.name for s in specs if s.name not in frame.columns]
     if missing:
         present = ", ".join(map(str, frame.columns[:12]))
