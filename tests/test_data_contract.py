@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from barberpro_ml.data import (
     GroundTruth,
     MarketplaceData,
 )
+from barberpro_ml.errors import InputError
 
 T0 = pd.Timestamp("2024-01-01")
 
@@ -165,7 +167,7 @@ def test_each_class_of_bad_input_is_refused_naming_table_and_column(name: str) -
     message = str(error)
     assert f"{table}.{column}" in message
     violation = next(v for v in error.violations if (v.table, v.column) == (table, column))
-    assert violation.count >= 1
+    assert violation.count is None if name == "missing column" else violation.count >= 1
     assert len(violation.examples) <= 5
 
 
@@ -321,3 +323,250 @@ def test_committed_sample_is_valid_and_is_what_the_simulator_writes() -> None:
         "data/sample is stale: regenerate it with "
         "`barberpro-ml simulate --customers 3000 --seed 7 --out data/sample`")
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 5 * 2**20
+
+
+# --------------------------------------------------------------------------- counts and ranges
+
+def test_a_missing_column_is_called_missing_not_a_row_count() -> None:
+    tables = valid_tables()
+    tables["bookings"] = tables["bookings"].drop(columns=["tip"])
+    error = refusal(tables)
+    violation = next(v for v in error.violations if v.column == "tip")
+    assert violation.count is None
+    line = violation.describe()
+    assert "bookings.tip" in line and "missing" in line
+    assert "row" not in line.split("columns present")[0], line
+
+
+def test_a_whole_column_of_the_wrong_type_counts_every_row() -> None:
+    tables = valid_tables(n_customers=9)
+    n = len(tables["bookings"])
+    tables["bookings"] = tables["bookings"].assign(
+        created_at=np.arange(n, dtype="int64"))
+    tables["customers"] = tables["customers"].assign(
+        signup_at=tables["customers"]["signup_at"].dt.tz_localize("UTC"))
+    error = refusal(tables)
+    created = next(v for v in error.violations if v.column == "created_at")
+    signup = next(v for v in error.violations if v.column == "signup_at")
+    assert (created.count, signup.count) == (n, 9)
+    assert f"failed for {n} rows" in str(error) and "failed for 9 rows" in str(error)
+    assert len(created.examples) == 5
+
+
+def test_a_boolean_id_column_counts_every_row() -> None:
+    tables = valid_tables()
+    tables["services"] = tables["services"].assign(service_id=[True, False])
+    error = refusal(tables)
+    violation = next(v for v in error.violations if v.column == "service_id")
+    assert violation.count == 2
+
+
+@pytest.mark.parametrize("value, shown", [
+    (1e20, "1e+20"), (float(2**63), "9.223372036854776e+18"), (-1e19, "-1e+19"),
+    ("100000000000000000000", "100000000000000000000"),
+    (2**64 - 1, "18446744073709551615"), (2**63, "9223372036854775808"),
+])
+def test_ids_beyond_int64_are_refused_showing_the_value_given(value: Any, shown: str) -> None:
+    tables = valid_tables()
+    _set("customers", "customer_id", value, row=2)(tables)
+    error = refusal(tables)
+    violation = next(v for v in error.violations if (v.table, v.column) == (
+        "customers", "customer_id"))
+    assert violation.count == 1
+    assert shown in str(error), str(error)
+    assert "-9223372036854775808" not in str(error)
+    assert "int64" in violation.check or "range" in violation.check
+
+
+def test_an_unsigned_id_column_beyond_int64_is_refused() -> None:
+    tables = valid_tables()
+    ids = tables["customers"]["customer_id"].to_numpy().astype("uint64")
+    ids[0] = np.uint64(2**64 - 1)
+    tables["customers"] = tables["customers"].assign(customer_id=ids)
+    error = refusal(tables)
+    assert "18446744073709551615" in str(error)
+    assert "-1" not in str(error).split("customers.customer_id")[1].split("\n")[0]
+
+
+def test_huge_ids_in_a_csv_are_refused_showing_the_value(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in valid_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    text = (folder / "services.csv").read_text().splitlines()
+    text[1] = "100000000000000000000" + text[1][text[1].index(","):]
+    (folder / "services.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(DataContractError, match=r"services\.service_id") as info:
+        MarketplaceData.load(folder)
+    assert "100000000000000000000" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [
+    "0001-01-01", "9999-12-31", datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59),
+    pd.Timestamp("1500-06-01").as_unit("s"), np.datetime64("2500-01-01", "D"),
+])
+def test_timestamps_beyond_the_nanosecond_range_are_refused(value: Any) -> None:
+    tables = valid_tables()
+    _set("customers", "signup_at", value, row=1)(tables)
+    error = refusal(tables)
+    violation = next(v for v in error.violations if (v.table, v.column) == (
+        "customers", "signup_at"))
+    assert violation.count == 1
+    assert "1677-09-21" in violation.check and "2262-04-11" in violation.check
+
+
+def test_a_non_nanosecond_timestamp_column_beyond_the_range_is_refused() -> None:
+    tables = valid_tables()
+    stamps = tables["bookings"]["scheduled_at"].astype("datetime64[s]").to_numpy().copy()
+    stamps[[0, 3]] = np.datetime64("3000-01-01T00:00:00", "s")
+    tables["bookings"] = tables["bookings"].assign(scheduled_at=stamps)
+    error = refusal(tables)
+    violation = next(v for v in error.violations if v.column == "scheduled_at")
+    assert violation.count == 2
+    assert "3000-01-01" in str(error)
+
+
+def test_timestamps_beyond_the_range_in_a_csv_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in valid_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    text = (folder / "interventions.csv").read_text().replace(
+        "2024-06-09", "9999-12-31")
+    (folder / "interventions.csv").write_text(text)
+    with pytest.raises(DataContractError, match=r"interventions\.sent_at") as info:
+        MarketplaceData.load(folder)
+    assert "9999-12-31" in str(info.value)
+
+
+# --------------------------------------------------------------------------- broken files
+
+def _saved(tmp_path: Path, truth: bool = False) -> Path:
+    ground = GroundTruth(tables={"customers": pd.DataFrame({"customer_id": [1, 2]})},
+                         meta={"seed": 1}) if truth else None
+    return MarketplaceData(**valid_tables(), truth=ground).save(tmp_path / "d")
+
+
+@pytest.mark.parametrize("manifest, problem", [
+    ('{"truth": ["customers"]}', "truth"),
+    ('{"truth": "yes"}', "truth"),
+    ('{"truth": {"tables": "customers"}}', "tables"),
+    ('{"truth": {"tables": [1, 2]}}', "tables"),
+    ('{"truth": {"tables": ["../customers"]}}', "tables"),
+    ('{"truth": {"tables": ["customers"], "meta": [1]}}', "meta"),
+    ('{"truth": {"tables": ["nowhere"]}}', "nowhere"),
+    ('{"truth": {}}', "tables"),
+    ("[1, 2, 3]", "object"),
+    ('"truth"', "object"),
+    ("{not json", "JSON"),
+    ("", "JSON"),
+    ("\xff\xfe", "JSON"),
+])
+def test_a_broken_manifest_is_one_input_error_naming_the_file(
+        tmp_path: Path, manifest: str, problem: str) -> None:
+    folder = _saved(tmp_path, truth=True)
+    (folder / "manifest.json").write_bytes(manifest.encode("latin-1"))
+    with pytest.raises(InputError) as info:
+        MarketplaceData.load(folder)
+    message = str(info.value)
+    assert str(folder / "manifest.json") in message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_a_manifest_without_truth_or_with_null_truth_loads(tmp_path: Path) -> None:
+    folder = _saved(tmp_path, truth=True)
+    (folder / "manifest.json").write_text('{"truth": null}')
+    assert MarketplaceData.load(folder).truth is None
+    (folder / "manifest.json").write_text('{"contract_version": 1}')
+    assert MarketplaceData.load(folder).truth is None
+
+
+def test_an_unreadable_truth_table_names_the_file(tmp_path: Path) -> None:
+    folder = _saved(tmp_path, truth=True)
+    (folder / "truth" / "customers.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=r"truth/customers\.parquet"):
+        MarketplaceData.load(folder)
+
+
+@pytest.mark.parametrize("content", ["", "\n", "\n\n  \n"])
+def test_an_empty_csv_is_refused_naming_the_file(tmp_path: Path, content: str) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in valid_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "services.csv").write_text(content)
+    with pytest.raises(DataContractError) as info:
+        MarketplaceData.load(folder)
+    message = str(info.value)
+    assert str(folder / "services.csv") in message
+    assert "empty" in message
+    assert [v.table for v in info.value.violations] == ["services"]
+
+
+def test_a_header_only_csv_is_an_empty_table(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in valid_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "interventions.csv").write_text(
+        ",".join(s.name for s in CONTRACT["interventions"]) + "\n")
+    data = MarketplaceData.load(folder)
+    assert len(data.interventions) == 0
+    assert data.interventions["sent_at"].dtype == np.dtype("datetime64[ns]")
+
+
+@pytest.mark.parametrize("content", [b"", b"PAR1", b"garbage that is not parquet"])
+def test_an_empty_or_corrupt_parquet_file_is_refused_naming_the_file(
+        tmp_path: Path, content: bytes) -> None:
+    folder = _saved(tmp_path)
+    (folder / "reviews.parquet").write_bytes(content)
+    with pytest.raises(DataContractError) as info:
+        MarketplaceData.load(folder)
+    assert str(folder / "reviews.parquet") in str(info.value)
+    assert [v.table for v in info.value.violations] == ["reviews"]
+
+
+def test_an_undecodable_csv_is_refused_naming_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for name, frame in valid_tables().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "customers.csv").write_bytes(b"customer_id,signup_at\n\xff\xfe\x00,1\n")
+    with pytest.raises(DataContractError) as info:
+        MarketplaceData.load(folder)
+    assert str(folder / "customers.csv") in str(info.value)
+
+
+@pytest.mark.parametrize("table, column", [("services", "service_id"),
+                                           ("bookings", "price"), ("reviews", "rating")])
+def test_complex_numbers_are_refused_not_cut_to_their_real_part(table: str,
+                                                                column: str) -> None:
+    tables = valid_tables()
+    _set(table, column, 2 + 3j, row=1)(tables)
+    error = refusal(tables)
+    violation = next(v for v in error.violations if (v.table, v.column) == (table, column))
+    assert violation.count == 1 and "(2+3j)" in violation.examples
+
+
+def test_duplicate_column_names_are_refused() -> None:
+    tables = valid_tables()
+    tables["bookings"] = pd.concat([tables["bookings"], tables["bookings"][["price"]]], axis=1)
+    error = refusal(tables)
+    violation = next(v for v in error.violations if v.table == "bookings")
+    assert violation.column == "price" and violation.count is None
+    assert "2 columns are named 'price'" in str(error)
+
+
+def test_an_empty_table_of_any_dtypes_is_an_empty_canonical_table() -> None:
+    tables = valid_tables()
+    empty = tables["interventions"].iloc[0:0]
+    tables["interventions"] = empty.assign(
+        intervention_id=empty["intervention_id"].astype("bool"),
+        sent_at=empty["sent_at"].dt.tz_localize("UTC"),
+        treated=empty["treated"].astype("float64"))
+    data = MarketplaceData(**tables)
+    assert len(data.interventions) == 0
+    assert data.interventions["intervention_id"].dtype == np.dtype("int64")
+    assert data.interventions["sent_at"].dtype == np.dtype("datetime64[ns]")
+    assert data.interventions["treated"].dtype == np.dtype("bool")

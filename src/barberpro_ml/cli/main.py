@@ -7,8 +7,10 @@ with status 2; a failed gate exits with status 3 so CI training runs can tell th
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -551,7 +553,7 @@ def score_command(
     cfg = score_job.load_config(config, out=str(out_file) if out_file else None, as_of=as_of,
                                 data=str(data) if data else None, alias=alias,
                                 reasons=reasons, chunk_size=chunk_size, n_jobs=jobs)
-    score_job.check_output(Path(cfg.out))
+    score_job.check_inputs(cfg)
     scorer, events = _scoring_inputs(Path(cfg.data), tracking_uri, cfg.alias,
                                      n_jobs=cfg.n_jobs)
     with progress_bar("scoring") as progress:
@@ -573,6 +575,25 @@ def score_command(
             for family in scorer.unavailable), highlight=False, soft_wrap=True)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port that cannot be bound now, rather than after the models are loaded."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise UserError(f"cannot resolve --host {host}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        if os.name != "nt":  # as the server will: a port in TIME_WAIT is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"port {port} on {host} is in use; choose another with "
+                                "--port") from None
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 @app.command("serve")
 @friendly_errors
 def serve_command(
@@ -585,6 +606,11 @@ def serve_command(
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Serve the customer-intelligence API (FastAPI, OpenAPI docs at /docs)."""
+    from barberpro_ml.features._common import to_as_of
+
+    _check_port_free(host, port)
+    if as_of is not None:
+        to_as_of(as_of, name="--as-of")
     import uvicorn
 
     from barberpro_ml.scoring.service import create_app

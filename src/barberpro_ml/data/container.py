@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from barberpro_ml.data.schema import CONTRACT, TABLES
 from barberpro_ml.data.validation import ContractViolation, DataContractError, validate_tables
-from barberpro_ml.errors import InputNotFoundError
+from barberpro_ml.errors import InputError, InputNotFoundError
 
 MANIFEST = "manifest.json"
 CONTRACT_VERSION = 1
@@ -182,19 +183,23 @@ class MarketplaceData:
         FileNotFoundError
             When the folder or a table file is missing (the message lists what was found).
         DataContractError
-            When the content breaks the contract.
+            When a table file cannot be read (empty, not Parquet or CSV; the message names the
+            file) or the content breaks the contract.
+        InputError
+            When ``manifest.json`` is not the JSON object :meth:`save` writes, or lists ground
+            truth that cannot be read (the message names the file and what is wrong).
         """
         folder = Path(path)
         if not folder.is_dir():
             raise InputNotFoundError(f"no data folder at {folder}")
-        tables: dict[str, pd.DataFrame] = {}
+        files: dict[str, Path] = {}
         missing: list[str] = []
         for name in TABLES:
             parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
             if parquet.exists():
-                tables[name] = pd.read_parquet(parquet)
+                files[name] = parquet
             elif csv.exists():
-                tables[name] = _read_csv(name, csv)
+                files[name] = csv
             else:
                 missing.append(name)
         if missing:
@@ -202,6 +207,17 @@ class MarketplaceData:
             raise InputNotFoundError(
                 f"{folder}: missing table file(s) {', '.join(f'{m}.parquet|.csv' for m in missing)}"
                 f"; found {found}")
+        tables: dict[str, pd.DataFrame] = {}
+        unreadable: list[ContractViolation] = []
+        for name, file in files.items():
+            try:
+                tables[name] = (_read_parquet(file) if file.suffix == ".parquet"
+                                else _read_csv(name, file))
+            except _UnreadableError as exc:
+                unreadable.append(ContractViolation(name, "*", f"cannot read {file}", None,
+                                                    (exc.reason,)))
+        if unreadable:
+            raise DataContractError(unreadable)
         truth = _load_truth(folder)
         try:
             return cls(**tables, truth=truth)
@@ -209,25 +225,97 @@ class MarketplaceData:
             raise DataContractError(exc.violations) from None
 
 
+class _UnreadableError(Exception):
+    """A table file that cannot be read as a table (``reason`` says why, in one line)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet table, or say in one line why the file is not one."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise _UnreadableError("the file is empty (0 bytes)")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise _UnreadableError(f"not a readable Parquet file ({_one_line(exc)})") from exc
+
+
 def _read_csv(table: str, path: Path) -> pd.DataFrame:
     """Read a CSV table with every contract column as text, parsed later by validation."""
-    header = pd.read_csv(path, nrows=0).columns
+    if path.is_file() and path.stat().st_size == 0:
+        raise _UnreadableError("the file is empty (0 bytes); a CSV table needs a header line "
+                               "naming its columns")
     declared = {spec.name for spec in CONTRACT[table]}
     try:
+        header = pd.read_csv(path, nrows=0).columns
         return pd.read_csv(path, dtype={c: "str" for c in header if c in declared})
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise DataContractError([ContractViolation(table, "*", "readable CSV", 1,
-                                                   (str(exc)[:200],))]) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise _UnreadableError("the file is empty (no header line); a CSV table needs a header "
+                               "line naming its columns") from exc
+    except UnicodeDecodeError as exc:
+        raise _UnreadableError(f"not UTF-8 text ({_one_line(exc)})") from exc
+    except (OSError, pd.errors.ParserError) as exc:
+        raise _UnreadableError(f"not a readable CSV file ({_one_line(exc)})") from exc
 
 
 def _load_truth(folder: Path) -> GroundTruth | None:
+    """The ground truth the manifest lists, if any; a malformed manifest is an InputError."""
     manifest_path = folder / MANIFEST
     if not manifest_path.exists():
         return None
-    manifest = json.loads(manifest_path.read_text())
+
+    def refuse(problem: str) -> InputError:
+        return InputError(f"{manifest_path}: {problem}")
+
+    try:
+        manifest = json.loads(manifest_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise refuse(f"not UTF-8 JSON ({_one_line(exc)})") from None
+    except json.JSONDecodeError as exc:
+        raise refuse(f"invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+                     ) from None
+    except OSError as exc:
+        raise refuse(f"cannot read it ({_one_line(exc)})") from None
+    if not isinstance(manifest, dict):
+        raise refuse(f"expected a JSON object, got {_json_type(manifest)}")
     info = manifest.get("truth")
-    if not info:
+    if info is None:
         return None
-    tables = {name: pd.read_parquet(folder / "truth" / f"{name}.parquet")
-              for name in info["tables"]}
-    return GroundTruth(tables=tables, meta=info.get("meta", {}))
+    if not isinstance(info, dict):
+        raise refuse(f"'truth' must be null or an object with 'tables' and 'meta', got "
+                     f"{_json_type(info)}")
+    names = info.get("tables")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise refuse(f"'truth.tables' must be a list of table names, got {_json_type(names)}"
+                     + (f" {names!r}"[:80] if isinstance(names, list) else ""))
+    odd = [n for n in names if not n or n != Path(n).name or n.startswith(".")]
+    if odd:
+        raise refuse(f"'truth.tables' must name files in truth/, got {odd[:5]!r}")
+    meta = info.get("meta", {})
+    if not isinstance(meta, dict):
+        raise refuse(f"'truth.meta' must be an object, got {_json_type(meta)}")
+    tables: dict[str, pd.DataFrame] = {}
+    for name in names:
+        file = folder / "truth" / f"{name}.parquet"
+        if not file.is_file():
+            raise refuse(f"'truth.tables' lists {name!r} but {file} does not exist")
+        try:
+            tables[name] = _read_parquet(file)
+        except _UnreadableError as exc:
+            raise InputError(f"{file} (listed in {manifest_path}): {exc.reason}") from None
+    return GroundTruth(tables=tables, meta=meta)
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a parsed value's type (array, string, ...), for messages."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import pandas as pd
 import pandera.errors as pa_errors
 
 from barberpro_ml.data.schema import (
+    CANONICAL_DTYPES,
     CONTRACT,
     TABLES,
     VOCABULARIES,
@@ -29,20 +31,28 @@ MAX_EXAMPLES = 5
 
 @dataclass(frozen=True)
 class ContractViolation:
-    """One failed check: which table and column, what check, how many rows, some examples."""
+    """One failed check: which table and column, what check, how many rows, some examples.
+
+    ``count`` is the number of failing rows, every one of them (the examples show at most
+    :data:`MAX_EXAMPLES`), or ``None`` for a problem that is not about rows: a missing column
+    or table, a file that cannot be read. ``column`` is ``"*"`` for the whole table.
+    """
 
     table: str
     column: str
     check: str
-    count: int
+    count: int | None
     examples: tuple[str, ...]
 
     def describe(self) -> str:
         """One readable line, e.g. ``bookings.price: non-negative failed for 3 rows (...)``."""
+        where = self.table if self.column == "*" else f"{self.table}.{self.column}"
+        if self.count is None:
+            return where + f": {self.check}" + "".join(f"; {e}" for e in self.examples)
         noun = "row" if self.count == 1 else "rows"
         shown = "; ".join(self.examples)
         return (
-            f"{self.table}.{self.column}: '{self.check}' failed for {self.count} {noun}"
+            f"{where}: '{self.check}' failed for {self.count} {noun}"
             + (f"; examples: {shown}" if shown else "")
         )
 
@@ -89,6 +99,41 @@ def _values_examples(values: pd.Series) -> tuple[str, ...]:
     return tuple(repr(v) for v in values.head(MAX_EXAMPLES).tolist())
 
 
+INT64_RANGE: Final = "integer values within the int64 range (-2**63 to 2**63 - 1)"
+NS_RANGE: Final = (f"timestamps from {pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}"
+                   " (the range of nanosecond timestamps)")
+
+_NS_PER_UNIT: Final = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def _beyond_nanoseconds(values: pd.Series) -> np.ndarray:
+    """Which values of a ``datetime64`` column (any unit) do not fit in ``datetime64[ns]``."""
+    array = values.to_numpy()
+    unit, step = np.datetime_data(array.dtype)  # pandas holds s, ms, us or ns
+    per_value = _NS_PER_UNIT[unit] * step
+    limit = int(np.iinfo(np.int64).max) // per_value
+    ticks = array.view("int64")
+    return np.asarray(~np.isnat(array) & ((ticks > limit) | (ticks < -limit)), dtype=bool)
+
+
+def _beyond_int64(numeric: pd.Series) -> np.ndarray:
+    """Which values of a numeric column do not fit in ``int64`` (casting would wrap them)."""
+    if pd.api.types.is_signed_integer_dtype(numeric.dtype):
+        return np.zeros(len(numeric), dtype=bool)
+    if pd.api.types.is_unsigned_integer_dtype(numeric.dtype):
+        return np.asarray(numeric.to_numpy() > np.uint64(np.iinfo(np.int64).max), dtype=bool)
+    as_float = numeric.to_numpy(dtype="float64")
+    return np.asarray((as_float >= 2.0**63) | (as_float < -(2.0**63)), dtype=bool)
+
+
+def _empty_column(table: str, spec: ColumnSpec) -> pd.Series:
+    """An empty column in the canonical dtype of ``spec``."""
+    if spec.kind == "category":
+        vocabulary = VOCABULARIES.get((table, spec.name), ())
+        return pd.Series([], dtype=pd.CategoricalDtype(list(vocabulary), ordered=False))
+    return pd.Series([], dtype=CANONICAL_DTYPES[spec.kind])
+
+
 def _canonical_column(table: str, spec: ColumnSpec, column: pd.Series
                       ) -> tuple[pd.Series | None, ContractViolation | None]:
     """Convert ``column`` to the canonical dtype of ``spec``, or say why it cannot be."""
@@ -97,55 +142,80 @@ def _canonical_column(table: str, spec: ColumnSpec, column: pd.Series
     missing_before = column.isna()
 
     def refuse(check: str, bad: pd.Series) -> tuple[None, ContractViolation]:
+        """Refuse the rows ``bad`` (all of them are counted, a few shown)."""
         return None, ContractViolation(table, name, check, int(bad.shape[0]),
                                        _values_examples(bad))
 
+    def refuse_column(check: str) -> tuple[pd.Series | None, ContractViolation | None]:
+        """Refuse the whole column (its dtype is wrong): every row with a value fails."""
+        if not len(column):  # no value to convert: an empty column of any dtype will do
+            return _empty_column(table, spec), None
+        present = column[~missing_before]
+        return refuse(check, present if len(present) else column)
+
     if kind == "timestamp":
         if isinstance(column.dtype, pd.DatetimeTZDtype):
-            return refuse("timezone-naive UTC timestamps (got a timezone-aware column)",
-                          column.head(MAX_EXAMPLES))
+            return refuse_column("timezone-naive UTC timestamps (got a timezone-aware column)")
         if pd.api.types.is_datetime64_dtype(column.dtype):
+            beyond = column[_beyond_nanoseconds(column)]
+            if len(beyond):
+                return refuse(NS_RANGE, beyond)
             return column.astype("datetime64[ns]"), None
         if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(
                 column.dtype):
-            return refuse(f"datetime values (got dtype {column.dtype})",
-                          column.head(MAX_EXAMPLES))
+            return refuse_column(f"datetime values (got dtype {column.dtype})")
         try:
             parsed = pd.to_datetime(column, errors="coerce", format="mixed")
         except (TypeError, ValueError):
-            return refuse("parseable datetime values", column.head(MAX_EXAMPLES))
+            return refuse_column("parseable datetime values")
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            return refuse("timezone-naive UTC timestamps (values carry a timezone)",
-                          column.head(MAX_EXAMPLES))
+            return refuse_column("timezone-naive UTC timestamps (values carry a timezone)")
         bad = column[parsed.isna() & ~missing_before]
         if len(bad):
             return refuse("parseable datetime values", bad)
+        beyond = column[_beyond_nanoseconds(parsed)]
+        if len(beyond):
+            return refuse(NS_RANGE, beyond)
         return parsed.astype("datetime64[ns]"), None
 
     if kind in ("id", "count", "rating"):
         if pd.api.types.is_bool_dtype(column.dtype):
-            return refuse(f"integer values (got dtype {column.dtype})", column.head(MAX_EXAMPLES))
+            return refuse_column(f"integer values (got dtype {column.dtype})")
         numeric = column if pd.api.types.is_numeric_dtype(column.dtype) else pd.to_numeric(
             column, errors="coerce")
         unparsed = column[numeric.isna() & ~missing_before]
         if len(unparsed):
             return refuse("integer values", unparsed)
+        if pd.api.types.is_complex_dtype(numeric.dtype):  # casting would drop the imaginary part
+            imaginary = column[np.asarray(numeric.to_numpy().imag != 0, dtype=bool)]
+            if len(imaginary):
+                return refuse("integer values (not complex)", imaginary)
+            numeric = pd.Series(numeric.to_numpy().real, index=numeric.index)
         if numeric.isna().any():
             return refuse("not null", column[missing_before])
-        as_float = numeric.astype("float64")
-        fractional = column[(as_float != np.round(as_float)) | ~np.isfinite(as_float)]
-        if len(fractional):
-            return refuse("integer values", fractional)
+        if not pd.api.types.is_integer_dtype(numeric.dtype):
+            as_float = numeric.astype("float64")
+            fractional = column[(as_float != np.round(as_float)) | ~np.isfinite(as_float)]
+            if len(fractional):
+                return refuse("integer values", fractional)
+        beyond = column[_beyond_int64(numeric)]
+        if len(beyond):
+            return refuse(INT64_RANGE, beyond)
         return numeric.astype("int64"), None
 
     if kind == "money":
         if pd.api.types.is_bool_dtype(column.dtype):
-            return refuse(f"numeric values (got dtype {column.dtype})", column.head(MAX_EXAMPLES))
+            return refuse_column(f"numeric values (got dtype {column.dtype})")
         numeric = column if pd.api.types.is_numeric_dtype(column.dtype) else pd.to_numeric(
             column, errors="coerce")
         unparsed = column[numeric.isna() & ~missing_before]
         if len(unparsed):
             return refuse("numeric values", unparsed)
+        if pd.api.types.is_complex_dtype(numeric.dtype):  # casting would drop the imaginary part
+            imaginary = column[np.asarray(numeric.to_numpy().imag != 0, dtype=bool)]
+            if len(imaginary):
+                return refuse("numeric values (not complex)", imaginary)
+            numeric = pd.Series(numeric.to_numpy().real, index=numeric.index)
         return numeric.astype("float64"), None
 
     if kind == "flag":
@@ -198,12 +268,22 @@ def canonicalize(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Co
         raise TypeError(f"table {table!r} must be a pandas DataFrame, got {type(frame).__name__}")
     violations: list[ContractViolation] = []
     specs = CONTRACT[table]
+    names = pd.Series([str(c) for c in frame.columns], dtype=object)
+    repeated = names[names.duplicated()].unique().tolist()
+    if repeated:
+        for name in repeated:
+            violations.append(ContractViolation(
+                table, name, "column names are unique", None,
+                (f"{int((names == name).sum())} columns are named {name!r}",)))
+        return frame, violations
     missing = [s.name for s in specs if s.name not in frame.columns]
     if missing:
         present = ", ".join(map(str, frame.columns[:12]))
+        more = f" and {len(frame.columns) - 12} more" if len(frame.columns) > 12 else ""
         for name in missing:
             violations.append(ContractViolation(
-                table, name, "required column present", 1, (f"columns present: {present}",)))
+                table, name, "required column is missing", None,
+                (f"columns present: {present or 'none'}{more}",)))
         return frame, violations
     out: dict[str, pd.Series] = {}
     source = frame.reset_index(drop=True)
@@ -347,12 +427,12 @@ def validate_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFram
     violations: list[ContractViolation] = []
     unknown = sorted(set(tables) - set(TABLES))
     for name in unknown:
-        violations.append(ContractViolation(name, "*", "known table name", 1,
+        violations.append(ContractViolation(name, "*", "unknown table", None,
                                             (f"expected one of {list(TABLES)}",)))
     canonical: dict[str, pd.DataFrame] = {}
     for table in TABLES:
         if table not in tables:
-            violations.append(ContractViolation(table, "*", "table present", 1, ()))
+            violations.append(ContractViolation(table, "*", "table is missing", None, ()))
             continue
         frame, problems = canonicalize(table, tables[table])
         if problems:

@@ -58,6 +58,7 @@ def to_as_of(value: object, name: str = "as_of", *, to_utc: bool = False) -> pd.
         (a ``ValueError``) If the value cannot be read, is missing (NaT), or carries a timezone
         without ``to_utc``: the data contract stores naive UTC, and silently dropping a timezone
         would move the cut-off.
+        Also if it is outside the range of nanosecond timestamps (1677-09-21 to 2262-04-11).
 
     Examples
     --------
@@ -81,6 +82,9 @@ def to_as_of(value: object, name: str = "as_of", *, to_utc: bool = False) -> pd.
                 f"{name}: expected a naive UTC timestamp, got {stamp} with timezone "
                 f"{stamp.tzinfo}; convert it with .tz_convert('UTC').tz_localize(None)")
         stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if not pd.Timestamp.min <= stamp <= pd.Timestamp.max:
+        raise InputError(f"{name}: {stamp} is outside the supported range {pd.Timestamp.min} to "
+                         f"{pd.Timestamp.max} (nanosecond timestamps)")
     return stamp.as_unit("ns")
 
 

@@ -13,11 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from barberpro_ml.config import load_yaml_model, resolve_config_path, shipped_config
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.errors import InputError
+from barberpro_ml.features._common import to_as_of
 
 __all__ = ["ScoreConfig", "ScoreResult", "load_config", "run"]
 
@@ -74,15 +76,38 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoreConfig
 
 
 def check_output(out: Path) -> None:
-    """Refuse an output path that cannot be written, before any work."""
+    """Refuse an output path that can never be written as a file, before any work."""
     if out.is_dir():
-        raise InputError(f"--out {out} is a folder; give a file path such as "
-                         f"{out / 'profiles.parquet'}")
+        raise InputError(f"--out {out} is a directory; give the path of a Parquet file, "
+                         f"e.g. {out / 'profiles.parquet'}")
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if parent.exists() and not parent.is_dir():
         raise InputError(f"--out {out}: {parent} is a file, not a folder")
+
+
+def check_inputs(cfg: ScoreConfig) -> None:
+    """Everything about a score config that can be refused before loading data or models:
+    the output path and the range of ``as_of``."""
+    check_output(Path(cfg.out))
+    if cfg.as_of is not None:
+        to_as_of(cfg.as_of, name="--as-of", to_utc=True)
+
+
+def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` beside ``path`` and move it into place: a reader never sees half a file,
+    and a failed or interrupted write leaves no ``.partial`` file behind."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(partial)
+        partial.replace(path)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if partial.is_file():
+            partial.unlink()
 
 
 def run(config: ScoreConfig | str | Path | None = None, *, tracking_uri: str | None = None,
@@ -111,7 +136,7 @@ def run(config: ScoreConfig | str | Path | None = None, *, tracking_uri: str | N
 
     cfg = config if isinstance(config, ScoreConfig) else load_config(config)
     out = Path(cfg.out)
-    check_output(out)
+    check_inputs(cfg)
     if data is None:
         folder = Path(cfg.data)
         if not folder.exists():
@@ -124,13 +149,7 @@ def run(config: ScoreConfig | str | Path | None = None, *, tracking_uri: str | N
     snap = scorer.snapshot(data, cfg.as_of)
     frame = scorer.score_frame(data, snap.as_of, reasons=cfg.reasons,
                                chunk_size=cfg.chunk_size, progress=progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    try:
-        frame.to_parquet(partial)
-        partial.replace(out)  # atomic: a reader never sees half a file
-    finally:
-        partial.unlink(missing_ok=True)
+    write_parquet_atomically(frame, out)
     counts = frame["action"].value_counts() if "action" in frame else {}
     return ScoreResult(
         path=str(out), n_profiles=len(frame), as_of=snap.as_of.to_pydatetime(),
