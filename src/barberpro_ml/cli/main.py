@@ -49,6 +49,9 @@ app.add_typer(train_app, name="train")
 claims_app = typer.Typer(help="Claims files (configs/claims.yaml): what the gates check.",
                          no_args_is_help=True)
 app.add_typer(claims_app, name="claims")
+import_app = typer.Typer(help="Bring your own data: turn an export into event tables.",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
 config_app = typer.Typer(help="Job configs: show the effective one, check a file.",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -147,6 +150,43 @@ def validate_command(
     """Check a folder of event tables against the data contract."""
     data = MarketplaceData.load(path)
     _print_counts(data, f"{path}: valid")
+
+
+@import_app.command("transactions")
+@friendly_errors
+def import_transactions_command(
+    file: Annotated[Path, typer.Argument(help="Transaction log: .csv, .tsv, .txt (whitespace) "
+                                               "or .parquet; one row per purchase.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the event tables "
+                                                        "to.")],
+    customer_col: Annotated[str, typer.Option(help="Column of integer customer ids.")],
+    timestamp_col: Annotated[str, typer.Option(help="Column of purchase times.")],
+    amount_col: Annotated[str, typer.Option(help="Column of amounts paid.")],
+    provider_col: Annotated[str | None, typer.Option(help="Column of provider ids.")] = None,
+    service_col: Annotated[str | None, typer.Option(help="Column of service ids.")] = None,
+    status_col: Annotated[str | None, typer.Option(
+        help="Column of statuses (completed, cancelled, no_show).")] = None,
+    timestamp_format: Annotated[str | None, typer.Option(
+        help="strftime format of text timestamps, e.g. %Y%m%d.")] = None,
+    sep: Annotated[str | None, typer.Option(
+        help="Field separator of a text file (default: by extension).")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="Data-set name recorded in the manifest (its identity in the registry); "
+             "default: the output folder's name.")] = None,
+) -> None:
+    """Turn a transaction log into a validated folder of event tables (one placeholder
+    provider and service when the log has none; same-day purchases are one visit)."""
+    from barberpro_ml.data.transactions import import_transactions, read_transaction_file
+
+    log = read_transaction_file(str(file), sep=sep)
+    data, report = import_transactions(
+        log, customer_id=customer_col, timestamp=timestamp_col, amount=amount_col,
+        provider_id=provider_col, service_id=service_col, status=status_col,
+        timestamp_format=timestamp_format)
+    data.save(out_dir, name=name or out_dir.resolve().name)
+    for note in report.notes:
+        out.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+    _print_counts(data, f"{file.name} ({report.rows:,} rows) -> {out_dir}")
 
 
 def _print_counts(data: MarketplaceData, title: str) -> None:

@@ -90,6 +90,52 @@ class MarketplaceData:
         for name, frame in canonical.items():
             object.__setattr__(self, name, frame)
 
+    @classmethod
+    def from_transactions(
+        cls, transactions: pd.DataFrame, *, customer_id: str, timestamp: str, amount: str,
+        provider_id: str | None = None, service_id: str | None = None,
+        status: str | None = None, timestamp_format: str | None = None,
+    ) -> MarketplaceData:
+        """A valid data set from a plain transaction log (one row per purchase or booking).
+
+        The rules (placeholder provider and service, same-day purchases as one visit, refunds,
+        time zones) are in :mod:`barberpro_ml.data.transactions`.
+
+        Parameters
+        ----------
+        transactions
+            The log.
+        customer_id, timestamp, amount
+            Its columns: integer customer ids, purchase times, amounts (currency of the
+            :class:`~barberpro_ml.definitions.Definitions`).
+        provider_id, service_id, status
+            Optional columns: integer provider / service ids, ``completed`` / ``cancelled`` /
+            ``no_show``.
+        timestamp_format
+            ``strftime`` format of the timestamps when they are text (``"%Y%m%d"``).
+
+        Raises
+        ------
+        InputError
+            A column is missing or unreadable (named, with counts and examples).
+
+        Examples
+        --------
+        >>> log = pd.DataFrame({"who": [1, 1, 2], "when": ["2024-01-02", "2024-03-05",
+        ...                     "2024-02-01"], "paid": [30.0, 25.0, 40.0]})
+        >>> data = MarketplaceData.from_transactions(log, customer_id="who", timestamp="when",
+        ...                                         amount="paid")
+        >>> data.summary()["bookings"], data.summary()["customers"]
+        (3, 2)
+        """
+        from barberpro_ml.data.transactions import import_transactions
+
+        data, _report = import_transactions(
+            transactions, customer_id=customer_id, timestamp=timestamp, amount=amount,
+            provider_id=provider_id, service_id=service_id, status=status,
+            timestamp_format=timestamp_format)
+        return data
+
     # ------------------------------------------------------------------ access
     def tables(self) -> dict[str, pd.DataFrame]:
         """The six event tables by name, in contract order."""
@@ -128,17 +174,20 @@ class MarketplaceData:
         return f"MarketplaceData({counts}, truth={'yes' if self.truth else 'no'})"
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, name: str | None = None) -> Path:
         """Write the tables (and ground truth, if any) as a folder of Parquet files.
 
         The folder is written beside the target and moved into place at the end, so a failure
-        leaves either the previous content or nothing, never a half-written folder.
+        leaves either the previous content or nothing, never a half-written folder. ``name``
+        goes into ``manifest.json``: the data set's identity in the registry (see
+        :class:`barberpro_ml.jobs.base.DataSetIdentity`).
 
         Returns
         -------
         Path
             The folder written.
         """
+        data_set_name = name
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -151,6 +200,8 @@ class MarketplaceData:
                 "digest": self.digest(),
                 "truth": None,
             }
+            if data_set_name is not None:
+                manifest["name"] = data_set_name
             if self.truth is not None:
                 (staging / "truth").mkdir()
                 for name, frame in self.truth.tables.items():
