@@ -494,8 +494,17 @@ def test_gamma_gamma_refuses_zero_or_negative_spend_naming_the_customers(
                rf"{repeat[5]}"
     with pytest.raises(ValueError, match=expected):
         GammaGammaModel().fit(broken)
-    with pytest.raises(ValueError, match=expected):
+    # Predicting, a repeat customer who paid nothing on average is an observation the
+    # formula handles (the conditional mean shrinks toward 0); a negative mean is refused.
+    with pytest.raises(ValueError, match=rf"1 repeat customer\(s\) have a negative mean spend"
+                                         rf".*{repeat[5]}"):
         gamma_gamma.expected_average_spend(broken)
+    zero_only = cdnow.copy()
+    zero_only.loc[repeat[0], "monetary_value"] = 0.0
+    spend = gamma_gamma.expected_average_spend(zero_only)
+    population_mean = gamma_gamma.expected_average_spend(
+        pd.DataFrame({"frequency": [0], "monetary_value": [0.0]})).iloc[0]
+    assert 0 < spend.loc[repeat[0]] < population_mean
     # Zero spend is fine for customers without repeat purchases: they are skipped.
     non_repeat = cdnow.index[cdnow["frequency"] == 0]
     assert (cdnow.loc[non_repeat, "monetary_value"] == 0).all()

@@ -204,11 +204,15 @@ def test_pipeline_records_a_family_that_stops_on_bad_input_and_goes_on(
         mlflow_store: Any, tmp_path: Path) -> None:
     seg_claim = {"id": "t-seg", "family": "segments", "metric": "silhouette", "claimed": 0.0,
                  "direction": "at_least", "policy": "point", "source": "test"}
-    cfg = _pipeline_files(tmp_path, [CHURN_CLAIM, seg_claim],
-                          {**SMALL_CHURN, "n_train_cutoffs": 40})
+    cfg = _pipeline_files(tmp_path, [CHURN_CLAIM, seg_claim], SMALL_CHURN)
+    # a year of data: too short for the churn layout, enough for segments
+    (tmp_path / "year.yaml").write_text("start: 2023-01-01\nend: 2024-01-01\n")
+    raw = yaml.safe_load(cfg.read_text())
+    raw["simulation"]["config"] = "year.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
     result = pipeline.run(cfg)
     churn_row, seg_row = result.outcomes
     assert churn_row.verdict == "error" and churn_row.error_type == "NotEnoughDataError"
-    assert "too short" in churn_row.why
+    assert "needs at least 450 days" in churn_row.why
     assert seg_row.verdict == "passed" and seg_row.result is not None and seg_row.result.promoted
     assert result.exit_code == 2

@@ -101,7 +101,7 @@ def test_ltv_job_logs_the_report_gates_and_promotes_only_when_passed(
     assert report["total_actual"] == pytest.approx(float(labels.sum()))
     # every training label period ends by the test cut-off
     train_cuts = [pd.Timestamp(c) for c in run.data.params["train_cutoffs"].split(",")]
-    horizon = int(run.data.params["train_horizon_days"])
+    horizon = int(run.data.params["training_label_days"])
     assert max(train_cuts) + pd.Timedelta(days=horizon) <= test_cut
 
     artifacts = {f.path for f in client.list_artifacts(outcome.run_id, "plots")}

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from barberpro_ml.cli import app
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
+from barberpro_ml.errors import NotEnoughDataError
 from barberpro_ml.jobs import JOBS
 from barberpro_ml.registry import alias_version, promotion_log
 
@@ -87,8 +88,15 @@ def test_churn_job_logs_registers_gates_and_promotes(mlflow_store: Any, tmp_path
 def test_job_refuses_data_too_short_for_its_layout(mlflow_store: Any, tmp_path: Path,
                                                    small_data: MarketplaceData) -> None:
     job = JOBS["churn"]
-    with pytest.raises(ValueError, match="too short"):
-        job.run(write_config(tmp_path, n_train_cutoffs=12), data=small_data)
+    # fewer training cut-offs than asked fit: the job uses those that do
+    result = job.run(write_config(tmp_path, n_train_cutoffs=12), data=small_data)
+    assert 1 <= len(MlflowClient().get_run(result.run_id).data.params["train_cutoffs"]
+                    .split(",")) < 12
+    # a year of data cannot hold the 180-day window and three 90-day label periods
+    year = simulate(SimulationConfig(n_customers=500, seed=5, end="2024-01-01"))
+    with pytest.raises(NotEnoughDataError, match=r"12 months of data \(2023-01-0\d to "
+                                                 r"2023-12-31.*needs at least 450 days"):
+        job.run(write_config(tmp_path), data=year)
 
 
 runner = CliRunner()

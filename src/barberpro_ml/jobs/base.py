@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from barberpro_ml.config import load_yaml_model, resolve_config_path, shipped_config
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.definitions import Definitions
+from barberpro_ml.errors import NotEnoughDataError
 from barberpro_ml.evaluation import EvaluationReport
 from barberpro_ml.gates import ChampionComparison, GateResult, check, load_claims
 from barberpro_ml.registry import (
@@ -63,6 +64,7 @@ __all__ = [
     "load_job_config",
     "run_training_job",
     "timed_stage",
+    "training_cutoffs",
 ]
 
 C = TypeVar("C", bound="TrainingJobConfig")
@@ -227,6 +229,43 @@ def data_set_name_of(data: MarketplaceData) -> str:
         except ValueError:
             pass
     return f"data-{data.digest()[:12]}"
+
+
+# --------------------------------------------------------------------------- calendar
+def _months(days: float) -> str:
+    return f"{days / 30.44:.0f} months"
+
+
+def training_cutoffs(*, first_usable: pd.Timestamp, last: pd.Timestamp, spacing_days: int,
+                     at_most: int, data_start: pd.Timestamp, data_end: pd.Timestamp,
+                     days_before_first_cutoff: int, days_after_last_cutoff: int,
+                     what: str) -> list[pd.Timestamp]:
+    """Training cut-offs derived from the data: ``last``, then every ``spacing_days`` back, as
+    many as fit after ``first_usable`` (at most ``at_most``), oldest first.
+
+    ``days_before_first_cutoff`` / ``days_after_last_cutoff`` say how much data one cut-off
+    needs before and after the last one (history window; label periods and later parts of
+    the layout), for the message when none fits.
+
+    Raises
+    ------
+    NotEnoughDataError
+        Not one cut-off fits: the message says the data's span, what this layout needs, and
+        that shorter horizons or fewer parts would fit.
+    """
+    cuts = [last - pd.Timedelta(days=i * spacing_days) for i in range(at_most)]
+    usable = sorted(c for c in cuts if c >= first_usable)
+    if usable:
+        return usable
+    span = (data_end - data_start) / pd.Timedelta(days=1)
+    needed = days_before_first_cutoff + days_after_last_cutoff
+    raise NotEnoughDataError(
+        f"{_months(span)} of data ({data_start:%Y-%m-%d} to {data_end:%Y-%m-%d}, "
+        f"{span:.0f} days): {what} needs at least {needed} days ({_months(needed)}): "
+        f"{days_before_first_cutoff} before the first training cut-off and "
+        f"{days_after_last_cutoff} after it; the latest possible cut-off {last:%Y-%m-%d} "
+        f"precedes the first usable day {first_usable:%Y-%m-%d}. Shorten the horizon in "
+        "definitions.yaml or the windows of the job config.")
 
 
 # --------------------------------------------------------------------------- progress

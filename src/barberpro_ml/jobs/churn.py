@@ -22,7 +22,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from barberpro_ml.data import MarketplaceData, oracle_churn_probability
-from barberpro_ml.errors import NotEnoughDataError
 from barberpro_ml.evaluation import (
     BacktestSplit,
     evaluate_classifier,
@@ -41,6 +40,7 @@ from barberpro_ml.jobs.base import (
     TrainingJobConfig,
     load_job_config,
     run_training_job,
+    training_cutoffs,
 )
 from barberpro_ml.jobs.params import estimator_params
 from barberpro_ml.models import ChurnClassifier, tune
@@ -137,6 +137,10 @@ def cutoffs(data: MarketplaceData, cfg: ChurnJobConfig, horizon_days: int,
             active_window_days: int) -> tuple[list[pd.Timestamp], pd.Timestamp, pd.Timestamp]:
     """Train, validation and test cut-offs, each one label period after the previous part.
 
+    The test cut-off is the last day whose label period the data cover; the training cut-offs
+    step back from one label period before validation, ``cutoff_spacing_days`` apart, as many
+    as the data hold after one activity window (at most ``n_train_cutoffs``).
+
     Raises
     ------
     NotEnoughDataError
@@ -146,16 +150,14 @@ def cutoffs(data: MarketplaceData, cfg: ChurnJobConfig, horizon_days: int,
     test = last_labelable_as_of(data, horizon_days).normalize()
     validation = test - horizon
     last_train = validation - horizon
-    spacing = pd.Timedelta(days=cfg.cutoff_spacing_days)
-    train = [last_train - i * spacing for i in range(cfg.n_train_cutoffs)][::-1]
-    first_known = data.bookings["scheduled_at"].min() + pd.Timedelta(days=active_window_days)
-    if train[0] < first_known:
-        raise NotEnoughDataError(
-            f"the data ({first_known - pd.Timedelta(days=active_window_days):%Y-%m-%d} to "
-            f"{data.observation_end:%Y-%m-%d}) are too short for {cfg.n_train_cutoffs} training "
-            f"cut-offs {cfg.cutoff_spacing_days} days apart plus validation and test periods of "
-            f"{horizon_days} days; the first cut-off {train[0]:%Y-%m-%d} precedes "
-            f"{first_known:%Y-%m-%d}. Lower n_train_cutoffs or cutoff_spacing_days.")
+    start = data.bookings["scheduled_at"].min()
+    train = training_cutoffs(
+        first_usable=start + pd.Timedelta(days=active_window_days), last=last_train,
+        spacing_days=cfg.cutoff_spacing_days, at_most=cfg.n_train_cutoffs, data_start=start,
+        data_end=data.observation_end, days_before_first_cutoff=active_window_days,
+        days_after_last_cutoff=3 * horizon_days,
+        what=(f"the churn layout (a {active_window_days}-day activity window, then training, "
+              f"validation and test label periods of {horizon_days} days each)"))
     return train, validation, test
 
 

@@ -48,6 +48,7 @@ from barberpro_ml.jobs.base import (
     TrainingJobConfig,
     load_job_config,
     run_training_job,
+    training_cutoffs,
 )
 from barberpro_ml.jobs.params import estimator_params
 from barberpro_ml.models import (
@@ -68,6 +69,8 @@ from barberpro_ml.registry.tracking import metric_key
 __all__ = ["LTVJobConfig", "load_config", "run"]
 
 CANDIDATE, PROBABILISTIC, NAIVE = "xgboost", "bgnbd", "naive"
+MIN_GAMMA_GAMMA_CUSTOMERS = 20
+"""Fewest positive-spend repeat customers the Gamma-Gamma fit is attempted on."""
 
 
 class ProbabilisticSettings(BaseModel):
@@ -99,7 +102,11 @@ class LTVJobConfig(TrainingJobConfig):
     """Label period of the training rows, in days (None: the full horizon); predictions are
     extended to the horizon by a factor measured on data known at the test cut-off."""
     n_train_cutoffs: int = Field(4, ge=1, le=60)
+    """At most this many training cut-offs (fewer when the data are shorter)."""
     cutoff_spacing_days: int = Field(61, ge=1, le=3650)
+    min_history_days: int = Field(0, ge=0, le=3650)
+    """A training cut-off lies at least this many days after the first event (0: the first
+    day may be a cut-off, its customers with no history)."""
     model: dict[str, Any] = Field(default_factory=lambda: {
         "tweedie_variance_power": 1.5, "n_estimators": 1000, "learning_rate": 0.05,
         "max_depth": 4, "early_stopping_rounds": 50, "validation_fraction": 0.2,
@@ -126,19 +133,24 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> LTVJobConfi
 
 def cutoffs(data: MarketplaceData, cfg: LTVJobConfig, horizon_days: int
             ) -> tuple[list[pd.Timestamp], pd.Timestamp]:
-    """Training cut-offs (each label period ends by the test cut-off) and the test cut-off."""
+    """Training cut-offs (each label period ends by the test cut-off) and the test cut-off.
+
+    Derived from the data: the test cut-off is the last day whose horizon the data cover;
+    training cut-offs step back from ``test - train_horizon_days`` as many as fit after the
+    first event plus ``min_history_days`` (at most ``n_train_cutoffs``).
+    """
     test = last_labelable_as_of(data, horizon_days).normalize()
-    last_train = test - pd.Timedelta(days=cfg.training_horizon(horizon_days))
-    train = [last_train - i * pd.Timedelta(days=cfg.cutoff_spacing_days)
-             for i in range(cfg.n_train_cutoffs)][::-1]
+    training = cfg.training_horizon(horizon_days)
+    last_train = test - pd.Timedelta(days=training)
     first_event = data.bookings["created_at"].min().normalize()
-    if train[0] < first_event:
-        raise NotEnoughDataError(
-            f"the data ({first_event:%Y-%m-%d} to {data.observation_end:%Y-%m-%d}) are too "
-            f"short for {cfg.n_train_cutoffs} training cut-offs {cfg.cutoff_spacing_days} days "
-            f"apart with {cfg.training_horizon(horizon_days)}-day labels before the test cut-off "
-            f"{test:%Y-%m-%d} (first cut-off {train[0]:%Y-%m-%d}); lower n_train_cutoffs, "
-            "cutoff_spacing_days or train_horizon_days")
+    train = training_cutoffs(
+        first_usable=first_event + pd.Timedelta(days=cfg.min_history_days), last=last_train,
+        spacing_days=cfg.cutoff_spacing_days, at_most=cfg.n_train_cutoffs,
+        data_start=first_event, data_end=data.observation_end,
+        days_before_first_cutoff=cfg.min_history_days,
+        days_after_last_cutoff=training + horizon_days,
+        what=(f"the LTV layout ({cfg.min_history_days} days of history, a {training}-day "
+              f"training label period, then a {horizon_days}-day test horizon)"))
     return train, test
 
 
@@ -150,6 +162,14 @@ def horizon_factor(data: MarketplaceData, test_cut: pd.Timestamp, cfg: LTVJobCon
     if cfg.training_horizon(horizon_days) == horizon_days:
         return 1.0
     c0 = test_cut - pd.Timedelta(days=horizon_days)
+    first_event = data.bookings["created_at"].min().normalize()
+    if c0 < first_event:
+        raise NotEnoughDataError(
+            f"train_horizon_days {cfg.training_horizon(horizon_days)} < the horizon "
+            f"{horizon_days} needs the horizon-extension factor, measured on the customers of "
+            f"{c0:%Y-%m-%d} (test cut-off - horizon), which precedes the data "
+            f"({first_event:%Y-%m-%d} to {data.observation_end:%Y-%m-%d}); set "
+            "train_horizon_days: null to train on full-horizon labels")
     full = float(ltv_labels(data, c0, horizon_days).sum())
     short = float(ltv_labels(data, c0, cfg.training_horizon(horizon_days)).sum())
     if not (short > 0 and full > 0):
@@ -173,7 +193,21 @@ def probabilistic_forecast(data: MarketplaceData, as_of: pd.Timestamp, customers
     rfm = customer_rfm(data, as_of)
     penalizer = cfg.probabilistic.penalizer
     bgnbd = BetaGeoModel(penalizer=penalizer).fit(rfm)
-    gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(rfm.loc[rfm["frequency"] > 0])
+    # Gamma-Gamma is fitted on repeat customers with a positive mean spend (a Gamma density
+    # has no mass at 0); repeat customers who paid nothing on average are left out of the fit
+    # and forecast with the model's conditional mean at their observed 0 (shrunk toward 0).
+    repeat = rfm["frequency"] > 0
+    paying = repeat & (rfm["monetary_value"] > 0)
+    if int(paying.sum()) < MIN_GAMMA_GAMMA_CUSTOMERS:
+        raise NotEnoughDataError(
+            f"only {int(paying.sum())} repeat customers with a positive mean spend by "
+            f"{as_of:%Y-%m-%d}; the Gamma-Gamma spend model needs at least "
+            f"{MIN_GAMMA_GAMMA_CUSTOMERS}")
+    gamma_gamma = GammaGammaModel(penalizer=penalizer).fit(rfm.loc[paying])
+    left_out = int((repeat & ~paying).sum())
+    if left_out:
+        mlflow.log_metric("gamma_gamma_left_out", left_out)
+    rfm = rfm.assign(monetary_value=rfm["monetary_value"].clip(lower=0.0))
     clv = customer_lifetime_value(bgnbd, gamma_gamma, rfm,
                                   horizon=horizon_days / WEEK_DAYS, discount_rate=0.0)
     forecast = pd.Series(np.asarray(clv, dtype=float), index=rfm.index).reindex(customers)
@@ -250,7 +284,7 @@ def _step(ctx: JobContext) -> Candidate:
     log_feature_catalogue(feature_catalog())
     mlflow.log_params({"train_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in train_cuts),
                        "test_cutoff": f"{test_cut:%Y-%m-%d}",
-                       "train_horizon_days": training,
+                       "training_label_days": training,
                        "horizon_extension_factor": round(factor, 6),
                        "n_train": len(X_train), "n_test": len(X_test)})
 

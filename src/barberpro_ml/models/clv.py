@@ -479,7 +479,7 @@ class GammaGammaModel(ValidatedEstimator):
         ------
         ValueError
             If ``q <= 1`` (the population mean spend is then infinite) or a repeat customer has
-            a zero or negative mean spend.
+            a negative mean spend (zero is allowed here, not in :meth:`fit`).
         """
         check_is_fitted(self)
         params = self.params_
@@ -489,7 +489,7 @@ class GammaGammaModel(ValidatedEstimator):
         stats = _rfm_inputs(frequency, monetary_value, None, ("frequency", "monetary_value"),
                             fit=False)
         x, m = stats.arrays
-        _check_spend(x, m, stats.labels)
+        _check_spend(x, m, stats.labels, allow_zero=True)
         values = cm.gamma_gamma_expected_spend(params.p, params.q, params.v, x,
                                                np.where(x > 0, m, 0.0))
         return _wrap(values, stats.index, "expected_average_spend")
@@ -687,17 +687,22 @@ def _check_rfm(x: np.ndarray, t_x: np.ndarray, age: np.ndarray, labels: np.ndarr
                              f"{_name(labels, bad)}")
 
 
-def _check_spend(x: np.ndarray, m: np.ndarray, labels: np.ndarray) -> None:
+def _check_spend(x: np.ndarray, m: np.ndarray, labels: np.ndarray, *,
+                 allow_zero: bool = False) -> None:
+    """Repeat purchases are whole and non-negative; a repeat customer's mean spend is positive
+    for fitting (the Gamma likelihood of 0 is 0) and non-negative for prediction (a customer
+    who paid nothing has a conditional mean spend shrunk toward 0, which the formula gives)."""
     x_b, m_b = np.broadcast_arrays(x, m)
     for bad, message in [(x_b < 0, "frequency is negative"),
                          (x_b != np.round(x_b), "frequency is not a whole number")]:
         if np.any(bad):
             raise ValueError(f"{int(np.sum(bad))} customer(s): {message}; customers: "
                              f"{_name(labels, bad)}")
-    bad = (x_b > 0) & (m_b <= 0)
+    bad = (x_b > 0) & ((m_b < 0) if allow_zero else (m_b <= 0))
     if np.any(bad):
         raise ValueError(
-            f"{int(np.sum(bad))} repeat customer(s) have a zero or negative mean spend, which the "
+            f"{int(np.sum(bad))} repeat customer(s) have a "
+            f"{'negative' if allow_zero else 'zero or negative'} mean spend, which the "
             f"Gamma-Gamma model cannot represent (spend is Gamma distributed, so positive); "
             f"customers: {_name(labels, bad)}. Drop them, or treat refunds before summarising.")
 
