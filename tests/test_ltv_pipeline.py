@@ -79,15 +79,19 @@ def test_ltv_job_logs_the_report_gates_and_promotes_only_when_passed(
     run = client.get_run(outcome.run_id)
     report = json.loads(mlflow.artifacts.load_text(
         f"runs:/{outcome.run_id}/evaluation/report.json"))
-    assert report["kind"] == "regression" and report["candidate"] == "xgboost"
+    # the report's candidate is the model chosen on validation, under the name "selected";
+    # two years of data leave no room for a validation horizon of 365 days: the default
+    assert report["kind"] == "regression" and report["candidate"] == "selected"
+    assert run.data.params["chosen_candidate"] == "xgboost"
     for name in ("mae", "rmse", "spearman", "gini", "aggregate_error", "mae_minus_naive",
                  "mae_minus_bgnbd"):
         key = metric_key(name)
         assert run.data.metrics[key] == pytest.approx(report["metrics"][name]["value"])
         assert run.data.metrics[f"{key}_ci_low"] <= run.data.metrics[key] \
             <= run.data.metrics[f"{key}_ci_high"]
-    # all three forecasts side by side, each with its interval, on the same customers
-    assert set(report["models"]) == {"xgboost", "bgnbd", "naive"}
+    # every candidate side by side, each with its interval, on the same customers
+    assert set(report["models"]) == {"selected", "xgboost", "bgnbd", "blend", "naive"}
+    assert report["models"]["selected"] == report["models"]["xgboost"]
     for model, metrics in report["models"].items():
         for name, est in metrics.items():
             assert run.data.metrics[metric_key(f"{model}_{name}")] == pytest.approx(est["value"])

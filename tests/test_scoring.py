@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from barberpro_ml.cli import app
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.errors import InputError, ModelUnavailableError
-from barberpro_ml.features import active_customers, customer_features
+from barberpro_ml.features import active_customers, customer_features, rfm_features
 from barberpro_ml.models import BetaGeoModel, BetaGeoParams
 from barberpro_ml.registry.models import CLV_PARAMS_ARTIFACT, FeatureColumn
 from barberpro_ml.scoring import (
@@ -58,6 +58,7 @@ def test_profile_numbers_equal_the_registered_models_loaded_directly(
     data = scoring_registry.data
     as_of = data.observation_end - pd.Timedelta(days=20)
     X = customer_features(data, as_of)
+    X = pd.concat([X, rfm_features(data, as_of, X.index)], axis=1)  # the LTV inputs
     ids = [int(i) for i in X.index[::97][:12]]
     profiles = scorer.profile_batch(data, ids, as_of)
     assert [p.customer_id for p in profiles] == ids

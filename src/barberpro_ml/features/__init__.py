@@ -30,10 +30,13 @@ from barberpro_ml.features.lifecycle import (
 )
 from barberpro_ml.features.provider import provider_features
 from barberpro_ml.features.rfm import (
+    RFM_FEATURES,
     WEEK_DAYS,
     completed_transactions,
     customer_rfm,
+    rfm_features,
     rfm_summary,
+    with_rfm_features,
 )
 from barberpro_ml.features.splits import (
     LABEL_COLUMNS,
@@ -48,6 +51,7 @@ __all__ = [
     "DEFAULT_WINDOWS",
     "LABEL_COLUMNS",
     "LIFECYCLE_STAGES",
+    "RFM_FEATURES",
     "WEEK_DAYS",
     "FeatureSpec",
     "TimeSplit",
@@ -68,7 +72,9 @@ __all__ = [
     "provider_feature_catalog",
     "provider_feature_specs",
     "provider_features",
+    "rfm_features",
     "rfm_summary",
     "time_split",
     "training_frame",
+    "with_rfm_features",
 ]

@@ -29,7 +29,12 @@ from barberpro_ml.data import MarketplaceData
 from barberpro_ml.errors import InputError
 from barberpro_ml.features._common import AsOf, to_as_of
 
-__all__ = ["WEEK_DAYS", "completed_transactions", "customer_rfm", "rfm_summary"]
+__all__ = ["RFM_FEATURES", "WEEK_DAYS", "completed_transactions", "customer_rfm",
+           "rfm_features", "rfm_summary", "with_rfm_features"]
+
+RFM_FEATURES: tuple[str, ...] = ("rfm_frequency", "rfm_recency_weeks", "rfm_age_weeks",
+                                 "rfm_monetary")
+"""The BG/NBD / Gamma-Gamma inputs as feature columns (:func:`rfm_features`)."""
 
 WEEK_DAYS = 7.0
 """Days per BG/NBD time unit: the library fits the CLV models in weeks, as [1]_ on CDNOW."""
@@ -78,6 +83,51 @@ def customer_rfm(data: MarketplaceData, as_of: AsOf) -> pd.DataFrame:
                             index=pd.Index([], dtype="int64", name="customer_id"))
     return rfm_summary(tx, "customer_id", "scheduled_at", "spend", observation_period_end=cut,
                        freq="D", time_scaler=WEEK_DAYS)
+
+
+def rfm_features(data: MarketplaceData, as_of: AsOf,
+                 customer_ids: pd.Index | None = None) -> pd.DataFrame:
+    """:func:`customer_rfm` as feature columns (:data:`RFM_FEATURES`), one row per customer.
+
+    ``rfm_frequency`` repeat visit days, ``rfm_recency_weeks`` first to last visit,
+    ``rfm_age_weeks`` first visit to ``as_of``, ``rfm_monetary`` mean spend of the repeat
+    visits: exactly what the BG/NBD and Gamma-Gamma models read, so a model registered on them
+    scores from the same columns it was fitted on. Customers without a visit get 0 everywhere
+    (the models treat ``frequency 0, age 0`` as "no purchase yet"). ``customer_ids``: the rows
+    wanted (default: everyone with a visit).
+    """
+    rfm = customer_rfm(data, as_of)
+    frame = pd.DataFrame({
+        "rfm_frequency": rfm["frequency"], "rfm_recency_weeks": rfm["recency"],
+        "rfm_age_weeks": rfm["T"], "rfm_monetary": rfm["monetary_value"]}, index=rfm.index)
+    if customer_ids is not None:
+        frame = frame.reindex(customer_ids, fill_value=0.0)
+    return frame.astype("float64")
+
+
+def with_rfm_features(data: MarketplaceData, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (rows indexed by ``customer_id`` or ``(customer_id, as_of)``) with the
+    :data:`RFM_FEATURES` columns at each row's cut-off appended; ``as_of`` must be given as an
+    index level or, for a plain ``customer_id`` index, via ``frame.attrs["as_of"]``."""
+    names = list(frame.index.names)
+    if "as_of" in names:
+        parts = []
+        for key, rows in frame.groupby(level="as_of", sort=False):
+            ids = rows.index.get_level_values("customer_id")
+            cols = rfm_features(data, pd.Timestamp(key),  # type: ignore[arg-type]
+                                pd.Index(ids, name="customer_id"))
+            cols.index = rows.index
+            parts.append(cols)
+        extra = pd.concat(parts).reindex(frame.index)
+    else:
+        given = frame.attrs.get("as_of")
+        if given is None:
+            raise ValueError("with_rfm_features: frame has no as_of index level and no "
+                             "attrs['as_of']")
+        extra = rfm_features(data, pd.Timestamp(given), frame.index)
+        extra.index = frame.index
+    return pd.concat([frame.drop(columns=[c for c in RFM_FEATURES if c in frame]), extra],
+                     axis=1)
 
 
 def rfm_summary(

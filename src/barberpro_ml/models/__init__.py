@@ -21,6 +21,7 @@ from barberpro_ml.models.clv import (
     customer_lifetime_value,
 )
 from barberpro_ml.models.ltv import LTVRegressor
+from barberpro_ml.models.ltv_candidates import BlendedLTV, NaiveLTV, ProbabilisticLTV
 from barberpro_ml.models.segments import (
     RFM_SEGMENTS,
     CustomerSegmenter,
@@ -36,6 +37,7 @@ __all__ = [
     "RFM_SEGMENTS",
     "BetaGeoModel",
     "BetaGeoParams",
+    "BlendedLTV",
     "ChurnClassifier",
     "ConvergenceError",
     "CustomerSegmenter",
@@ -43,7 +45,9 @@ __all__ = [
     "GammaGammaParams",
     "IsotonicCalibrator",
     "LTVRegressor",
+    "NaiveLTV",
     "PlattCalibrator",
+    "ProbabilisticLTV",
     "RFMEdges",
     "TabularSchema",
     "UnseenCategoryWarning",

@@ -528,7 +528,9 @@ class CustomerScorer:
         cols["in_churn_population"] = snap.active[positions]
         if reasons and n:
             if self.churn is not None:
-                contributions = self.churn.estimator.feature_contributions(X)
+                assert self.churn.spec is not None
+                contributions = self.churn.estimator.feature_contributions(
+                    self.churn.spec.features.prepare(X))
                 phrased = churn_reasons(contributions, X, k=self.n_reasons)
                 cols |= {c: phrased[c].to_numpy() for c in phrased.columns}
             else:
@@ -544,7 +546,9 @@ class CustomerScorer:
             cols["probability_alive"] = np.full(n, np.nan)
         if self.segments is not None:
             assert self.segments.estimator is not None
-            segments = self.segments.estimator.transform(X)
+            assert self.segments.spec is not None
+            # the estimator itself, on exactly its training columns (the snapshot has more)
+            segments = self.segments.estimator.transform(self.segments.spec.features.prepare(X))
             for column in FAMILY_COLUMNS["segments"]:
                 cols[column] = segments[column].to_numpy()
         else:

@@ -22,7 +22,7 @@ from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import DEFAULT_DEFINITIONS, Definitions
 from barberpro_ml.errors import InputError, NotEnoughDataError, NotFoundError
 from barberpro_ml.evaluation.uplift import POOLED, OfferEffect, campaign_effects
-from barberpro_ml.features import customer_features, customer_rfm
+from barberpro_ml.features import customer_features, customer_rfm, rfm_features
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.features.lifecycle import lifecycle_stages, population_median_gap
 from barberpro_ml.models.recs.marketplace import (
@@ -198,6 +198,8 @@ def build_snapshot(data: MarketplaceData, as_of: object, *,
                                  new_days=definitions.new_customer_days
                                  ).reindex(features.index)
     rfm = customer_rfm(data, stamp)
+    # the BG/NBD inputs as feature columns: what the lifetime-value candidates read
+    features = pd.concat([features, rfm_features(data, stamp, features.index)], axis=1)
     if len(rfm):
         next_services = next_service_recommendations(data, stamp, k=N_SERVICES)
     else:
