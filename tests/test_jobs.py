@@ -216,3 +216,68 @@ def test_pipeline_records_a_family_that_stops_on_bad_input_and_goes_on(
     assert "needs at least 450 days" in churn_row.why
     assert seg_row.verdict == "passed" and seg_row.result is not None and seg_row.result.promoted
     assert result.exit_code == 2
+
+
+# --------------------------------------------------------------------------- calendars
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from barberpro_ml.errors import InputError, NotEnoughDataError  # noqa: E402
+from barberpro_ml.jobs.base import training_cutoffs  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(span=st.integers(1, 1500), before=st.integers(0, 400), after=st.integers(1, 800),
+       spacing=st.integers(1, 120), at_most=st.integers(1, 12))
+def test_training_cutoffs_fit_the_data_or_say_what_is_missing(
+        span: int, before: int, after: int, spacing: int, at_most: int) -> None:
+    import pandas as pd
+
+    start = pd.Timestamp("2020-01-01")
+    end = start + pd.Timedelta(days=span)
+    first_usable = start + pd.Timedelta(days=before)
+    last = end - pd.Timedelta(days=after)
+    try:
+        cuts = training_cutoffs(first_usable=first_usable, last=last, spacing_days=spacing,
+                                at_most=at_most, data_start=start, data_end=end,
+                                days_before_first_cutoff=before, days_after_last_cutoff=after,
+                                what="this layout")
+    except NotEnoughDataError as exc:
+        assert last < first_usable
+        assert f"{span} days" in str(exc) and f"needs at least {before + after} days" in str(exc)
+        return
+    assert cuts == sorted(cuts) and cuts[-1] == last and cuts[0] >= first_usable
+    assert len(cuts) == min(at_most, (last - first_usable).days // spacing + 1)
+    assert all((b - a).days == spacing for a, b in zip(cuts, cuts[1:], strict=False))
+
+
+SHORT_JOBS = {
+    "churn": SMALL_CHURN,
+    "ltv": {"model": {"n_estimators": 40, "random_state": 0, "n_jobs": 1},
+            "evaluation": {"n_bootstrap": 200, "seed": 0}},
+    "recs": {"candidates": {"pop": {"class": "PopularityRecommender",
+                                    "params": {"by_group": True}}},
+             "report_candidates": False, "evaluation": {"n_bootstrap": 200, "seed": 0}},
+    "segments": {**SEGMENTS, "evaluation": {"n_bootstrap": 200, "seed": 0}},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("months", [2, 7, 13])
+def test_every_job_runs_or_names_the_shortfall_on_short_data(
+        mlflow_store: Any, tmp_path: Path, months: int) -> None:
+    import pandas as pd
+
+    start = pd.Timestamp("2023-01-01")
+    data = simulate(SimulationConfig(n_customers=400, seed=2, start=start,
+                                     end=start + pd.DateOffset(months=months)))
+    for family, job in SHORT_JOBS.items():
+        config = tmp_path / f"{family}.yaml"
+        config.write_text(yaml.safe_dump({**job, "promote": False}))
+        try:
+            result = JOBS[family].run(config, data=data)
+        except (NotEnoughDataError, InputError) as exc:
+            # exit 2 on the command line: the message names the span or what is short
+            assert re.search(r"days|months|customers|interactions|no ", str(exc)), (family, exc)
+            continue
+        assert result.version is not None, family

@@ -244,6 +244,8 @@ TrackingOption = Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI"
                                                     help="MLflow tracking URI.")]
 NewDataSetOption = Annotated[bool, typer.Option(
     "--new-data-set", help="Allow replacing a champion trained on another data set.")]
+DefinitionsOption = Annotated[Path | None, typer.Option(
+    help="Definitions YAML (activity window, horizons); default: the config's.")]
 
 
 def _finish_training(result: JobResult) -> None:
@@ -253,9 +255,11 @@ def _finish_training(result: JobResult) -> None:
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
-def _training_overrides(data: Path | None, new_data_set: bool) -> dict[str, Any]:
+def _training_overrides(data: Path | None, new_data_set: bool,
+                        definitions: Path | None = None) -> dict[str, Any]:
     return {"data_dir": str(data) if data is not None else None,
-            "new_data_set": True if new_data_set else None}
+            "new_data_set": True if new_data_set else None,
+            "definitions": str(definitions) if definitions is not None else None}
 
 
 @train_app.command("churn")
@@ -266,10 +270,12 @@ def train_churn_command(
     tune_trials: Annotated[int | None, typer.Option(min=0, help="Run an Optuna study with "
                                                                "this many trials first.")] = None,
     new_data_set: NewDataSetOption = False,
+    definitions: DefinitionsOption = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the churn model."""
-    cfg = churn_job.load_config(config, **_training_overrides(data, new_data_set))
+    cfg = churn_job.load_config(config, **_training_overrides(data, new_data_set,
+                                                                   definitions))
     _finish_training(churn_job.run(cfg, tracking_uri=tracking_uri, tune_trials=tune_trials))
 
 
@@ -279,10 +285,12 @@ def train_ltv_command(
     config: ConfigOption = None,
     data: DataOption = None,
     new_data_set: NewDataSetOption = False,
+    definitions: DefinitionsOption = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the lifetime-value model."""
-    cfg = ltv_job.load_config(config, **_training_overrides(data, new_data_set))
+    cfg = ltv_job.load_config(config, **_training_overrides(data, new_data_set,
+                                                                   definitions))
     _finish_training(ltv_job.run(cfg, tracking_uri=tracking_uri))
 
 
@@ -292,10 +300,12 @@ def train_recs_command(
     config: ConfigOption = None,
     data: DataOption = None,
     new_data_set: NewDataSetOption = False,
+    definitions: DefinitionsOption = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate, register and (if the gates pass) promote the barber recommender."""
-    cfg = recs_job.load_config(config, **_training_overrides(data, new_data_set))
+    cfg = recs_job.load_config(config, **_training_overrides(data, new_data_set,
+                                                                   definitions))
     _finish_training(recs_job.run(cfg, tracking_uri=tracking_uri))
 
 
@@ -305,10 +315,12 @@ def train_segments_command(
     config: ConfigOption = None,
     data: DataOption = None,
     new_data_set: NewDataSetOption = False,
+    definitions: DefinitionsOption = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Fit, evaluate (id stability), gate, register and promote the customer segmenter."""
-    cfg = segments_job.load_config(config, **_training_overrides(data, new_data_set))
+    cfg = segments_job.load_config(config, **_training_overrides(data, new_data_set,
+                                                                   definitions))
     _finish_training(segments_job.run(cfg, tracking_uri=tracking_uri))
 
 
@@ -493,6 +505,7 @@ def pipeline_command(
         "--out", help="Where the simulated tables go (default data/generated/pipeline).")] = None,
     config: ConfigOption = None,
     new_data_set: NewDataSetOption = False,
+    definitions: DefinitionsOption = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Train, evaluate, gate and promote every model family on one data set.
@@ -507,7 +520,8 @@ def pipeline_command(
         config, n_customers=customers, seed=seed, families=wanted,
         data_dir=str(data) if data is not None else None,
         out=str(out_dir) if out_dir is not None else None,
-        new_data_set=True if new_data_set else None)
+        new_data_set=True if new_data_set else None,
+        definitions=str(definitions) if definitions is not None else None)
 
     def on_data(events: MarketplaceData, identity: Any, folder: Path) -> None:
         _print_counts(events, f"data set {identity.name} -> {folder}")

@@ -265,6 +265,16 @@ def _step(ctx: JobContext) -> JobCandidate:
     groups = customer_neighborhoods(data)
     train_v, valid = booking_interactions_split(data, valid_cut, cfg.horizon_days, item=item)
     train, test = booking_interactions_split(data, test_cut, cfg.horizon_days, item=item)
+    empty = [name for name, frame in (("training before the validation cut-off", train_v),
+                                      ("validation", valid), ("test", test)) if frame.empty]
+    if empty:
+        start, end = data.bookings["scheduled_at"].min(), data.observation_end
+        raise NotEnoughDataError(
+            f"{(end - start).days} days of data ({start:%Y-%m-%d} to {end:%Y-%m-%d}): the "
+            f"recommendations layout (validation cut-off {valid_cut:%Y-%m-%d}, test cut-off "
+            f"{test_cut:%Y-%m-%d}, {cfg.horizon_days}-day periods) leaves no completed booking "
+            f"in: {', '.join(empty)}; it needs more than {2 * cfg.horizon_days} days of "
+            "bookings, or a shorter horizon_days")
     notes: list[str] = []
 
     log_lineage(features=train)
