@@ -3,6 +3,7 @@ by every stage, data-set identity in the registry, and a pipeline that degrades.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,7 @@ def test_training_cutoffs_fit_the_data_or_say_what_is_missing(
         return
     assert cuts == sorted(cuts) and cuts[-1] == last and cuts[0] >= first_usable
     assert len(cuts) == min(at_most, (last - first_usable).days // spacing + 1)
-    assert all((b - a).days == spacing for a, b in zip(cuts, cuts[1:], strict=False))
+    assert all((b - a).days == spacing for a, b in itertools.pairwise(cuts))
 
 
 SHORT_JOBS = {
