@@ -120,3 +120,20 @@ def test_cli_imports_a_csv_and_trains_on_it_by_folder(tmp_path: Path) -> None:
                               str(tmp_path / "x")])
     assert bad.exit_code == 2 and "missing column(s) ['client']" in bad.output
     assert not (tmp_path / "x").exists()
+
+
+def test_recs_on_a_log_without_providers_names_the_shortfall(mlflow_store: object,
+                                                             tmp_path: Path) -> None:
+    from barberpro_ml.errors import NotEnoughDataError
+    from barberpro_ml.jobs import recs
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    log = pd.DataFrame({"c": rng.integers(1, 300, n),
+                        "t": pd.Timestamp("2022-01-01") + pd.to_timedelta(
+                            rng.integers(0, 700 * 24, n), unit="h"),
+                        "a": rng.gamma(2.0, 15.0, n)})
+    data = MarketplaceData.from_transactions(log, customer_id="c", timestamp="t", amount="a")
+    with pytest.raises(NotEnoughDataError, match="1 provider with completed bookings.*nothing "
+                                                 "to recommend"):
+        recs.run(data=data)

@@ -58,6 +58,7 @@ from pydantic import ConfigDict, Field
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
+from barberpro_ml.errors import NotEnoughDataError
 from barberpro_ml.evaluation.bootstrap import (
     PairedDifference,
     estimate,
@@ -375,8 +376,8 @@ def evaluate_recommender(
     test = check_interactions(test, "test")
     relevant = _relevant_pairs(train, test, exclude_seen)
     if relevant.empty:
-        raise ValueError("test: no user has a test item outside their training items; "
-                         "nothing to evaluate")
+        raise NotEnoughDataError("test: no user has a test item outside their training "
+                                 "items; nothing to evaluate")
     users = as_id_index(relevant["user_id"].array, "test user_id")
     # Interaction frames may differ in optional columns (weight, timestamp): compare the shared.
     shared = [c for c in test.columns if c in train.columns]

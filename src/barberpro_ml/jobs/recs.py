@@ -275,6 +275,13 @@ def _step(ctx: JobContext) -> JobCandidate:
             f"{test_cut:%Y-%m-%d}, {cfg.horizon_days}-day periods) leaves no completed booking "
             f"in: {', '.join(empty)}; it needs more than {2 * cfg.horizon_days} days of "
             "bookings, or a shorter horizon_days")
+    n_items = train["item_id"].nunique()
+    if n_items < 2:
+        raise NotEnoughDataError(
+            f"{n_items} {cfg.item} with completed bookings before the test cut-off "
+            f"{test_cut:%Y-%m-%d}: nothing to choose between, so nothing to recommend (a "
+            "transaction log imported without a provider column has one placeholder "
+            "provider)")
     notes: list[str] = []
 
     log_lineage(features=train)
