@@ -86,7 +86,8 @@ def customer_rfm(data: MarketplaceData, as_of: AsOf) -> pd.DataFrame:
 
 
 def rfm_features(data: MarketplaceData, as_of: AsOf,
-                 customer_ids: pd.Index | None = None) -> pd.DataFrame:
+                 customer_ids: pd.Index | None = None, *,
+                 rfm: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`customer_rfm` as feature columns (:data:`RFM_FEATURES`), one row per customer.
 
     ``rfm_frequency`` repeat visit days, ``rfm_recency_weeks`` first to last visit,
@@ -94,9 +95,11 @@ def rfm_features(data: MarketplaceData, as_of: AsOf,
     visits: exactly what the BG/NBD and Gamma-Gamma models read, so a model registered on them
     scores from the same columns it was fitted on. Customers without a visit get 0 everywhere
     (the models treat ``frequency 0, age 0`` as "no purchase yet"). ``customer_ids``: the rows
-    wanted (default: everyone with a visit).
+    wanted (default: everyone with a visit). ``rfm``: :func:`customer_rfm` at ``as_of`` when
+    the caller has it already.
     """
-    rfm = customer_rfm(data, as_of)
+    if rfm is None:
+        rfm = customer_rfm(data, as_of)
     frame = pd.DataFrame({
         "rfm_frequency": rfm["frequency"], "rfm_recency_weeks": rfm["recency"],
         "rfm_age_weeks": rfm["T"], "rfm_monetary": rfm["monetary_value"]}, index=rfm.index)

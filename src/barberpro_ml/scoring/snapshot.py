@@ -199,7 +199,8 @@ def build_snapshot(data: MarketplaceData, as_of: object, *,
                                  ).reindex(features.index)
     rfm = customer_rfm(data, stamp)
     # the BG/NBD inputs as feature columns: what the lifetime-value candidates read
-    features = pd.concat([features, rfm_features(data, stamp, features.index)], axis=1)
+    features = pd.concat([features, rfm_features(data, stamp, features.index, rfm=rfm)],
+                         axis=1)
     if len(rfm):
         next_services = next_service_recommendations(data, stamp, k=N_SERVICES)
     else:
