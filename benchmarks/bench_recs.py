@@ -62,7 +62,9 @@ ML100K = "recbole/dataset_example/ml-100k/ml-100k.inter"
 MODELS: dict[str, Callable[[], BaseRecommender]] = {
     "popularity": PopularityRecommender,
     "itemknn": ItemKNNRecommender,
-    "itemknn-bm25": lambda: ItemKNNRecommender(weighting="bm25", similarity="cooccurrence"),
+    # n_neighbors pinned: the default now searches it at fit, and this measures one fit's speed
+    "itemknn-bm25": lambda: ItemKNNRecommender(n_neighbors=50, weighting="bm25",
+                                               similarity="cooccurrence"),
     "ease": lambda: EASERecommender(l2=200.0),
     "als": ALSRecommender,
     "bpr": BPRRecommender,

@@ -295,7 +295,8 @@ def test_contract_on_the_input_each_model_takes(
          ["penalizer must be a float in the range [0.0, inf), got -0.1"]),
         (ItemKNNRecommender(n_neighbors=0, half_life_days=-1.0),
          ["half_life_days must be None or a float in the range (0.0, inf), got -1.0",
-          "n_neighbors must be an int in the range [1, inf), got 0"]),
+          # None (the default) now means "choose n_neighbors on held-out data at fit"
+          "n_neighbors must be None or an int in the range [1, inf), got 0"]),
     ],
 )
 def test_every_bad_parameter_is_named_in_one_error(estimator: BaseEstimator,

@@ -50,6 +50,7 @@ from barberpro_ml.models.recs import (
     customer_neighborhoods,
     implicit_available,
 )
+from barberpro_ml.models.recs._tuning import SelfTuningRecommender
 from barberpro_ml.registry import (
     log_and_register_recommender,
     log_lineage,
@@ -95,15 +96,13 @@ def _default_candidates() -> dict[str, Candidate]:
     return {
         "neighborhood_popularity": Candidate.model_validate(
             {"class": "PopularityRecommender", "params": {"by_group": True}}),
-        "item_knn": Candidate.model_validate(
-            {"class": "ItemKNNRecommender", "params": {"similarity": "cosine", "shrink": 10.0},
-             "search": {"param": "n_neighbors", "values": [20, 50, 200]}}),
-        "ease": Candidate.model_validate(
-            {"class": "EASERecommender", "params": {},
-             "search": {"param": "l2", "values": [10.0, 100.0, 1000.0, 10000.0]}}),
+        # no params: the self-tuning defaults choose l2 / neighbours, shrink, similarity /
+        # factors, regularization on held-out interactions at every fit
+        "item_knn": Candidate.model_validate({"class": "ItemKNNRecommender", "params": {}}),
+        "ease": Candidate.model_validate({"class": "EASERecommender", "params": {}}),
         "als": Candidate.model_validate(
-            {"class": "ALSRecommender", "params": {"factors": 32, "iterations": 15,
-                                                   "random_state": 0, "n_threads": 1}}),
+            {"class": "ALSRecommender", "params": {"iterations": 15, "random_state": 0,
+                                                   "n_threads": 1}}),
     }
 
 
@@ -303,6 +302,11 @@ def _step(ctx: JobContext) -> JobCandidate:
         neighborhood = PopularityRecommender(by_group=True).fit(train, user_groups=groups)
         # No groups at all: cold customers get the global ranking too.
         global_pop = PopularityRecommender().fit(train)
+    if isinstance(model, SelfTuningRecommender):
+        # what the model chose on its own held-out slice of the training bookings
+        mlflow.log_params({f"tuned.{k}": v for k, v in model.chosen_params_.items()})
+        mlflow.log_text(model.search_scores_.to_csv(index=False), "evaluation/self_tuning.csv")
+        notes.append(f"{chosen_name}: {model.search_note_}")
 
     # -- evaluate on the out-of-time test bookings
     with ctx.stage("evaluate"):

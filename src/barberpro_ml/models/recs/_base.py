@@ -365,6 +365,10 @@ class BaseRecommender(ValidatedEstimator):
     def _similarity_rows(self, items: IntArray) -> FloatArray:
         raise NotImplementedError
 
+    def _choose_params(self, interactions: pd.DataFrame, X: sp.csr_matrix) -> None:
+        """Choose the parameters left to the model before ``_fit_matrix`` (default: none)."""
+        return None
+
     # ------------------------------------------------------------------ fit
     @fit_context
     def fit(self, interactions: pd.DataFrame, *, user_groups: Any = None) -> Self:
@@ -394,6 +398,7 @@ class BaseRecommender(ValidatedEstimator):
         self.item_popularity_: FloatArray = np.bincount(
             X.indices, minlength=X.shape[1]).astype(np.float64)
         self._fit_groups(X, user_groups)
+        self._choose_params(interactions, X)
         self._fit_matrix(X)
         return self
 

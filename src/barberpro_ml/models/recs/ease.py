@@ -11,8 +11,15 @@ whose solution is ``P = (G + lambda I)^{-1}``, ``B_ij = -P_ij / P_jj`` for ``i !
 for a catalogue of barbers or services (thousands of items) but not for millions: the model
 refuses catalogues larger than ``max_items``. The users x items matrix stays sparse.
 
-``lambda`` (``l2``) must be chosen on held-out data; :func:`barberpro_ml.evaluation.ranking.
-select_on_validation` does that on an out-of-time validation split.
+``lambda`` (``l2``) must be chosen on held-out data. Left at ``None`` (the default), ``fit``
+chooses it on a held-out slice of the training interactions (see
+:mod:`barberpro_ml.models.recs._tuning`) from the log grid ``d * 10 ** e``,
+``e = -1.5, -1, ..., 2``, where ``d`` is the mean diagonal of ``G`` (the mean number of users
+per item for binary data), so the grid follows the scale of the data; the best point is then
+refined by ``10 ** +-0.25``. The regularisation that matters is relative to ``G``'s diagonal:
+``lambda`` of the order of ``d`` shrinks a typical item's weights by half. Too little data to
+hold anything out: ``lambda = 100``. :func:`barberpro_ml.evaluation.ranking.
+select_on_validation` searches an explicit grid on an out-of-time validation split instead.
 
 References
 ----------
@@ -30,23 +37,27 @@ import scipy.linalg
 import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval
 
-from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
+from barberpro_ml.models.recs._base import FloatArray, IntArray
+from barberpro_ml.models.recs._tuning import SelfTuningRecommender, log_grid
 
 __all__ = ["EASERecommender"]
 
 
-class EASERecommender(BaseRecommender):
+class EASERecommender(SelfTuningRecommender):
     """Embarrassingly Shallow AutoEncoder (Steck 2019), fitted in closed form.
 
     Parameters
     ----------
     l2
-        The L2 regularisation ``lambda`` (> 0); choose it on validation data.
+        The L2 regularisation ``lambda`` (> 0), or None (default) to choose it at ``fit`` on
+        held-out interactions (module docstring; 100 when the data are too small).
     binary
         Fit and score on presence (Steck's setting); False uses the summed weights.
     max_items
         Largest catalogue accepted (the dense ``items x items`` matrices cost
         ``16 n_items^2`` bytes while fitting).
+    random_state
+        Seed of the random hold-out used to choose ``l2`` (data without timestamps).
     half_life_days
         Optional exponential time decay of the interaction weights (only with
         ``binary=False``, since presence ignores weights).
@@ -56,6 +67,8 @@ class EASERecommender(BaseRecommender):
     coef_ : ndarray of shape (n_items_, n_items_)
         ``B``, zero diagonal; ``coef_[i, j]`` is how much item ``i`` in a history raises
         item ``j``.
+    chosen_params_, search_grid_, search_scores_, search_note_
+        The ``l2`` used and how it was chosen (see :mod:`barberpro_ml.models.recs._tuning`).
 
     Examples
     --------
@@ -67,18 +80,38 @@ class EASERecommender(BaseRecommender):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **BaseRecommender._parameter_constraints,
-        "l2": [Interval(Real, 0, np.inf, closed="neither")],
+        **SelfTuningRecommender._parameter_constraints,
+        "l2": [None, Interval(Real, 0, np.inf, closed="neither")],
         "binary": ["boolean"],
         "max_items": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
     }
+    _fallback_params: ClassVar[dict[str, Any]] = {"l2": 100.0}
 
-    def __init__(self, *, l2: float = 100.0, binary: bool = True, max_items: int = 20_000,
+    def __init__(self, *, l2: float | None = None, binary: bool = True,
+                 max_items: int = 20_000, random_state: int | None = 0,
                  half_life_days: float | None = None) -> None:
         self.l2 = l2
         self.binary = binary
         self.max_items = max_items
+        self.random_state = random_state
         self.half_life_days = half_life_days
+
+    def _profile_of(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        if not self.binary:
+            return X
+        profile = X.copy()
+        profile.data = np.ones_like(profile.data)
+        return profile
+
+    def _search_grid(self, X: sp.csr_matrix, names: list[str]) -> dict[str, list[Any]]:
+        profile = self._profile_of(X)
+        diagonal = np.asarray(profile.multiply(profile).sum(axis=0)).ravel()
+        scale = float(diagonal.mean()) if diagonal.size and diagonal.mean() > 0 else 1.0
+        return {"l2": log_grid(scale, np.arange(-1.5, 2.01, 0.5))}
+
+    def _refine(self, name: str, grid: list[Any], best: Any) -> list[Any]:
+        return log_grid(float(best), [-0.25, 0.25])
 
     def _fit_matrix(self, X: sp.csr_matrix) -> None:
         n_items = X.shape[1]
@@ -87,12 +120,9 @@ class EASERecommender(BaseRecommender):
                 f"EASE needs dense {n_items} x {n_items} matrices "
                 f"({16 * n_items**2 / 2**30:.1f} GiB while fitting), above max_items="
                 f"{self.max_items}; raise max_items if memory allows, or use ItemKNNRecommender")
-        profile = X
-        if self.binary:
-            profile = X.copy()
-            profile.data = np.ones_like(profile.data)
+        profile = self._profile_of(X)
         gram = np.asarray((profile.T @ profile).toarray(), dtype=np.float64)
-        gram[np.diag_indices(n_items)] += self.l2
+        gram[np.diag_indices(n_items)] += float(self.chosen_params_["l2"])
         precision = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram, overwrite_a=True),
                                            np.eye(n_items), overwrite_b=True)
         coef = precision / (-np.diag(precision))[None, :]

@@ -7,6 +7,15 @@ an :class:`ImportError` saying how to install it (``pip install implicit``) when
 Both models score a user by the dot product of the user's and the items' factors; for
 ``similar_items`` the score is the cosine of the item factors.
 
+Self-tuning: ``factors`` and ``regularization`` left at ``None`` (the defaults) are chosen at
+``fit`` on a held-out slice of the training interactions (see
+:mod:`barberpro_ml.models.recs._tuning`), by coordinate ascent over
+``factors in {16, 32, 64, 128}`` (values above ``min(n_users, n_items)`` dropped) and, for ALS,
+``regularization in {0.01, 0.1, 1, 10, 100}`` (the penalty is added to ``Y^T C_u Y``, whose
+scale grows with ``alpha`` and the history length, hence the wide grid); for BPR
+``regularization in {1e-4, 1e-3, 1e-2, 1e-1}``. Too little data to hold anything out:
+``factors=32`` and ``regularization=0.05`` (ALS) or ``0.01`` (BPR).
+
 References
 ----------
 .. [1] Hu, Y., Koren, Y. & Volinsky, C. (2008). Collaborative filtering for implicit feedback
@@ -27,7 +36,8 @@ import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval
 from threadpoolctl import threadpool_limits
 
-from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
+from barberpro_ml.models.recs._base import FloatArray, IntArray
+from barberpro_ml.models.recs._tuning import SelfTuningRecommender
 
 __all__ = ["ALSRecommender", "BPRRecommender", "implicit_available"]
 
@@ -52,7 +62,16 @@ def _implicit_class(module: str, name: str) -> Any:
             f"`pip install implicit`, or use EASERecommender / ItemKNNRecommender") from exc
 
 
-class _FactorModel(BaseRecommender):
+class _FactorModel(SelfTuningRecommender):
+    _regularization_grid: ClassVar[list[float]] = []
+
+    def _search_grid(self, X: sp.csr_matrix, names: list[str]) -> dict[str, list[Any]]:
+        largest = max(1, min(X.shape))
+        factors = [f for f in (16, 32, 64, 128) if f <= largest] or [largest]
+        full: dict[str, list[Any]] = {"factors": factors,
+                                      "regularization": list(self._regularization_grid)}
+        return {n: full[n] for n in full if n in names}
+
     def _fit_factors(self, cls: Any, params: dict[str, Any], X: sp.csr_matrix) -> None:
         # implicit runs its own threads; a multi-threaded BLAS underneath only oversubscribes
         # the cores (implicit checks, and warns about it, when a model is built)
@@ -77,9 +96,9 @@ class ALSRecommender(_FactorModel):
     Parameters
     ----------
     factors
-        Latent dimensions.
+        Latent dimensions; None (default): chosen at ``fit`` (module docstring).
     regularization
-        L2 penalty on the factors.
+        L2 penalty on the factors; None (default): chosen at ``fit``.
     alpha
         Confidence scale: observed pairs get confidence ``alpha * w_ui``.
     iterations
@@ -95,6 +114,8 @@ class ALSRecommender(_FactorModel):
     ----------
     user_factors_, item_factors_ : ndarray
         The fitted factors, rows in the order of ``user_index_`` / ``item_index_``.
+    chosen_params_, search_grid_, search_scores_, search_note_
+        The values used and how they were chosen (see :mod:`barberpro_ml.models.recs._tuning`).
     Examples
     --------
     >>> import pandas as pd
@@ -108,16 +129,20 @@ class ALSRecommender(_FactorModel):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **BaseRecommender._parameter_constraints,
-        "factors": [Interval(Integral, 1, None, closed="left")],
-        "regularization": [Interval(Real, 0, None, closed="left")],
+        **SelfTuningRecommender._parameter_constraints,
+        "factors": [None, Interval(Integral, 1, None, closed="left")],
+        "regularization": [None, Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "iterations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "n_threads": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, *, factors: int = 32, regularization: float = 0.05, alpha: float = 10.0,
+    _fallback_params: ClassVar[dict[str, Any]] = {"factors": 32, "regularization": 0.05}
+    _regularization_grid: ClassVar[list[float]] = [0.01, 0.1, 1.0, 10.0, 100.0]
+
+    def __init__(self, *, factors: int | None = None, regularization: float | None = None,
+                 alpha: float = 10.0,
                  iterations: int = 15, random_state: int = 0, n_threads: int = 1,
                  half_life_days: float | None = None) -> None:
         self.factors = factors
@@ -130,8 +155,9 @@ class ALSRecommender(_FactorModel):
 
     def _fit_matrix(self, X: sp.csr_matrix) -> None:
         cls = _implicit_class("als", "AlternatingLeastSquares")
-        params = {"factors": self.factors, "regularization": self.regularization,
-                  "alpha": self.alpha, "iterations": self.iterations,
+        params = {"factors": self.chosen_params_["factors"],
+                  "regularization": self.chosen_params_["regularization"], "alpha": self.alpha,
+                  "iterations": self.iterations,
                   "random_state": self.random_state, "num_threads": self.n_threads,
                   "calculate_training_loss": False}
         self._fit_factors(cls, params, X)
@@ -143,9 +169,10 @@ class BPRRecommender(_FactorModel):
     Parameters
     ----------
     factors
-        Latent dimensions (``implicit`` adds an item bias column).
+        Latent dimensions (``implicit`` adds an item bias column); None (default): chosen at
+        ``fit`` (module docstring).
     learning_rate, regularization
-        SGD step and L2 penalty.
+        SGD step and L2 penalty; ``regularization`` None (default): chosen at ``fit``.
     iterations
         Epochs over the positive pairs.
     random_state
@@ -161,6 +188,8 @@ class BPRRecommender(_FactorModel):
     ----------
     user_factors_, item_factors_ : ndarray
         The fitted factors (bias columns included).
+    chosen_params_, search_grid_, search_scores_, search_note_
+        The values used and how they were chosen (see :mod:`barberpro_ml.models.recs._tuning`).
     Examples
     --------
     >>> import pandas as pd
@@ -174,17 +203,21 @@ class BPRRecommender(_FactorModel):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **BaseRecommender._parameter_constraints,
-        "factors": [Interval(Integral, 1, None, closed="left")],
+        **SelfTuningRecommender._parameter_constraints,
+        "factors": [None, Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "regularization": [Interval(Real, 0, None, closed="left")],
+        "regularization": [None, Interval(Real, 0, None, closed="left")],
         "iterations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "n_threads": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, *, factors: int = 32, learning_rate: float = 0.05,
-                 regularization: float = 0.01, iterations: int = 100, random_state: int = 0,
+    _fallback_params: ClassVar[dict[str, Any]] = {"factors": 32, "regularization": 0.01}
+    _regularization_grid: ClassVar[list[float]] = [1e-4, 1e-3, 1e-2, 1e-1]
+
+    def __init__(self, *, factors: int | None = None, learning_rate: float = 0.05,
+                 regularization: float | None = None, iterations: int = 100,
+                 random_state: int = 0,
                  n_threads: int = 1, half_life_days: float | None = None) -> None:
         self.factors = factors
         self.learning_rate = learning_rate
@@ -196,7 +229,9 @@ class BPRRecommender(_FactorModel):
 
     def _fit_matrix(self, X: sp.csr_matrix) -> None:
         cls = _implicit_class("bpr", "BayesianPersonalizedRanking")
-        params = {"factors": self.factors, "learning_rate": self.learning_rate,
-                  "regularization": self.regularization, "iterations": self.iterations,
+        params = {"factors": self.chosen_params_["factors"],
+                  "learning_rate": self.learning_rate,
+                  "regularization": self.chosen_params_["regularization"],
+                  "iterations": self.iterations,
                   "random_state": self.random_state, "num_threads": self.n_threads}
         self._fit_factors(cls, params, X)

@@ -11,6 +11,15 @@ and the item-KNN baseline of [3]_). Only the ``n_neighbors`` largest similaritie
 are kept [1]_, and a user's score for item ``j`` is ``sum_i r_ui s_ij`` over the items ``i`` of
 their history.
 
+Self-tuning: ``n_neighbors``, ``shrink`` and ``similarity`` left at ``None`` (the defaults) are
+chosen at ``fit`` on a held-out slice of the training interactions (see
+:mod:`barberpro_ml.models.recs._tuning`), by coordinate ascent over
+``similarity in {cosine, cooccurrence}``, ``n_neighbors in {5, 10, 20, 50, 100, 200, 500}``
+(values at or above the number of items dropped, ``n_items - 1`` added in their place) and
+``shrink in {0, p/10, p, 10 p}`` with ``p`` the mean number of users per item (the shrinkage
+competes with ``||w_i|| ||w_j||``, of the order of ``p`` for binary weights). Too little data to
+hold anything out: ``n_neighbors=50, shrink=10, similarity="cosine"``.
+
 Weightings (items are the "documents" and users the "terms", the convention of the ``implicit``
 library's item-item recommenders; ``n_i(u)`` is the number of items user ``u`` touched):
 
@@ -44,7 +53,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from barberpro_ml.models.recs._base import BaseRecommender, FloatArray, IntArray
+from barberpro_ml.models.recs._base import FloatArray, IntArray
+from barberpro_ml.models.recs._tuning import SelfTuningRecommender, log_grid
 
 __all__ = ["ItemKNNRecommender", "keep_top_per_row", "weight_interactions"]
 
@@ -91,22 +101,27 @@ def keep_top_per_row(S: sp.csr_matrix, n: int) -> sp.csr_matrix:
     return out
 
 
-class ItemKNNRecommender(BaseRecommender):
+class ItemKNNRecommender(SelfTuningRecommender):
     """Item-based nearest neighbours on implicit feedback (see the module docstring).
 
     Parameters
     ----------
     n_neighbors
-        Similar items kept per item.
+        Similar items kept per item; None (default): chosen at ``fit``.
     similarity
         ``"cosine"`` (shrunk cosine) or ``"cooccurrence"`` (the raw weighted dot product
-        ``w_i . w_j``, the usual choice with ``tfidf``/``bm25``).
+        ``w_i . w_j``, the usual choice with ``tfidf``/``bm25``); None (default): chosen at
+        ``fit``.
     weighting
         ``"binary"``, ``"none"``, ``"tfidf"`` or ``"bm25"``.
     shrink
-        Shrinkage of the cosine (ignored by ``cooccurrence``), >= 0.
+        Shrinkage of the cosine (ignored by ``cooccurrence``), >= 0; None (default): chosen
+        at ``fit``.
     bm25_k1, bm25_b
         BM25 saturation and length normalisation.
+    random_state
+        Seed of the random hold-out used to choose the parameters left at None (data without
+        timestamps).
     half_life_days
         Optional exponential time decay of the interaction weights.
 
@@ -114,6 +129,8 @@ class ItemKNNRecommender(BaseRecommender):
     ----------
     similarity_ : scipy.sparse.csr_matrix of shape (n_items_, n_items_)
         Pruned item-item similarities; row ``i`` holds the neighbours of item ``i``.
+    chosen_params_, search_grid_, search_scores_, search_note_
+        The values used and how they were chosen (see :mod:`barberpro_ml.models.recs._tuning`).
 
     Notes
     -----
@@ -131,38 +148,60 @@ class ItemKNNRecommender(BaseRecommender):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **BaseRecommender._parameter_constraints,
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "similarity": [StrOptions({"cosine", "cooccurrence"})],
+        **SelfTuningRecommender._parameter_constraints,
+        "n_neighbors": [None, Interval(Integral, 1, None, closed="left")],
+        "similarity": [None, StrOptions({"cosine", "cooccurrence"})],
         "weighting": [StrOptions({"binary", "none", "tfidf", "bm25"})],
-        "shrink": [Interval(Real, 0, np.inf, closed="left")],
+        "shrink": [None, Interval(Real, 0, np.inf, closed="left")],
         "bm25_k1": [Interval(Real, 0, np.inf, closed="left")],
         "bm25_b": [Interval(Real, 0, 1, closed="both")],
+        "random_state": ["random_state"],
     }
+    _fallback_params: ClassVar[dict[str, Any]] = {
+        "similarity": "cosine", "n_neighbors": 50, "shrink": 10.0}
 
-    def __init__(self, *, n_neighbors: int = 50,
-                 similarity: Literal["cosine", "cooccurrence"] = "cosine",
-                 weighting: Weighting = "binary", shrink: float = 10.0, bm25_k1: float = 1.2,
-                 bm25_b: float = 0.75, half_life_days: float | None = None) -> None:
+    def __init__(self, *, n_neighbors: int | None = None,
+                 similarity: Literal["cosine", "cooccurrence"] | None = None,
+                 weighting: Weighting = "binary", shrink: float | None = None,
+                 bm25_k1: float = 1.2, bm25_b: float = 0.75, random_state: int | None = 0,
+                 half_life_days: float | None = None) -> None:
         self.n_neighbors = n_neighbors
         self.similarity = similarity
         self.weighting = weighting
         self.shrink = shrink
         self.bm25_k1 = bm25_k1
         self.bm25_b = bm25_b
+        self.random_state = random_state
         self.half_life_days = half_life_days
 
+    def _search_grid(self, X: sp.csr_matrix, names: list[str]) -> dict[str, list[Any]]:
+        n_items = X.shape[1]
+        neighbours = [n for n in (5, 10, 20, 50, 100, 200, 500) if n < n_items]
+        if len(neighbours) < 7:
+            neighbours.append(max(n_items - 1, 1))
+        popularity = float(np.diff(X.tocsc().indptr).mean()) if n_items else 1.0
+        full: dict[str, list[Any]] = {
+            "similarity": ["cosine", "cooccurrence"],
+            "n_neighbors": neighbours,
+            "shrink": [0.0, *log_grid(max(popularity, 1.0), [-1, 0, 1])],
+        }
+        # shrink only acts on the cosine: no need to search it when the cosine is ruled out
+        if "shrink" in names and self.similarity == "cooccurrence":
+            names = [n for n in names if n != "shrink"]
+        return {n: full[n] for n in full if n in names}
+
     def _fit_matrix(self, X: sp.csr_matrix) -> None:
+        params = self.chosen_params_
         W = weight_interactions(X, self.weighting, k1=self.bm25_k1, b=self.bm25_b)
         S = (W.T @ W).tocsr()
-        if self.similarity == "cosine":
+        if params["similarity"] == "cosine":
             norms = np.sqrt(S.diagonal())
             S = S.tocoo()
-            S.data = S.data / (norms[S.row] * norms[S.col] + self.shrink)
+            S.data = S.data / (norms[S.row] * norms[S.col] + float(params["shrink"]))
             S = S.tocsr()
         S.setdiag(0.0)
         S.eliminate_zeros()
-        self.similarity_: sp.csr_matrix = keep_top_per_row(S, int(self.n_neighbors))
+        self.similarity_: sp.csr_matrix = keep_top_per_row(S, int(params["n_neighbors"]))
         profile = X
         if self.weighting == "binary":
             profile = X.copy()
