@@ -134,6 +134,6 @@ def test_recs_on_a_log_without_providers_names_the_shortfall(mlflow_store: objec
                             rng.integers(0, 700 * 24, n), unit="h"),
                         "a": rng.gamma(2.0, 15.0, n)})
     data = MarketplaceData.from_transactions(log, customer_id="c", timestamp="t", amount="a")
-    with pytest.raises(NotEnoughDataError, match="1 provider with completed bookings.*nothing "
-                                                 "to recommend"):
+    with pytest.raises(NotEnoughDataError, match=r"1 provider with completed bookings.*nothing "
+                                                 r"to recommend"):
         recs.run(data=data)
