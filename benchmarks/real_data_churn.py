@@ -30,7 +30,20 @@ Printed: mean AUC ± sd across folds, the paired per-fold differences (a) - (b) 
 beyond fold noise: the mean paired difference plus one-sided 95% Student-t half-width
 (t(0.95, 4) = 2.132 times the paired standard error) must reach 0.
 
-Run: ``python benchmarks/real_data_churn.py`` (about 15 minutes on 2 cores, most of it the
+Measured (xgboost 3.2.0, scikit-learn 1.9.1, optuna 5.1.0, seed 0; AUC mean ± sd over folds):
+
+==========  =================  =================  =================  ==========  ==========
+data        (a) default        (b) logistic       (c) tuned XGBoost  (a)-(b)     (a)-(c)
+==========  =================  =================  =================  ==========  ==========
+mlc_churn   0.9219 ± 0.0133    0.8212 ± 0.0191    0.9202 ± 0.0196    +0.1007     +0.0017
+wa_churn    0.8481 ± 0.0132    0.8453 ± 0.0155    0.8486 ± 0.0142    +0.0028     -0.0005
+attrition   0.8258 ± 0.0312    0.8373 ± 0.0163    0.8187 ± 0.0415    -0.0115     +0.0071
+==========  =================  =================  =================  ==========  ==========
+
+Not worse beyond fold noise in all six comparisons; on attrition (1,470 rows, mostly linear
+signal) the logistic regression is still ahead on average.
+
+Run: ``python benchmarks/real_data_churn.py`` (about 3 minutes on 2 idle cores, most of it the
 tuning); ``--models ab`` skips the tuned XGBoost.
 """
 
