@@ -64,7 +64,7 @@ class ImportReport:
 
 def _problem(column: str, mask: np.ndarray, values: pd.Series, what: str) -> str:
     shown = ", ".join(repr(v) for v in values[mask].head(_EXAMPLES).tolist())
-    return f"column {column!r}: {int(mask.sum())} row(s) {what} (e.g. {shown})"
+    return f"column {column!r}: {int(mask.sum()):,} row(s) {what} (e.g. {shown})"
 
 
 def _ids(frame: pd.DataFrame, column: str, problems: list[str]) -> pd.Series:

@@ -435,9 +435,10 @@ def run_training_job(cfg: TrainingJobConfig, step: Callable[[JobContext], Candid
     family = cfg.family
     definitions = cfg.load_definitions()
     claims = load_claims(cfg.resolve(cfg.claims), family=family)
-    nested = start_job_tracking(tracking_uri, cfg.experiment)
+    # the data first: a wrong folder is refused before anything is created in the store
     with timed_stage(family, "load data"):
         events, identity = load_data(cfg, data, data_dir)
+    nested = start_job_tracking(tracking_uri, cfg.experiment)
     champion_before = current_champion(cfg.model_name)
     with mlflow.start_run(run_name=run_name or f"{family}-{events.observation_end:%Y-%m-%d}",
                           nested=nested) as run:
