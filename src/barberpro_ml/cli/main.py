@@ -279,49 +279,33 @@ def train_churn_command(
     _finish_training(churn_job.run(cfg, tracking_uri=tracking_uri, tune_trials=tune_trials))
 
 
-@train_app.command("ltv")
-@friendly_errors
-def train_ltv_command(
-    config: ConfigOption = None,
-    data: DataOption = None,
-    new_data_set: NewDataSetOption = False,
-    definitions: DefinitionsOption = None,
-    tracking_uri: TrackingOption = None,
-) -> None:
-    """Train, evaluate, gate, register and (if the gates pass) promote the lifetime-value model."""
-    cfg = ltv_job.load_config(config, **_training_overrides(data, new_data_set,
-                                                                   definitions))
-    _finish_training(ltv_job.run(cfg, tracking_uri=tracking_uri))
+def _register_train_command(family: str, job: Any, summary: str) -> None:
+    """``barberpro-ml train FAMILY`` for a job whose only options are the shared ones."""
+
+    def command(
+        config: ConfigOption = None,
+        data: DataOption = None,
+        new_data_set: NewDataSetOption = False,
+        definitions: DefinitionsOption = None,
+        tracking_uri: TrackingOption = None,
+    ) -> None:
+        cfg = job.load_config(config, **_training_overrides(data, new_data_set, definitions))
+        _finish_training(job.run(cfg, tracking_uri=tracking_uri))
+
+    command.__name__ = f"train_{family}_command"
+    command.__doc__ = summary
+    train_app.command(family)(friendly_errors(command))
 
 
-@train_app.command("recs")
-@friendly_errors
-def train_recs_command(
-    config: ConfigOption = None,
-    data: DataOption = None,
-    new_data_set: NewDataSetOption = False,
-    definitions: DefinitionsOption = None,
-    tracking_uri: TrackingOption = None,
-) -> None:
-    """Train, evaluate, gate, register and (if the gates pass) promote the barber recommender."""
-    cfg = recs_job.load_config(config, **_training_overrides(data, new_data_set,
-                                                                   definitions))
-    _finish_training(recs_job.run(cfg, tracking_uri=tracking_uri))
-
-
-@train_app.command("segments")
-@friendly_errors
-def train_segments_command(
-    config: ConfigOption = None,
-    data: DataOption = None,
-    new_data_set: NewDataSetOption = False,
-    definitions: DefinitionsOption = None,
-    tracking_uri: TrackingOption = None,
-) -> None:
-    """Fit, evaluate (id stability), gate, register and promote the customer segmenter."""
-    cfg = segments_job.load_config(config, **_training_overrides(data, new_data_set,
-                                                                   definitions))
-    _finish_training(segments_job.run(cfg, tracking_uri=tracking_uri))
+_register_train_command(
+    "ltv", ltv_job,
+    "Train, evaluate, gate, register and (if the gates pass) promote the lifetime-value model.")
+_register_train_command(
+    "recs", recs_job,
+    "Train, evaluate, gate, register and (if the gates pass) promote the barber recommender.")
+_register_train_command(
+    "segments", segments_job,
+    "Fit, evaluate (id stability), gate, register and promote the customer segmenter.")
 
 
 @config_app.command("show")

@@ -61,6 +61,7 @@ __all__ = [
     "JobResult",
     "SimulationSource",
     "TrainingJobConfig",
+    "as_job_config",
     "load_job_config",
     "run_training_job",
     "timed_stage",
@@ -142,6 +143,17 @@ class TrainingJobConfig(BaseModel):
     def source(self) -> Path | None:
         """The file this config was read from (None when built in code)."""
         return self._source
+
+
+def as_job_config(model: type[C], config: C | str | Path | None) -> C:
+    """``config`` itself when it is already a ``model``, else the YAML it names (default: the
+    shipped ``<job>.yaml``) read by :func:`load_job_config`."""
+    if isinstance(config, model):
+        return config
+    if isinstance(config, BaseModel):
+        raise TypeError(f"expected a {model.__name__} (or a path), got a "
+                        f"{type(config).__name__}")
+    return load_job_config(model, config)
 
 
 def load_job_config(model: type[C], path: str | Path | None = None,

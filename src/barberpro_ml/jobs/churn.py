@@ -38,6 +38,7 @@ from barberpro_ml.jobs.base import (
     JobResult,
     ModelCardText,
     TrainingJobConfig,
+    as_job_config,
     load_job_config,
     run_training_job,
     training_cutoffs,
@@ -309,22 +310,16 @@ def run(config: ChurnJobConfig | str | Path | None = None, *,
         tracking_uri: str | None = None, tune_trials: int | None = None) -> JobResult:
     """Train, evaluate, gate, register and (when the gates pass) promote the churn model.
 
+    ``config``, ``data``, ``data_dir``, ``tracking_uri`` and the result: as
+    :func:`~barberpro_ml.jobs.base.run_training_job` (``config`` may also be the path of a
+    YAML, or None for the shipped ``churn.yaml``).
+
     Parameters
     ----------
-    config
-        The job's config, or the path of its YAML (default: the shipped ``churn.yaml``).
-    data, data_dir
-        Event data in memory, or a folder of tables (default: the config's).
-    tracking_uri
-        MLflow tracking URI.
     tune_trials
         Run an Optuna study with this many trials first (0: no study).
-
-    Returns
-    -------
-    JobResult
     """
-    cfg = config if isinstance(config, ChurnJobConfig) else load_config(config)
+    cfg = as_job_config(ChurnJobConfig, config)
     if tune_trials is not None:
         cfg = cfg.model_copy(update={"tune": cfg.tune.model_copy(
             update={"enabled": tune_trials > 0, "n_trials": max(tune_trials, 1)})})

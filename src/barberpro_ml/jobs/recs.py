@@ -39,6 +39,7 @@ from barberpro_ml.jobs.base import (
     JobResult,
     ModelCardText,
     TrainingJobConfig,
+    as_job_config,
     load_job_config,
     run_training_job,
 )
@@ -371,18 +372,9 @@ def run(config: RecsJobConfig | str | Path | None = None, *,
         tracking_uri: str | None = None) -> JobResult:
     """Train, evaluate, gate, register and (when the gates pass) promote the recommender.
 
-    Parameters
-    ----------
-    config
-        The job's config, or the path of its YAML (default: the shipped ``recs.yaml``).
-    data, data_dir
-        Event data in memory, or a folder of tables (default: the config's).
-    tracking_uri
-        MLflow tracking URI.
-
-    Returns
-    -------
-    JobResult
+    ``config``, ``data``, ``data_dir``, ``tracking_uri`` and the result: as
+    :func:`~barberpro_ml.jobs.base.run_training_job` (``config`` may also be the path of a
+    YAML, or None for the shipped ``recs.yaml``).
     """
-    cfg = config if isinstance(config, RecsJobConfig) else load_config(config)
+    cfg = as_job_config(RecsJobConfig, config)
     return run_training_job(cfg, _step, data=data, data_dir=data_dir, tracking_uri=tracking_uri)

@@ -116,6 +116,7 @@ class ALSRecommender(_FactorModel):
         The fitted factors, rows in the order of ``user_index_`` / ``item_index_``.
     chosen_params_, search_grid_, search_scores_, search_note_
         The values used and how they were chosen (see :mod:`barberpro_ml.models.recs._tuning`).
+
     Examples
     --------
     >>> import pandas as pd
@@ -190,6 +191,7 @@ class BPRRecommender(_FactorModel):
         The fitted factors (bias columns included).
     chosen_params_, search_grid_, search_scores_, search_note_
         The values used and how they were chosen (see :mod:`barberpro_ml.models.recs._tuning`).
+
     Examples
     --------
     >>> import pandas as pd
