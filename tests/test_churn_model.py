@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from barberpro_ml.models import (
+    BLEND_WEIGHTS,
     ChurnClassifier,
     PlattCalibrator,
     UnseenCategoryWarning,
@@ -71,6 +72,7 @@ def _expected_failures(estimator: ChurnClassifier) -> dict[str, str]:
 @parametrize_with_checks(
     [
         ChurnClassifier(estimator="xgboost", threshold=0.5, **FAST),
+        ChurnClassifier(threshold=0.5, **FAST),
         ChurnClassifier(estimator="logistic", threshold=0.5, random_state=0),
         ChurnClassifier(estimator="logistic", random_state=0),
     ],
@@ -80,7 +82,7 @@ def test_sklearn_estimator_contract(estimator: ChurnClassifier, check: Any) -> N
     check(estimator)
 
 
-@pytest.mark.parametrize("kind", ["xgboost", "logistic"])
+@pytest.mark.parametrize("kind", ["blend", "xgboost", "logistic"])
 def test_both_estimators_share_the_api_and_round_trip(kind: str) -> None:
     X, y, _ = synthetic_churn(1500, seed=1)
     labels = np.where(y == 1, "churned", "active")  # string labels: classes_ sorted
@@ -106,7 +108,7 @@ def test_both_estimators_share_the_api_and_round_trip(kind: str) -> None:
     assert not hasattr(cloned, "threshold_")
 
 
-@pytest.mark.parametrize("kind", ["xgboost", "logistic"])
+@pytest.mark.parametrize("kind", ["blend", "xgboost", "logistic"])
 def test_feature_contributions_are_shap_values_that_add_up_to_the_margin(kind: str) -> None:
     X, y, _ = synthetic_churn(1200, seed=3)
     model = ChurnClassifier(estimator=kind, **FAST).fit(X, y)
@@ -120,6 +122,47 @@ def test_feature_contributions_are_shap_values_that_add_up_to_the_margin(kind: s
                                    model.explain(rows).values, atol=1e-5)
     one = model.feature_contributions(rows.iloc[[7]])
     np.testing.assert_allclose(one.to_numpy()[0], contributions.to_numpy()[7], atol=1e-5)
+
+
+def _linear_signal(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Ten numbers, additive log-odds: what a logistic regression is made for."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, 10)), columns=[f"x{i}" for i in range(10)])
+    logit = X.to_numpy() @ np.linspace(1.0, 0.1, 10) - 1.5
+    return X, (rng.random(n) < expit(logit)).astype(int)
+
+
+def _interaction_signal(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Churn decided by an interaction (x0 > 0 xor x1 > 0): no additive model sees it."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, 4)), columns=[f"x{i}" for i in range(4)])
+    logit = np.where((X["x0"] > 0) ^ (X["x1"] > 0), 2.0, -2.0)
+    return X, (rng.random(n) < expit(logit)).astype(int)
+
+
+def test_blend_weight_follows_the_signal_and_keeps_the_better_part() -> None:
+    test_auc: dict[tuple[str, str], float] = {}
+    for name, make in (("linear", _linear_signal), ("interaction", _interaction_signal)):
+        X, y = make(1200, 0)
+        X_test, y_test = make(4000, 1)
+        for kind in ("blend", "xgboost", "logistic"):
+            model = ChurnClassifier(estimator=kind, random_state=0, n_jobs=1).fit(X, y)
+            test_auc[name, kind] = roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
+            if kind == "blend":
+                assert set(model.blend_log_loss_) == set(BLEND_WEIGHTS)
+                assert model.blend_log_loss_[model.blend_weight_] == min(
+                    model.blend_log_loss_.values())
+                weight = model.blend_weight_
+        if name == "linear":
+            assert weight <= 0.5  # mostly the logistic model
+        else:
+            assert weight >= 0.8  # mostly the trees
+    for name in ("linear", "interaction"):
+        best = max(test_auc[name, "xgboost"], test_auc[name, "logistic"])
+        assert test_auc[name, "blend"] >= best - 0.01, test_auc
+    # and the parts really differ on these data: the check above is not vacuous
+    assert test_auc["linear", "logistic"] > test_auc["linear", "xgboost"] + 0.01
+    assert test_auc["interaction", "xgboost"] > test_auc["interaction", "logistic"] + 0.2
 
 
 def test_public_data_set_that_ships_with_scikit_learn() -> None:
@@ -141,9 +184,10 @@ def test_numpy_arrays_are_numeric_tables() -> None:
     assert model.predict_proba(numeric).shape == (800, 2)
 
 
-def test_fast_xgboost_path_equals_the_pandas_path_with_missing_and_unseen_levels() -> None:
+@pytest.mark.parametrize("kind", ["blend", "xgboost", "logistic"])
+def test_fast_path_equals_the_pandas_path_with_missing_and_unseen_levels(kind: str) -> None:
     X, y, _ = synthetic_churn(1500, seed=4)
-    model = ChurnClassifier(**FAST).fit(X, y)
+    model = ChurnClassifier(estimator=kind, **FAST).fit(X, y)
     rows = X.head(300).copy()
     rows.loc[rows.index[:20], "avg_spend"] = np.nan
     rows["acquisition_channel"] = rows["acquisition_channel"].astype(object)
@@ -151,14 +195,22 @@ def test_fast_xgboost_path_equals_the_pandas_path_with_missing_and_unseen_levels
     rows.loc[rows.index[40:60], "acquisition_channel"] = None          # missing
     with pytest.warns(UserWarning, match="tiktok"):
         encoded = model.schema_.encode(model._as_frame(rows, reset=False))
-    pandas_margin = model.estimator_.predict(encoded, output_margin=True)
+    w = model.blend_weight_
+    # the slow paths: XGBoost's pandas input, scikit-learn's logistic pipeline
+    trees = (model.estimator_.predict(encoded, output_margin=True) if kind != "logistic"
+             else np.zeros(len(rows)))
+    linear = (model.linear_.decision_function(model._logistic_input(encoded))
+              if model.linear_ is not None else np.zeros(len(rows)))
     with pytest.warns(UserWarning, match="tiktok"):
         fast = model.predict_margin(rows)
-    np.testing.assert_array_equal(fast, pandas_margin)
+    if kind == "xgboost":
+        np.testing.assert_array_equal(fast, trees)
+    else:
+        np.testing.assert_allclose(fast, w * trees + (1 - w) * linear, rtol=1e-6, atol=1e-6)
 
 
 # --------------------------------------------------------------------- categorical columns
-@pytest.mark.parametrize("kind", ["xgboost", "logistic"])
+@pytest.mark.parametrize("kind", ["blend", "xgboost", "logistic"])
 def test_unseen_levels_are_scored_as_missing_with_a_warning(kind: str) -> None:
     X, y, _ = synthetic_churn(1500, seed=3)
     model = ChurnClassifier(estimator=kind, **FAST).fit(X, y)
@@ -178,7 +230,7 @@ def test_unseen_levels_are_scored_as_missing_with_a_warning(kind: str) -> None:
     assert not np.allclose(p_missing, model.predict_proba(rows))
 
 
-@pytest.mark.parametrize("kind", ["xgboost", "logistic"])
+@pytest.mark.parametrize("kind", ["blend", "xgboost", "logistic"])
 def test_categorical_levels_carry_signal_whatever_their_order_at_scoring(kind: str) -> None:
     rng = np.random.default_rng(4)
     n = 3000
@@ -193,7 +245,7 @@ def test_categorical_levels_carry_signal_whatever_their_order_at_scoring(kind: s
     assert p[0] > p[1] > p[2]
 
 
-@pytest.mark.parametrize("kind", ["xgboost", "logistic"])
+@pytest.mark.parametrize("kind", ["blend", "xgboost", "logistic"])
 def test_integer_and_mixed_type_levels_stay_distinct(kind: str) -> None:
     # service ids as an integer category (as the feature table's main_service), and an object
     # column where 1 and "1" are different levels
@@ -287,6 +339,7 @@ def test_calibration_repairs_an_overconfident_model() -> None:
     overfit = {"n_estimators": 150, "learning_rate": 0.5, "max_depth": 8,
                "min_child_weight": 0.0, "subsample": 1.0, "colsample_bytree": 1.0,
                "early_stopping_rounds": None, "random_state": 0, "n_jobs": 1}
+    overfit["estimator"] = "xgboost"  # the trees alone: a blend would temper them itself
     raw = ChurnClassifier(calibration="none", **overfit).fit(
         X_fit, y_fit, X_valid=X_val, y_valid=y_val)
     auto = ChurnClassifier(calibration="auto", **overfit).fit(

@@ -167,7 +167,7 @@ def _recommender_exemptions() -> dict[str, str]:
 
 def expected_failed_checks(estimator: BaseEstimator) -> dict[str, str]:
     if isinstance(estimator, ChurnClassifier):
-        if estimator.estimator == "logistic" and estimator.threshold == "auto":
+        if estimator.threshold == "auto":
             return {"check_classifiers_train": (
                 "predict thresholds the calibrated probability at the validation-chosen "
                 "threshold_, so it differs from argmax(predict_proba) by design")}
@@ -282,7 +282,7 @@ def test_contract_on_the_input_each_model_takes(
     ("estimator", "named"),
     [
         (ChurnClassifier(estimator="forest", threshold=1.5, learning_rate=0),  # type: ignore[arg-type]
-         ["estimator must be one of {'logistic', 'xgboost'}, got 'forest'",
+         ["estimator must be one of {'blend', 'logistic', 'xgboost'}, got 'forest'",
           "learning_rate must be a float in the range (0.0, inf), got 0",
           "threshold must be one of {'auto'} or a float in the range (0.0, 1.0), got 1.5"]),
         (LTVRegressor(tweedie_variance_power=2.0, prediction_scale=float("inf")),

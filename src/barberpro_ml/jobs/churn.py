@@ -115,7 +115,7 @@ class ChurnJobConfig(TrainingJobConfig):
     cutoff_spacing_days: int = Field(91, ge=1, le=3650)
     """Days between training cut-offs."""
     model: dict[str, Any] = Field(default_factory=lambda: {
-        "estimator": "xgboost", "n_estimators": 1000, "learning_rate": 0.05, "max_depth": 4,
+        "estimator": "blend", "n_estimators": 1000, "learning_rate": 0.05, "max_depth": 4,
         "early_stopping_rounds": 50, "calibration": "auto", "random_state": 0, "n_jobs": 2})
     """:class:`~barberpro_ml.models.ChurnClassifier` parameters (unknown names refused)."""
     baseline: dict[str, Any] = Field(default_factory=lambda: {
@@ -210,6 +210,7 @@ def _step(ctx: JobContext) -> Candidate:
         baseline = ChurnClassifier(**cfg.baseline).fit(X_train, y_train, X_valid=X_valid,
                                                        y_valid=y_valid)
     mlflow.log_params({"best_iteration": model.best_iteration_,
+                       "blend_weight_chosen": model.blend_weight_,
                        "calibration_chosen": model.calibration_,
                        "threshold_chosen": round(float(model.threshold_), 4)})
 

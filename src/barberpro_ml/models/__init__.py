@@ -5,6 +5,7 @@ segments (RFM and behavioural clusters with ids stable across retrains)."""
 from barberpro_ml.models import recs
 from barberpro_ml.models._tabular import TabularSchema, UnseenCategoryWarning
 from barberpro_ml.models.churn import (
+    BLEND_WEIGHTS,
     CALIBRATION_METHODS,
     ChurnClassifier,
     IsotonicCalibrator,
@@ -33,6 +34,7 @@ from barberpro_ml.models.segments import (
 )
 
 __all__ = [
+    "BLEND_WEIGHTS",
     "CALIBRATION_METHODS",
     "RFM_SEGMENTS",
     "BetaGeoModel",

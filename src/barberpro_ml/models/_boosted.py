@@ -212,7 +212,13 @@ class BoostedTreeModel(ValidatedEstimator):
         self.validation_size_ = len(y_val)
         self._fit_model(X_fit, y_fit, X_val, y_val, seeds, callbacks=callbacks,
                         eval_metric=eval_metric)
+        if X_valid is None:
+            self._refit_on_all_rows(encoded, target, seeds)
         return self
+
+    def _refit_on_all_rows(self, X: pd.DataFrame, y: np.ndarray, seeds: dict[str, int]) -> None:
+        """After choosing on held-out rows of ``X``: optionally refit on all of them (the
+        default keeps the model fitted on the other rows)."""
 
     def _holdout(self, target: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Sorted training and validation rows: a random ``validation_fraction`` held out."""
@@ -256,6 +262,15 @@ class BoostedTreeModel(ValidatedEstimator):
         self.n_estimators_ = rounds
         self.best_iteration_ = (int(model.best_iteration) if self.early_stopping_rounds
                                 is not None else rounds - 1)
+
+    def _refit_booster(self, X: pd.DataFrame, y: np.ndarray, seed: int, rounds: int) -> None:
+        """Refit the booster on ``X, y`` for exactly ``rounds`` rounds (no early stopping)."""
+        params = self.estimator_.get_params()
+        params.update(n_estimators=rounds, early_stopping_rounds=None, eval_metric=None,
+                      callbacks=None, random_state=seed)
+        self.estimator_ = self._xgb_class(**params).fit(X, y, verbose=False)
+        self.n_estimators_ = rounds
+        self.best_iteration_ = rounds - 1
 
     # ------------------------------------------------------------------------- predicting
     def _rounds(self) -> tuple[int, int]:
