@@ -192,7 +192,7 @@ def main() -> None:
         "EASE (ours, old fixed l2=100)": lambda: EASERecommender(l2=100.0),
         "ItemKNN (ours, default)": ItemKNNRecommender,
         "ItemKNN (ours, old fixed 50/10/cosine)": lambda: ItemKNNRecommender(
-            n_neighbors=50, shrink=10.0, similarity="cosine"),
+            n_neighbors=50, shrink=10.0, similarity="cosine", weighting="binary"),
         "Popularity (ours)": PopularityRecommender,
     }
     peers = ["ItemItemRecommender", "CosineRecommender", "BM25Recommender"]

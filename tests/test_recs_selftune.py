@@ -57,10 +57,10 @@ def test_item_knn_search_records_the_grid_and_chooses_its_best_point() -> None:
     frame = paired_catalogue(n_users=200)
     model = ItemKNNRecommender().fit(frame)
     n_items = frame["item_id"].nunique()
-    assert set(model.search_grid_) == {"similarity", "n_neighbors", "shrink"}
+    assert set(model.search_grid_) == {"similarity", "n_neighbors", "shrink", "weighting"}
     assert max(model.search_grid_["n_neighbors"]) <= n_items - 1  # capped by the catalogue
     best = model.search_scores_.loc[model.search_scores_["ndcg@10"].idxmax()]
-    assert {k: best[k] for k in ("similarity", "n_neighbors", "shrink")} == \
+    assert {k: best[k] for k in ("similarity", "n_neighbors", "shrink", "weighting")} == \
         model.chosen_params_
     # the partner is the one neighbour that matters: refitting with the choice reproduces it
     ranked = model.similar_items(["a3"], k=1)["similar_item_id"].tolist()
@@ -73,12 +73,13 @@ def test_explicit_parameters_skip_the_search() -> None:
     assert ease.search_grid_ == {} and ease.search_scores_.empty
     assert ease.chosen_params_ == {"l2": 5.0}
     assert "no search" in ease.search_note_
-    knn = ItemKNNRecommender(n_neighbors=7, shrink=2.0, similarity="cosine").fit(frame)
+    knn = ItemKNNRecommender(n_neighbors=7, shrink=2.0, similarity="cosine",
+                             weighting="tfidf").fit(frame)
     assert knn.search_grid_ == {} and knn.chosen_params_ == {
-        "similarity": "cosine", "n_neighbors": 7, "shrink": 2.0}
+        "similarity": "cosine", "n_neighbors": 7, "shrink": 2.0, "weighting": "tfidf"}
     assert int(np.diff(knn.similarity_.indptr).max()) <= 7
     # one given, the others searched; shrink is moot beside a given co-occurrence
-    partial = ItemKNNRecommender(similarity="cooccurrence").fit(frame)
+    partial = ItemKNNRecommender(similarity="cooccurrence", weighting="binary").fit(frame)
     assert set(partial.search_grid_) == {"n_neighbors"}
     assert partial.chosen_params_["similarity"] == "cooccurrence"
     # get_params is left alone: the choice lives in chosen_params_ only
@@ -103,7 +104,8 @@ def test_tiny_data_falls_back_to_the_documented_defaults(frame: pd.DataFrame) ->
     ease = EASERecommender().fit(frame)
     assert ease.chosen_params_ == {"l2": 100.0}
     knn = ItemKNNRecommender().fit(frame)
-    assert knn.chosen_params_ == {"similarity": "cosine", "n_neighbors": 50, "shrink": 10.0}
+    assert knn.chosen_params_ == {"similarity": "cosine", "n_neighbors": 50, "shrink": 10.0,
+                                  "weighting": "binary"}
     for model in (ease, knn):
         assert "too little data" in model.search_note_
         assert model.search_grid_ == {} and model.search_scores_.empty
