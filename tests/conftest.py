@@ -21,7 +21,7 @@ import pytest
 
 from barberpro_ml.evaluation.overlap import check_overlap
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
-from requirements import check_requires_marks
+from requirements import check_requires_marks, missing
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -256,3 +256,51 @@ def scoring_registry(mlflow_template_db: Path,
             mlflow.set_tracking_uri(previous_uri)
     yield TrainedRegistry(tracking_uri=uri, root=root, data=data, data_dir=data_dir,
                           versions=versions)
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+def postgres_installed() -> bool:
+    """Whether PostgreSQL's server binaries are on this machine."""
+    from barberpro_ml.errors import InfraError
+    from barberpro_ml.infra.postgres import find_postgres_bin
+
+    try:
+        find_postgres_bin()
+    except InfraError:
+        return False
+    return True
+
+
+def traversable_tmp_dir(prefix: str) -> Path:
+    """A fresh folder under /tmp that every user can traverse (mode 0755).
+
+    pytest's own temporary folders are private to their user (0700); a PostgreSQL server run
+    as the ``postgres`` user (when the tests run as root) could not reach a cluster inside
+    them.
+    """
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    folder.chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A real PostgreSQL cluster for the session (per xdist worker), stopped and removed at
+    the end: a :class:`~barberpro_ml.infra.postgres.LocalPostgres`, already started.
+
+    Skips when PostgreSQL is not installed, fails in CI (tests/requirements.py).
+    """
+    from barberpro_ml.infra.postgres import LocalPostgres
+
+    if not postgres_installed():
+        missing("PostgreSQL server binaries (apt-get install -y postgresql)")
+    folder = traversable_tmp_dir("barberpro-pg-")
+    cluster = LocalPostgres(folder / "postgres")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -15,10 +15,12 @@ error                      exit code  HTTP    meaning
 :class:`BindingError`      2          409     a gate result that does not judge this version
 :class:`NotFoundError`     4          404     something named does not exist
 :class:`ModelUnavailableError` 4      503     no verified champion of a family to serve with
+:class:`InfraError`        4          503     a local component (PostgreSQL, MLflow server)
+                                              could not be set up, started or stopped
 =========================  =========  ======  ==============================================
 
 Exit codes: 0 success, 2 the user's input is wrong, 3 a gate refused, 4 something needed was
-not found. One exception: :class:`VersionNotFoundError` (a ``--version`` given on the command
+not found or could not be started. One exception: :class:`VersionNotFoundError` (a ``--version`` given on the command
 line that names nothing) is bad input and exits 2, like any other wrong option value.
 
 Errors that are bugs (a ``KeyError`` or ``ValueError`` inside the library, say) are not in this
@@ -36,6 +38,7 @@ __all__ = [
     "BindingError",
     "ConfigError",
     "GateRefusedError",
+    "InfraError",
     "InputError",
     "InputNotFoundError",
     "ModelUnavailableError",
@@ -125,3 +128,11 @@ class ModelUnavailableError(BarberproError):
 
 class UnverifiedChampionError(ModelUnavailableError):
     """A model's ``@champion`` did not get there through the gate and ``promote``."""
+
+
+class InfraError(BarberproError):
+    """A local component (the PostgreSQL cluster, the MLflow server) could not be set up,
+    started, reached or stopped; the message names which, why and what to do."""
+
+    exit_code = 4
+    http_status = 503

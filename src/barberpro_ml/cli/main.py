@@ -658,3 +658,76 @@ def serve_command(
         application = create_app(scorer, events, default_as_of=as_of)
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+# ------------------------------------------------------------------- production mode (infra)
+infra_app = typer.Typer(
+    help="Production mode on this machine: PostgreSQL and an MLflow server on it.",
+    no_args_is_help=True)
+app.add_typer(infra_app, name="infra")
+
+InfraDirOption = Annotated[Path | None, typer.Option(
+    "--dir", help="The infra folder; default: $BARBERPRO_INFRA_DIR, else ./.barberpro/infra.")]
+
+
+def _show_infra(now: Any) -> None:
+    console.print(now.postgres.describe(), highlight=False, markup=False)
+    console.print(now.mlflow.describe(), highlight=False, markup=False)
+
+
+@infra_app.command("up")
+@friendly_errors
+def infra_up_command(
+    folder: InfraDirOption = None,
+    postgres_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="PostgreSQL's port; default: a free one.")] = None,
+    mlflow_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="The MLflow server's port; default: a free one.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16,
+                                         help="MLflow server worker processes.")] = 2,
+) -> None:
+    """Start PostgreSQL and an MLflow server on it (whatever is not already running).
+
+    Prints the shell lines to export on stdout (also written to <dir>/env, to `source`);
+    exit 4 when a component cannot start (the message says why).
+    """
+    from barberpro_ml import infra
+
+    before = infra.status(folder)
+    if before.up:
+        console.print(f"already up in {before.folder}; nothing started", highlight=False,
+                      markup=False)
+        now = before
+    else:
+        with console.status("starting PostgreSQL and the MLflow server"):
+            now = infra.up(folder, postgres_port=postgres_port, mlflow_port=mlflow_port,
+                           workers=workers)
+    _show_infra(now)
+    out.print(now.exports().rstrip(), highlight=False, markup=False, soft_wrap=True)
+
+
+@infra_app.command("down")
+@friendly_errors
+def infra_down_command(folder: InfraDirOption = None) -> None:
+    """Stop the MLflow server and PostgreSQL that `infra up` started (their recorded pids).
+
+    Data, runs and artifacts stay in the folder for the next `infra up`.
+    """
+    from barberpro_ml import infra
+
+    with console.status("stopping"):
+        now = infra.down(folder)
+    _show_infra(now)
+
+
+@infra_app.command("status")
+@friendly_errors
+def infra_status_command(folder: InfraDirOption = None) -> None:
+    """Report each component; exit 0 when both run, 1 otherwise. Prints the exports when up."""
+    from barberpro_ml import infra
+
+    now = infra.status(folder)
+    _show_infra(now)
+    if not now.up:
+        raise typer.Exit(1)
+    out.print(now.exports().rstrip(), highlight=False, markup=False, soft_wrap=True)
