@@ -122,7 +122,10 @@ class LocalMlflowServer:
                    "--backend-store-uri", backend_store_uri,
                    "--serve-artifacts", "--artifacts-destination", str(self.artifacts_dir),
                    "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # MLflow's server-side job runner (huey consumers, one process per queue, ~250 MB
+        # each) serves GenAI evaluation jobs this package never submits: off
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         env.pop("MLFLOW_TRACKING_URI", None)  # the server is the store; it must not be a client
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
