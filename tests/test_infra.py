@@ -71,6 +71,20 @@ def exports(stdout: str) -> dict[str, str]:
     return found
 
 
+def _wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> httpx.Response:
+    """GET ``url`` once ``process`` (a server starting) answers; fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return httpx.get(url, timeout=10)
+        except httpx.TransportError:
+            if process.poll() is not None:
+                err = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"the server exited with {process.returncode}: {err[-3000:]}")
+            time.sleep(0.5)
+    pytest.fail(f"no answer from {url} within {timeout:.0f} s")
+
+
 def alive(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/stat")
     try:
@@ -152,9 +166,35 @@ def test_the_pipeline_score_and_serving_run_against_the_server(infra: Infra,
     assert scored.returncode == 0, scored.stderr[-3000:]
     assert (tmp_path / "profiles.parquet").stat().st_size > 0
 
-    # `mlflow models serve` straight from the registry on the server
+    # gate and promote through the server: the champion re-gated against itself, then a
+    # promotion of the version that already holds the alias
+    gated = cli("gate", "--model", "barberpro-churn", "--version", champion.version, env=env,
+                cwd=tmp_path)
+    assert gated.returncode in (0, 3), gated.stderr[-3000:]
+    assert f"v{champion.version}: gate recorded" in gated.stdout
+    promoted = cli("promote", "--model", "barberpro-churn", "--version", champion.version,
+                   env=env, cwd=tmp_path)
+    assert promoted.returncode in (0, 2, 3), promoted.stderr[-3000:]
+    assert client.get_model_version_by_alias("barberpro-churn", "champion").version == \
+        champion.version
+
+    # the service, loading its champions from the server
     from barberpro_ml.infra.postgres import free_port
 
+    port = free_port()
+    service = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        health = _wait_for(f"http://127.0.0.1:{port}/health", service)
+        assert health.status_code == 200
+        assert "churn" in json.dumps(health.json())
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(service.pid, signal.SIGTERM)
+        service.wait(timeout=30)
+
+    # `mlflow models serve` straight from the registry on the server
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m",
