@@ -48,8 +48,9 @@ DEFAULT_USER = "barberpro"
 """The cluster's superuser (and the owner of the databases this package creates)."""
 
 
-def find_postgres_bin() -> Path:
-    """The directory holding ``initdb`` and ``pg_ctl``.
+def find_postgres_bin(versions_root: Path = Path("/usr/lib/postgresql")) -> Path:
+    """The directory holding ``initdb`` and ``pg_ctl``: on ``PATH``, else the newest
+    ``<versions_root>/<version>/bin`` (Debian's layout).
 
     Raises
     ------
@@ -59,7 +60,7 @@ def find_postgres_bin() -> Path:
     on_path = shutil.which("pg_ctl")
     if on_path is not None and shutil.which("initdb") is not None:
         return Path(on_path).resolve().parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+    versions = sorted(versions_root.glob("*/bin/pg_ctl"),
                       key=lambda p: _version_key(p.parent.parent.name))
     if versions:
         return versions[-1].parent
