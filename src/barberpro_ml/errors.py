@@ -124,4 +124,13 @@ class ModelUnavailableError(BarberproError):
 
 
 class UnverifiedChampionError(ModelUnavailableError):
-    """A model's ``@champion`` did not get there through the gate and ``promote``."""
+    """A model's ``@champion`` did not get there through the gate and ``promote``.
+
+    ``name`` and ``version`` say which registered version was refused (when known).
+    """
+
+    def __init__(self, message: str, *, name: str | None = None,
+                 version: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
