@@ -28,7 +28,7 @@ user's mistake.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 __all__ = [
@@ -53,6 +53,8 @@ class BarberproError(Exception):
     """Exit status of the command line."""
     http_status: ClassVar[int] = 422
     """Status the HTTP service answers with."""
+    http_headers: ClassVar[Mapping[str, str]] = {}
+    """Headers the HTTP service adds to that answer (``WWW-Authenticate`` on a 401)."""
 
 
 class InputError(BarberproError, ValueError):
