@@ -31,7 +31,7 @@ user's mistake.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 __all__ = [
@@ -57,6 +57,8 @@ class BarberproError(Exception):
     """Exit status of the command line."""
     http_status: ClassVar[int] = 422
     """Status the HTTP service answers with."""
+    http_headers: ClassVar[Mapping[str, str]] = {}
+    """Headers the HTTP service adds to that answer (``WWW-Authenticate`` on a 401)."""
 
 
 class InputError(BarberproError, ValueError):
@@ -128,7 +130,16 @@ class ModelUnavailableError(BarberproError):
 
 
 class UnverifiedChampionError(ModelUnavailableError):
-    """A model's ``@champion`` did not get there through the gate and ``promote``."""
+    """A model's ``@champion`` did not get there through the gate and ``promote``.
+
+    ``name`` and ``version`` say which registered version was refused (when known).
+    """
+
+    def __init__(self, message: str, *, name: str | None = None,
+                 version: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
 
 
 class InfraError(BarberproError):

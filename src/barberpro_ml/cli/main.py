@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import logging
 import os
 import socket
 import sys
@@ -641,9 +642,20 @@ def serve_command(
     as_of: Annotated[datetime | None, typer.Option(
         help="Default cut-off of requests without one; default: the data's last event.")] = None,
     alias: AliasOption = "champion",
+    poll_interval: Annotated[float, typer.Option(
+        min=0, help="Seconds between checks of the registry for a moved alias; a new verified "
+                    "champion is loaded in the background and swapped in (0: off).")] = 30.0,
+    data_refresh_interval: Annotated[float, typer.Option(
+        min=0, help="Seconds between reloads of the event data from --data (0: off; "
+                    "POST /admin/refresh reloads on demand).")] = 0.0,
     tracking_uri: TrackingOption = None,
 ) -> None:
-    """Serve the customer-intelligence API (FastAPI, OpenAPI docs at /docs)."""
+    """Serve the customer-intelligence API (FastAPI, OpenAPI docs at /docs), following the
+    registry's alias and, on request or on an interval, the event data.
+
+    The admin route (POST /admin/refresh) needs the environment variable
+    BARBERPRO_ADMIN_TOKEN, sent as 'Authorization: Bearer <token>'.
+    """
     from barberpro_ml.features._common import to_as_of
 
     _check_port_free(host, port)
@@ -651,11 +663,31 @@ def serve_command(
         to_as_of(as_of, name="--as-of")
     import uvicorn
 
-    from barberpro_ml.scoring.service import create_app
+    from barberpro_ml.scoring.live import LiveScorer
+    from barberpro_ml.scoring.service import ADMIN_TOKEN_ENV, create_app
 
+    # swaps and refusals are logged by the service: show them beside uvicorn's own lines
+    service_log = logging.getLogger("barberpro_ml.service")
+    if not service_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        service_log.addHandler(handler)
+    service_log.setLevel(logging.INFO)
     scorer, events = _scoring_inputs(data, tracking_uri, alias)
     with console.status("building the default snapshot"):
-        application = create_app(scorer, events, default_as_of=as_of)
+        live = LiveScorer(scorer, events, default_as_of=as_of,
+                          load_data=functools.partial(MarketplaceData.load, data),
+                          data_source=str(data), poll_interval=poll_interval,
+                          data_refresh_interval=data_refresh_interval)
+        application = create_app(live)
+    follows = (f"checking @{alias} in the registry every {poll_interval:g} s"
+               if poll_interval else "not following the registry (--poll-interval 0)")
+    refresh = (f"reloading {data} every {data_refresh_interval:g} s" if data_refresh_interval
+               else "data reloaded on POST /admin/refresh only")
+    admin = ("POST /admin/refresh enabled" if os.environ.get(ADMIN_TOKEN_ENV)
+             else f"admin routes off (set {ADMIN_TOKEN_ENV} to enable them)")
+    console.print(f"{follows}; {refresh}; {admin}", highlight=False, markup=False,
+                  soft_wrap=True)
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")
 

@@ -5,7 +5,9 @@ models once (serving those with a verified champion; the others' fields are null
 reason) under the definitions the models were trained with; ``profile`` / ``profile_batch``
 return :class:`CustomerProfile` records and ``score_frame`` scores millions of customers in one
 vectorised call. The HTTP service over it is
-:mod:`barberpro_ml.scoring.service` (``barberpro-ml serve``).
+:mod:`barberpro_ml.scoring.service` (``barberpro-ml serve``); :class:`LiveScorer`
+(:mod:`barberpro_ml.scoring.live`) swaps a new verified champion or refreshed event data into
+it while it serves.
 """
 
 from barberpro_ml.scoring.actions import OfferPolicy, recommend_actions
@@ -17,6 +19,7 @@ from barberpro_ml.scoring.insights import (
     segment_summary,
     success_metrics,
 )
+from barberpro_ml.scoring.live import LiveScorer, LiveStatus, ReloadAttempt, Served
 from barberpro_ml.scoring.reasons import REASON_GROUPS, churn_reasons
 from barberpro_ml.scoring.records import (
     BarberSuggestion,
@@ -39,6 +42,8 @@ from barberpro_ml.scoring.scorer import (
     FAMILY_FIELDS,
     CustomerScorer,
     FeatureSchemaError,
+    LoadedFamily,
+    load_family,
 )
 from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError, build_snapshot
 
@@ -60,17 +65,23 @@ __all__ = [
     "FamilyStatus",
     "FeatureSchemaError",
     "LifecycleInfo",
+    "LiveScorer",
+    "LiveStatus",
+    "LoadedFamily",
     "ModelRef",
     "OfferPolicy",
     "Reason",
     "RecommendedAction",
+    "ReloadAttempt",
     "SegmentInfo",
+    "Served",
     "ServiceSuggestion",
     "SuccessMetrics",
     "UnknownCustomerError",
     "build_snapshot",
     "churn_reasons",
     "customer_journey",
+    "load_family",
     "recommend_actions",
     "segment_summary",
     "success_metrics",

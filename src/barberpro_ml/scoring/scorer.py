@@ -46,6 +46,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import mlflow
@@ -55,7 +56,7 @@ from mlflow import MlflowClient
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import DEFAULT_DEFINITIONS, Definitions
-from barberpro_ml.errors import InputError, ModelUnavailableError
+from barberpro_ml.errors import InputError, ModelUnavailableError, UnverifiedChampionError
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.models.clv import BetaGeoModel, BetaGeoParams
 from barberpro_ml.registry.binding import verify_champion
@@ -65,7 +66,7 @@ from barberpro_ml.registry.models import (
     EstimatorModel,
     ModelInputError,
 )
-from barberpro_ml.registry.promotion import CHAMPION, load_champion
+from barberpro_ml.registry.promotion import CHAMPION, alias_version, load_champion
 from barberpro_ml.registry.recs_model import RecommenderModel
 from barberpro_ml.scoring.actions import OfferPolicy, _actions
 from barberpro_ml.scoring.reasons import churn_reasons
@@ -86,7 +87,8 @@ from barberpro_ml.scoring.records import (
 from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError, build_snapshot
 
 __all__ = ["DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
-           "CustomerScorer", "FeatureSchemaError", "UnknownCustomerError"]
+           "CustomerScorer", "FeatureSchemaError", "LoadedFamily", "UnknownCustomerError",
+           "load_family"]
 
 FAMILIES: tuple[str, ...] = ("churn", "ltv", "recs", "segments")
 """The model families a scorer serves."""
@@ -122,6 +124,64 @@ class FeatureSchemaError(InputError):
 
 def _ref_label(ref: ModelRef) -> str:
     return f"{ref.name} v{ref.version} (@{ref.alias})"
+
+
+@dataclass(frozen=True)
+class LoadedFamily:
+    """One family's registered version, loaded (and, for ``@champion``, verified)."""
+
+    family: str
+    model: EstimatorModel | RecommenderModel
+    """The pyfunc wrapper, unwrapped."""
+    ref: ModelRef
+    """What was loaded: name, alias, the version the alias pointed to."""
+    definitions: Definitions | None
+    """From the version's ``definitions.*`` tags; None when it has none."""
+
+
+def load_family(family: str, name: str, *, alias: str = CHAMPION,
+                tracking_uri: str | None = None) -> LoadedFamily:
+    """Load ``name@alias`` as the model of ``family``: for ``@champion``, only a verified one.
+
+    The check :meth:`CustomerScorer.from_registry` applies to every family, and a running
+    service to every champion it swaps in: the champion must carry a passing gate result bound
+    to it and a promotion-log entry (:func:`~barberpro_ml.registry.verify_champion`), checked
+    before anything is downloaded. Other aliases (``challenger``) load without the check.
+
+    Raises
+    ------
+    ModelUnavailableError
+        ``name`` has no such alias (nothing promoted yet, or no such model).
+    UnverifiedChampionError
+        The ``@champion`` did not get there through the gate and ``promote``, or moved while
+        loading (its ``version`` says which; load again).
+    """
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    missing = (f"no @{alias} of {name}: registered model {name!r} has no {alias!r} alias at "
+               f"{uri} (nothing promoted yet?); train it with `barberpro-ml train {family}` (or "
+               "`barberpro-ml pipeline`)")
+    if alias_version(name, alias, client=client) is None:
+        raise ModelUnavailableError(missing)
+    check = None
+    if alias == CHAMPION:
+        check = verify_champion(name, client=client)
+        if not check.verified:
+            raise UnverifiedChampionError(f"no verified @champion of {name}: {check.describe()}",
+                                          name=name, version=check.version)
+    try:
+        model, mv = load_champion(name, alias=alias, tracking_uri=uri)
+    except LookupError:  # the alias was removed since
+        raise ModelUnavailableError(missing) from None
+    if check is not None and check.version != str(mv.version):
+        raise UnverifiedChampionError(
+            f"no verified @champion of {name}: @champion moved from v{check.version} to "
+            f"v{mv.version} while loading; load again", name=name, version=str(mv.version))
+    return LoadedFamily(
+        family=family, model=model.unwrap_python_model(),  # type: ignore[no-untyped-call]
+        ref=ModelRef(family=family, name=name, alias=alias, version=str(mv.version),
+                     run_id=mv.run_id, verified=True if check is not None else None),
+        definitions=Definitions.from_tags(dict(mv.tags or {})))
 
 
 class CustomerScorer:
@@ -242,6 +302,7 @@ class CustomerScorer:
             OrderedDict()
         self._ends: dict[int, tuple[weakref.ref[MarketplaceData], pd.Timestamp]] = {}
         self._lock = threading.Lock()
+        self._tagged: dict[str, Definitions] = {}  # family -> its version's definitions.* tags
 
     # ------------------------------------------------------------------------- loading
     @classmethod
@@ -286,50 +347,75 @@ class CustomerScorer:
         """
         names = {**DEFAULT_MODEL_NAMES, **(names or {})}
         uri = tracking_uri or mlflow.get_tracking_uri()
-        loaded: dict[str, Any] = {}
-        refs: dict[str, ModelRef] = {}
+        loaded: dict[str, LoadedFamily] = {}
         status: dict[str, FamilyStatus] = {}
-        tagged: dict[str, Definitions] = {}
         for family in FAMILIES:
             name = names[family]
             try:
-                model, mv = load_champion(name, alias=alias, tracking_uri=uri)
-            except LookupError as exc:
-                status[family] = FamilyStatus(
-                    family=family, name=name, state="missing",
-                    reason=f"no @{alias} of {name}: {exc}; train it with `barberpro-ml train "
-                           f"{family}` (or `barberpro-ml pipeline`)")
-                continue
-            verified = None
-            if alias == CHAMPION:
-                check = verify_champion(name, tracking_uri=uri)
-                if not check.verified or check.version != str(mv.version):
-                    status[family] = FamilyStatus(
-                        family=family, name=name, state="unverified", version=str(mv.version),
-                        reason=f"no verified @champion of {name}: " + (
-                            check.describe() if not check.verified else
-                            f"@champion moved from v{mv.version} to v{check.version} while "
-                            "loading; load again"))
-                    continue
-                verified = True
-            loaded[family] = model.unwrap_python_model()  # type: ignore[no-untyped-call]
-            refs[family] = ModelRef(family=family, name=name, alias=alias,
-                                    version=str(mv.version), run_id=mv.run_id,
-                                    verified=verified)
-            found = Definitions.from_tags(dict(mv.tags or {}))
-            if found is not None:
-                tagged[family] = found
+                loaded[family] = load_family(family, name, alias=alias, tracking_uri=uri)
+            except UnverifiedChampionError as exc:
+                status[family] = FamilyStatus(family=family, name=name, state="unverified",
+                                              version=exc.version, reason=str(exc))
+            except ModelUnavailableError as exc:
+                status[family] = FamilyStatus(family=family, name=name, state="missing",
+                                              reason=str(exc))
         if not loaded:
             raise ModelUnavailableError(
                 f"no model family can be served with @{alias}: "
                 + "; ".join(st.reason or st.state for st in status.values()))
+        refs = {family: found.ref for family, found in loaded.items()}
+        tagged = {family: found.definitions for family, found in loaded.items()
+                  if found.definitions is not None}
         definitions = _agreed_definitions(tagged, refs, kwargs.pop("definitions", None))
         bgnbd, note = None, ""
         if "ltv" in loaded:
-            bgnbd, note = _ltv_bgnbd(loaded["ltv"], refs["ltv"], uri)
-        return cls(churn=loaded.get("churn"), ltv=loaded.get("ltv"), recs=loaded.get("recs"),
-                   segments=loaded.get("segments"), bgnbd=bgnbd, bgnbd_note=note, models=refs,
-                   status=status, definitions=definitions, **kwargs)
+            bgnbd, note = _ltv_bgnbd(loaded["ltv"].model, refs["ltv"], uri)
+        wrappers: dict[str, Any] = {family: found.model for family, found in loaded.items()}
+        scorer = cls(**wrappers, bgnbd=bgnbd, bgnbd_note=note, models=refs, status=status,
+                     definitions=definitions, **kwargs)
+        scorer._tagged = tagged
+        return scorer
+
+    def replacing(self, loaded: Mapping[str, LoadedFamily], *,
+                  tracking_uri: str | None = None) -> CustomerScorer:
+        """A new scorer serving the ``loaded`` versions in place of their families' current
+        ones, and every other family exactly as this one does (the same loaded objects).
+
+        What a service swaps in when a family's champion moves
+        (:class:`~barberpro_ml.scoring.live.LiveScorer`). The settings (risk bands, reasons,
+        barbers, offer policy, threads) carry over; the definitions are agreed again over the
+        served versions' tags, as in :meth:`from_registry`; a new LTV version brings its own
+        BG/NBD parameters. The new scorer starts with empty caches; this one is unchanged.
+
+        Raises
+        ------
+        InputError
+            The versions served together would disagree on the definitions (names both).
+        TypeError
+            A loaded model of the wrong kind for its family.
+        """
+        wrappers: dict[str, Any] = {family: getattr(self, family) for family in FAMILIES}
+        refs = dict(self.models)
+        tagged = dict(self._tagged)
+        for family, found in loaded.items():
+            wrappers[family] = found.model
+            refs[family] = found.ref
+            tagged.pop(family, None)
+            if found.definitions is not None:
+                tagged[family] = found.definitions
+        # untagged versions only (a scorer built by hand): keep the definitions it was given
+        definitions = _agreed_definitions(tagged, refs, None) if tagged else self.definitions
+        bgnbd, note = self.bgnbd, self.bgnbd_note
+        if "ltv" in loaded:
+            bgnbd, note = _ltv_bgnbd(loaded["ltv"].model, refs["ltv"],
+                                     tracking_uri or mlflow.get_tracking_uri())
+        scorer = type(self)(**wrappers, bgnbd=bgnbd, bgnbd_note=note, models=refs,
+                            status=self.status, definitions=definitions,
+                            risk_bands=self.risk_bands, n_reasons=self.n_reasons,
+                            n_barbers=self.n_barbers, offer_policy=self.offer_policy,
+                            n_jobs=self.n_jobs)
+        scorer._tagged = tagged
+        return scorer
 
     def versions(self) -> dict[str, str]:
         """Registered model name -> version, for every family loaded from the registry."""
@@ -379,6 +465,9 @@ class CustomerScorer:
         self._check_schemas(snap.features)
         with self._lock:
             self._snapshots[key] = (weakref.ref(data), snap)
+            # data no longer referenced (replaced by a refresh): free their snapshots now
+            for stale in [k for k, (ref, _) in self._snapshots.items() if ref() is None]:
+                del self._snapshots[stale]
             while len(self._snapshots) > _SNAPSHOTS_KEPT:
                 self._snapshots.popitem(last=False)
         return snap
@@ -780,14 +869,15 @@ def _agreed_definitions(tagged: dict[str, Definitions], refs: dict[str, ModelRef
     return base
 
 
-def _ltv_bgnbd(ltv: EstimatorModel, ref: ModelRef, tracking_uri: str
+def _ltv_bgnbd(ltv: EstimatorModel | RecommenderModel, ref: ModelRef, tracking_uri: str
                ) -> tuple[BetaGeoModel | None, str]:
     """The BG/NBD of the LTV model: registered inside it (:attr:`PyfuncSpec.clv_params`), or,
     for versions registered before that, the ``clv/clv_params.json`` artifact of its run.
 
     Returns the model, or None and why there is none (the probability alive is then null).
     """
-    params = ltv.spec.clv_params if ltv.spec is not None else None
+    params = (ltv.spec.clv_params if isinstance(ltv, EstimatorModel) and ltv.spec is not None
+              else None)
     if params is None:
         params = _run_clv_params(ref, tracking_uri)
     if params is None:
