@@ -400,9 +400,14 @@ def test_profile_batch_keeps_duplicates_in_order(scorer: CustomerScorer,
 def _copy_version(registry: Any, source: str, name: str, alias: str,
                   tags: dict[str, str] | None = None) -> str:
     """Register the champion of ``source`` again as ``name`` with ``alias`` set by hand."""
+    from barberpro_ml.registry.promotion import _global_uris
+
     client = mlflow.MlflowClient(tracking_uri=registry.tracking_uri)
     mv = client.get_model_version_by_alias(source, "champion")
-    copy = client.create_model_version(name, mv.source, run_id=mv.run_id, tags=tags)
+    # MLflow looks a ``models:/m-...`` source up in the *global* tracking store, whatever the
+    # client was given: point it at this registry (else the test depends on which ran first)
+    with _global_uris(registry.tracking_uri, registry.tracking_uri):
+        copy = client.create_model_version(name, mv.source, run_id=mv.run_id, tags=tags)
     client.set_registered_model_alias(name, alias, copy.version)
     return str(copy.version)
 
