@@ -20,8 +20,9 @@ error                      exit code  HTTP    meaning
 =========================  =========  ======  ==============================================
 
 Exit codes: 0 success, 2 the user's input is wrong, 3 a gate refused, 4 something needed was
-not found or could not be started. One exception: :class:`VersionNotFoundError` (a ``--version`` given on the command
-line that names nothing) is bad input and exits 2, like any other wrong option value.
+not found or could not be started. One exception: :class:`VersionNotFoundError` (a
+``--version`` given on the command line that names nothing) is bad input and exits 2, like any
+other wrong option value.
 
 Errors that are bugs (a ``KeyError`` or ``ValueError`` inside the library, say) are not in this
 family; the command line lets them through with their traceback instead of calling them the
