@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,28 @@ def small() -> MarketplaceData:
     return simulate(SimulationConfig(n_customers=300, seed=3))
 
 
-@pytest.fixture
-def database(postgres_cluster: Any) -> str:
-    """A fresh, empty database of its own; its URL."""
-    name = f"t{os.getpid()}_{next(_numbers)}"
+@pytest.fixture(scope="module")
+def events_database(postgres_cluster: Any) -> str:
+    """A database for this module's tests (each works in a schema of its own)."""
+    name = f"events_{os.getpid()}"
     postgres_cluster.create_database(name)
-    return str(postgres_cluster.url(name))
+    return name
+
+
+@pytest.fixture
+def database(postgres_cluster: Any, events_database: str) -> Iterator[str]:
+    """The URL of a fresh, empty schema of its own, as the connection's search path.
+
+    (A schema rather than a database per test: each new database copies a template of
+    several MB that the cluster then flushes to disk when it stops.)
+    """
+    schema = f"t{next(_numbers)}"
+    conninfo = postgres_cluster.conninfo(events_database)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
+    yield f"{postgres_cluster.url(events_database)}&options=-csearch_path%3D{schema}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
 
 
 def by_id(data: MarketplaceData) -> MarketplaceData:
@@ -101,18 +118,32 @@ def test_random_marketplaces_round_trip_whatever_their_row_order(data: Marketpla
     assert_identical(back, by_id(data))
 
 
+TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+               max_size=12)
+"""Any text PostgreSQL can hold (not NUL): quotes, commas, newlines, backslashes, ""."""
+
+
 @settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(tips=st.lists(st.floats(0, 1e300, allow_nan=False, allow_subnormal=True), min_size=5,
                      max_size=5),
-       micros=st.lists(st.integers(0, 10**6 - 1), min_size=5, max_size=5))
-def test_money_and_microseconds_survive_exactly(small: MarketplaceData, database: str,
-                                                tips: list[float], micros: list[int]) -> None:
+       micros=st.lists(st.integers(0, 10**6 - 1), min_size=5, max_size=5),
+       names=st.lists(TEXT, min_size=7, max_size=7),
+       channels=st.lists(TEXT, min_size=5, max_size=5, unique=True))
+def test_money_microseconds_and_text_survive_exactly(small: MarketplaceData, database: str,
+                                                     tips: list[float], micros: list[int],
+                                                     names: list[str], channels: list[str]
+                                                     ) -> None:
     tables = small.tables()
     bookings, reviews = tables["bookings"].copy(), tables["reviews"].copy()
     bookings.loc[:4, "tip"] = tips
     reviews.loc[:4, "created_at"] += pd.to_timedelta(micros, unit="us")
-    data = MarketplaceData(**{**tables, "bookings": bookings, "reviews": reviews}, truth=None)
+    services = tables["services"].assign(name=names)
+    customers = tables["customers"].copy()
+    customers["acquisition_channel"] = customers["acquisition_channel"].cat.rename_categories(
+        channels)
+    data = MarketplaceData(**{**tables, "bookings": bookings, "reviews": reviews,
+                              "services": services, "customers": customers}, truth=None)
     data.to_sql(database, if_exists="replace")
     assert_identical(MarketplaceData.from_sql(database), data)
 
@@ -211,6 +242,18 @@ def test_a_write_that_fails_midway_leaves_the_previous_contents(small: Marketpla
     back, report = read_sql(database)
     assert_identical(back, small)
     assert report.name == "first"
+
+
+def test_a_dangling_reference_is_refused_when_the_keys_are_put_back(small: MarketplaceData,
+                                                                     database: str) -> None:
+    small.to_sql(database, name="first")
+    other = simulate(SimulationConfig(n_customers=200, seed=4))
+    other.bookings.loc[3, "customer_id"] = 10**6  # no such customer
+    with pytest.raises(InputError, match=r"bookings\.customer_id: refers to a known customers "
+                                         r"row.*\(customer_id\)=\(1000000\).*nothing was "
+                                         r"written"):
+        other.to_sql(database, if_exists="replace")
+    assert_identical(MarketplaceData.from_sql(database), small)
 
 
 def test_existing_events_are_kept_unless_replaced(small: MarketplaceData, database: str) -> None:
@@ -416,3 +459,10 @@ def test_a_schema_in_the_url_is_the_schema_option(small: MarketplaceData, databa
     assert back.equals(small) and report.location.endswith("(schema events)")
     assert report.name == f"{parse_database_url(database).database}.events"
     assert np.all(report.bytes["bookings"] > 0)
+
+
+def test_a_search_path_without_an_existing_schema_is_a_clear_error(postgres_cluster: Any,
+                                                                   events_database: str) -> None:
+    url = f"{postgres_cluster.url(events_database)}&options=-csearch_path%3Dnowhere"
+    with pytest.raises(InputError, match="no schema of the search path exists"):
+        MarketplaceData.from_sql(url)
