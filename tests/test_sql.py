@@ -342,6 +342,11 @@ def test_unreachable_servers_and_unknown_databases_are_one_clear_error(
                                          r"127\.0\.0\.1:1/events: .*refused") as refused:
         MarketplaceData.from_sql(closed)
     assert "sekret" not in str(refused.value)
+    for hidden in ("postgresql://me@127.0.0.1:1/events?password=sekret",
+                   "mysql://me:sekret@host/events?password=sekret"):
+        with pytest.raises(InputError) as refused:
+            MarketplaceData.from_sql(hidden)
+        assert "sekret" not in str(refused.value)
     nowhere = postgres_cluster.url("no_such_database")
     with pytest.raises(InputError, match='database "no_such_database" does not exist'):
         MarketplaceData.from_sql(nowhere)

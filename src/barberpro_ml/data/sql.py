@@ -183,8 +183,9 @@ def parse_database_url(url: str | URL, schema: str | None = None) -> DatabaseLoc
 
 
 def _mask(text: str) -> str:
-    """A URL as text with any password replaced."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
+    """A URL as text with any password replaced (user:PASSWORD@ or ?password=...)."""
+    text = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", text)
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
