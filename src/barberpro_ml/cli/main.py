@@ -27,6 +27,7 @@ from rich.table import Table
 
 from barberpro_ml.config import describe_validation_error
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.data.sources import is_database_url, load_source
 from barberpro_ml.errors import BarberproError, InputError, ModelUnavailableError
 from barberpro_ml.jobs import JOBS, JobResult
 from barberpro_ml.jobs import churn as churn_job
@@ -124,10 +125,25 @@ def run_simulation(cfg: Any) -> MarketplaceData:
         return simulate(cfg, progress=report)
 
 
+SchemaOption = Annotated[str | None, typer.Option(
+    help="PostgreSQL schema of the tables (default: the connection's current schema, "
+         "usually public; also ?schema=NAME in the URL).")]
+
+
 @app.command("simulate")
 @friendly_errors
 def simulate_command(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the Parquet tables to.")],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder to write the Parquet tables to.")] = None,
+    to_sql: Annotated[str | None, typer.Option(
+        "--to-sql", help="PostgreSQL URL to write the tables to, in one transaction "
+                         "(postgresql://USER@HOST:PORT/DATABASE).")] = None,
+    schema: SchemaOption = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="With --to-sql: replace the events already in the database.")] = False,
+    name: Annotated[str | None, typer.Option(
+        help="Data-set name recorded with the tables (its identity in the registry); "
+             "default: the --out folder's name, else the database's.")] = None,
     customers: Annotated[int | None, typer.Option("--customers", min=1,
                                                   help="Number of customers.")] = None,
     start: Annotated[datetime | None, typer.Option(help="First day simulated (UTC).")] = None,
@@ -136,21 +152,38 @@ def simulate_command(
     config: Annotated[Path | None, typer.Option(help="Simulation YAML (default: built-in, "
                                                      "same as configs/simulation.yaml).")] = None,
 ) -> None:
-    """Simulate a marketplace (with ground truth) and write it as a folder of Parquet."""
+    """Simulate a marketplace (with ground truth) and write it as a folder of Parquet and/or
+    to PostgreSQL (the event tables only)."""
+    if out_dir is None and to_sql is None:
+        raise UserError("say where the simulated tables go: --out DIR, --to-sql URL, or both")
+    if to_sql is not None:
+        from barberpro_ml.data.sql import parse_database_url
+
+        parse_database_url(to_sql, schema)  # a wrong URL is refused before simulating
     cfg = _simulation_config(config, n_customers=customers, start=start, end=end, seed=seed)
     data = run_simulation(cfg)
-    data.save(out_dir)
-    _print_counts(data, f"wrote {out_dir}")
+    if out_dir is not None:
+        data.save(out_dir, name=name)
+        _print_counts(data, f"wrote {out_dir}")
+    if to_sql is not None:
+        # with --out too, both copies carry one name: the same identity from either
+        recorded = name or (out_dir.resolve().name if out_dir is not None else None)
+        with console.status("writing to PostgreSQL"):
+            report = data.to_sql(to_sql, schema=schema, name=recorded,
+                                 if_exists="replace" if replace else "fail")
+        _print_counts(data, f"wrote {report.location} in {report.seconds:.1f} s "
+                            f"({report.rows_per_second:,.0f} rows/s)")
 
 
 @app.command("validate")
 @friendly_errors
 def validate_command(
-    path: Annotated[Path, typer.Argument(help="Folder of <table>.parquet or <table>.csv.")],
+    source: Annotated[str, typer.Argument(
+        metavar="DATA", help="Folder of <table>.parquet or <table>.csv, or a PostgreSQL URL.")],
 ) -> None:
-    """Check a folder of event tables against the data contract."""
-    data = MarketplaceData.load(path)
-    _print_counts(data, f"{path}: valid")
+    """Check event tables (a folder or a database) against the data contract."""
+    loaded = load_source(source)
+    _print_counts(loaded.data, f"{loaded.location}: valid (data set {loaded.name})")
 
 
 @import_app.command("transactions")
@@ -191,7 +224,9 @@ def import_transactions_command(
 
 
 def _print_counts(data: MarketplaceData, title: str) -> None:
-    table = Table(title=title)
+    # the title on its own line: as a table title, a long path or URL wraps into a column
+    out.print(title, highlight=False, markup=False, soft_wrap=True)
+    table = Table()
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, n in data.summary().items():
@@ -239,8 +274,9 @@ def _show_result(result: JobResult) -> None:
 
 ConfigOption = Annotated[Path | None, typer.Option(
     help="Job config YAML; default: the shipped one (`barberpro-ml config show JOB`).")]
-DataOption = Annotated[Path | None, typer.Option(
-    help="Folder of event tables; default: simulate as the config says.")]
+DataOption = Annotated[str | None, typer.Option(
+    help="Folder of event tables, or a PostgreSQL URL (postgresql://USER@HOST:PORT/DB"
+         "[?schema=NAME]); default: simulate as the config says.")]
 TrackingOption = Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
                                                     help="MLflow tracking URI.")]
 NewDataSetOption = Annotated[bool, typer.Option(
@@ -256,9 +292,9 @@ def _finish_training(result: JobResult) -> None:
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
-def _training_overrides(data: Path | None, new_data_set: bool,
+def _training_overrides(data: str | None, new_data_set: bool,
                         definitions: Path | None = None) -> dict[str, Any]:
-    return {"data_dir": str(data) if data is not None else None,
+    return {"data_dir": data,
             "new_data_set": True if new_data_set else None,
             "definitions": str(definitions) if definitions is not None else None}
 
@@ -484,8 +520,9 @@ def pipeline_command(
     seed: Annotated[int | None, typer.Option(help="Simulation seed (default 42).")] = None,
     families: Annotated[str | None, typer.Option(
         help="Comma-separated families to run (default: all).")] = None,
-    data: Annotated[Path | None, typer.Option(
-        help="Folder of event tables to train on instead of simulating.")] = None,
+    data: Annotated[str | None, typer.Option(
+        help="Folder of event tables, or a PostgreSQL URL, to train on instead of "
+             "simulating.")] = None,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Where the simulated tables go (default data/generated/pipeline).")] = None,
     config: ConfigOption = None,
@@ -503,13 +540,13 @@ def pipeline_command(
         wanted = [f.strip() for f in families.split(",") if f.strip()]
     cfg = pipeline_job.load_config(
         config, n_customers=customers, seed=seed, families=wanted,
-        data_dir=str(data) if data is not None else None,
+        data_dir=data,
         out=str(out_dir) if out_dir is not None else None,
         new_data_set=True if new_data_set else None,
         definitions=str(definitions) if definitions is not None else None)
 
-    def on_data(events: MarketplaceData, identity: Any, folder: Path) -> None:
-        _print_counts(events, f"data set {identity.name} -> {folder}")
+    def on_data(events: MarketplaceData, identity: Any, where: str) -> None:
+        _print_counts(events, f"data set {identity.name} -> {where}")
 
     def on_family(outcome: pipeline_job.FamilyOutcome) -> None:
         if outcome.result is not None:
@@ -535,24 +572,24 @@ def pipeline_command(
 
 
 # --------------------------------------------------------------------------- scoring
-DEFAULT_SCORING_DATA = Path("data/generated/pipeline")
-ServeData = Annotated[Path, typer.Option(
-    "--data", help="Folder of event tables to score (default: what `barberpro-ml pipeline` "
-                   "wrote).")]
+DEFAULT_SCORING_DATA = "data/generated/pipeline"
+ServeData = Annotated[str, typer.Option(
+    "--data", help="Folder of event tables, or a PostgreSQL URL, to score (default: what "
+                   "`barberpro-ml pipeline` wrote).")]
 AliasOption = Annotated[str, typer.Option(help="Registry alias of the models to load.")]
 
 
-def _scoring_inputs(data_dir: Path, tracking_uri: str | None, alias: str,
+def _scoring_inputs(source: str, tracking_uri: str | None, alias: str,
                     n_jobs: int = 1) -> tuple[Any, Any]:
     from barberpro_ml.registry import configure_tracking
     from barberpro_ml.scoring import CustomerScorer
 
-    if not data_dir.exists():
-        raise UserError(f"no event tables at {data_dir}: run `barberpro-ml pipeline` first, or "
-                        "pass --data FOLDER")
+    if not is_database_url(source) and not Path(source).exists():
+        raise UserError(f"no event tables at {source}: run `barberpro-ml pipeline` first, or "
+                        "pass --data FOLDER|URL")
     # one line per model below says what was loaded; MLflow's per-file bars say nothing more
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    data = MarketplaceData.load(data_dir)
+    data = load_source(source).data
     configure_tracking(tracking_uri)
     with console.status(f"loading the @{alias} models"):
         try:
@@ -576,9 +613,9 @@ def score_command(
                                                   "(default outputs/profiles.parquet).")] = None,
     as_of: Annotated[datetime | None, typer.Option(
         help="Cut-off (naive UTC); default: the data's last event.")] = None,
-    data: Annotated[Path | None, typer.Option(
-        "--data", help="Folder of event tables (default: what `barberpro-ml pipeline` "
-                       "wrote).")] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Folder of event tables, or a PostgreSQL URL (default: what "
+                       "`barberpro-ml pipeline` wrote).")] = None,
     alias: Annotated[str | None, typer.Option(help="Registry alias of the models.")] = None,
     reasons: Annotated[bool | None, typer.Option(help="Phrase the churn reasons.")] = None,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Customers per model call.")]
@@ -590,10 +627,10 @@ def score_command(
 ) -> None:
     """Profile every customer at AS_OF with the registered models; write one Parquet row each."""
     cfg = score_job.load_config(config, out=str(out_file) if out_file else None, as_of=as_of,
-                                data=str(data) if data else None, alias=alias,
+                                data=data, alias=alias,
                                 reasons=reasons, chunk_size=chunk_size, n_jobs=jobs)
     score_job.check_inputs(cfg)
-    scorer, events = _scoring_inputs(Path(cfg.data), tracking_uri, cfg.alias,
+    scorer, events = _scoring_inputs(cfg.data, tracking_uri, cfg.alias,
                                      n_jobs=cfg.n_jobs)
     with progress_bar("scoring") as progress:
         task = progress.add_task("scoring", total=None)
@@ -763,3 +800,29 @@ def infra_status_command(folder: InfraDirOption = None) -> None:
     if not now.up:
         raise typer.Exit(1)
     out.print(now.exports().rstrip(), highlight=False, markup=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------ production mode (event tables)
+db_app = typer.Typer(help="Event tables in PostgreSQL: create them; write with "
+                          "`simulate --to-sql`, read with --data URL.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("init")
+@friendly_errors
+def db_init_command(
+    url: Annotated[str, typer.Argument(help="PostgreSQL URL (postgresql://USER@HOST:PORT/DB).")],
+    schema: SchemaOption = None,
+) -> None:
+    """Create the contract's tables (keys, foreign keys, checks, as_of indexes) where missing.
+
+    Idempotent: existing tables are kept (their columns are checked); exit 2 when the database
+    cannot be reached or a table of that name has other columns.
+    """
+    from barberpro_ml.data.sql import init_db
+
+    report = init_db(url, schema=schema)
+    created = ", ".join(report.created) or "none"
+    out.print(f"{report.location}: created {len(report.created)} table(s) ({created}); "
+              f"{len(report.existing)} already there", highlight=False, markup=False,
+              soft_wrap=True)

@@ -9,14 +9,20 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import pyarrow as pa
 
-from barberpro_ml.data.schema import CONTRACT, TABLES
+from barberpro_ml.data.schema import CONTRACT, TABLES, id_column
 from barberpro_ml.data.validation import ContractViolation, DataContractError, validate_tables
 from barberpro_ml.errors import InputError, InputNotFoundError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from barberpro_ml.data.cutoff import AsOf
+    from barberpro_ml.data.sql import SqlWriteReport
 
 MANIFEST = "manifest.json"
 CONTRACT_VERSION = 1
@@ -136,6 +142,49 @@ class MarketplaceData:
             timestamp_format=timestamp_format)
         return data
 
+    @classmethod
+    def from_sql(cls, url: str | URL, as_of: AsOf | None = None, schema: str | None = None
+                 ) -> MarketplaceData:
+        """Read the tables from PostgreSQL, only the rows known at ``as_of`` when given.
+
+        ``as_of`` is pushed into the SQL (per table: :mod:`barberpro_ml.data.sql`); the result
+        is validated exactly as :meth:`load` validates a folder. What was transferred is in
+        the report of :func:`barberpro_ml.data.sql.read_sql`.
+
+        Raises
+        ------
+        InputError
+            The server cannot be reached, the database, schema or a table does not exist.
+        DataContractError
+            A column is missing, or the content breaks the contract.
+
+        Examples
+        --------
+        >>> data = MarketplaceData.from_sql("postgresql://me@db/events",
+        ...                                 as_of="2024-06-30")           # doctest: +SKIP
+        """
+        from barberpro_ml.data.sql import read_sql
+
+        data, _report = read_sql(url, as_of=as_of, schema=schema)
+        return data
+
+    def to_sql(self, url: str | URL, *, schema: str | None = None,
+               if_exists: Literal["fail", "replace"] = "fail", name: str | None = None
+               ) -> SqlWriteReport:
+        """Write the tables to PostgreSQL in one transaction (all or nothing).
+
+        Creates the tables when missing; ``if_exists="replace"`` replaces events already
+        there, ``"fail"`` refuses them. ``name`` is recorded as the data set's name. Ground
+        truth is not written. See :func:`barberpro_ml.data.sql.write_sql`.
+
+        Examples
+        --------
+        >>> data.to_sql("postgresql://me@db/events", if_exists="replace")  # doctest: +SKIP
+        """
+        from barberpro_ml.data.sql import write_sql
+
+        return write_sql(self, url, schema=schema, if_exists=if_exists, name=name)
+
     # ------------------------------------------------------------------ access
     def tables(self) -> dict[str, pd.DataFrame]:
         """The six event tables by name, in contract order."""
@@ -156,9 +205,15 @@ class MarketplaceData:
         return {name: len(frame) for name, frame in self.tables().items()}
 
     def digest(self) -> str:
-        """SHA-256 of the event tables' content (values, columns and dtypes), for lineage."""
+        """SHA-256 of the event tables' content (values, columns and dtypes), for lineage.
+
+        Rows are hashed in id order, so the same rows give the same digest whatever order they
+        were stored in (a Parquet file, a PostgreSQL table).
+        """
         h = hashlib.sha256()
         for name, frame in self.tables().items():
+            if not frame[id_column(name)].is_monotonic_increasing:
+                frame = frame.sort_values(id_column(name), kind="stable")
             h.update(name.encode())
             h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
             h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())

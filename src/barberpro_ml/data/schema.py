@@ -121,6 +121,33 @@ CONTRACT: Final[dict[str, tuple[ColumnSpec, ...]]] = {
 }
 """The columns of every table. Extra columns are allowed and kept as they are."""
 
+KNOWN_AT: Final[dict[str, str | None]] = {
+    "customers": "signup_at",
+    "providers": "joined_at",
+    "services": None,
+    "bookings": "created_at",
+    "reviews": "created_at",
+    "interventions": "sent_at",
+}
+"""When a row becomes known: the column a cut-off ``as_of`` is compared with (``<= as_of``).
+
+Services have no time (the catalogue is always known). A provider's ``left_at`` and a
+booking's ``scheduled_at`` are later facts about a known row: see
+:mod:`barberpro_ml.features.customer` and :func:`barberpro_ml.data.sql.read_sql`."""
+
+FOREIGN_KEYS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("bookings", "customer_id", "customers"),
+    ("bookings", "provider_id", "providers"),
+    ("bookings", "service_id", "services"),
+    ("reviews", "booking_id", "bookings"),
+    ("reviews", "customer_id", "customers"),
+    ("reviews", "provider_id", "providers"),
+    ("interventions", "customer_id", "customers"),
+)
+"""``(table, column, referenced table)``: every reference between tables, to the referenced
+table's id column. Validation checks them (a review's customer and barber as those of its
+booking); the PostgreSQL tables declare them as foreign keys."""
+
 
 def id_column(table: str) -> str:
     """Name of the id column of ``table`` (its first column)."""

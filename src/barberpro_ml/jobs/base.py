@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from barberpro_ml.config import load_yaml_model, resolve_config_path, shipped_config
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
+from barberpro_ml.data.sources import is_database_url, load_source
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.errors import NotEnoughDataError
 from barberpro_ml.evaluation import EvaluationReport
@@ -114,10 +115,12 @@ class TrainingJobConfig(BaseModel):
     experiment: str = Field(min_length=1)
     """MLflow experiment of the job's runs."""
     data_dir: str | None = None
-    """Folder of event tables; None: simulate as ``simulation`` says."""
+    """Folder of event tables, or a PostgreSQL URL (``postgresql://...``); None: simulate as
+    ``simulation`` says."""
     data_set: str | None = None
     """Name of the data set (its identity in the registry); default: the data folder's
-    ``manifest.json`` ``name``, else the folder name, else ``simulated(...)``."""
+    ``manifest.json`` ``name``, else the folder name (a database: the name recorded with the
+    tables, else the database's name), else ``simulated(...)``."""
     simulation: SimulationSource = Field(default_factory=lambda: SimulationSource(
         n_customers=20_000, seed=42))
     definitions: str = "definitions.yaml"
@@ -188,29 +191,28 @@ class DataSetIdentity(BaseModel):
         return {TAG_DATA_SET_NAME: self.name, TAG_DATA_SET_DIGEST: self.digest}
 
 
-def folder_data_set_name(folder: Path) -> str:
-    """A folder's data-set name: its manifest's ``name``, else the folder's name."""
-    manifest = folder / "manifest.json"
-    try:
-        name = json.loads(manifest.read_text()).get("name")
-    except (OSError, ValueError, AttributeError):
-        name = None
-    return str(name) if isinstance(name, str) and name else folder.resolve().name
+def resolve_data_source(source: str | Path, relative_to: Callable[[str], Path] | None
+                        ) -> str | Path:
+    """A ``--data`` value or a config's ``data_dir``: a database URL as it is, a folder
+    resolved with ``relative_to`` (a config's :meth:`~TrainingJobConfig.resolve`) when given."""
+    if is_database_url(str(source)) or relative_to is None:
+        return source
+    return relative_to(str(source))
 
 
 def load_data(cfg: TrainingJobConfig, data: MarketplaceData | None = None,
               data_dir: str | Path | None = None) -> tuple[MarketplaceData, DataSetIdentity]:
-    """The job's event data and its identity: ``data`` as given, else the folder, else the
-    simulation the config describes."""
+    """The job's event data and its identity: ``data`` as given, else the folder or database
+    (``data_dir``, else the config's), else the simulation the config describes."""
     if data is not None:
         name = cfg.data_set or data_set_name_of(data)
         return data, DataSetIdentity(name=name, digest=data.digest())
-    folder = data_dir or cfg.data_dir
-    if folder is not None:
-        path = Path(folder) if data_dir is not None else cfg.resolve(str(folder))
-        loaded = MarketplaceData.load(path)
-        return loaded, DataSetIdentity(name=cfg.data_set or folder_data_set_name(path),
-                                       digest=loaded.digest())
+    source = data_dir or cfg.data_dir
+    if source is not None:
+        loaded = load_source(resolve_data_source(
+            source, None if data_dir is not None else cfg.resolve))
+        return loaded.data, DataSetIdentity(name=cfg.data_set or loaded.name,
+                                            digest=loaded.data.digest())
     sim = simulation_config(cfg.resolve(cfg.simulation.config), cfg.simulation)
     simulated = simulate(sim)
     name = cfg.data_set or simulated_name(sim)
@@ -436,7 +438,8 @@ def run_training_job(cfg: TrainingJobConfig, step: Callable[[JobContext], Candid
     step
         The family's own work inside the run (features, fit, evaluate, family artifacts).
     data, data_dir
-        Event data in memory, or a folder of tables; default: ``cfg.data_dir``, else simulate.
+        Event data in memory, or a folder of tables or a PostgreSQL URL; default:
+        ``cfg.data_dir``, else simulate.
     tracking_uri
         MLflow tracking URI (default: ``MLFLOW_TRACKING_URI``, else the local SQLite store).
 

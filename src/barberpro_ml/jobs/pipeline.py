@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from barberpro_ml.config import load_yaml_model, resolve_config_path, shipped_config
 from barberpro_ml.data import MarketplaceData, simulate
+from barberpro_ml.data.sources import load_source
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.errors import BarberproError
 from barberpro_ml.jobs import churn, ltv, recs, segments
@@ -31,8 +32,8 @@ from barberpro_ml.jobs.base import (
     JobResult,
     SimulationSource,
     TrainingJobConfig,
-    folder_data_set_name,
     load_job_config,
+    resolve_data_source,
     simulated_name,
     simulation_config,
     timed_stage,
@@ -60,7 +61,7 @@ class PipelineConfig(BaseModel):
     families: list[Family] = Field(default_factory=lambda: list(FAMILIES), min_length=1)
     """Families to run, in this order."""
     data_dir: str | None = None
-    """Folder of event tables; None: simulate as ``simulation`` says."""
+    """Folder of event tables, or a PostgreSQL URL; None: simulate as ``simulation`` says."""
     data_set: str | None = None
     """Name of the data set (see :class:`~barberpro_ml.jobs.base.TrainingJobConfig`)."""
     simulation: SimulationSource = Field(default_factory=lambda: SimulationSource(
@@ -135,7 +136,8 @@ class PipelineResult(BaseModel):
     model_config = ConfigDict(frozen=True)
     data_set: DataSetIdentity
     data_dir: str | None
-    """Where the tables the families trained on are (written there when simulated)."""
+    """Where the tables the families trained on are (written there when simulated): a
+    folder, or a database URL without its password."""
     outcomes: list[FamilyOutcome]
 
     @property
@@ -171,24 +173,23 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineCon
     return merged
 
 
-def _data(cfg: PipelineConfig) -> tuple[MarketplaceData, DataSetIdentity, Path]:
+def _data(cfg: PipelineConfig) -> tuple[MarketplaceData, DataSetIdentity, str]:
     if cfg.data_dir is not None:
-        folder = cfg.resolve(cfg.data_dir)
-        data = MarketplaceData.load(folder)
-        return data, DataSetIdentity(name=cfg.data_set or folder_data_set_name(folder),
-                                     digest=data.digest()), folder
+        loaded = load_source(resolve_data_source(cfg.data_dir, cfg.resolve))
+        return loaded.data, DataSetIdentity(name=cfg.data_set or loaded.name,
+                                            digest=loaded.data.digest()), loaded.location
     sim = simulation_config(cfg.resolve(cfg.simulation.config), cfg.simulation)
     data = simulate(sim)
     out = Path(cfg.out)
     data.save(out)
     return data, DataSetIdentity(name=cfg.data_set or simulated_name(sim),
-                                 digest=data.digest()), out
+                                 digest=data.digest()), str(out)
 
 
 def run(config: PipelineConfig | str | Path | None = None, *,
         tracking_uri: str | None = None,
         on_family_done: Callable[[FamilyOutcome], None] | None = None,
-        on_data: Callable[[MarketplaceData, DataSetIdentity, Path], None] | None = None
+        on_data: Callable[[MarketplaceData, DataSetIdentity, str], None] | None = None
         ) -> PipelineResult:
     """Run every configured family on one data set; never stop at a family's failure.
 
@@ -229,5 +230,5 @@ def run(config: PipelineConfig | str | Path | None = None, *,
         outcomes.append(outcome)
         if on_family_done is not None:
             on_family_done(outcome)
-    return PipelineResult(data_set=identity, data_dir=str(folder), outcomes=outcomes)
+    return PipelineResult(data_set=identity, data_dir=folder, outcomes=outcomes)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from barberpro_ml.config import load_yaml_model, resolve_config_path, shipped_config
 from barberpro_ml.data import MarketplaceData
+from barberpro_ml.data.sources import is_database_url, load_source
 from barberpro_ml.errors import InputError
 from barberpro_ml.features._common import to_as_of
 
@@ -33,7 +34,8 @@ class ScoreConfig(BaseModel):
     job_name: ClassVar[str] = "score"
 
     data: str = "data/generated/pipeline"
-    """Folder of event tables (default: what ``barberpro-ml pipeline`` wrote)."""
+    """Folder of event tables, or a PostgreSQL URL (default: what ``barberpro-ml pipeline``
+    wrote)."""
     out: str = "outputs/profiles.parquet"
     """Parquet file to write (its folder is created; an existing folder is refused)."""
     as_of: datetime | None = None
@@ -138,11 +140,10 @@ def run(config: ScoreConfig | str | Path | None = None, *, tracking_uri: str | N
     out = Path(cfg.out)
     check_inputs(cfg)
     if data is None:
-        folder = Path(cfg.data)
-        if not folder.exists():
-            raise InputError(f"no event tables at {folder}: run `barberpro-ml pipeline` "
-                                "first, or pass --data FOLDER")
-        data = MarketplaceData.load(folder)
+        if not is_database_url(cfg.data) and not Path(cfg.data).exists():
+            raise InputError(f"no event tables at {cfg.data}: run `barberpro-ml pipeline` "
+                             "first, or pass --data FOLDER|URL")
+        data = load_source(cfg.data).data
     if scorer is None:
         configure_tracking(tracking_uri)
         scorer = CustomerScorer.from_registry(alias=cfg.alias, n_jobs=cfg.n_jobs)
