@@ -62,8 +62,10 @@ total. Split by a booking-level dimension (barber, service, their neighborhood o
 customer who visited two neighborhoods is counted in both: the groups reconcile *as sets*
 (their union is the total's set), and the sum of the groups can exceed the total. New,
 returning and reactivated are properties of the customer in the period (from all their
-visits), shared by every group they visited; retention is judged per group (active with that
-barber at the start, visited that barber again).
+visits), shared by every group they visited. Retention is judged per group (active with that
+barber at the start, visited that barber again): a customer who moved from one barber to
+another is retained by the marketplace and by neither barber, so the groups' retained
+customers are a subset of the total's.
 
 **Money** is summed in integer cents (each amount rounded to the cent once), so the groups of
 any partition add up to the total exactly; values are returned in currency units as the
@@ -289,7 +291,7 @@ class _Engine:
         b = self.data.bookings
         scheduled = ns(b["scheduled_at"])
         rows = np.flatnonzero((_status(b) == _STATUS["completed"]) & (scheduled <= self.cut))
-        if self.grid.n == 0:
+        if self.grid.n == 0 or len(rows) == 0:
             for name in wanted:
                 self.results[name] = _Result(np.empty(0, dtype=np.int64),
                                              np.empty(0, dtype=np.int64))
