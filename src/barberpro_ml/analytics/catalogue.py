@@ -94,7 +94,7 @@ class Dimension:
     description: str
 
 
-_VISIT = "bookings.scheduled_at (outcomes are known once the visit time has passed)"
+_VISIT = "bookings.scheduled_at"
 _CREATED = "bookings.created_at"
 
 _MEASURE_LIST: Final[tuple[Measure, ...]] = (

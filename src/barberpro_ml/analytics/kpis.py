@@ -305,23 +305,12 @@ class _Engine:
         S = self.grid.starts
         W = self.window_ns
 
-        # The customer's status in each period, from all their visits known at as_of.
-        perm = sort_by_group_time(cust, t, bid)
-        cs, ts, ks = cust[perm], t[perm], k[perm]
-        same = np.r_[False, cs[1:] == cs[:-1]]
-        prev_t = np.r_[np.int64(0), ts[:-1]]
-        run_start = ~same | np.r_[True, ks[1:] != ks[:-1]]
-        run = np.cumsum(run_start) - 1
-        starts_at = np.flatnonzero(run_start)
-        lapsed = same & (ks >= 0) & (prev_t < S[np.maximum(ks, 0)] - W)
-        is_new = np.empty(len(t), dtype=bool)
-        is_new[perm] = (~same)[starts_at][run]
-        reactivated = np.empty(len(t), dtype=bool)
-        reactivated[perm] = lapsed[starts_at][run]
-
         # Per (customer, group) pair: its first visit in each period, and its previous visit.
         if self.grouping.levels <= {"customer"}:
-            pair = cust
+            pair = cust  # the group is the customer's own: pairs are customers
+        elif (len(cust) == 0
+              or int(cust.max()) * self.grouping.size + self.grouping.size < 2**31):
+            pair = cust * self.grouping.size + g  # small enough for the fast packed sort
         else:
             _, inverse = np.unique(cust * self.grouping.size + g, return_inverse=True)
             pair = inverse.reshape(-1).astype(np.int64)
@@ -333,9 +322,27 @@ class _Engine:
         retained = first & same & (prev_t >= S[np.maximum(ks, 0)] - W)
         at = perm[first]
         fac = _Factorized(self.key(g[at], k[at]))
+
+        # The customer's status in each period (from all their visits known at as_of), shared
+        # by every group they visited in it.
+        is_new = reactivated = np.zeros(0, dtype=bool)
+        if wanted & {"new_customers", "returning_customers", "reactivated_customers"}:
+            perm_c = perm if pair is cust else sort_by_group_time(cust, t, bid)
+            cs, ts_c, ks_c = cust[perm_c], t[perm_c], k[perm_c]
+            same_c = np.r_[False, cs[1:] == cs[:-1]]
+            prev_c = np.r_[np.int64(0), ts_c[:-1]]
+            run_start = ~same_c | np.r_[True, ks_c[1:] != ks_c[:-1]]
+            run = np.cumsum(run_start) - 1
+            starts_at = np.flatnonzero(run_start)
+            lapsed = same_c & (ks_c >= 0) & (prev_c < S[np.maximum(ks_c, 0)] - W)
+            is_new = np.empty(len(t), dtype=bool)
+            is_new[perm_c] = (~same_c)[starts_at][run]
+            reactivated = np.empty(len(t), dtype=bool)
+            reactivated[perm_c] = lapsed[starts_at][run]
+            is_new, reactivated = is_new[at], reactivated[at]
         parts: dict[str, BoolArray | None] = {
-            "visiting_customers": None, "new_customers": is_new[at],
-            "returning_customers": ~is_new[at], "reactivated_customers": reactivated[at],
+            "visiting_customers": None, "new_customers": is_new,
+            "returning_customers": ~is_new, "reactivated_customers": reactivated,
             "retained_customers": retained[first]}
         for name, mask in parts.items():
             if name in wanted:

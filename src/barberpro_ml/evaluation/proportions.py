@@ -54,6 +54,7 @@ def wilson_interval(successes: npt.ArrayLike, trials: npt.ArrayLike, confidence:
         rate = k / n
         centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
         half = z * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-        low = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
-        high = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
+        # at k = 0 (k = n) the bound is exactly 0 (1); rounding would leave 1e-17 there
+        low = np.where(n > 0, np.where(k == 0, 0.0, np.clip(centre - half, 0.0, 1.0)), np.nan)
+        high = np.where(n > 0, np.where(k == n, 1.0, np.clip(centre + half, 0.0, 1.0)), np.nan)
     return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
