@@ -3,7 +3,7 @@ for a barbershop booking marketplace.
 
 Stages, in the order data flows (each imports only from those before it)::
 
-    data -> features -> models -> evaluation -> gates -> registry -> scoring
+    data -> features -> models -> evaluation -> gates -> registry -> scoring, analytics
 """
 
 from importlib.metadata import PackageNotFoundError, version

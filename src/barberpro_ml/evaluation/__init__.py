@@ -26,6 +26,7 @@ from barberpro_ml.evaluation.classification import (
 )
 from barberpro_ml.evaluation.metrics import CLASSIFICATION_METRICS, HIGHER_IS_BETTER, BinaryScores
 from barberpro_ml.evaluation.overlap import DEFAULT_MAX_EXCESS, OverlapReport, check_overlap
+from barberpro_ml.evaluation.proportions import wilson_interval
 from barberpro_ml.evaluation.ranking import (
     RANKING_METRICS,
     RankingReport,
@@ -101,4 +102,5 @@ __all__ = [
     "resample_indices",
     "rolling_origin_backtest",
     "select_on_validation",
+    "wilson_interval",
 ]

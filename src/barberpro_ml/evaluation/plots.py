@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from barberpro_ml.evaluation.metrics import check_binary_scores, equal_mass_bins
+from barberpro_ml.evaluation.proportions import wilson_interval
 
 if TYPE_CHECKING:
     import shap
@@ -108,10 +109,10 @@ def plot_calibration(y: Any, p: Any, *, n_bins: int = 15,
     used = count > 0
     count = count[used]
     mean_p = np.bincount(bins, weights=p_arr, minlength=n_bins)[used] / count
-    rate = np.bincount(bins, weights=y01, minlength=n_bins)[used] / count
-    z = 1.959964
-    centre = (rate + z**2 / (2 * count)) / (1 + z**2 / count)
-    half = z * np.sqrt(rate * (1 - rate) / count + z**2 / (4 * count**2)) / (1 + z**2 / count)
+    positives = np.bincount(bins, weights=y01, minlength=n_bins)[used]
+    rate = positives / count
+    low, high = wilson_interval(positives, count)
+    centre, half = (low + high) / 2, (high - low) / 2
     ece = float(np.sum(count * np.abs(rate - mean_p)) / count.sum())
     fig = Figure(figsize=(5, 6.5))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})

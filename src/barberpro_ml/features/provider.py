@@ -10,6 +10,7 @@ so it is a parameter (``open_minutes_per_day``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,11 @@ from barberpro_ml.features._common import (
 )
 from barberpro_ml.features.catalog import DEFAULT_WINDOWS, assemble, provider_feature_specs
 
+DEFAULT_OPEN_MINUTES_PER_DAY: Final = 480.0
+"""Bookable minutes per barber per day (an 8-hour day): the assumption behind every
+utilisation figure (``utilization_30d`` here, ``provider_utilisation`` in the analytics), which
+the data does not record."""
+
 
 def _distinct_pairs(provider: IntArray, customer: IntArray, n_customers: int) -> IntArray:
     """Sorted distinct ``provider * n_customers + customer`` keys."""
@@ -47,7 +53,7 @@ def _mean_by(codes: IntArray, values: FloatArray, mask: BoolArray, n: int) -> Fl
 
 def provider_features(data: MarketplaceData, as_of: AsOf, *,
                       windows: Sequence[int] = DEFAULT_WINDOWS,
-                      open_minutes_per_day: float = 480.0) -> pd.DataFrame:
+                      open_minutes_per_day: float = DEFAULT_OPEN_MINUTES_PER_DAY) -> pd.DataFrame:
     """Features of every barber who had joined by ``as_of``, from events known at ``as_of``.
 
     Parameters
@@ -60,7 +66,8 @@ def provider_features(data: MarketplaceData, as_of: AsOf, *,
         Look-back windows in days for the windowed visit and revenue counts.
     open_minutes_per_day
         Bookable minutes per day on the platform, the denominator of ``utilization_30d``
-        (default 480, an 8-hour day: an assumption, not something the data records).
+        (default :data:`DEFAULT_OPEN_MINUTES_PER_DAY`, an 8-hour day: an assumption, not
+        something the data records).
 
     Returns
     -------

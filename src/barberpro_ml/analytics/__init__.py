@@ -1,0 +1,40 @@
+"""Business intelligence: KPIs as a semantic layer, signup cohorts and the acquisition funnel.
+
+Stage after :mod:`~barberpro_ml.evaluation`; imports only from ``data``, ``features``,
+``evaluation`` and ``definitions``. Every measure and dimension is declared once in
+:mod:`barberpro_ml.analytics.catalogue`; :func:`kpis` evaluates them for any grouping and
+``as_of`` (the rules are in :mod:`barberpro_ml.analytics.kpis`); :func:`cohorts` and
+:func:`funnel` follow customers from their signup (:mod:`barberpro_ml.analytics.cohorts`).
+"""
+
+from barberpro_ml.analytics.catalogue import (
+    DIMENSIONS,
+    MEASURES,
+    TIME_GRAINS,
+    Dimension,
+    Measure,
+    catalogue_markdown,
+)
+from barberpro_ml.analytics.cohorts import (
+    COHORT_METRICS,
+    FUNNEL_STAGES,
+    cohorts,
+    funnel,
+    funnel_members,
+)
+from barberpro_ml.analytics.kpis import kpis
+
+__all__ = [
+    "COHORT_METRICS",
+    "DIMENSIONS",
+    "FUNNEL_STAGES",
+    "MEASURES",
+    "TIME_GRAINS",
+    "Dimension",
+    "Measure",
+    "catalogue_markdown",
+    "cohorts",
+    "funnel",
+    "funnel_members",
+    "kpis",
+]
