@@ -46,6 +46,9 @@ OutputKind = Literal["proba", "predict"]
 ColumnKind = Literal["double", "long", "boolean", "string", "category", "datetime"]
 
 CHALLENGER = "challenger"
+CHAMPION = "champion"
+"""The two registry aliases; ``champion`` is moved only by
+:func:`~barberpro_ml.registry.promote`."""
 CLV_PARAMS_ARTIFACT = "clv/clv_params.json"
 """Run artifact of the LTV job: the BG/NBD and Gamma-Gamma parameters, at full precision.
 

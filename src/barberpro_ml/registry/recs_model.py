@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle  # type: ignore[import-untyped]
 import mlflow
@@ -40,11 +40,17 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.utils.validation import check_is_fitted
 
-from barberpro_ml.evaluation.ranking import evaluate_recommender
-from barberpro_ml.gates import ChampionComparison
-from barberpro_ml.models.recs import BaseRecommender
-from barberpro_ml.registry.models import CHALLENGER, ModelInputError, _pip_requirements, register
-from barberpro_ml.registry.promotion import CHAMPION, alias_version, load_champion
+from barberpro_ml.models.recs._base import BaseRecommender
+from barberpro_ml.registry.models import (
+    CHALLENGER,
+    CHAMPION,
+    ModelInputError,
+    _pip_requirements,
+    register,
+)
+
+if TYPE_CHECKING:
+    from barberpro_ml.gates import ChampionComparison
 
 __all__ = [
     "RECOMMENDATION_OUTPUT",
@@ -418,6 +424,12 @@ def recs_champion_comparison(
     TypeError
         When the champion is not a :class:`RecommenderModel`.
     """
+    # Imported here, not at the top: a loaded model imports this module, and needs neither
+    # the evaluation nor the gates (nor their dependencies) to predict.
+    from barberpro_ml.evaluation.ranking import evaluate_recommender
+    from barberpro_ml.gates import ChampionComparison
+    from barberpro_ml.registry.promotion import alias_version, load_champion
+
     if alias_version(name, alias) is None:
         return None
     model, mv = load_champion(name, alias=alias)
