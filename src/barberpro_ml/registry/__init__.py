@@ -1,7 +1,10 @@
 """Stage 6: MLflow tracking, the model registry and gated promotion.
 
 - :mod:`~barberpro_ml.registry.models`: fitted estimators as pyfunc models with a signature and
-  an input example; registration with the ``challenger`` alias.
+  an input example; registration with the ``challenger`` alias. A logged model ships this
+  package's source and the requirements derived from what loading and predicting it imports, so
+  it loads where ``barberpro_ml`` is not installed (the module's docstring says what a consumer
+  installs).
 - :mod:`~barberpro_ml.registry.binding`: gate results bound to the version they judged
   (``record_gate``), the checks on them (``binding_problems``), ``verify_champion``.
 - :mod:`~barberpro_ml.registry.promotion`: ``promote``, the only door to ``champion``: it
