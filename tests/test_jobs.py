@@ -91,7 +91,9 @@ def test_pipeline_checks_every_family_config_before_any_work(tmp_path: Path) -> 
 
 
 def test_no_job_is_imported_by_path() -> None:
-    for path in SRC.rglob("*.py"):
+    # One module imports by name on purpose, and imports no job: the lazy exports, the names
+    # each package lists statically in its TYPE_CHECKING block (barberpro_ml/_lazy.py).
+    for path in set(SRC.rglob("*.py")) - {SRC / "_lazy.py"}:
         text = path.read_text()
         assert not re.search(r"import_module|runpy|spec_from_file_location", text), path
     experiments = Path(__file__).resolve().parents[1] / "experiments"

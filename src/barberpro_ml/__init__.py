@@ -7,8 +7,16 @@ Stages, in the order data flows (each imports only from those before it)::
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from barberpro_ml import data
+from barberpro_ml._lazy import attach
+
+# Imported on first use (see barberpro_ml._lazy): a registered model that ships this source
+# loads without the data contract's dependencies.
+if TYPE_CHECKING:
+    from barberpro_ml import data
+else:
+    __getattr__, __dir__ = attach(__name__, __file__)
 
 try:
     __version__ = version("barberpro_ml")

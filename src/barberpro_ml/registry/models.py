@@ -14,17 +14,39 @@ signature enforcement when loaded with :func:`mlflow.pyfunc.load_model`, and by
 :meth:`FeatureSchema.prepare` inside ``predict`` (so the in-memory wrapper refuses the same
 bad input), each naming the offending column(s).
 
-The model is logged "from code" (MLflow's recommended form): the estimator is an artifact
-(cloudpickle) and the schema a readable JSON artifact; by default the ``barberpro_ml`` source
-is shipped with the model (``code_paths``) so a service can load it without installing this
-package.
+What ships with a model, and what loading it needs
+---------------------------------------------------
+A model is logged "from code" (MLflow's recommended form): the entry script
+``_pyfunc_entry.py`` builds the wrapper, the estimator is an artifact (cloudpickle) and the
+schema a readable JSON artifact, and the ``barberpro_ml`` source ships with the model
+(``code_paths``; MLflow puts it first on ``sys.path`` when it loads the model). The package's
+``__init__`` modules import their exports on first use (:mod:`barberpro_ml._lazy`), so loading
+imports the wrapper and the estimator's own modules only: not the data contract, evaluation,
+gates, jobs, command line or service, nor their dependencies.
+
+The model's ``requirements.txt`` is derived, not kept by hand
+(:mod:`barberpro_ml.registry._requirements`): every distribution that loading the model and
+predicting its input example imports is pinned to its installed version (observed while a fresh
+wrapper unpickles the estimator and predicts, plus the module-level imports of the entry script
+and of the package modules that loading reaches, read from their source), and MLflow adds its
+own pin. A model whose estimator refers to a module defined only in the logging process is not
+logged (a ``RuntimeError`` naming the module). For the churn model the file reads
+``mlflow, cloudpickle, numpy, pandas, pydantic, scikit-learn, scipy, xgboost`` (each ``==`` the
+training environment's version); a consumer installs ``mlflow`` and that file
+(``mlflow.pyfunc.get_model_dependencies(uri)`` downloads it) and calls
+``mlflow.pyfunc.load_model("models:/barberpro-churn@champion")`` without installing this
+package (checked for every family in a new virtual environment by
+``tests/test_standalone_models.py``).
+
+Versions logged before requirements were derived list every dependency of the package (the
+training, command-line and service stacks too) and load as they did. Inside the package a
+loaded model uses the already imported ``barberpro_ml``, not the copy shipped with it.
 """
 
 from __future__ import annotations
 
 import tempfile
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,11 +63,15 @@ from mlflow.types import ColSpec, Schema
 from pydantic import BaseModel, ConfigDict, Field
 
 from barberpro_ml.errors import InputError
+from barberpro_ml.registry._requirements import PACKAGE_DIR, derive_requirements
 
 OutputKind = Literal["proba", "predict"]
 ColumnKind = Literal["double", "long", "boolean", "string", "category", "datetime"]
 
 CHALLENGER = "challenger"
+CHAMPION = "champion"
+"""The two registry aliases; ``champion`` is moved only by
+:func:`~barberpro_ml.registry.promote`."""
 CLV_PARAMS_ARTIFACT = "clv/clv_params.json"
 """Run artifact of the LTV job: the BG/NBD and Gamma-Gamma parameters, at full precision.
 
@@ -467,20 +493,38 @@ def _check_fitted(estimator: Any, output: OutputKind) -> None:
         pass  # not a scikit-learn estimator; predicting on the input example will tell
 
 
-def _pip_requirements() -> list[str]:
-    """This package's runtime dependencies pinned to the installed versions."""
-    pins = ["cloudpickle==" + metadata.version("cloudpickle")]
-    for req in metadata.requires("barberpro_ml") or []:
-        if "extra ==" in req:
-            continue
-        name = req.split(";")[0].split("[")[0]
-        for op in ("<", ">", "=", "!", "~", " "):
-            name = name.split(op)[0]
-        try:
-            pins.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pins.append(name)
-    return sorted(set(pins))
+def _log_from_code(entry: Path, wrapper: type[PythonModel], *, name: str,
+                   model: tuple[str, str, Any],
+                   spec: tuple[str, str, BaseModel], signature: ModelSignature,
+                   example: pd.DataFrame, ship_code: bool,
+                   extra_pip_requirements: list[str] | None) -> ModelInfo:
+    """Log a pyfunc model "from code": ``entry`` builds the wrapper, whose ``load_context``
+    reads the cloudpickled ``model`` and the JSON ``spec`` (each ``(artifact, file, object)``).
+
+    The requirements are derived from what loading and predicting the model imports
+    (:mod:`barberpro_ml.registry._requirements`), then ``extra_pip_requirements`` added.
+    """
+    with tempfile.TemporaryDirectory(prefix="barberpro-model-") as tmp:
+        model_key, model_file, model_object = model
+        model_path = Path(tmp) / model_file
+        with model_path.open("wb") as fh:
+            cloudpickle.dump(model_object, fh)
+        spec_key, spec_file, spec_object = spec
+        spec_path = Path(tmp) / spec_file
+        spec_path.write_text(spec_object.model_dump_json(indent=2), encoding="utf-8")
+        artifacts = {model_key: str(model_path), spec_key: str(spec_path)}
+        requirements = derive_requirements(entry, wrapper, artifacts, example,
+                                           ship_code=ship_code)
+        info: ModelInfo = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(entry),
+            artifacts=artifacts,
+            code_paths=[str(PACKAGE_DIR)] if ship_code else None,
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements + list(extra_pip_requirements or []),
+        )
+    return info
 
 
 def log_model(
@@ -513,9 +557,9 @@ def log_model(
         Rows of ``X_train`` stored as the input example.
     ship_code
         Ship the ``barberpro_ml`` source with the model so that it loads where the package is
-        not installed.
+        not installed (without it, the package must be importable wherever the model loads).
     extra_pip_requirements
-        Added to the pinned requirements of this package.
+        Added to the derived requirements (what loading and predicting the model imports).
     clv_params
         BG/NBD (and Gamma-Gamma) parameters to store inside the model (:class:`ClvParams`, or
         its dict form ``{"bgnbd": {...}, "gamma_gamma": {...}, "time_unit_days": 7, ...}``);
@@ -539,24 +583,11 @@ def log_model(
     example = wrapper.spec.features.example(X_train, input_example_rows)
     # Fail here, with our message, rather than inside MLflow's input-example validation.
     wrapper.predict(None, example)
-    requirements = _pip_requirements() + list(extra_pip_requirements or [])
-    with tempfile.TemporaryDirectory(prefix="barberpro-model-") as tmp:
-        estimator_path = Path(tmp) / "estimator.pkl"
-        with estimator_path.open("wb") as fh:
-            cloudpickle.dump(estimator, fh)
-        spec_path = Path(tmp) / "pyfunc_spec.json"
-        spec_path.write_text(wrapper.spec.model_dump_json(indent=2), encoding="utf-8")
-        code_paths = [str(Path(__file__).resolve().parents[1])] if ship_code else None
-        info: ModelInfo = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(_ENTRY),
-            artifacts={"estimator": str(estimator_path), "spec": str(spec_path)},
-            code_paths=code_paths,
-            signature=wrapper.spec.features.signature(wrapper.spec.output_name),
-            input_example=example,
-            pip_requirements=requirements,
-        )
-    return info
+    return _log_from_code(
+        _ENTRY, EstimatorModel, name=name, model=("estimator", "estimator.pkl", estimator),
+        spec=("spec", "pyfunc_spec.json", wrapper.spec),
+        signature=wrapper.spec.features.signature(wrapper.spec.output_name), example=example,
+        ship_code=ship_code, extra_pip_requirements=extra_pip_requirements)
 
 
 def register(model_uri: str, name: str, *, alias: str | None = CHALLENGER,

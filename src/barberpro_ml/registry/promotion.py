@@ -40,9 +40,9 @@ from pydantic import BaseModel, ConfigDict
 
 from barberpro_ml.errors import BarberproError
 from barberpro_ml.gates import ChampionComparison, GateResult
+from barberpro_ml.registry.models import CHAMPION as CHAMPION  # defined beside CHALLENGER
 from barberpro_ml.registry.models import EstimatorModel
 
-CHAMPION = "champion"
 PROMOTIONS_EXPERIMENT = "barberpro-promotions"
 TAG_PREFIX = "gate."
 _LOG = "barberpro."

@@ -15,21 +15,20 @@ The response has one row per recommended item: ``user_id, item_id, score, rank``
 best), users in request order, ``item_id`` typed like ``user_id`` (``long`` for providers). The
 items each user booked in the training data are left out (``exclude_seen``, on by default).
 
-As for :mod:`barberpro_ml.registry.models`, the model is logged "from code"
-(``_recs_pyfunc_entry.py``) with the recommender as a cloudpickle artifact, a readable JSON
-spec, an explicit signature and an input example; requests are checked by MLflow's signature
-enforcement and again inside ``predict`` (so the in-memory wrapper refuses the same input),
-with :class:`~barberpro_ml.registry.models.ModelInputError` naming the column.
+As for :mod:`barberpro_ml.registry.models` (which says what ships with a model and what a
+consumer installs), the model is logged "from code" (``_recs_pyfunc_entry.py``) with the
+recommender as a cloudpickle artifact, a readable JSON spec, the package source, derived
+requirements, an explicit signature and an input example; requests are checked by MLflow's
+signature enforcement and again inside ``predict`` (so the in-memory wrapper refuses the same
+input), with :class:`~barberpro_ml.registry.models.ModelInputError` naming the column.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle  # type: ignore[import-untyped]
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
@@ -40,11 +39,17 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.utils.validation import check_is_fitted
 
-from barberpro_ml.evaluation.ranking import evaluate_recommender
-from barberpro_ml.gates import ChampionComparison
-from barberpro_ml.models.recs import BaseRecommender
-from barberpro_ml.registry.models import CHALLENGER, ModelInputError, _pip_requirements, register
-from barberpro_ml.registry.promotion import CHAMPION, alias_version, load_champion
+from barberpro_ml.models.recs._base import BaseRecommender
+from barberpro_ml.registry.models import (
+    CHALLENGER,
+    CHAMPION,
+    ModelInputError,
+    _log_from_code,
+    register,
+)
+
+if TYPE_CHECKING:
+    from barberpro_ml.gates import ChampionComparison
 
 __all__ = [
     "RECOMMENDATION_OUTPUT",
@@ -302,7 +307,7 @@ def log_recommender(
     ship_code
         Ship the ``barberpro_ml`` source with the model (loads without the package).
     extra_pip_requirements
-        Added to the pinned requirements of this package.
+        Added to the derived requirements (what loading and predicting the model imports).
 
     Returns
     -------
@@ -319,24 +324,11 @@ def log_recommender(
     assert wrapper.spec is not None
     example = _input_example(recommender, wrapper.spec, example_users)
     wrapper.predict(None, example)  # fail here with our message, not in MLflow's validation
-    requirements = _pip_requirements() + list(extra_pip_requirements or [])
-    with tempfile.TemporaryDirectory(prefix="barberpro-recs-") as tmp:
-        model_path = Path(tmp) / "recommender.pkl"
-        with model_path.open("wb") as fh:
-            cloudpickle.dump(recommender, fh)
-        spec_path = Path(tmp) / "recommender_spec.json"
-        spec_path.write_text(wrapper.spec.model_dump_json(indent=2), encoding="utf-8")
-        code_paths = [str(Path(__file__).resolve().parents[1])] if ship_code else None
-        info: ModelInfo = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(_ENTRY),
-            artifacts={"recommender": str(model_path), "spec": str(spec_path)},
-            code_paths=code_paths,
-            signature=wrapper.spec.signature(),
-            input_example=example,
-            pip_requirements=requirements,
-        )
-    return info
+    return _log_from_code(
+        _ENTRY, RecommenderModel, name=name,
+        model=("recommender", "recommender.pkl", recommender),
+        spec=("spec", "recommender_spec.json", wrapper.spec), signature=wrapper.spec.signature(),
+        example=example, ship_code=ship_code, extra_pip_requirements=extra_pip_requirements)
 
 
 def _input_example(recommender: BaseRecommender, spec: RecommenderSpec,
@@ -418,6 +410,12 @@ def recs_champion_comparison(
     TypeError
         When the champion is not a :class:`RecommenderModel`.
     """
+    # Imported here, not at the top: a loaded model imports this module, and needs neither
+    # the evaluation nor the gates (nor their dependencies) to predict.
+    from barberpro_ml.evaluation.ranking import evaluate_recommender
+    from barberpro_ml.gates import ChampionComparison
+    from barberpro_ml.registry.promotion import alias_version, load_champion
+
     if alias_version(name, alias) is None:
         return None
     model, mv = load_champion(name, alias=alias)

@@ -11,31 +11,40 @@ Marketplace uses (``(data, as_of)`` functions): :func:`booking_interactions`,
 :func:`barber_recommendations`.
 """
 
-from barberpro_ml.models.recs._base import (
-    INTERACTION_COLUMNS,
-    BaseRecommender,
-    EncodedInteractions,
-    as_id_index,
-    check_interactions,
-    encode_interactions,
-    top_k,
-)
-from barberpro_ml.models.recs.ease import EASERecommender
-from barberpro_ml.models.recs.factorization import (
-    ALSRecommender,
-    BPRRecommender,
-    implicit_available,
-)
-from barberpro_ml.models.recs.item_knn import ItemKNNRecommender
-from barberpro_ml.models.recs.marketplace import (
-    barber_recommendations,
-    booking_interactions,
-    booking_interactions_split,
-    customer_neighborhoods,
-    next_service_recommendations,
-    provider_ratings,
-)
-from barberpro_ml.models.recs.popularity import PopularityRecommender
+from typing import TYPE_CHECKING
+
+from barberpro_ml._lazy import attach
+
+# The exports, imported on first use (see barberpro_ml._lazy): loading a registered model
+# imports only the modules it needs.
+if TYPE_CHECKING:
+    from barberpro_ml.models.recs._base import (
+        INTERACTION_COLUMNS,
+        BaseRecommender,
+        EncodedInteractions,
+        as_id_index,
+        check_interactions,
+        encode_interactions,
+        top_k,
+    )
+    from barberpro_ml.models.recs.ease import EASERecommender
+    from barberpro_ml.models.recs.factorization import (
+        ALSRecommender,
+        BPRRecommender,
+        implicit_available,
+    )
+    from barberpro_ml.models.recs.item_knn import ItemKNNRecommender
+    from barberpro_ml.models.recs.marketplace import (
+        barber_recommendations,
+        booking_interactions,
+        booking_interactions_split,
+        customer_neighborhoods,
+        next_service_recommendations,
+        provider_ratings,
+    )
+    from barberpro_ml.models.recs.popularity import PopularityRecommender
+else:
+    __getattr__, __dir__ = attach(__name__, __file__)
 
 __all__ = [
     "INTERACTION_COLUMNS",
