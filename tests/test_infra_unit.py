@@ -104,3 +104,15 @@ def test_secret_files_are_private_from_the_first_byte(tmp_path: Path) -> None:
 def test_database_names_are_checked_before_any_sql(tmp_path: Path) -> None:
     with pytest.raises(InfraError, match="lower-case letters"):
         LocalPostgres(tmp_path).create_database('x"; DROP DATABASE mlflow; --')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to another user")
+def test_a_folder_the_server_user_cannot_reach_is_refused_before_anything_is_written(
+        tmp_path: Path) -> None:
+    from barberpro_ml.infra import up
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(InfraError, match=r"cannot enter .*private \(mode 0o700\)"):
+        up(private / "infra")
+    assert list(private.iterdir()) == []  # nothing half-written

@@ -99,8 +99,9 @@ def up(folder: str | os.PathLike[str] | None = None, *, postgres_port: int | Non
         A component could not be started (names which and shows its log's tail).
     """
     root = Path(folder).absolute() if folder is not None else default_infra_dir()
-    root.mkdir(parents=True, exist_ok=True)
     postgres, server = _parts(root)
+    postgres.check_reachable()  # before anything is created
+    root.mkdir(parents=True, exist_ok=True)
     if not postgres.status().running:
         postgres.start(postgres_port)
     for database in (MLFLOW_DATABASE, EVENTS_DATABASE):

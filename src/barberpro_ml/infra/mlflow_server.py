@@ -11,7 +11,6 @@ checking it still is an MLflow server.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from barberpro_ml.errors import InfraError
-from barberpro_ml.infra.postgres import free_port, pid_alive, port_answers, process_command
+from barberpro_ml.infra._process import (
+    free_port,
+    pid_alive,
+    port_answers,
+    process_command,
+    read_state,
+    update_state,
+)
 
 __all__ = ["LocalMlflowServer", "MlflowServerStatus"]
 
@@ -72,17 +78,10 @@ class LocalMlflowServer:
         return self.folder / "state.json"
 
     def _state(self) -> dict[str, Any]:
-        try:
-            state = json.loads(self.state_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return state if isinstance(state, dict) else {}
+        return read_state(self.state_file)
 
     def _write_state(self, **values: Any) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self._state(), **values}, indent=2), encoding="utf-8")
-        tmp.replace(self.state_file)
+        update_state(self.state_file, **values)
 
     def _recorded_server(self) -> int | None:
         """The recorded pid, if that process is alive and still an MLflow server."""

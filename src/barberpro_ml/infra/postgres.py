@@ -19,13 +19,11 @@ Binaries are found on ``PATH`` (``initdb``, ``pg_ctl``), else in the newest
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -34,6 +32,13 @@ from typing import Any
 from urllib.parse import quote
 
 from barberpro_ml.errors import InfraError
+from barberpro_ml.infra._process import (
+    free_port,
+    pid_alive,
+    port_answers,
+    read_state,
+    update_state,
+)
 
 __all__ = [
     "LocalPostgres",
@@ -72,48 +77,6 @@ def find_postgres_bin(versions_root: Path = Path("/usr/lib/postgresql")) -> Path
 
 def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return True
-    return True
-
-
-def process_command(pid: int) -> str:
-    """The command line of ``pid`` ("" when unknown)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace").strip()
-    except OSError:
-        return ""
 
 
 @dataclass(frozen=True)
@@ -185,19 +148,10 @@ class LocalPostgres:
 
     # ------------------------------------------------------------------------------ state
     def _state(self) -> dict[str, Any]:
-        if not self.state_file.exists():
-            return {}
-        try:
-            state = json.loads(self.state_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return state if isinstance(state, dict) else {}
+        return read_state(self.state_file)
 
     def _write_state(self, **values: Any) -> None:
-        state = {**self._state(), **values}
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-        tmp.replace(self.state_file)
+        update_state(self.state_file, **values)
 
     @property
     def port(self) -> int | None:
@@ -258,10 +212,20 @@ class LocalPostgres:
         user = self._server_user()
         if user is None:
             return
+        self.check_reachable()
         entry = pwd.getpwnam(user)
         for path in paths:
             os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def check_reachable(self) -> None:
+        """Root only: refuse, before anything is created, a folder the server user cannot
+        reach (an existing parent directory others may not enter)."""
+        user = self._server_user()
+        if user is None:
+            return
         for parent in self.folder.parents:
+            if not parent.exists():
+                continue  # created by us, with the umask's (traversable) mode
             mode = parent.stat().st_mode
             if not mode & 0o001:
                 raise InfraError(
@@ -275,6 +239,7 @@ class LocalPostgres:
         if (self.data_dir / "PG_VERSION").exists():
             return False
         bin_dir = find_postgres_bin()
+        self.check_reachable()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
