@@ -18,7 +18,6 @@ The target is at least 2 million bookings per second on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import emit, marketplace  # benchmarks/ is on sys.path when run as a script
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.features import customer_features, provider_features
@@ -149,11 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     begin = time.perf_counter()
-    if args.source == "simulate":
-        from barberpro_ml.data import SimulationConfig, simulate
-        data = simulate(SimulationConfig(n_customers=args.customers, seed=args.seed))
-    else:
-        data = synthetic(args.customers, args.seed)
+    data = marketplace(args.source, args.customers, args.seed)
     build_s = time.perf_counter() - begin
     as_of = (data.observation_end - pd.Timedelta(days=180)).floor("D")
     n_bookings = len(data.bookings)
@@ -180,10 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "numpy": np.__version__, "pandas": pd.__version__,
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as fh:  # noqa: PTH123 - a plain script
-            json.dump(result, fh, indent=2)
+    emit(result, args.json)
     return result
 
 

@@ -21,7 +21,6 @@ dependency of the library. The issue's target is 1M customers / 10M bookings.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import emit, marketplace  # benchmarks/ is on sys.path when run as a script
 
 from barberpro_ml.analytics import MEASURES, kpis
 from barberpro_ml.data import MarketplaceData
@@ -135,12 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     begin = time.perf_counter()
-    if args.source == "simulate":
-        from barberpro_ml.data import SimulationConfig, simulate
-        data = simulate(SimulationConfig(n_customers=args.customers, seed=args.seed))
-    else:
-        from bench_features import synthetic  # benchmarks/ is on sys.path when run as a script
-        data = synthetic(args.customers, args.seed)
+    data = marketplace(args.source, args.customers, args.seed)
     build_s = time.perf_counter() - begin
     as_of = data.observation_end
     print(f"data: {data!r} built in {build_s:.1f} s; as_of={as_of}", flush=True)
@@ -181,11 +176,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "numpy": np.__version__, "pandas": pd.__version__,
     }
-    print(json.dumps(result, indent=2))
+    emit(result, args.json)
     print(table.tail(3).T.to_string())
-    if args.json:
-        with open(args.json, "w") as fh:  # noqa: PTH123 - a plain script
-            json.dump(result, fh, indent=2)
     return result
 
 

@@ -21,7 +21,6 @@ with the client). Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _common import emit  # benchmarks/ is on sys.path when run as a script
 
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.data.sql import read_sql
@@ -114,10 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as fh:  # noqa: PTH123 - a plain script
-            json.dump(result, fh, indent=2)
+    emit(result, args.json)
     return result
 
 
