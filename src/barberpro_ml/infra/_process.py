@@ -12,8 +12,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "pid_alive", "port_answers", "process_command", "read_state",
-           "update_state"]
+__all__ = ["LocalComponent", "free_port", "pid_alive", "port_answers", "process_command",
+           "read_state", "update_state"]
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -73,3 +73,25 @@ def process_command(pid: int) -> str:
             errors="replace").strip()
     except OSError:
         return ""
+
+
+class LocalComponent:
+    """A process this package starts, whose files live in ``folder``: ``server.log`` and the
+    ``state.json`` recording what was started (pid, port)."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder).absolute()
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "server.log"
+
+    @property
+    def state_file(self) -> Path:
+        return self.folder / "state.json"
+
+    def _state(self) -> dict[str, Any]:
+        return read_state(self.state_file)
+
+    def _write_state(self, **values: Any) -> None:
+        update_state(self.state_file, **values)

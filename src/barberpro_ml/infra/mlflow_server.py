@@ -20,16 +20,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from barberpro_ml.errors import InfraError
 from barberpro_ml.infra._process import (
+    LocalComponent,
     free_port,
     pid_alive,
     port_answers,
     process_command,
-    read_state,
-    update_state,
 )
 
 __all__ = ["LocalMlflowServer", "MlflowServerStatus"]
@@ -53,7 +51,7 @@ class MlflowServerStatus:
         return f"MLflow server: running (pid {self.pid}, {self.tracking_uri})"
 
 
-class LocalMlflowServer:
+class LocalMlflowServer(LocalComponent):
     """An MLflow tracking server whose files live in ``folder``.
 
     Parameters
@@ -62,26 +60,9 @@ class LocalMlflowServer:
         Holds ``artifacts/`` (the proxied artifact store), ``server.log`` and ``state.json``.
     """
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder).absolute()
-
     @property
     def artifacts_dir(self) -> Path:
         return self.folder / "artifacts"
-
-    @property
-    def log_file(self) -> Path:
-        return self.folder / "server.log"
-
-    @property
-    def state_file(self) -> Path:
-        return self.folder / "state.json"
-
-    def _state(self) -> dict[str, Any]:
-        return read_state(self.state_file)
-
-    def _write_state(self, **values: Any) -> None:
-        update_state(self.state_file, **values)
 
     def _recorded_server(self) -> int | None:
         """The recorded pid, if that process is alive and still an MLflow server."""

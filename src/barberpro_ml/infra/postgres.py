@@ -28,16 +28,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from barberpro_ml.errors import InfraError
 from barberpro_ml.infra._process import (
+    LocalComponent,
     free_port,
     pid_alive,
     port_answers,
-    read_state,
-    update_state,
 )
 
 __all__ = [
@@ -96,7 +94,7 @@ class PostgresStatus:
         return f"PostgreSQL: running (pid {self.pid}, 127.0.0.1:{self.port})"
 
 
-class LocalPostgres:
+class LocalPostgres(LocalComponent):
     """A PostgreSQL cluster living in ``folder`` (see the module docstring).
 
     Parameters
@@ -118,7 +116,7 @@ class LocalPostgres:
     """
 
     def __init__(self, folder: str | os.PathLike[str], *, user: str = DEFAULT_USER) -> None:
-        self.folder = Path(folder).absolute()
+        super().__init__(folder)
         self.user = user
 
     # ------------------------------------------------------------------------------ paths
@@ -131,10 +129,6 @@ class LocalPostgres:
         return self.folder / "run"
 
     @property
-    def log_file(self) -> Path:
-        return self.folder / "server.log"
-
-    @property
     def password_file(self) -> Path:
         return self.folder / "password"
 
@@ -142,17 +136,7 @@ class LocalPostgres:
     def passfile(self) -> Path:
         return self.folder / "pgpass"
 
-    @property
-    def state_file(self) -> Path:
-        return self.folder / "state.json"
-
     # ------------------------------------------------------------------------------ state
-    def _state(self) -> dict[str, Any]:
-        return read_state(self.state_file)
-
-    def _write_state(self, **values: Any) -> None:
-        update_state(self.state_file, **values)
-
     @property
     def port(self) -> int | None:
         port = self._state().get("port")
