@@ -31,6 +31,7 @@ from barberpro_ml.data.sources import is_database_url, load_source
 from barberpro_ml.errors import BarberproError, InputError, ModelUnavailableError
 from barberpro_ml.jobs import JOBS, JobResult
 from barberpro_ml.jobs import churn as churn_job
+from barberpro_ml.jobs import forecast as forecast_job
 from barberpro_ml.jobs import load_config as load_job_config
 from barberpro_ml.jobs import ltv as ltv_job
 from barberpro_ml.jobs import pipeline as pipeline_job
@@ -246,7 +247,7 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- training jobs
-FAMILIES = ("churn", "ltv", "recs", "segments")
+FAMILIES = ("churn", "ltv", "recs", "segments", "forecast")
 """Model families with a training job, in the order the pipeline runs them."""
 
 
@@ -343,6 +344,10 @@ _register_train_command(
 _register_train_command(
     "segments", segments_job,
     "Fit, evaluate (id stability), gate, register and promote the customer segmenter.")
+_register_train_command(
+    "forecast", forecast_job,
+    "Backtest, evaluate (verified 89% interval coverage), gate, register and promote the weekly "
+    "revenue and bookings forecast.")
 
 
 @config_app.command("show")

@@ -106,6 +106,15 @@ NS_RANGE: Final = (f"timestamps from {pd.Timestamp.min:%Y-%m-%d} to {pd.Timestam
 _NS_PER_UNIT: Final = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
+def _readable_timestamp(value: object) -> bool:
+    """Whether ``value`` reads as a timestamp at all (at any resolution)."""
+    try:
+        pd.Timestamp(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
 def _beyond_nanoseconds(values: pd.Series) -> np.ndarray:
     """Which values of a ``datetime64`` column (any unit) do not fit in ``datetime64[ns]``."""
     array = values.to_numpy()
@@ -172,7 +181,12 @@ def _canonical_column(table: str, spec: ColumnSpec, column: pd.Series
             return refuse_column("timezone-naive UTC timestamps (values carry a timezone)")
         bad = column[parsed.isna() & ~missing_before]
         if len(bad):
-            return refuse("parseable datetime values", bad)
+            # pandas < 3 coerces a readable date outside the nanosecond range to NaT; tell
+            # those apart from text that is no date at all.
+            readable = bad.map(_readable_timestamp).astype(bool)
+            if not readable.all():
+                return refuse("parseable datetime values", bad[~readable])
+            return refuse(NS_RANGE, bad)
         beyond = column[_beyond_nanoseconds(parsed)]
         if len(beyond):
             return refuse(NS_RANGE, beyond)

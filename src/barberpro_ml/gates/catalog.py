@@ -32,8 +32,7 @@ Names come from the evaluation modules' own constants where they exist
 job-derived names (the baselines of the LTV and recommendation jobs, the segments metrics) are
 written here and checked against the evaluation code by ``tests/test_claims_validation.py``.
 
-Adding a family (``forecast``, ``provider-departure``, ``uplift``) is one entry in
-:data:`CATALOGUE`.
+Adding a family (``provider-departure``, ``uplift``) is one entry in :data:`CATALOGUE`.
 """
 
 from __future__ import annotations
@@ -341,8 +340,32 @@ INTERVENTIONS = FamilyCatalog(
            "checked by scoring.insights.success_metrics",
 )
 
+# --------------------------------------------------------------------------- forecast
+FORECAST = FamilyCatalog(
+    family="forecast",
+    metrics=(
+        # share of realised weeks inside their prediction interval: a calibration target,
+        # wrong when too low (overconfident) and when too high (uselessly wide), hence signed
+        MetricSpec("coverage", "signed", 0.0, 1.0, 1.0),
+        # interval width and Winkler score in units of the series' scale (mean absolute
+        # one-step change), so neighborhoods and measures can be pooled
+        MetricSpec("mean_scaled_width", "lower", 0.0, _INF, None),
+        MetricSpec("winkler_scaled", "lower", 0.0, _INF, None),
+        # mean absolute scaled error (Hyndman & Koehler 2006), 1 = the in-sample naive error
+        MetricSpec("mase", "lower", 0.0, _INF, None),
+        MetricSpec("mase_seasonal_naive", "lower", 0.0, _INF, None),
+    ),
+    # evaluation.forecast.interval_forecast_report(reference="seasonal_naive") adds the
+    # paired difference of MASE against seasonal naive on the same forecasts
+    baselines=("seasonal_naive",),
+    differenced=("mase",),
+    # the forecast job has no champion comparison (each retrain forecasts a new future)
+    paired=(),
+    source="evaluation.forecast.interval_forecast_report (barberpro_ml.jobs.forecast)",
+)
+
 CATALOGUE: Final[Mapping[str, FamilyCatalog]] = {
-    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS)
+    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS, FORECAST)
 }
 """Every model family a claim can be about, by name."""
 

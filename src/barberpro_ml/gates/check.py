@@ -30,7 +30,10 @@ own (a tag on the model version), and a set of published "supported" verdicts sh
 with probability at most ``alpha`` altogether.
 
 ``point`` claims compare the point estimate with the claim and are labelled "weaker: point
-estimate only"; they are not part of the Holm family.
+estimate only"; they are not part of the Holm family. ``consistent`` claims pass when the
+gate's interval contains the claimed value (a calibration target, such as the coverage of 89%
+prediction intervals, is wrong in either direction); they are not part of the Holm family
+either, since a correction would widen the interval and make them easier to pass.
 
 Slice floors test a claim on every slice of one dimension that has at least
 ``min_class_count`` positives and as many negatives (rows, for slices without classes); a
@@ -702,6 +705,9 @@ def _evaluate(report: EvaluationReport, claim: Claim, est: MetricEstimate | None
     p_value = bootstrap_p_value(replicates, claim.claimed, claim.direction) \
         if replicates.size else None
 
+    if claim.policy == "consistent":
+        return _consistent(claim, fields, replicates, settings, where, baseline_note)
+
     if claim.policy == "point":
         observed = fields["observed"]
         ok = observed >= claim.claimed if claim.direction == "at_least" \
@@ -732,8 +738,39 @@ def _evaluate(report: EvaluationReport, claim: Claim, est: MetricEstimate | None
                     n_replicates=int(replicates.size))
 
 
+def _consistent(claim: Claim, fields: dict[str, Any], replicates: np.ndarray,
+                settings: GateSettings, where: str, baseline_note: str) -> ClaimVerdict:
+    """A ``consistent`` claim: the claimed value must lie inside the gate's interval.
+
+    Decided on its own, outside Holm's family: it passes when the evidence does *not* reject
+    the claimed value, so a correction that widens intervals would make it easier to pass,
+    not harder. Its two-sided bootstrap p-value is shown.
+    """
+    if replicates.size < settings.min_bootstrap:
+        return ClaimVerdict(**fields, verdict="fail", reason=(
+            f"refused: only {replicates.size:,} finite bootstrap replicates of {claim.metric}"
+            f"{where}, fewer than the claims file's settings.min_bootstrap "
+            f"{settings.min_bootstrap:,}") + baseline_note)
+    low, high = fields["ci_low"], fields["ci_high"]
+    below = float((1 + np.count_nonzero(replicates <= claim.claimed)) / (replicates.size + 1))
+    above = float((1 + np.count_nonzero(replicates >= claim.claimed)) / (replicates.size + 1))
+    p_two = min(1.0, 2 * min(below, above))
+    conf = _pct(settings.confidence)
+    ci = _fmt_ci(low, high)
+    if low <= claim.claimed <= high:
+        return ClaimVerdict(**fields, p_value=p_two, verdict="pass", reason=(
+            f"consistent{where}: {claim.metric} {fields['observed']:.4f}, {conf} CI {ci} "
+            f"contains the claimed {claim.claimed:g} (two-sided p = {p_two:.4f})")
+            + baseline_note)
+    side = "below" if high < claim.claimed else "above"
+    return ClaimVerdict(**fields, p_value=p_two, verdict="fail", reason=(
+        f"not consistent{where}: {claim.metric} {fields['observed']:.4f}, {conf} CI {ci} lies "
+        f"entirely {side} the claimed {claim.claimed:g} (two-sided p = {p_two:.4f})")
+        + baseline_note)
+
+
 def _fail_early(claim: Claim, fields: dict[str, Any], reason: str) -> _Pending | ClaimVerdict:
-    if claim.policy == "point":
+    if claim.policy in ("point", "consistent"):
         return ClaimVerdict(**fields, verdict="fail", reason=reason)
     # An untestable ci claim still counts in Holm's family (as p = 1), so the others are not
     # corrected for fewer hypotheses than were posed.

@@ -54,7 +54,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from barberpro_ml.errors import InputError, InputNotFoundError
 from barberpro_ml.gates.catalog import (
@@ -65,7 +72,7 @@ from barberpro_ml.gates.catalog import (
 )
 
 Direction = Literal["at_least", "at_most"]
-Policy = Literal["ci", "point"]
+Policy = Literal["ci", "point", "consistent"]
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -180,7 +187,11 @@ class Claim(BaseModel):
     policy
         ``ci`` (default): the confidence bound on the right side must clear the claim, with
         Holm's correction across claims. ``point``: the point estimate alone decides; weaker,
-        and labelled so in every verdict.
+        and labelled so in every verdict. ``consistent``: the claimed value must lie inside
+        the gate's confidence interval (the evidence does not contradict it in either
+        direction; for a calibration such as the coverage of 89% prediction intervals, where
+        too low and too high are both wrong). ``direction`` may be left out of a
+        ``consistent`` claim (it is not used; ``at_least`` is stored).
     slice
         Optional per-slice floor; the claim is then checked on each slice of that dimension
         instead of on the whole evaluation set (slices too small to test are ``untestable``).
@@ -207,9 +218,19 @@ class Claim(BaseModel):
     blocking: bool = True
     untestable: Literal["report", "block"] = "report"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _direction_of_consistent(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("policy") == "consistent" \
+                and "direction" not in values:
+            return {**values, "direction": "at_least"}
+        return values
+
     def describe(self) -> str:
         """The claim as a short sentence, e.g. ``accuracy >= 0.941``."""
         op = ">=" if self.direction == "at_least" else "<="
+        if self.policy == "consistent":
+            op = "consistent with"
         where = (f" on every {self.slice.dimension} slice with >= "
                  f"{self.slice.min_class_count} of each class") if self.slice else ""
         return f"{self.metric} {op} {self.claimed:g}{where}"

@@ -5,7 +5,8 @@ the shipped ``configs/<job>.yaml``) and a ``run(config, ...)`` that does the wor
 what it logged, registered and decided:
 
 - :mod:`~barberpro_ml.jobs.churn`, :mod:`~barberpro_ml.jobs.ltv`,
-  :mod:`~barberpro_ml.jobs.recs`, :mod:`~barberpro_ml.jobs.segments`: one model family each;
+  :mod:`~barberpro_ml.jobs.recs`, :mod:`~barberpro_ml.jobs.segments`,
+  :mod:`~barberpro_ml.jobs.forecast`: one model family each;
   the shared skeleton (:mod:`~barberpro_ml.jobs.base`) loads the data, starts the run,
   registers, gates and promotes, so a family's module holds only its own features, fit and
   evaluation.
@@ -29,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from barberpro_ml.errors import NotFoundError
-from barberpro_ml.jobs import churn, ltv, pipeline, recs, score, segments
+from barberpro_ml.jobs import churn, forecast, ltv, pipeline, recs, score, segments
 from barberpro_ml.jobs.base import DataSetIdentity, JobResult, TrainingJobConfig
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "JobResult",
     "TrainingJobConfig",
     "churn",
+    "forecast",
     "load_config",
     "ltv",
     "pipeline",
@@ -47,7 +49,7 @@ __all__ = [
 ]
 
 JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments,
-                        "pipeline": pipeline, "score": score}
+                        "forecast": forecast, "pipeline": pipeline, "score": score}
 """Job name -> its module (each has ``load_config`` and ``run``)."""
 
 

@@ -239,7 +239,8 @@ def _step(ctx: JobContext) -> Candidate:
         with ctx.stage("oracle"):
             p_oracle = oracle_churn_probability(
                 data, test_cut, horizon, n_futures=cfg.oracle.n_futures,
-                seed=cfg.oracle.seed).reindex(X_test.index).to_numpy()
+                seed=cfg.oracle.seed).reindex(
+                    X_test.index.get_level_values("customer_id")).to_numpy()
         oracle_report = evaluate_scores(y_test.to_numpy(), p_oracle, n_bootstrap=ev.n_bootstrap,
                                         seed=ev.seed, family="churn-oracle")
         gap = paired_bootstrap(y_test.to_numpy(), p_test, p_oracle, "roc_auc",

@@ -4,7 +4,7 @@ not stop the others.
 Reads top to bottom like the data flow::
 
     data (a folder of tables, or simulate and write them) -> for each family: its job
-    (churn, ltv, recs, segments) on the same data, definitions, claims and data-set identity
+    (churn, ltv, recs, segments, forecast) on the same data, definitions, claims and data-set
     -> one summary row per family (candidate, verdict, promoted or kept champion, why)
 
 A family whose gate refuses, or whose job stops on a user-facing error (too little data for
@@ -26,7 +26,7 @@ from barberpro_ml.data import MarketplaceData, simulate
 from barberpro_ml.data.sources import load_source
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.errors import BarberproError
-from barberpro_ml.jobs import churn, ltv, recs, segments
+from barberpro_ml.jobs import churn, forecast, ltv, recs, segments
 from barberpro_ml.jobs.base import (
     DataSetIdentity,
     JobResult,
@@ -42,14 +42,15 @@ from barberpro_ml.jobs.base import (
 __all__ = ["FAMILIES", "FamilyOutcome", "PipelineConfig", "PipelineResult", "load_config",
            "run"]
 
-Family = Literal["churn", "ltv", "recs", "segments"]
-FAMILIES: tuple[Family, ...] = ("churn", "ltv", "recs", "segments")
+Family = Literal["churn", "ltv", "recs", "segments", "forecast"]
+FAMILIES: tuple[Family, ...] = ("churn", "ltv", "recs", "segments", "forecast")
 """Model families, in the order the pipeline runs them."""
 
-_JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments}
+_JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments,
+                         "forecast": forecast}
 _CONFIGS: dict[str, type[TrainingJobConfig]] = {
     "churn": churn.ChurnJobConfig, "ltv": ltv.LTVJobConfig, "recs": recs.RecsJobConfig,
-    "segments": segments.SegmentsJobConfig}
+    "segments": segments.SegmentsJobConfig, "forecast": forecast.ForecastJobConfig}
 
 
 class PipelineConfig(BaseModel):

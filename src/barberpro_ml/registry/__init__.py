@@ -17,6 +17,8 @@
 - :mod:`~barberpro_ml.registry.model_card`: the Markdown model card.
 - :mod:`~barberpro_ml.registry.recs_model`: fitted recommenders as pyfunc models (user ids in,
   top-k out), registration, and the paired champion comparison for recommenders.
+- :mod:`~barberpro_ml.registry.forecast_model`: a weekly forecast with its verified intervals
+  as a pyfunc model ((measure, neighborhood, horizon) in, the forecast out).
 """
 
 from typing import TYPE_CHECKING
@@ -39,6 +41,12 @@ if TYPE_CHECKING:
         read_bound_gate,
         record_gate,
         verify_champion,
+    )
+    from barberpro_ml.registry.forecast_model import (
+        ForecastModel,
+        ForecastSpec,
+        log_and_register_forecast,
+        log_forecast,
     )
     from barberpro_ml.registry.model_card import model_card
     from barberpro_ml.registry.models import (
@@ -103,6 +111,8 @@ __all__ = [
     "EstimatorModel",
     "FeatureColumn",
     "FeatureSchema",
+    "ForecastModel",
+    "ForecastSpec",
     "GateBinding",
     "GateBindingError",
     "ModelInputError",
@@ -125,9 +135,11 @@ __all__ = [
     "git_commit",
     "load_champion",
     "log_and_register",
+    "log_and_register_forecast",
     "log_and_register_recommender",
     "log_config",
     "log_feature_catalogue",
+    "log_forecast",
     "log_gate_inputs",
     "log_gate_result",
     "log_lineage",

@@ -112,8 +112,9 @@ class FeatureSchema(BaseModel):
     >>> schema = FeatureSchema.from_frame(X)
     >>> [(c.name, c.kind) for c in schema.columns]
     [('visits', 'long'), ('channel', 'category')]
-    >>> schema.prepare(pd.DataFrame({"channel": ["app"], "visits": [2]}))["channel"].cat.categories
-    Index(['app', 'web'], dtype='str')
+    >>> list(schema.prepare(pd.DataFrame({"channel": ["app"], "visits": [2]}))["channel"]
+    ...      .cat.categories)
+    ['app', 'web']
     """
 
     model_config = ConfigDict(frozen=True)
