@@ -11,7 +11,7 @@ Layout (FastAPI's "bigger applications"): :mod:`~barberpro_ml.service.app` (the 
 error handlers, ``/health``, the offline docs, the middleware),
 :mod:`~barberpro_ml.service.dependencies` (the served models and data of a request, the
 ``as_of`` parameter), :mod:`~barberpro_ml.service.errors`, and one router per area in
-:mod:`~barberpro_ml.service.routers`: ``customers``, ``admin``.
+:mod:`~barberpro_ml.service.routers`: ``customers``, ``analytics``, ``admin``.
 
 =================================  ====================================================
 Route                              Returns
@@ -24,6 +24,8 @@ Route                              Returns
 ``GET /customers/{id}/journey``    lifecycle stage over time, transitions, visits
 ``GET /customer-success/metrics``  :class:`SuccessMetrics` (incl. the seed's 46.3% claim)
 ``POST /admin/refresh``            reload the event data now (bearer token), the attempt
+``GET /api/analytics/...``         business KPIs, growth, competitive position
+                                   (:mod:`~barberpro_ml.service.routers.analytics`)
 =================================  ====================================================
 
 Swaps: every route takes the served models and data once, at the start of the request (the

@@ -37,7 +37,7 @@ from barberpro_ml.scoring.records import FamilyStatus, ModelRef
 from barberpro_ml.scoring.scorer import CustomerScorer
 from barberpro_ml.service.dependencies import Now
 from barberpro_ml.service.errors import error_response
-from barberpro_ml.service.routers import customers
+from barberpro_ml.service.routers import analytics, customers
 from barberpro_ml.service.routers.admin import ADMIN_TOKEN_ENV, admin_router
 
 __all__ = ["DOCS_STATIC", "Health", "create_app"]
@@ -118,8 +118,9 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         title="barberpro_ml customer intelligence",
         version="1",
         description="Profiles, recommendations, segments, journeys and customer-success "
-                    "metrics from the registered champion models. Numbers are computed per "
-                    "request from the event data at `as_of`.",
+                    "metrics from the registered champion models, and business analytics "
+                    "(KPIs, growth, competitive position) from the event data. Numbers are "
+                    "computed per request from the event data at `as_of`.",
         docs_url=None, redoc_url=None, lifespan=lifespan,
     )
     app.state.live = live
@@ -154,6 +155,7 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                       data_loaded_at=now.data_loaded_at, live=live.status(now))
 
     app.include_router(customers.router)
+    app.include_router(analytics.router)
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Any:
