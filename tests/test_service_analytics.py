@@ -262,3 +262,8 @@ def test_openapi_lists_the_analytics_routes_with_their_models(client: TestClient
     assert {"measures", "by", "start", "end", "freq", "as_of"} <= params
     assert not [p for p in spec["paths"] if "revenue-optimization" in p
                 or "financial-intelligence" in p]
+    # every route of the service, old and new, documents its answer with a response model
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            assert "$ref" in schema, (method, path, schema)

@@ -21,7 +21,8 @@ from barberpro_ml.scoring.snapshot import UnknownCustomerError
 from barberpro_ml.service.dependencies import AsOf, Now
 from barberpro_ml.service.errors import error_response
 
-__all__ = ["MAX_BATCH", "BatchProfileRequest", "BatchProfileResponse", "router"]
+__all__ = ["MAX_BATCH", "BatchProfileRequest", "BatchProfileResponse", "CustomerJourney",
+           "JourneyVisit", "SegmentTable", "router"]
 
 MAX_BATCH = 1000
 """The most customers one ``POST /customers/batch-profile`` profiles."""
@@ -46,6 +47,46 @@ class BatchProfileRequest(BaseModel):
 class BatchProfileResponse(BaseModel):
     profiles: list[CustomerProfile]
     not_found: list[int]
+
+
+class SegmentTable(BaseModel):
+    """The segment table of ``GET /customer-segments``."""
+
+    as_of: datetime
+    by: SegmentKind
+    active_customers: int = Field(description="Customers active at as_of (the definitions' "
+                                              "activity window): the same number on every "
+                                              "route.")
+    segments: list[dict[str, Any]] = Field(
+        description="One row per segment: its key, n_customers, share, n_active, behaviour, "
+                    "churn_probability_mean and expected_value_12m_mean (null without the "
+                    "model), as segment_summary returns them.")
+    unavailable: dict[str, str] = Field(description="Family -> why its columns are null.")
+    model_versions: dict[str, str] = Field(description="Registered model -> version served.")
+
+
+class JourneyVisit(BaseModel):
+    """A completed visit known at ``as_of``."""
+
+    scheduled_at: datetime
+    service_id: int
+    service: str
+    provider_id: int
+    spend: float = Field(description="price - discount.")
+
+
+class CustomerJourney(BaseModel):
+    """One customer's lifecycle over time and their visits."""
+
+    customer_id: int
+    as_of: datetime
+    stage: str = Field(description="The lifecycle stage at as_of.")
+    stage_reason: str
+    stages: list[dict[str, Any]] = Field(description="The stage every step_days since "
+                                                     "signup (lifecycle_journey's rows).")
+    transitions: list[dict[str, Any]] = Field(description="The rows of stages where the "
+                                                          "stage changed.")
+    visits: list[JourneyVisit]
 
 
 router = APIRouter()
@@ -89,7 +130,7 @@ def batch_profile(now: Now, request: Annotated[BatchProfileRequest, Body()]) -> 
             profiles=profiles, not_found=list(dict.fromkeys(i for i in ids if i in missing)))
 
 
-@router.get("/customer-segments", tags=["population"])
+@router.get("/customer-segments", response_model=SegmentTable, tags=["population"])
 def segments(now: Now, as_of: AsOf = None, by: SegmentKind = "rfm") -> dict[str, Any]:
     """Segment table: size, share, active customers, behaviour, mean churn risk and
     12-month value (``by=rfm|cluster`` answer 503 without the segments model)."""
@@ -105,7 +146,8 @@ def segments(now: Now, as_of: AsOf = None, by: SegmentKind = "rfm") -> dict[str,
             "model_versions": scorer.versions()}
 
 
-@router.get("/customers/{customer_id}/journey", tags=["customers"])
+@router.get("/customers/{customer_id}/journey", response_model=CustomerJourney,
+            tags=["customers"])
 def journey(now: Now, customer_id: CustomerId, as_of: AsOf = None,
             step_days: Annotated[int, Query(ge=1, le=365)] = 30) -> dict[str, Any]:
     """Lifecycle stage every ``step_days`` since signup, transitions and visits."""
