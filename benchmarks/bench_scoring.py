@@ -117,7 +117,7 @@ def over_http(scorer: CustomerScorer, data: MarketplaceData, n_requests: int,
     import httpx
     import uvicorn
 
-    from barberpro_ml.scoring.service import create_app
+    from barberpro_ml.service import create_app
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(scorer, data), host="127.0.0.1",

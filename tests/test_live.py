@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.registry import promote, regate
 from barberpro_ml.scoring import CustomerScorer, LiveScorer
-from barberpro_ml.scoring.service import ADMIN_TOKEN_ENV, create_app
+from barberpro_ml.service import ADMIN_TOKEN_ENV, create_app
 
 SOURCE = "barberpro-churn"
 

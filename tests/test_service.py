@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from barberpro_ml.features import active_customers
 from barberpro_ml.scoring import CustomerScorer
-from barberpro_ml.scoring.service import MAX_BATCH, create_app
+from barberpro_ml.service import MAX_BATCH, create_app
 
 
 @pytest.fixture(scope="module")

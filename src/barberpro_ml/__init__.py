@@ -3,7 +3,8 @@ for a barbershop booking marketplace.
 
 Stages, in the order data flows (each imports only from those before it)::
 
-    data -> features -> models -> evaluation -> gates -> registry -> scoring, analytics
+    data -> features -> models -> evaluation -> gates -> registry -> jobs
+        -> scoring, analytics -> service -> cli
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -16,7 +16,9 @@ from barberpro_ml.analytics.catalogue import (
     catalogue_markdown,
 )
 from barberpro_ml.analytics.cohorts import (
+    COHORT_METRIC_DEFINITIONS,
     COHORT_METRICS,
+    FUNNEL_STAGE_DEFINITIONS,
     FUNNEL_STAGES,
     cohorts,
     funnel,
@@ -26,8 +28,10 @@ from barberpro_ml.analytics.kpis import kpis
 
 __all__ = [
     "COHORT_METRICS",
+    "COHORT_METRIC_DEFINITIONS",
     "DIMENSIONS",
     "FUNNEL_STAGES",
+    "FUNNEL_STAGE_DEFINITIONS",
     "MEASURES",
     "TIME_GRAINS",
     "Dimension",

@@ -53,12 +53,35 @@ from barberpro_ml.errors import InputError
 from barberpro_ml.evaluation.proportions import wilson_interval
 from barberpro_ml.features._common import DAY_NS, AsOf, IdCoder, ns, to_as_of
 
-__all__ = ["COHORT_METRICS", "FUNNEL_STAGES", "cohorts", "funnel", "funnel_members"]
+__all__ = ["COHORT_METRICS", "COHORT_METRIC_DEFINITIONS", "FUNNEL_STAGES",
+           "FUNNEL_STAGE_DEFINITIONS", "cohorts", "funnel", "funnel_members"]
 
 COHORT_METRICS: Final = ("retention", "revenue_per_customer")
 FUNNEL_STAGES: Final = ("signed_up", "first_booking", "first_visit", "second_visit",
                         "retained")
 """The funnel's stages, in order; each is a subset of the one before."""
+
+FUNNEL_STAGE_DEFINITIONS: Final[dict[str, str]] = {
+    "signed_up": "customers with signup_at <= as_of",
+    "first_booking": "of those, customers with a booking (any status) created by as_of",
+    "first_visit": "of those, customers with a completed booking scheduled by as_of",
+    "second_visit": "of those, customers with a second completed booking scheduled by as_of",
+    "retained": "of those whose first visit + Definitions.churn_horizon_days <= as_of (the "
+                "others are not_yet_judged and left out of the base), customers whose second "
+                "visit came within churn_horizon_days of the first",
+}
+"""Each funnel stage in words (the rules of the module docstring); ``conversion`` of a stage is
+its customers over its ``base``, the previous stage's customers that can be judged."""
+
+COHORT_METRIC_DEFINITIONS: Final[dict[str, str]] = {
+    "cohort": "the calendar period (month by default) of the customers' signup_at",
+    "customers": "customers in the cohort (signed up by as_of)",
+    "retention": "visiting_customers / customers: share of the cohort with a completed visit "
+                 "in the period periods_since_signup after the signup period (Wilson CI)",
+    "revenue_per_customer": "net_revenue of the cohort's completed visits in that period "
+                            "(price - discount, tips excluded) / customers",
+}
+"""What a cohort cell says; a cell appears once its period has ended by ``as_of``."""
 
 _STAGE_DTYPE: Final = pd.CategoricalDtype(list(FUNNEL_STAGES), ordered=True)
 _CUSTOMER_DIMS: Final = tuple(d for d, spec in DIMENSIONS.items() if spec.level == "customer")

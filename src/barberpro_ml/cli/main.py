@@ -706,7 +706,7 @@ def serve_command(
     import uvicorn
 
     from barberpro_ml.scoring.live import LiveScorer
-    from barberpro_ml.scoring.service import ADMIN_TOKEN_ENV, create_app
+    from barberpro_ml.service import ADMIN_TOKEN_ENV, create_app
 
     # swaps and refusals are logged by the service: show them beside uvicorn's own lines
     service_log = logging.getLogger("barberpro_ml.service")

@@ -4,10 +4,9 @@
 models once (serving those with a verified champion; the others' fields are null, with the
 reason) under the definitions the models were trained with; ``profile`` / ``profile_batch``
 return :class:`CustomerProfile` records and ``score_frame`` scores millions of customers in one
-vectorised call. The HTTP service over it is
-:mod:`barberpro_ml.scoring.service` (``barberpro-ml serve``); :class:`LiveScorer`
-(:mod:`barberpro_ml.scoring.live`) swaps a new verified champion or refreshed event data into
-it while it serves.
+vectorised call. :class:`LiveScorer` (:mod:`barberpro_ml.scoring.live`) swaps a new verified
+champion or refreshed event data into it while it serves; the HTTP service over it is the
+later stage :mod:`barberpro_ml.service` (``barberpro-ml serve``).
 """
 
 from barberpro_ml.scoring.actions import OfferPolicy, recommend_actions

@@ -1,0 +1,77 @@
+"""Stage after ``scoring`` and ``analytics``: the HTTP service (FastAPI) over the scoring API.
+
+``create_app(scorer, data)`` serves the seed document's customer routes from a
+:class:`~barberpro_ml.scoring.CustomerScorer` and a loaded
+:class:`~barberpro_ml.data.MarketplaceData`; ``create_app(live)`` from a
+:class:`~barberpro_ml.scoring.live.LiveScorer`, which swaps in a new verified champion or
+refreshed event data while the service runs (a fixed scorer and data are wrapped in one that
+never reloads). ``barberpro-ml serve`` runs it with uvicorn, following the registry.
+
+Layout (FastAPI's "bigger applications"): :mod:`~barberpro_ml.service.app` (the factory, the
+error handlers, ``/health``, the offline docs, the middleware),
+:mod:`~barberpro_ml.service.dependencies` (the served models and data of a request, the
+``as_of`` parameter), :mod:`~barberpro_ml.service.errors`, and one router per area in
+:mod:`~barberpro_ml.service.routers`: ``customers``, ``analytics``, ``admin``.
+
+=================================  ====================================================
+Route                              Returns
+=================================  ====================================================
+``GET /health``                    status, the loaded model versions, the data's extent
+``GET /customers/{id}/profile``    :class:`CustomerProfile`
+``GET /customers/{id}/recommendations``  next services and barbers
+``POST /customers/batch-profile``  profiles of up to ``MAX_BATCH`` customers
+``GET /customer-segments``         the segment table (``by=rfm|cluster|lifecycle``)
+``GET /customers/{id}/journey``    lifecycle stage over time, transitions, visits
+``GET /customer-success/metrics``  :class:`SuccessMetrics` (incl. the seed's 46.3% claim)
+``POST /admin/refresh``            reload the event data now (bearer token), the attempt
+``GET /api/analytics/...``         business KPIs, growth, competitive position
+                                   (:mod:`~barberpro_ml.service.routers.analytics`)
+=================================  ====================================================
+
+Swaps: every route takes the served models and data once, at the start of the request (the
+``served_now`` dependency), so a request in flight finishes on what it started with while a
+reload swaps in new ones; ``/health`` reports the data's last event (``data_end``, the data's
+``as_of``), when the data and the models were loaded, each family's served version, and the
+last reload attempts with their outcome and error (``live``).
+
+Admin: ``POST /admin/refresh`` reloads the event data from their source and rebuilds the
+default snapshot synchronously (the answer is the :class:`ReloadAttempt`; requests meanwhile
+are served from the old data). It needs ``Authorization: Bearer <token>`` with the token in
+the environment variable ``BARBERPRO_ADMIN_TOKEN`` when the app was created; without one the
+route answers 403 saying how to enable it, a missing or wrong token gets 401 with
+``WWW-Authenticate: Bearer``.
+
+Every route takes an optional ``as_of`` (ISO 8601 date or time; naive means UTC, ``Z`` or an
+offset is converted to naive UTC; default: the data's last event). Errors are JSON
+``{"detail": ..., "error": <type>}``, their status taken from the error's
+:attr:`~barberpro_ml.errors.BarberproError.http_status` in one handler: 422 for invalid input
+(FastAPI's validation names the field; ours names the problem: an ``as_of`` after the data or
+before the first signup, an oversized batch), 404 for an unknown customer (naming the ids, also
+in ``unknown_ids``), 503 for a route that needs a model family that is not served (naming it and
+why) or a model the data do not fit, 500 for anything unexpected (a bug: logged; the process
+keeps serving).
+
+Degraded service: the app serves whatever families the scorer has. ``/health`` lists each
+family's state (``verified`` version, ``missing`` or ``unverified`` with the reason); profiles
+carry null fields with the reason for a missing family; only the routes that cannot answer
+without one refuse with 503 (recommendations without recs, segment tables by RFM segment or
+cluster without segments).
+
+OpenAPI docs at ``/docs`` (Swagger UI) and ``/redoc``, their scripts and styles served by the
+service itself (``/static-docs``, from the ``fastapi-offline`` package): they work without
+internet access.
+"""
+
+from barberpro_ml.service.app import DOCS_STATIC, Health, create_app
+from barberpro_ml.service.dependencies import Now, served_now
+from barberpro_ml.service.errors import AdminDisabledError, AdminTokenError
+from barberpro_ml.service.routers.admin import ADMIN_TOKEN_ENV
+from barberpro_ml.service.routers.customers import (
+    MAX_BATCH,
+    BatchProfileRequest,
+    BatchProfileResponse,
+)
+
+__all__ = ["ADMIN_TOKEN_ENV", "DOCS_STATIC", "MAX_BATCH", "AdminDisabledError",
+           "AdminTokenError", "BatchProfileRequest", "BatchProfileResponse", "Health", "Now",
+           "create_app", "served_now"]

@@ -1,0 +1,197 @@
+"""The application factory: :func:`create_app`, the error handlers, ``/health``, the offline
+docs and the timing middleware; the routes live in :mod:`barberpro_ml.service.routers`.
+
+Errors are JSON ``{"detail": ..., "error": <type>}``, their status taken from the error's
+:attr:`~barberpro_ml.errors.BarberproError.http_status` in one handler; anything unexpected is
+a 500 (logged; the process keeps serving). FastAPI's own request validation keeps its standard
+422 body (``{"detail": [{"loc": ..., "msg": ..., "type": ...}]}``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
+from typing import Any
+
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from barberpro_ml.data import MarketplaceData
+from barberpro_ml.definitions import Definitions
+from barberpro_ml.errors import BarberproError
+from barberpro_ml.scoring.live import LiveScorer, LiveStatus
+from barberpro_ml.scoring.records import FamilyStatus, ModelRef
+from barberpro_ml.scoring.scorer import CustomerScorer
+from barberpro_ml.service.dependencies import Now
+from barberpro_ml.service.errors import error_response
+from barberpro_ml.service.routers import analytics, customers
+from barberpro_ml.service.routers.admin import ADMIN_TOKEN_ENV, admin_router
+
+__all__ = ["DOCS_STATIC", "Health", "create_app"]
+
+DOCS_STATIC = "/static-docs"
+"""Where the service serves the Swagger UI and ReDoc assets (no CDN)."""
+_DOCS_ASSETS = FilePath(fastapi_offline.__file__).parent / "static"
+log = logging.getLogger("barberpro_ml.service")
+
+
+class Health(BaseModel):
+    """``status``: ``ok`` when every family is served, ``degraded`` otherwise."""
+
+    status: str
+    models: dict[str, ModelRef] = Field(description="Family -> the version served.")
+    families: dict[str, FamilyStatus]
+    definitions: Definitions
+    customers: int
+    active_customers: int
+    data_start: datetime
+    data_end: datetime = Field(description="The data's as_of: their last event.")
+    default_as_of: datetime
+    started_at: datetime
+    data_loaded_at: datetime
+    live: LiveStatus = Field(description="Registry polling and data refresh: intervals, the "
+                                         "last attempts (time, outcome, error), and why a "
+                                         "version the registry points to is not served.")
+
+
+def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None = None, *,
+               default_as_of: object = None, warm: bool = True,
+               admin_token: str | None = None) -> FastAPI:
+    """The FastAPI application serving ``scorer`` over ``data``.
+
+    Parameters
+    ----------
+    scorer
+        Loaded models (:meth:`CustomerScorer.from_registry`), served as they are; or a
+        :class:`~barberpro_ml.scoring.live.LiveScorer` holding models and data that it swaps
+        while the app runs (its background reloads start and stop with the app).
+    data
+        The event tables the profiles are computed from (not with a ``LiveScorer``, which
+        holds its own).
+    default_as_of
+        The cut-off when a request gives none (default: the data's last event; not with a
+        ``LiveScorer``).
+    warm
+        Build the default cut-off's snapshot now, so the first request is as fast as the
+        rest and a feature-schema mismatch stops the service at start, not at request time
+        (a ``LiveScorer`` does so when it is made).
+    admin_token
+        Bearer token of the ``/admin`` routes; default: the environment variable
+        :data:`ADMIN_TOKEN_ENV`; empty or unset: the admin routes answer 403.
+    """
+    if isinstance(scorer, LiveScorer):
+        if data is not None or default_as_of is not None:
+            raise TypeError("create_app(live_scorer): the LiveScorer holds the data and the "
+                            "default cut-off; pass neither")
+        live = scorer
+    else:
+        if data is None:
+            raise TypeError("create_app(scorer, data): the data to serve are missing")
+        live = LiveScorer(scorer, data, default_as_of=default_as_of, warm=warm)
+    token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV)
+    started = datetime.now(UTC)
+    for family, reason in live.current.scorer.unavailable.items():
+        log.warning("serving without the %s model: %s", family, reason)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        live.start()
+        try:
+            yield
+        finally:
+            live.stop()
+
+    app = FastAPI(
+        title="barberpro_ml customer intelligence",
+        version="1",
+        description="Profiles, recommendations, segments, journeys and customer-success "
+                    "metrics from the registered champion models, and business analytics "
+                    "(KPIs, growth, competitive position) from the event data. Numbers are "
+                    "computed per request from the event data at `as_of`.",
+        docs_url=None, redoc_url=None, lifespan=lifespan,
+    )
+    app.state.live = live
+    _offline_docs(app)
+    app.include_router(admin_router(token))
+
+    @app.exception_handler(BarberproError)
+    async def refused(request: Request, exc: BarberproError) -> JSONResponse:
+        if exc.http_status >= 500:
+            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+        return error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(status_code=500, content={
+            "detail": f"internal error ({type(exc).__name__}); the service keeps running"})
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health(now: Now) -> Health:
+        """Status, each model family's state (version served, or why not), the definitions,
+        the data served (``active_customers`` at the default cut-off) and the reloads."""
+        scorer, data = now.scorer, now.data
+        start = data.customers["signup_at"].min()
+        return Health(status="degraded" if scorer.unavailable else "ok", models=scorer.models,
+                      families=scorer.status, definitions=scorer.definitions,
+                      customers=len(data.customers),
+                      active_customers=scorer.active_customers(data, now.default_as_of),
+                      data_start=start.to_pydatetime(),
+                      data_end=data.observation_end.to_pydatetime(),
+                      default_as_of=now.default_as_of.to_pydatetime(), started_at=started,
+                      data_loaded_at=now.data_loaded_at, live=live.status(now))
+
+    app.include_router(customers.router)
+    app.include_router(analytics.router)
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next: Any) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Process-Time-Ms"] = f"{(time.perf_counter() - start) * 1e3:.2f}"
+        return response
+
+    return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` and ``/redoc`` with their assets served locally (FastAPI's documented recipe
+    for self-hosting the docs' JavaScript and CSS; the files ship with ``fastapi-offline``)."""
+    app.mount(DOCS_STATIC, StaticFiles(directory=_DOCS_ASSETS), name="static-docs")
+    openapi_url = app.openapi_url or "/openapi.json"
+    redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}", title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{redirect_url}",
+            swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon.png")
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{openapi_url}", title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_STATIC}/favicon.png", with_google_fonts=False)
