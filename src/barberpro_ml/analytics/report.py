@@ -659,15 +659,18 @@ def forecast_section_html(section: ForecastSection | None, reason: str | None = 
         return ('<p class="note unavailable" id="no-forecast">No forecast model was available '
                 f"for this report, so it has no forecast.{why}</p>")
     cov = section.coverage
-    verdict = ("consistent with" if cov.ci_low <= cov.level <= cov.ci_high else
-               "below" if cov.ci_high < cov.level else "above")
+    nominal = _pct(cov.level, 0)
+    verdict = (f"consistent with its nominal {nominal}" if cov.ci_low <= cov.level <= cov.ci_high
+               else f"below its nominal {nominal}: the interval is too narrow"
+               if cov.ci_high < cov.level
+               else f"above its nominal {nominal}: the interval is wider than it needs to be")
     model = f" by {_esc(section.model)}" if section.model else ""
     first, last = section.forecast["ds"].iloc[0], section.forecast["ds"].iloc[-1]
     caption = (f"{section.series} ({section.unit}): actual weekly values and the forecast for "
                f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, shaded by its "
                f"{_pct(cov.level, 0)} interval. Backtest: the {_pct(cov.level, 0)} interval "
                f"covered {_pct(cov.coverage)} [95% CI {_pct(cov.ci_low)}, {_pct(cov.ci_high)}] "
-               f"of {cov.n:,} (origin, horizon) points: {verdict} its nominal level.")
+               f"of {cov.n:,} (origin, horizon) points, {verdict}.")
     rows = [[f'<th scope="row">{r["ds"]:%Y-%m-%d}</th>', _td(f"{int(r['horizon'])}"),
              _td(f"{r['mean']:,.1f}", value=r["mean"]),
              _td(f"[{r['lower']:,.1f}, {r['upper']:,.1f}]")]
@@ -716,7 +719,10 @@ def gate_section(gates: pd.DataFrame | None, note: str | None = None) -> str:
                 "</td>", f'<td rowspan="{len(part)}">{status}</td>']
         for i, (_, r) in enumerate(part.iterrows()):
             cells = list(lead) if i == 0 else []
-            if _missing(r["check"]):
+            if _missing(r["check"]) and not has:
+                why = f" ({problem})" if problem and problem != "no champion" else ""
+                cells.append(f'<td colspan="7" class="note">Nothing promoted{_esc(why)}.</td>')
+            elif _missing(r["check"]):
                 cells.append(f'<td colspan="7" class="note">'
                              f"{_esc(problem or 'no gate result to show')}</td>")
             else:

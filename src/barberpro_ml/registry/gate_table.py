@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from barberpro_ml.registry.binding import (
     TAG_FAMILY,
@@ -74,6 +75,16 @@ def registered_model_names(client: MlflowClient, prefix: str = MODEL_PREFIX) -> 
     return sorted(set(names))
 
 
+def _is_registered(client: MlflowClient, name: str) -> bool:
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
+
+
 def _row(name: str, family: str, champion: str | None, verified: bool, verification: str,
          **check: Any) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(GATE_TABLE_COLUMNS)
@@ -112,13 +123,16 @@ def champion_gate_table(*, client: MlflowClient | None = None,
     >>> champion_gate_table(tracking_uri="sqlite:///mlflow.db")           # doctest: +SKIP
     """
     client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    names = list(dict.fromkeys([*models, *registered_model_names(client, prefix)]))
+    registered = registered_model_names(client, prefix)
+    names = list(dict.fromkeys([*models, *registered]))
     rows: list[dict[str, Any]] = []
     for name in names:
         default_family = name[len(prefix):] if name.startswith(prefix) else name
         version = current_champion(name, client)
         if version is None:
-            rows.append(_row(name, default_family, None, False, "no champion"))
+            known = name in registered or _is_registered(client, name)
+            rows.append(_row(name, default_family, None, False,
+                             "no champion" if known else "not registered"))
             continue
         verification = verify_champion(name, client=client)
         problems = "; ".join(verification.problems)
