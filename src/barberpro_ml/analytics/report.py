@@ -697,7 +697,7 @@ def gate_section(gates: pd.DataFrame | None, note: str | None = None) -> str:
         why = _esc(note or "No registry was read.")
         return intro + f'<p class="note" id="no-registry">{why}</p>'
     _require_columns(gates, GATE_TABLE_COLUMNS, "gate table")
-    extra = f'<p class="note">{_esc(note)}</p>' if note else ""
+    extra = f'<p class="source">{_esc(note)}</p>' if note else ""
     if gates.empty:
         return intro + extra + '<p class="note">No registered model families.</p>'
     header = ["Model", "Champion", "Verified", "Claim", "Metric", "Claimed",
@@ -759,7 +759,8 @@ th, td { border-bottom: 1px solid #e3e7ee; padding: 5px 8px; vertical-align: top
 thead th { background: #f4f6fa; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .unit, .ci, .why { color: #6a7384; font-size: 11px; font-weight: normal; }
-td.why { max-width: 320px; }
+td.why { max-width: 260px; overflow-wrap: anywhere; }
+.source { color: #556070; font-size: 13px; }
 .note { background: #fff8e6; border-left: 4px solid #f0b429; padding: 8px 12px; }
 .pass { color: #0b7a3b; font-weight: 600; } .fail { color: #b42318; font-weight: 600; }
 .other { color: #6a7384; font-weight: 600; }
