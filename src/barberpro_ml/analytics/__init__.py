@@ -4,7 +4,9 @@ Stage after :mod:`~barberpro_ml.evaluation`; imports only from ``data``, ``featu
 ``evaluation`` and ``definitions``. Every measure and dimension is declared once in
 :mod:`barberpro_ml.analytics.catalogue`; :func:`kpis` evaluates them for any grouping and
 ``as_of`` (the rules are in :mod:`barberpro_ml.analytics.kpis`); :func:`cohorts` and
-:func:`funnel` follow customers from their signup (:mod:`barberpro_ml.analytics.cohorts`).
+:func:`funnel` follow customers from their signup (:mod:`barberpro_ml.analytics.cohorts`);
+:func:`build_report` puts them on one self-contained HTML page with the forecast and the
+models' gate table (:mod:`barberpro_ml.analytics.report`).
 """
 
 from barberpro_ml.analytics.catalogue import (
@@ -25,6 +27,14 @@ from barberpro_ml.analytics.cohorts import (
     funnel_members,
 )
 from barberpro_ml.analytics.kpis import kpis
+from barberpro_ml.analytics.report import (
+    ForecastCoverage,
+    ForecastSection,
+    build_report,
+    render_report,
+    report_frames,
+    write_report,
+)
 
 __all__ = [
     "COHORT_METRICS",
@@ -35,10 +45,16 @@ __all__ = [
     "MEASURES",
     "TIME_GRAINS",
     "Dimension",
+    "ForecastCoverage",
+    "ForecastSection",
     "Measure",
+    "build_report",
     "catalogue_markdown",
     "cohorts",
     "funnel",
     "funnel_members",
     "kpis",
+    "render_report",
+    "report_frames",
+    "write_report",
 ]

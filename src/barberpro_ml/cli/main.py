@@ -656,6 +656,96 @@ def score_command(
             for family in scorer.unavailable), highlight=False, soft_wrap=True)
 
 
+# --------------------------------------------------------------------------- report
+def _report_data(source: str | None) -> tuple[MarketplaceData, str, str]:
+    """The report's events, their data-set name and where they came from: ``--data``, else
+    the default simulated marketplace (what `pipeline` wrote, when it is there)."""
+    if source is not None:
+        loaded = load_source(source)
+        return loaded.data, loaded.name, loaded.location
+    written = Path(DEFAULT_SCORING_DATA)
+    if written.exists():
+        loaded = load_source(written)
+        return loaded.data, loaded.name, f"{written} (written by `barberpro-ml pipeline`)"
+    from barberpro_ml.data import SimulationConfig
+    from barberpro_ml.jobs.base import simulated_name
+
+    cfg = SimulationConfig()
+    return (run_simulation(cfg), simulated_name(cfg),
+            "the default simulated marketplace (simulated now)")
+
+
+def _report_gates(tracking_uri: str | None) -> tuple[Any, str | None]:
+    """The gate table of every family, or None and why it could not be read."""
+    from barberpro_ml.registry import champion_gate_table, configure_tracking
+    from barberpro_ml.registry.gate_table import missing_sqlite_store
+
+    uri = configure_tracking(tracking_uri)
+    missing_db = missing_sqlite_store(uri)
+    if missing_db is not None:
+        return None, (f"No model registry: the tracking store {missing_db} does not exist. "
+                      "Run `barberpro-ml pipeline` to train, gate and promote the models, or "
+                      "point --tracking-uri / MLFLOW_TRACKING_URI at the registry.")
+    with console.status("reading the registry"):
+        return champion_gate_table(tracking_uri=uri), f"Registry: {uri}"
+
+
+def _forecast_unavailable_reason() -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("barberpro_ml.analytics.forecast") is None:
+        return ("this version of barberpro-ml has no forecasting module "
+                "(barberpro_ml.analytics.forecast).")
+    return "no forecast model is wired into the report yet."
+
+
+@app.command("report")
+@friendly_errors
+def report_command(
+    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write (one "
+                                           "self-contained page).")] = Path(
+        "outputs/report.html"),
+    as_of: Annotated[datetime | None, typer.Option(
+        help="Cut-off (naive UTC); default: the data's last event.")] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Folder of event tables, or a PostgreSQL URL (default: the default "
+                       "simulated marketplace, read from what `barberpro-ml pipeline` wrote "
+                       "when it is there).")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Write an HTML report a person reads: 12 months of KPIs, cohort retention, the
+    acquisition funnel, the forecast, and every model family's champion and gate verdicts.
+
+    Exit 2 for bad input (an as_of before the data start, an unreadable --data, an --out
+    that is a folder); nothing is written then.
+    """
+    import time
+
+    from barberpro_ml.analytics.report import (
+        check_report_path,
+        render_report,
+        report_frames,
+        write_report,
+    )
+
+    check_report_path(out_file)
+    started = time.perf_counter()
+    events, name, where = _report_data(data)
+    with console.status("computing KPIs, cohorts and the funnel"):
+        frames = report_frames(events, as_of, data_name=name)
+    gates, gates_note = _report_gates(tracking_uri)
+    with console.status("drawing the report"):
+        page = render_report(frames, gates=gates, gates_note=gates_note,
+                             forecast_note=_forecast_unavailable_reason())
+    written = write_report(page, out_file)
+    champions = ("no registry" if gates is None else
+                 f"{gates.groupby('model_name')['champion_version'].first().notna().sum()} of "
+                 f"{gates['model_name'].nunique()} families with a champion")
+    out.print(f"wrote {written} ({len(page) / 1024:,.0f} KiB) as of {frames.as_of} from "
+              f"{where}; {champions}; {time.perf_counter() - started:.1f} s",
+              highlight=False, markup=False, soft_wrap=True)
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Refuse a port that cannot be bound now, rather than after the models are loaded."""
     try:

@@ -15,6 +15,8 @@
 - :mod:`~barberpro_ml.registry.tracking`: run-logging helpers (params, metrics with CI bounds,
   config, digests, git commit, report, gate result, model card).
 - :mod:`~barberpro_ml.registry.model_card`: the Markdown model card.
+- :mod:`~barberpro_ml.registry.gate_table`: ``champion_gate_table``, every family's champion,
+  whether it is verified, and its gate verdicts (for the HTML report).
 - :mod:`~barberpro_ml.registry.recs_model`: fitted recommenders as pyfunc models (user ids in,
   top-k out), registration, and the paired champion comparison for recommenders.
 - :mod:`~barberpro_ml.registry.forecast_model`: a weekly forecast with its verified intervals
@@ -47,6 +49,12 @@ if TYPE_CHECKING:
         ForecastSpec,
         log_and_register_forecast,
         log_forecast,
+    )
+    from barberpro_ml.registry.gate_table import (
+        GATE_TABLE_COLUMNS,
+        REPORTED_MODELS,
+        champion_gate_table,
+        missing_sqlite_store,
     )
     from barberpro_ml.registry.model_card import model_card
     from barberpro_ml.registry.models import (
@@ -103,7 +111,9 @@ else:
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "GATE_TABLE_COLUMNS",
     "PROMOTIONS_EXPERIMENT",
+    "REPORTED_MODELS",
     "BindingCheck",
     "BoundGateResult",
     "ChampionVerification",
@@ -127,6 +137,7 @@ __all__ = [
     "alias_version",
     "binding_problems",
     "champion_comparison",
+    "champion_gate_table",
     "configure_tracking",
     "current_champion",
     "feature_catalogue",
@@ -148,6 +159,7 @@ __all__ = [
     "log_params",
     "log_recommender",
     "log_report",
+    "missing_sqlite_store",
     "model_card",
     "promote",
     "promotion_log",
