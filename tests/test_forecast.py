@@ -232,6 +232,21 @@ def test_forecast_job_registers_a_model_serving_the_gated_forecast(
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "plots")}
     assert "plots/fan_chart_net_revenue.png" in artifacts
 
+    # the HTML report draws the champion's forecast with the coverage its gate measured
+    from typer.testing import CliRunner
+
+    from barberpro_ml.cli import app
+
+    coverage = next(m for m in result.headline if m.name == "coverage")
+    folder = sample.save(tmp_path / "events")
+    out = tmp_path / "report.html"
+    ran = CliRunner().invoke(app, ["report", "--out", str(out), "--data", str(folder),
+                                       "--tracking-uri", mlflow_store.tracking_uri])
+    assert ran.exit_code == 0, (ran.output, ran.exception)
+    html = out.read_text()
+    assert f"barberpro-forecast v{result.version}" in html
+    assert f"covered {coverage.value:.1%}" in html and "No forecast model" not in html
+
 
 def test_forecast_model_input_errors_name_the_problem(fitted: WeeklyForecaster) -> None:
     from barberpro_ml.registry import ForecastModel

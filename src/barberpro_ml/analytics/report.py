@@ -726,7 +726,8 @@ def gate_section(gates: pd.DataFrame | None, note: str | None = None) -> str:
                 cells.append(f'<td colspan="7" class="note">'
                              f"{_esc(problem or 'no gate result to show')}</td>")
             else:
-                sign = {"at_least": "&ge; ", "at_most": "&le; "}.get(str(r["direction"]), "")
+                sign = {"at_least": "&ge; ", "at_most": "&le; ",
+                        "within": "inside the CI: "}.get(str(r["direction"]), "")
                 claimed = "&ndash;" if _missing(r["claimed"]) else f"{sign}{r['claimed']:.4g}"
                 estimate = "&ndash;" if _missing(r["observed"]) else f"{r['observed']:.4f}"
                 if not _missing(r["ci_low"]) and not _missing(r["ci_high"]):

@@ -690,13 +690,57 @@ def _report_gates(tracking_uri: str | None) -> tuple[Any, str | None]:
         return champion_gate_table(tracking_uri=uri), f"Registry: {uri}"
 
 
-def _forecast_unavailable_reason() -> str:
-    import importlib.util
+FORECAST_MODEL = "barberpro-forecast"
+FORECAST_COVERAGE_CLAIM = "forecast-coverage-89"
 
-    if importlib.util.find_spec("barberpro_ml.analytics.forecast") is None:
-        return ("this version of barberpro-ml has no forecasting module "
-                "(barberpro_ml.analytics.forecast).")
-    return "no forecast model is wired into the report yet."
+
+def _report_forecast(events: MarketplaceData, as_of: Any, gates: Any
+                     ) -> tuple[Any, str | None]:
+    """The verified forecast champion's weekly net revenue (total) for the report, with the
+    coverage its gate measured; or None and why there is none."""
+    import pandas as pd
+
+    from barberpro_ml.analytics.forecast import TOTAL, weekly_series
+    from barberpro_ml.analytics.report import ForecastCoverage, ForecastSection
+    from barberpro_ml.registry.forecast_model import champion_forecast
+
+    if gates is None:
+        return None, "no model registry was read (see the last section)."
+    rows = gates[gates["model_name"] == FORECAST_MODEL]
+    if rows.empty or rows["champion_version"].isna().all():
+        return None, (f"{FORECAST_MODEL} has no champion: run `barberpro-ml train forecast` "
+                      "(or `barberpro-ml pipeline`).")
+    if not bool(rows["verified"].iloc[0]):
+        return None, (f"the {FORECAST_MODEL} champion is not verified "
+                      f"({rows['verification'].iloc[0]}); its numbers are not shown.")
+    claim = rows[rows["check"] == FORECAST_COVERAGE_CLAIM]
+    if claim.empty or claim[["observed", "ci_low", "ci_high"]].isna().any(axis=None):
+        return None, (f"the {FORECAST_MODEL} champion's gate has no {FORECAST_COVERAGE_CLAIM} "
+                      "verdict to show its coverage with.")
+    with console.status("loading the forecast champion"):
+        model, version = champion_forecast(FORECAST_MODEL)
+    assert model.spec is not None and model.forecast is not None
+    table = model.forecast
+    fc = table[(table["measure"] == "net_revenue") & (table["neighborhood"] == TOTAL)]
+    if fc.empty:
+        return None, f"the {FORECAST_MODEL} champion v{version} does not forecast net revenue."
+    first_week = pd.Timestamp(fc["week"].min())
+    history = weekly_series(events, min(pd.Timestamp(as_of), first_week),
+                            measures=["net_revenue"])
+    history = history[(history["neighborhood"] == TOTAL) & (history["week"] < first_week)]
+    row = claim.iloc[0]
+    section = ForecastSection(
+        history=history.rename(columns={"week": "ds"})[["ds", "y"]].reset_index(drop=True),
+        forecast=fc.rename(columns={"week": "ds"})[["ds", "horizon", "mean", "lower", "upper"]]
+        .astype({"horizon": "int64"}).reset_index(drop=True),
+        coverage=ForecastCoverage(level=model.spec.level, coverage=float(row["observed"]),
+                                  ci_low=float(row["ci_low"]), ci_high=float(row["ci_high"]),
+                                  n=model.spec.backtest_forecasts),
+        series="Net revenue, whole marketplace", unit="per week",
+        model=(f"{FORECAST_MODEL} v{version}: "
+               + "; ".join(f"{m} {c['candidate']} + {c['reconciliation']}"
+                           for m, c in model.spec.chosen.items())))
+    return section, None
 
 
 @app.command("report")
@@ -734,9 +778,10 @@ def report_command(
     with console.status("computing KPIs, cohorts and the funnel"):
         frames = report_frames(events, as_of, data_name=name)
     gates, gates_note = _report_gates(tracking_uri)
+    forecast, forecast_note = _report_forecast(events, frames.as_of, gates)
     with console.status("drawing the report"):
-        page = render_report(frames, gates=gates, gates_note=gates_note,
-                             forecast_note=_forecast_unavailable_reason())
+        page = render_report(frames, gates=gates, gates_note=gates_note, forecast=forecast,
+                             forecast_note=forecast_note)
     written = write_report(page, out_file)
     champions = ("no registry" if gates is None else
                  f"{gates.groupby('model_name')['champion_version'].first().notna().sum()} of "

@@ -271,8 +271,8 @@ class GateResult(BaseModel):
         shown = table.drop(columns=["reason", "slice", "direction"]).copy()
         shown.insert(2, "ci", [_fmt_ci(lo, hi) for lo, hi in zip(table["ci_low"],
                                                                     table["ci_high"], strict=True)])
-        shown["claimed"] = [_fmt_claim(v, d) for v, d in zip(table["claimed"], table["direction"],
-                                                              strict=True)]
+        shown["claimed"] = [_fmt_claim(v, d, p) for v, d, p in zip(
+            table["claimed"], table["direction"], table["policy"], strict=True)]
         shown = shown.drop(columns=["ci_low", "ci_high"])
         for col in ["observed", "baseline"]:
             shown[col] = [_fmt(v) for v in shown[col]]
@@ -309,7 +309,7 @@ class GateResult(BaseModel):
         for row in frame.itertuples(index=False):
             table.add_row(
                 str(row.check), _fmt(row.observed), _fmt_ci(row.ci_low, row.ci_high),
-                _fmt_claim(row.claimed, row.direction), _fmt(row.baseline),
+                _fmt_claim(row.claimed, row.direction, row.policy), _fmt(row.baseline),
                 _fmt(row.p_holm if not _isnan(row.p_holm) else row.p_value, ".4f"),
                 Text(str(row.verdict) + ("" if row.blocking else " (not blocking)"),
                      style=colours[str(row.verdict)]), str(row.reason),
@@ -329,9 +329,11 @@ def _fmt_ci(lo: Any, hi: Any) -> str:
     return "" if _isnan(lo) or _isnan(hi) else f"[{float(lo):.3f}, {float(hi):.3f}]"
 
 
-def _fmt_claim(v: Any, direction: Any) -> str:
+def _fmt_claim(v: Any, direction: Any, policy: Any = None) -> str:
     if _isnan(v):
         return ""
+    if policy == "consistent":
+        return f"in CI {float(v):.3f}"
     return f"{'>=' if direction == 'at_least' else '<='} {float(v):.3f}"
 
 

@@ -43,7 +43,8 @@ from barberpro_ml.analytics.forecast import (
 from barberpro_ml.errors import InputError
 from barberpro_ml.registry.models import CHALLENGER, ModelInputError, _log_from_code, register
 
-__all__ = ["ForecastModel", "ForecastSpec", "log_and_register_forecast", "log_forecast"]
+__all__ = ["ForecastModel", "ForecastSpec", "champion_forecast", "log_and_register_forecast",
+           "log_forecast"]
 
 _ENTRY = Path(__file__).with_name("_forecast_pyfunc_entry.py")
 
@@ -60,6 +61,8 @@ class ForecastSpec(BaseModel):
     """The Monday starting horizon 1 (ISO date)."""
     chosen: dict[str, dict[str, str]]
     """Per measure, the candidate and reconciliation chosen on the backtest."""
+    backtest_forecasts: int = Field(ge=0)
+    """Forecasts on the backtest's evaluation origins (what the gate's coverage is over)."""
 
     def signature(self) -> ModelSignature:
         """``measure`` required, ``neighborhood`` and ``horizon`` optional."""
@@ -104,7 +107,8 @@ class ForecastModel(PythonModel):
             level=forecaster.level, horizon_weeks=forecaster.horizon_weeks,
             measures=sorted(table["measure"].unique()),
             neighborhoods=sorted(table["neighborhood"].unique()),
-            first_week=f"{table['week'].min():%Y-%m-%d}", chosen=forecaster.chosen_)
+            first_week=f"{table['week'].min():%Y-%m-%d}", chosen=forecaster.chosen_,
+            backtest_forecasts=len(forecaster.backtest_))
         return cls(table, spec)
 
     def load_context(self, context: Any) -> None:
@@ -167,3 +171,28 @@ def log_and_register_forecast(forecaster: WeeklyForecaster, name: str, *,
     """:func:`log_forecast` then :func:`~barberpro_ml.registry.register`."""
     info = log_forecast(forecaster, **log_kwargs)
     return info, register(info.model_uri, name, alias=alias, tags=tags)
+
+
+def champion_forecast(name: str = "barberpro-forecast", *, alias: str = "champion"
+                      ) -> tuple[ForecastModel, str]:
+    """The forecast model behind ``name@alias`` and its version.
+
+    Raises
+    ------
+    ModelUnavailableError
+        No such alias, or the version is not a forecast model.
+    """
+    import mlflow
+
+    from barberpro_ml.errors import ModelUnavailableError
+    from barberpro_ml.registry.promotion import alias_version
+
+    version = alias_version(name, alias)
+    if version is None:
+        raise ModelUnavailableError(f"{name} has no @{alias}")
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    wrapper = model.unwrap_python_model()
+    if not isinstance(wrapper, ForecastModel) or wrapper.spec is None:
+        raise ModelUnavailableError(f"{name} v{version} is not a forecast model "
+                                    f"({type(wrapper).__name__})")
+    return wrapper, str(version)

@@ -33,7 +33,7 @@ __all__ = ["GATE_TABLE_COLUMNS", "MODEL_PREFIX", "REPORTED_MODELS", "champion_ga
 
 MODEL_PREFIX: Final = "barberpro-"
 REPORTED_MODELS: Final = ("barberpro-churn", "barberpro-ltv", "barberpro-recs",
-                          "barberpro-segments")
+                          "barberpro-segments", "barberpro-forecast")
 """The families with a training job (the jobs' default ``model_name``): always reported,
 with "no champion" when they have none."""
 GATE_TABLE_COLUMNS: Final = (
@@ -144,6 +144,8 @@ def champion_gate_table(*, client: MlflowClient | None = None,
                              problems or "; ".join(read_problems)))
             continue
         for check in bound.result.table().to_dict("records"):
+            if check.get("policy") == "consistent":   # the claimed value must lie in the CI
+                check["direction"] = "within"
             rows.append(_row(
                 name, family, version, verification.verified, problems,
                 **{k: check[k] for k in ("check", "metric", "claimed", "direction",
