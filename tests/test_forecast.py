@@ -247,6 +247,35 @@ def test_forecast_job_registers_a_model_serving_the_gated_forecast(
     assert f"barberpro-forecast v{result.version}" in html
     assert f"covered {coverage.value:.1%}" in html and "No forecast model" not in html
 
+    # the service's financial-intelligence route serves the same forecast and coverage
+    from fastapi.testclient import TestClient
+
+    from barberpro_ml.scoring import CustomerScorer
+    from barberpro_ml.service import create_app
+
+    # the service needs one customer family to start: the segments champion of the sample
+    segments = tmp_path / "segments.yaml"
+    segments.write_text(yaml.safe_dump({"model": {"k_values": [3, 4]}}))
+    assert JOBS["segments"].run(segments, data=sample).promoted
+    app = create_app(CustomerScorer.from_registry(), sample)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/api/analytics/financial-intelligence",
+                       params={"measure": "bookings", "neighborhood": "downtown",
+                               "history_weeks": 8})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["version"] == result.version and body["level"] == 0.89
+        want = logged[(logged["measure"] == "bookings")
+                      & (logged["neighborhood"] == "downtown")].sort_values("horizon")
+        assert [p["mean"] for p in body["forecast"]] == pytest.approx(want["mean"].tolist())
+        assert body["coverage"]["observed"] == pytest.approx(coverage.value)
+        assert body["coverage"]["verdict"] == "pass" and body["coverage"]["claimed"] == 0.89
+        assert len(body["history"]) == 8
+        assert body["history"][-1]["week"] < body["first_week"]
+        bad = client.get("/api/analytics/financial-intelligence",
+                         params={"neighborhood": "mars"})
+        assert bad.status_code == 422 and "mars" in bad.text and "downtown" in bad.text
+
 
 def test_forecast_model_input_errors_name_the_problem(fitted: WeeklyForecaster) -> None:
     from barberpro_ml.registry import ForecastModel

@@ -251,19 +251,44 @@ def test_bad_query_parameters_are_422_naming_the_value(client: TestClient, route
 def test_openapi_lists_the_analytics_routes_with_their_models(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     models = {"business-kpis": "BusinessKpis", "growth-analytics": "GrowthAnalytics",
-              "competitive-intelligence": "CompetitiveIntelligence"}
+              "competitive-intelligence": "CompetitiveIntelligence",
+              "financial-intelligence": "FinancialIntelligence",
+              "revenue-optimization": "RevenueOptimization"}
     for route, model in models.items():
         operation = spec["paths"][f"{BASE}/{route}"]["get"]
         schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema["$ref"] == f"#/components/schemas/{model}"
         assert model in spec["components"]["schemas"]
-        assert "as_of" in {p["name"] for p in operation["parameters"]}
+        if route not in ("financial-intelligence", "revenue-optimization"):
+            assert "as_of" in {p["name"] for p in operation["parameters"]}
     params = {p["name"] for p in spec["paths"][f"{BASE}/business-kpis"]["get"]["parameters"]}
     assert {"measures", "by", "start", "end", "freq", "as_of"} <= params
-    assert not [p for p in spec["paths"] if "revenue-optimization" in p
-                or "financial-intelligence" in p]
     # every route of the service, old and new, documents its answer with a response model
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
             assert "$ref" in schema, (method, path, schema)
+
+
+# --------------------------------------------------------------------------- forecast, pricing
+def test_financial_intelligence_without_a_forecast_champion_is_503_naming_it(
+        client: TestClient) -> None:
+    r = client.get(f"{BASE}/financial-intelligence")
+    assert r.status_code == 503
+    assert "no barberpro-forecast@champion" in r.json()["detail"]
+    schema = client.get("/openapi.json").json()["paths"][f"{BASE}/financial-intelligence"]
+    assert "503" in schema["get"]["responses"]
+
+
+def test_revenue_optimisation_shows_the_seed_claim_untested_without_evidence(
+        client: TestClient) -> None:
+    r = client.get(f"{BASE}/revenue-optimization")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    claims = {c["claim_id"]: c for c in body["claims"]}
+    seed = claims["pricing-revenue-increase-seed"]
+    assert seed["claimed"] == 0.15 and "15-25%" in seed["source"] and not seed["blocking"]
+    for claim in claims.values():       # never supported without evidence
+        assert claim["status"] == "untested" and claim["observed"] is None
+        assert "no barberpro-pricing@champion" in claim["reason"]
+    assert body["evidence_version"] is None and body["as_of"]

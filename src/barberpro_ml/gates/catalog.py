@@ -364,8 +364,23 @@ FORECAST = FamilyCatalog(
     source="evaluation.forecast.interval_forecast_report (barberpro_ml.jobs.forecast)",
 )
 
+# --------------------------------------------------------------------------- pricing
+PRICING = FamilyCatalog(
+    family="pricing",
+    metrics=(
+        # relative change of revenue under the recommended prices, from the causal price
+        # elasticity (its interval propagated): -1 would lose all revenue; unbounded above
+        MetricSpec("revenue_increase", "higher", -1.0, _INF, 1.0),
+    ),
+    # the evidence comes from the pricing work (price elasticity with double machine
+    # learning, issue 18); nothing to compare with a champion yet
+    paired=(),
+    source="the pricing evaluation (issue 18: elasticity from causal evidence, revenue at "
+           "alternative prices)",
+)
+
 CATALOGUE: Final[Mapping[str, FamilyCatalog]] = {
-    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS, FORECAST)
+    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS, FORECAST, PRICING)
 }
 """Every model family a claim can be about, by name."""
 

@@ -173,26 +173,25 @@ def log_and_register_forecast(forecaster: WeeklyForecaster, name: str, *,
     return info, register(info.model_uri, name, alias=alias, tags=tags)
 
 
-def champion_forecast(name: str = "barberpro-forecast", *, alias: str = "champion"
-                      ) -> tuple[ForecastModel, str]:
-    """The forecast model behind ``name@alias`` and its version.
+def champion_forecast(name: str = "barberpro-forecast", *, alias: str = "champion",
+                      tracking_uri: str | None = None) -> tuple[ForecastModel, str]:
+    """The forecast model behind ``name@alias`` (in the store at ``tracking_uri``, default:
+    the current one) and its version.
 
     Raises
     ------
     ModelUnavailableError
         No such alias, or the version is not a forecast model.
     """
-    import mlflow
-
     from barberpro_ml.errors import ModelUnavailableError
-    from barberpro_ml.registry.promotion import alias_version
+    from barberpro_ml.registry.promotion import load_champion
 
-    version = alias_version(name, alias)
-    if version is None:
-        raise ModelUnavailableError(f"{name} has no @{alias}")
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    wrapper = model.unwrap_python_model()
+    try:
+        model, mv = load_champion(name, alias=alias, tracking_uri=tracking_uri)
+    except LookupError as exc:
+        raise ModelUnavailableError(str(exc)) from None
+    wrapper = model.unwrap_python_model()  # type: ignore[no-untyped-call]
     if not isinstance(wrapper, ForecastModel) or wrapper.spec is None:
-        raise ModelUnavailableError(f"{name} v{version} is not a forecast model "
+        raise ModelUnavailableError(f"{name} v{mv.version} is not a forecast model "
                                     f"({type(wrapper).__name__})")
-    return wrapper, str(version)
+    return wrapper, str(mv.version)

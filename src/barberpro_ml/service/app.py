@@ -19,6 +19,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 import fastapi_offline
+import mlflow
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import (
     get_redoc_html,
@@ -37,6 +38,7 @@ from barberpro_ml.scoring.records import FamilyStatus, ModelRef
 from barberpro_ml.scoring.scorer import CustomerScorer
 from barberpro_ml.service.dependencies import Now
 from barberpro_ml.service.errors import error_response
+from barberpro_ml.service.evidence import RegisteredEvidence
 from barberpro_ml.service.routers import analytics, customers
 from barberpro_ml.service.routers.admin import ADMIN_TOKEN_ENV, admin_router
 
@@ -69,7 +71,7 @@ class Health(BaseModel):
 
 def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None = None, *,
                default_as_of: object = None, warm: bool = True,
-               admin_token: str | None = None) -> FastAPI:
+               admin_token: str | None = None, tracking_uri: str | None = None) -> FastAPI:
     """The FastAPI application serving ``scorer`` over ``data``.
 
     Parameters
@@ -91,6 +93,9 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
     admin_token
         Bearer token of the ``/admin`` routes; default: the environment variable
         :data:`ADMIN_TOKEN_ENV`; empty or unset: the admin routes answer 403.
+    tracking_uri
+        The registry the analytics routes read the forecast champion and the pricing
+        evidence from (default: the current MLflow tracking URI when the app is made).
     """
     if isinstance(scorer, LiveScorer):
         if data is not None or default_as_of is not None:
@@ -124,6 +129,7 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         docs_url=None, redoc_url=None, lifespan=lifespan,
     )
     app.state.live = live
+    app.state.evidence = RegisteredEvidence(tracking_uri or mlflow.get_tracking_uri())
     _offline_docs(app)
     app.include_router(admin_router(token))
 

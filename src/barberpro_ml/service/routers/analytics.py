@@ -17,6 +17,11 @@ Route                                   Answers
 ``GET /competitive-intelligence``       per neighborhood and per barber price tier:
                                         shares, price position and growth, from this
                                         marketplace's own data
+``GET /financial-intelligence``         the verified forecast champion's weekly forecast
+                                        with its intervals and the coverage its gate
+                                        measured (503 without one)
+``GET /revenue-optimization``           the pricing claims (the seed's 15-25%) with the
+                                        pricing evaluation's evidence, or ``untested``
 ======================================  ==================================================
 
 Decisions
@@ -45,11 +50,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
@@ -65,12 +70,17 @@ from barberpro_ml.analytics import (
     funnel,
     kpis,
 )
+from barberpro_ml.analytics.forecast import TOTAL, weekly_series
+from barberpro_ml.config import shipped_config
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.data.cutoff import to_as_of
 from barberpro_ml.definitions import Definitions
+from barberpro_ml.errors import BarberproError
 from barberpro_ml.evaluation.proportions import wilson_interval
+from barberpro_ml.gates import load_claims
 from barberpro_ml.scoring.live import Served
 from barberpro_ml.service.dependencies import AsOf, Now
+from barberpro_ml.service.evidence import RegisteredEvidence
 
 __all__ = [
     "DEFAULT_MEASURES",
@@ -672,6 +682,200 @@ def competitive_intelligence(
         business_definitions=now.scorer.definitions)
 
 
-# --------------------------------------------------------------------------- still to come
-# /api/analytics/revenue-optimization and /api/analytics/financial-intelligence (the seed's
-# forecasting and pricing routes) belong here, added with the forecasting and pricing work.
+# --------------------------------------------------------------------------- forecasts
+class ForecastPoint(BaseModel):
+    """One forecast week."""
+
+    week: datetime = Field(description="Monday starting the forecast week.")
+    horizon: int = Field(description="Weeks ahead of the forecast's origin (1 = next week).")
+    mean: float
+    lower: float = Field(description="Lower end of the central prediction interval.")
+    upper: float = Field(description="Upper end of the central prediction interval.")
+
+
+class ObservedWeek(BaseModel):
+    """One realised week of the forecast series, from the served event data."""
+
+    week: datetime
+    value: float
+
+
+class CoverageEvidence(BaseModel):
+    """How often the intervals held on the backtest, as the champion's bound gate judged."""
+
+    claim_id: str
+    claimed: float
+    observed: float | None = Field(description="Share of backtest forecasts inside their "
+                                               "interval.")
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float | None
+    verdict: str
+    reason: str
+    forecasts_evaluated: int = Field(description="Backtest forecasts (origins x horizons x "
+                                                 "series) the coverage is over.")
+
+
+class FinancialIntelligence(BaseModel):
+    """``GET /api/analytics/financial-intelligence``."""
+
+    model_name: str
+    version: str
+    verified: bool = Field(description="Always true: an unverified champion is not served.")
+    measure: str
+    neighborhood: str = Field(description=f"A neighborhood, or {TOTAL!r} for the marketplace.")
+    level: float = Field(description="Nominal level of the prediction intervals.")
+    first_week: datetime = Field(description="The first forecast week (its origin).")
+    chosen: dict[str, str] = Field(description="The candidate and reconciliation the backtest "
+                                               "chose for this measure.")
+    forecast: list[ForecastPoint]
+    history: list[ObservedWeek] = Field(description="Realised weeks before the forecast, from "
+                                                    "the served data.")
+    coverage: CoverageEvidence | None
+    as_of: datetime = Field(description="Cut-off of the history (the served data's).")
+    definitions: dict[str, str]
+    notes: list[str]
+
+
+@router.get("/financial-intelligence", response_model=FinancialIntelligence,
+            responses={503: {"description": "No verified forecast champion to serve."}})
+def financial_intelligence(
+        request: Request, now: Now,
+        measure: Annotated[str, Query(description="net_revenue or bookings (what the champion "
+                                                  "forecasts).")] = "net_revenue",
+        neighborhood: Annotated[str, Query(description=f"A neighborhood, or {TOTAL!r} for "
+                                                       "the marketplace total.")] = TOTAL,
+        history_weeks: Annotated[int, Query(ge=0, le=260, description="Realised weeks to "
+                                                                      "include.")] = 26,
+) -> FinancialIntelligence:
+    """The verified forecast champion's weekly forecast of one series with its prediction
+    intervals, the coverage its gate measured on the rolling-origin backtest (the seed's "89%
+    confidence intervals" claim, judged), and the realised weeks before it. 503 when no
+    verified forecast champion exists."""
+    evidence: RegisteredEvidence = request.app.state.evidence
+    served = evidence.forecast()
+    spec = served.model.spec
+    table = served.model.forecast
+    assert spec is not None and table is not None
+    if measure not in spec.measures:
+        raise _refuse("measure", measure, f"unknown measure {measure!r}; the forecast covers: "
+                                          f"{', '.join(spec.measures)}")
+    if neighborhood not in spec.neighborhoods:
+        raise _refuse("neighborhood", neighborhood,
+                      f"unknown neighborhood {neighborhood!r}; allowed: "
+                      f"{', '.join(spec.neighborhoods)}")
+    rows = table[(table["measure"] == measure) & (table["neighborhood"] == neighborhood)]
+    rows = rows.sort_values("horizon")
+    first_week = pd.Timestamp(rows["week"].min())
+    cut = now.cutoff(None)
+    notes: list[str] = []
+    history: list[ObservedWeek] = []
+    if history_weeks:
+        try:
+            observed = weekly_series(now.data, min(cut, first_week), measures=[measure])
+        except BarberproError as exc:
+            notes.append(f"no realised weeks: {exc}")
+        else:
+            mine = observed[(observed["neighborhood"] == neighborhood)
+                            & (observed["week"] < first_week)].tail(history_weeks)
+            history = [ObservedWeek(week=w.to_pydatetime(), value=float(v))
+                       for w, v in zip(mine["week"], mine["y"], strict=True)]
+    if cut + pd.Timedelta(days=7) < first_week:
+        notes.append(f"the served data end at {cut}, before the forecast's first week "
+                     f"{first_week:%Y-%m-%d}: the forecast was made on later data")
+    verdict = next((v for v in served.verdicts if v.metric == "coverage"), None)
+    coverage = None if verdict is None else CoverageEvidence(
+        claim_id=verdict.claim_id, claimed=verdict.claimed, observed=verdict.observed,
+        ci_low=verdict.ci_low, ci_high=verdict.ci_high, confidence=verdict.confidence,
+        verdict=verdict.verdict, reason=verdict.reason,
+        forecasts_evaluated=spec.backtest_forecasts)
+    if coverage is None:
+        notes.append("the champion's gate result has no coverage verdict")
+    chosen = spec.chosen.get(measure, {})
+    return FinancialIntelligence(
+        model_name=evidence.forecast_model, version=served.version, verified=True,
+        measure=measure, neighborhood=neighborhood, level=spec.level,
+        first_week=first_week.to_pydatetime(), chosen=dict(chosen),
+        forecast=[ForecastPoint(week=pd.Timestamp(w).to_pydatetime(), horizon=int(h),
+                                mean=float(m), lower=float(lo), upper=float(hi))
+                  for w, h, m, lo, hi in zip(
+                      rows["week"], rows["horizon"].to_numpy(dtype=np.int64),
+                      rows["mean"].to_numpy(dtype=np.float64),
+                      rows["lower"].to_numpy(dtype=np.float64),
+                      rows["upper"].to_numpy(dtype=np.float64), strict=True)],
+        history=history, coverage=coverage, as_of=cut.to_pydatetime(),
+        definitions={
+            "measure": _definition(MEASURES[measure]).formula,
+            "interval": f"central {spec.level:.0%} conformal prediction interval: the "
+                        "forecast plus or minus the rank ceil((n + 1) x level) absolute "
+                        "scaled error of the backtest at that horizon",
+            "coverage": "share of backtest forecasts (rolling origins, every horizon and "
+                        "series) whose realised value fell inside its interval; its CI is a "
+                        "circular block bootstrap over origins",
+            "week": "Monday to Sunday, UTC; a week counts once it has ended"},
+        notes=notes)
+
+
+# --------------------------------------------------------------------------- revenue
+class RevenueClaim(BaseModel):
+    """One ``pricing`` claim of the claims file and the evidence on it."""
+
+    claim_id: str
+    metric: str
+    claimed: float
+    direction: str
+    blocking: bool
+    source: str
+    status: Literal["supported", "not supported", "untested"]
+    observed: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    reason: str
+
+
+class RevenueOptimization(BaseModel):
+    """``GET /api/analytics/revenue-optimization``."""
+
+    as_of: datetime
+    evidence_model: str
+    evidence_version: str | None
+    claims: list[RevenueClaim]
+    definitions: dict[str, str]
+    notes: list[str]
+
+
+@router.get("/revenue-optimization", response_model=RevenueOptimization)
+def revenue_optimization(request: Request, now: Now) -> RevenueOptimization:
+    """The revenue-optimisation claims (the seed's "15-25% potential increase" and the team's
+    floor), each with the evidence the verified pricing evaluation's gate bound to it, or
+    ``untested`` and why. A claim is never shown as supported without that evidence."""
+    evidence: RegisteredEvidence = request.app.state.evidence
+    claims = load_claims(shipped_config("claims.yaml"), family="pricing")
+    version, verdicts, why = evidence.pricing_verdicts()
+    by_id = {v.claim_id: v for v in verdicts}
+    out = []
+    for claim in claims:
+        verdict = by_id.get(claim.id)
+        if verdict is None:
+            reason = why or (f"the {evidence.pricing_model} v{version} gate result has no "
+                             f"verdict for {claim.id}")
+            out.append(RevenueClaim(claim_id=claim.id, metric=claim.metric,
+                                    claimed=claim.claimed, direction=claim.direction,
+                                    blocking=claim.blocking, source=claim.source,
+                                    status="untested", reason=reason))
+            continue
+        out.append(RevenueClaim(
+            claim_id=claim.id, metric=claim.metric, claimed=claim.claimed,
+            direction=claim.direction, blocking=claim.blocking, source=claim.source,
+            status="supported" if verdict.verdict == "pass" else "not supported",
+            observed=verdict.observed, ci_low=verdict.ci_low, ci_high=verdict.ci_high,
+            reason=verdict.reason))
+    return RevenueOptimization(
+        as_of=now.cutoff(None).to_pydatetime(), evidence_model=evidence.pricing_model,
+        evidence_version=version, claims=out,
+        definitions={"revenue_increase": "relative change of net revenue under the "
+                                         "recommended prices, from the causal price elasticity "
+                                         "with its interval propagated; a claim is supported "
+                                         "when the lower bound of its interval reaches the "
+                                         "claimed value"},
+        notes=[] if why is None else [why])

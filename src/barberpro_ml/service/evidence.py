@@ -1,0 +1,104 @@
+"""What the analytics routes read from the registry besides the customer models: the verified
+forecast champion (``/financial-intelligence``) and the pricing evidence behind the revenue
+claims (``/revenue-optimization``).
+
+Both are read through the same doors a consuming service uses: :func:`verify_champion` (a
+champion whose bound gate result does not check out is not served) and the gate result bound
+to the version (:func:`read_bound_gate`). The forecast is loaded once per champion version and
+kept; every request checks the alias (one registry query) so a newly promoted forecast is
+served from the next request on.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+
+from barberpro_ml.errors import ModelUnavailableError
+from barberpro_ml.gates import ClaimVerdict
+from barberpro_ml.registry import alias_version, read_bound_gate, verify_champion
+from barberpro_ml.registry.forecast_model import ForecastModel, champion_forecast
+
+__all__ = ["FORECAST_MODEL", "PRICING_MODEL", "RegisteredEvidence", "ServedForecast"]
+
+FORECAST_MODEL = "barberpro-forecast"
+"""Registered name of the weekly forecast (:mod:`barberpro_ml.jobs.forecast`)."""
+PRICING_MODEL = "barberpro-pricing"
+"""Registered name of the pricing evaluation whose gate judges the ``pricing`` claims."""
+
+
+@dataclass(frozen=True)
+class ServedForecast:
+    """A verified forecast champion: its version, its table and its bound verdicts."""
+
+    version: str
+    model: ForecastModel
+    verdicts: tuple[ClaimVerdict, ...]
+
+
+class RegisteredEvidence:
+    """Reads (and caches per version) the forecast champion and the pricing verdicts."""
+
+    def __init__(self, tracking_uri: str, forecast_model: str = FORECAST_MODEL,
+                 pricing_model: str = PRICING_MODEL) -> None:
+        self.tracking_uri = tracking_uri
+        self.forecast_model = forecast_model
+        self.pricing_model = pricing_model
+        self._lock = threading.Lock()
+        self._forecast: ServedForecast | None = None
+
+    def _client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def forecast(self) -> ServedForecast:
+        """The verified forecast champion.
+
+        Raises
+        ------
+        ModelUnavailableError
+            No champion, or one that is not verified (the reason is in the message).
+        """
+        version = alias_version(self.forecast_model, client=self._client())
+        if version is None:
+            raise ModelUnavailableError(
+                f"no {self.forecast_model}@champion: run `barberpro-ml train forecast` (or "
+                "`barberpro-ml pipeline`)")
+        with self._lock:
+            cached = self._forecast
+            if cached is not None and cached.version == str(version):
+                return cached
+            verification = verify_champion(self.forecast_model, client=self._client())
+            if not verification.verified or verification.version is None:
+                raise ModelUnavailableError(verification.describe())
+            model, loaded = champion_forecast(self.forecast_model,
+                                              tracking_uri=self.tracking_uri)
+            _, bound, _, problems = read_bound_gate(self.forecast_model, loaded, self._client())
+            if bound is None or problems:
+                raise ModelUnavailableError(f"{self.forecast_model} v{loaded}: "
+                                            + "; ".join(problems or ["no bound gate result"]))
+            served = ServedForecast(version=loaded, model=model,
+                                    verdicts=tuple(bound.result.claims))
+            self._forecast = served
+            return served
+
+    def pricing_verdicts(self) -> tuple[str | None, tuple[ClaimVerdict, ...], str | None]:
+        """The verified pricing champion's version and bound verdicts, or why there are none.
+
+        Returns
+        -------
+        tuple
+            ``(version, verdicts, reason)``: ``reason`` is None when verdicts were read.
+        """
+        version = alias_version(self.pricing_model, client=self._client())
+        if version is None:
+            return None, (), (f"no {self.pricing_model}@champion: no pricing evaluation has "
+                              "been registered yet (the price-elasticity work produces it)")
+        verification = verify_champion(self.pricing_model, client=self._client())
+        if not verification.verified:
+            return str(version), (), verification.describe()
+        _, bound, _, problems = read_bound_gate(self.pricing_model, version, self._client())
+        if bound is None or problems:
+            return str(version), (), "; ".join(problems or ["no bound gate result"])
+        return str(version), tuple(bound.result.claims), None
