@@ -1,7 +1,8 @@
 # Two commands on a fresh machine (Python 3.11+ and pip):
 #   make demo   create .venv, install, simulate a marketplace and run every model family,
 #               logging to the local SQLite MLflow store (sqlite:///mlflow.db), then profile
-#               every customer with the promoted models (outputs/profiles.parquet)
+#               every customer with the promoted models (outputs/profiles.parquet) and
+#               write the HTML report (outputs/report.html)
 #   make test   create .venv, install with the dev extras, run the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -23,6 +24,7 @@ DEMO_STORE := sqlite:///mlflow.db
 demo: $(STAMP)
 	MLFLOW_TRACKING_URI=$(DEMO_STORE) $(BIN)/barberpro-ml pipeline
 	MLFLOW_TRACKING_URI=$(DEMO_STORE) $(BIN)/barberpro-ml score --out outputs/profiles.parquet
+	MLFLOW_TRACKING_URI=$(DEMO_STORE) $(BIN)/barberpro-ml report --out outputs/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
