@@ -150,6 +150,7 @@ def test_loading_a_model_imports_only_what_predicting_needs(tmp_path: Path) -> N
     script = (
         "import sys\n"
         "import barberpro_ml.registry._pyfunc_entry, barberpro_ml.registry._recs_pyfunc_entry\n"
+        "import barberpro_ml.registry._forecast_pyfunc_entry\n"
         "import barberpro_ml.models.churn, barberpro_ml.models.ltv_candidates\n"
         "import barberpro_ml.models.segments, barberpro_ml.models.recs.item_knn\n"
         "print(' '.join(sorted(sys.modules)))\n"
@@ -162,7 +163,9 @@ def test_loading_a_model_imports_only_what_predicting_needs(tmp_path: Path) -> N
     for stage in ("data", "features", "evaluation", "gates", "jobs", "scoring", "cli"):
         assert not [m for m in ours if m.startswith(f"barberpro_ml.{stage}")], ours
     assert "barberpro_ml.registry.promotion" not in loaded
-    assert not {"pandera", "matplotlib", "optuna", "shap", "typer", "implicit"} & loaded
+    assert not {"pandera", "matplotlib", "optuna", "shap", "typer", "implicit",
+                "statsforecast"} & loaded
+    assert "barberpro_ml.analytics" not in loaded
 
 
 @pytest.mark.parametrize("package", _LAZY_PACKAGES, ids=lambda p: p.__name__)

@@ -78,6 +78,7 @@ from barberpro_ml.errors import InputError, NotEnoughDataError
 from barberpro_ml.evaluation.forecast import interval_forecast_report
 from barberpro_ml.evaluation.overlap import check_overlap
 from barberpro_ml.evaluation.report import EvaluationReport
+from barberpro_ml.models.forecast_table import FORECAST_COLUMNS, TOTAL, select_forecast
 
 __all__ = [
     "CANDIDATES",
@@ -96,16 +97,11 @@ FloatArray = npt.NDArray[np.float64]
 
 #: The measures forecast by default (catalogue names: sums over weeks, so they reconcile).
 FORECAST_MEASURES: Final = ("net_revenue", "bookings")
-#: The ``neighborhood`` value of the marketplace total.
-TOTAL: Final = "all"
 #: Candidate forecasters, by name.
 CANDIDATES: Final = ("seasonal_naive", "yoy_scaled", "auto_ets", "auto_arima",
                       "quantile_gbm")
 #: Reconciliation methods, by name.
 RECONCILIATIONS: Final = ("bottom_up", "mint_shrink")
-#: Columns of :attr:`WeeklyForecaster.forecast_`.
-FORECAST_COLUMNS: Final = ("measure", "neighborhood", "week", "horizon", "mean", "lower",
-                           "upper")
 _SEASON: Final = 52
 _WEEK = pd.Timedelta(days=7)
 
@@ -706,57 +702,3 @@ class WeeklyForecaster(BaseEstimator):  # type: ignore[misc]
             bt, level=self.level, reference="seasonal_naive", n_bootstrap=n_bootstrap,
             seed=seed, block_length=self.horizon_weeks, overlap=overlap, notes=notes)
 
-
-def select_forecast(forecast: pd.DataFrame, request: pd.DataFrame | None,
-                    horizon_weeks: int) -> pd.DataFrame:
-    """The rows of a forecast table (:data:`FORECAST_COLUMNS`) a request asks for.
-
-    Parameters
-    ----------
-    forecast
-        :attr:`WeeklyForecaster.forecast_` (or the table a registered forecast model holds).
-    request
-        Rows with ``measure`` and optionally ``neighborhood`` (default :data:`TOTAL`) and
-        ``horizon`` (default: every horizon); None: the whole table.
-    horizon_weeks
-        The largest horizon the table holds.
-
-    Raises
-    ------
-    InputError
-        An unknown measure or neighborhood, or a horizon outside ``1..horizon_weeks``; one
-        message naming every problem.
-    """
-    if request is None:
-        return forecast.copy()
-    if "measure" not in request.columns:
-        raise InputError(f"forecast request: missing column 'measure' (got "
-                         f"{list(request.columns)})")
-    req = request.copy()
-    if "neighborhood" not in req.columns:
-        req["neighborhood"] = TOTAL
-    req["neighborhood"] = req["neighborhood"].fillna(TOTAL).astype(str)
-    req["measure"] = req["measure"].astype(str)
-    problems = []
-    unknown = sorted(set(req["measure"]) - set(forecast["measure"]))
-    if unknown:
-        problems.append(f"unknown measure(s) {unknown} (known: "
-                        f"{sorted(forecast['measure'].unique())})")
-    unknown = sorted(set(req["neighborhood"]) - set(forecast["neighborhood"]))
-    if unknown:
-        problems.append(f"unknown neighborhood(s) {unknown[:5]} (known: "
-                        f"{sorted(forecast['neighborhood'].unique())})")
-    if "horizon" in req.columns:
-        h = pd.to_numeric(req["horizon"], errors="coerce")
-        bad = h.isna() | (h < 1) | (h > horizon_weeks) | (h != h.round())
-        if bad.any():
-            problems.append(f"horizon must be an integer in 1..{horizon_weeks}, got "
-                            f"{req['horizon'][bad].head(3).tolist()}")
-        else:
-            req["horizon"] = h.astype(np.int64)
-    if problems:
-        raise InputError("forecast request refused: " + "; ".join(problems))
-    keys = ["measure", "neighborhood"] + (["horizon"] if "horizon" in req.columns else [])
-    wanted = req[keys].drop_duplicates()
-    out: pd.DataFrame = wanted.merge(forecast, on=keys, how="left")[list(FORECAST_COLUMNS)]
-    return out.reset_index(drop=True)

@@ -23,7 +23,7 @@ at the spec's ``level``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle  # type: ignore[import-untyped]
 import pandas as pd
@@ -34,14 +34,12 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.types import ColSpec, Schema, TensorSpec
 from pydantic import BaseModel, ConfigDict, Field
 
-from barberpro_ml.analytics.forecast import (
-    FORECAST_COLUMNS,
-    TOTAL,
-    WeeklyForecaster,
-    select_forecast,
-)
 from barberpro_ml.errors import InputError
+from barberpro_ml.models.forecast_table import FORECAST_COLUMNS, TOTAL, select_forecast
 from barberpro_ml.registry.models import CHALLENGER, ModelInputError, _log_from_code, register
+
+if TYPE_CHECKING:
+    from barberpro_ml.analytics.forecast import WeeklyForecaster
 
 __all__ = ["ForecastModel", "ForecastSpec", "champion_forecast", "log_and_register_forecast",
            "log_forecast"]
