@@ -98,6 +98,20 @@ def test_too_short_a_history_names_the_weeks_it_needs(series: pd.DataFrame) -> N
         WeeklyForecaster(candidates=CHEAP).fit(short)
 
 
+def test_few_series_start_the_evaluation_late_enough_for_a_finite_rank(
+        series: pd.DataFrame) -> None:
+    # the total and one neighborhood: 2 series, so 89% intervals need 5 earlier origins of
+    # scores at horizon 13 (9 scores) before the first evaluation origin
+    two = series[series["neighborhood"].isin([TOTAL, "downtown"])].copy()
+    two.loc[two["neighborhood"] == TOTAL, "y"] = two.loc[
+        two["neighborhood"] == "downtown", "y"].to_numpy()
+    fitted = WeeklyForecaster(candidates=("seasonal_naive", "yoy_scaled")).fit(two)
+    bt = fitted.backtest_
+    assert np.isfinite(bt[["lower", "upper"]].to_numpy()).all()
+    first = (bt["origin"].min() - fitted.history_["week"].min()).days // 7
+    assert first >= fitted.min_train_weeks + 13 - 1 + 5  # ceil(9 / 2) = 5
+
+
 def test_bad_parameters_are_refused_with_every_problem_named(series: pd.DataFrame) -> None:
     with pytest.raises(InputError) as err:
         WeeklyForecaster(level=1.2, candidates=("prophet",), horizon_weeks=0).fit(series)

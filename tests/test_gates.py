@@ -501,7 +501,8 @@ def test_claims_file_errors(tmp_path: Path, text: str, expected: str) -> None:
 
 def test_claims_for_a_family_without_claims_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ClaimsError, match=r"no claims for family 'no-such-family'.*"
-                       r"\['churn', 'forecast', 'interventions', 'ltv', 'recs', 'segments'\]"):
+                       r"\['churn', 'forecast', 'interventions', 'ltv', 'pricing', 'recs', "
+                       r"'segments'\]"):
         load_claims(CLAIMS_FILE, family="no-such-family")
     with pytest.raises(FileNotFoundError, match="claims file not found"):
         load_claims(tmp_path / "nope.yaml")

@@ -51,7 +51,7 @@ def test_the_wheel_runs_the_pipeline_in_an_empty_folder(tmp_path: Path) -> None:
     assert run.returncode in (0, 3), run.stdout[-3000:] + run.stderr[-3000:]
     summary = run.stdout[run.stdout.index("pipeline summary"):].splitlines()[1:]
     rows = {line.split(" | ")[0]: line.split(" | ") for line in summary if " | " in line}
-    assert set(rows) == {"churn", "ltv", "recs", "segments"}
+    assert set(rows) == {"churn", "ltv", "recs", "segments", "forecast"}
     assert all(row[2] in ("passed", "refused") for row in rows.values()), rows
     assert (run.returncode == 3) == any(row[2] == "refused" for row in rows.values())
     # its own tracking store and data, in the folder it ran in

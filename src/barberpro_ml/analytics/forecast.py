@@ -522,14 +522,16 @@ class WeeklyForecaster(BaseEstimator):  # type: ignore[misc]
         if not (series["neighborhood"] == TOTAL).any():
             raise InputError(f"WeeklyForecaster.fit: no {TOTAL!r} (total) series")
 
-    def _layout(self, T: int) -> tuple[list[int], int, int]:
+    def _layout(self, T: int, n_series: int) -> tuple[list[int], int, int]:
         """Origins, number of selection origins, first evaluation origin's index."""
         H = self.horizon_weeks
         origins = list(range(self.min_train_weeks, T - H + 1))
         n_sel = max(H, math.ceil(self.selection_share * len(origins)))
-        # Every horizon needs enough earlier scores for a finite conformal rank.
-        need_origins = H  # origin s calibrates horizon h at t when s + h <= t
-        first_eval = max(n_sel, need_origins)
+        # Every horizon needs enough earlier scores for a finite conformal rank: n scores with
+        # (n + 1) level <= n. Origin s calibrates horizon h at origin t when s + h <= t, so
+        # at the i-th origin horizon H has (i - H + 1) earlier origins of n_series scores.
+        scores_needed = math.ceil(self.level / (1.0 - self.level) - 1e-12)
+        first_eval = max(n_sel, H - 1 + math.ceil(scores_needed / n_series))
         if len(origins) - first_eval < 1:
             weeks_needed = self.min_train_weeks + first_eval + H
             raise NotEnoughDataError(
@@ -569,7 +571,7 @@ class WeeklyForecaster(BaseEstimator):  # type: ignore[misc]
             y = wide.to_numpy(dtype=np.float64)
             weeks = pd.DatetimeIndex(wide.columns)
             T = y.shape[1]
-            origins, n_sel, first_eval = self._layout(T)
+            origins, n_sel, first_eval = self._layout(T, y.shape[0])
             all_origins = [*origins, T]                 # T: the final forecast
             scales = _scales(y, all_origins)            # (O+1, S)
             base = {name: self._candidate(name)(y, weeks, all_origins, H)
