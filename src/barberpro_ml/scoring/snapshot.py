@@ -239,8 +239,9 @@ def working_providers(providers: pd.DataFrame, as_of: pd.Timestamp) -> pd.Index:
     the only ones a customer is recommended."""
     working = (providers["joined_at"] <= as_of) & (
         providers["left_at"].isna() | (providers["left_at"] > as_of))
-    return pd.Index(providers.loc[working.to_numpy(bool), "provider_id"].to_numpy(),
-                    name="provider_id")
+    index: pd.Index = pd.Index(providers.loc[working.to_numpy(bool), "provider_id"].to_numpy(),
+                               name="provider_id")
+    return index
 
 
 def _optional_ints(values: pd.Series) -> np.ndarray:

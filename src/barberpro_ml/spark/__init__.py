@@ -30,16 +30,26 @@ from barberpro_ml.spark.features import (  # noqa: E402
     customer_features,
     feature_schema,
 )
+from barberpro_ml.spark.scoring import (  # noqa: E402
+    SCORE_COLUMNS,
+    SparkScores,
+    score_customers,
+    write_scores,
+)
 
 __all__ = [
     "BUCKET_COLUMN",
     "DEFAULT_BUCKETS",
     "DEFAULT_MASTER",
+    "SCORE_COLUMNS",
     "SparkEvents",
+    "SparkScores",
     "SparkUnavailableError",
     "collect_features",
     "customer_features",
     "feature_schema",
     "require_pyspark",
+    "score_customers",
     "spark_session",
+    "write_scores",
 ]
