@@ -73,7 +73,8 @@ def spark_session(master: str | None = None, *, app_name: str = "barberpro-ml",
     pyspark.sql.SparkSession
         With ``spark.sql.session.timeZone=UTC`` (the data contract's timestamps are naive UTC)
         and Arrow transfers on. A ``local`` master binds to the loopback interface only, with
-        the web UI off and 8 shuffle partitions (the default 200 only costs time on one machine).
+        the web UI and console progress bars off and 8 shuffle
+        partitions (the default 200 only costs time on one machine).
 
     Raises
     ------
@@ -103,7 +104,8 @@ def spark_session(master: str | None = None, *, app_name: str = "barberpro-ml",
         builder = builder.master(master)
         if master.startswith("local"):
             settings |= {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
-                         "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "8"}
+                         "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
+                         "spark.sql.shuffle.partitions": "8"}
     for key, value in {**settings, **dict(config or {})}.items():
         builder = builder.config(key, value)
     try:
