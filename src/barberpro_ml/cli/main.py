@@ -7,6 +7,7 @@ with status 2; a failed gate exits with status 3 so CI training runs can tell th
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import functools
 import logging
@@ -611,6 +612,58 @@ def _scoring_inputs(source: str, tracking_uri: str | None, alias: str,
     return scorer, data
 
 
+class Engine(enum.StrEnum):
+    """Where ``score`` runs."""
+
+    local = "local"
+    spark = "spark"
+
+
+def _score_on_spark(cfg: Any, tracking_uri: str | None, master: str | None,
+                    buckets: int) -> None:
+    """``score --engine spark``: the scores of :mod:`barberpro_ml.spark`, partitioned Parquet."""
+    from barberpro_ml.spark._session import require_pyspark
+
+    require_pyspark()  # before reading anything: the one thing missing is named first
+    if cfg.as_of is not None:
+        from barberpro_ml.features._common import to_as_of
+
+        to_as_of(cfg.as_of, name="--as-of", to_utc=True)
+    if "://" not in cfg.out and Path(cfg.out).exists():
+        raise UserError(f"--out {cfg.out} exists already; the Spark engine writes a new folder "
+                        "of Parquet partitions (give another path, or remove it)")
+    if not is_database_url(cfg.data) and not Path(cfg.data).exists():
+        raise UserError(f"no event tables at {cfg.data}: run `barberpro-ml pipeline` first, or "
+                        "pass --data FOLDER|URL")
+    from barberpro_ml import spark as bspark
+    from barberpro_ml.registry import configure_tracking
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    data = load_source(cfg.data).data  # validated once, on the driver
+    configure_tracking(tracking_uri)
+    from pyspark.sql import SparkSession
+
+    created = SparkSession.getActiveSession() is None  # stop only a session started here
+    session = bspark.spark_session(master)
+    try:
+        events = bspark.SparkEvents.from_marketplace(session, data)
+        scores = bspark.score_customers(events, cfg.as_of, alias=cfg.alias, n_buckets=buckets)
+        for model in scores.models.values():
+            console.print(f"loaded {model}", highlight=False)
+        for family, reason in scores.unavailable.items():
+            console.print(f"not serving {family}: {reason}", highlight=False, markup=False,
+                          soft_wrap=True)
+        used = session.sparkContext.master
+        with console.status(f"scoring on Spark ({used})"):
+            n = bspark.write_scores(scores, cfg.out)
+    finally:
+        if created:
+            session.stop()
+    out.print(f"wrote {n:,} customers' scores at {scores.as_of} to {cfg.out} (Parquet "
+              f"partitioned by customer_bucket, {buckets} buckets; Spark master {used})",
+              soft_wrap=True, highlight=False, markup=False)
+
+
 @app.command("score")
 @friendly_errors
 def score_command(
@@ -629,11 +682,26 @@ def score_command(
                                                   "SHAP values (-1: every core).")] = None,
     config: ConfigOption = None,
     tracking_uri: TrackingOption = None,
+    engine: Annotated[Engine, typer.Option(
+        help="local: profile on this machine (one Parquet file); spark: churn probability, "
+             "lifetime value and top barbers on Spark (--master), written as Parquet "
+             "partitioned by customer_bucket (needs barberpro_ml[spark]).")] = Engine.local,
+    master: Annotated[str | None, typer.Option(
+        help="Spark master URL (local[2], spark://host:7077, yarn, k8s://...); default: "
+             "spark-submit's, else local[2]. Only with --engine spark.")] = None,
+    buckets: Annotated[int, typer.Option(
+        min=1, help="Customer buckets (customer_id mod N): Spark's unit of work and the "
+                    "Parquet partitions. Only with --engine spark.")] = 64,
 ) -> None:
     """Profile every customer at AS_OF with the registered models; write one Parquet row each."""
     cfg = score_job.load_config(config, out=str(out_file) if out_file else None, as_of=as_of,
                                 data=data, alias=alias,
                                 reasons=reasons, chunk_size=chunk_size, n_jobs=jobs)
+    if engine is Engine.spark:
+        _score_on_spark(cfg, tracking_uri, master, buckets)
+        return
+    if master is not None:
+        raise UserError("--master is a Spark master URL: give it with --engine spark")
     score_job.check_inputs(cfg)
     scorer, events = _scoring_inputs(cfg.data, tracking_uri, cfg.alias,
                                      n_jobs=cfg.n_jobs)

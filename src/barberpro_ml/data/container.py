@@ -97,6 +97,27 @@ class MarketplaceData:
             object.__setattr__(self, name, frame)
 
     @classmethod
+    def from_validated(cls, *, customers: pd.DataFrame, providers: pd.DataFrame,
+                       services: pd.DataFrame, bookings: pd.DataFrame, reviews: pd.DataFrame,
+                       interventions: pd.DataFrame, truth: GroundTruth | None = None
+                       ) -> MarketplaceData:
+        """Wrap tables that already satisfy the contract, in canonical dtypes, unchecked.
+
+        For row subsets of data validated once, where checking again would cost more than the
+        work done on them: one Spark partition's customers with their events, plus the shared
+        barber and service tables (:mod:`barberpro_ml.spark`). The caller vouches that the
+        tables are valid: nothing is converted or checked. Anything else goes through the
+        constructor.
+        """
+        data = object.__new__(cls)
+        for name, frame in (("customers", customers), ("providers", providers),
+                            ("services", services), ("bookings", bookings),
+                            ("reviews", reviews), ("interventions", interventions)):
+            object.__setattr__(data, name, frame)
+        object.__setattr__(data, "truth", truth)
+        return data
+
+    @classmethod
     def from_transactions(
         cls, transactions: pd.DataFrame, *, customer_id: str, timestamp: str, amount: str,
         provider_id: str | None = None, service_id: str | None = None,

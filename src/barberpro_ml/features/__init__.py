@@ -13,7 +13,7 @@ from barberpro_ml.features.catalog import (
     provider_feature_catalog,
     provider_feature_specs,
 )
-from barberpro_ml.features.customer import customer_features
+from barberpro_ml.features.customer import customer_features, provider_review_totals
 from barberpro_ml.features.labels import (
     DEFAULT_ACTIVE_WINDOW_DAYS,
     active_customers,
@@ -72,6 +72,7 @@ __all__ = [
     "provider_feature_catalog",
     "provider_feature_specs",
     "provider_features",
+    "provider_review_totals",
     "rfm_features",
     "rfm_summary",
     "time_split",

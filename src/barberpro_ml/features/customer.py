@@ -59,7 +59,41 @@ def _status_codes(bookings: pd.DataFrame) -> tuple[npt.NDArray[np.int8], int, in
             categories.index("no_show"))
 
 
-def _provider_state(data: MarketplaceData, cut: int) -> tuple[IdCoder, IntArray, FloatArray]:
+def provider_review_totals(reviews: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
+    """Reviews each barber has received from *all* customers by ``as_of``: count and star sum.
+
+    The one input of :func:`customer_features` that reads other customers' events (it makes
+    ``main_provider_rating``). Both columns are integer sums, so totals computed on any split
+    of the reviews (one per Spark partition, say) add up exactly to the totals of the whole
+    table; :mod:`barberpro_ml.spark` computes them that way.
+
+    Parameters
+    ----------
+    reviews
+        The ``reviews`` table (all of it, or any subset of its rows).
+    as_of
+        The cut-off: reviews with ``created_at <= as_of`` count.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``provider_id`` (ascending; only barbers with a known review):
+        ``n_reviews`` and ``rating_sum``, both ``int64``.
+    """
+    cut = int(to_as_of(as_of).value)
+    known = ns(reviews["created_at"]) <= cut
+    ids = reviews["provider_id"].to_numpy(dtype=np.int64)[known]
+    ratings = reviews["rating"].to_numpy(dtype=np.int64)[known]
+    providers, codes = np.unique(ids, return_inverse=True)
+    return pd.DataFrame(
+        {"n_reviews": np.bincount(codes, minlength=len(providers)).astype(np.int64),
+         "rating_sum": np.bincount(codes, weights=ratings, minlength=len(providers)
+                                   ).astype(np.int64)},
+        index=pd.Index(providers, name="provider_id"))
+
+
+def _provider_state(data: MarketplaceData, cut: int, review_totals: pd.DataFrame
+                    ) -> tuple[IdCoder, IntArray, FloatArray]:
     """Provider coder, whether each provider has left at ``cut``, mean rating so far."""
     providers = data.providers
     coder = IdCoder.from_ids(providers["provider_id"].to_numpy())
@@ -68,17 +102,17 @@ def _provider_state(data: MarketplaceData, cut: int) -> tuple[IdCoder, IntArray,
     left = providers["left_at"].notna().to_numpy() & (left_ns <= cut)
     has_left = np.zeros(len(coder), dtype=np.int64)
     has_left[order] = left
-    reviews = data.reviews
-    known = ns(reviews["created_at"]) <= cut
-    codes = coder.encode(reviews["provider_id"].to_numpy()[known], "provider")
-    ratings = reviews["rating"].to_numpy()[known].astype(np.float64)
-    n = group_count(codes, len(coder))
-    mean = ratio(group_sum(codes, ratings, len(coder)), n)
-    return coder, has_left, mean
+    codes = coder.encode(review_totals.index.to_numpy(), "provider")
+    n = np.zeros(len(coder), dtype=np.int64)
+    n[codes] = review_totals["n_reviews"].to_numpy(dtype=np.int64)
+    total = np.zeros(len(coder), dtype=np.float64)
+    total[codes] = review_totals["rating_sum"].to_numpy(dtype=np.float64)
+    return coder, has_left, ratio(total, n)
 
 
 def customer_features(data: MarketplaceData, as_of: AsOf, *,
-                      windows: Sequence[int] = DEFAULT_WINDOWS) -> pd.DataFrame:
+                      windows: Sequence[int] = DEFAULT_WINDOWS,
+                      provider_reviews: pd.DataFrame | None = None) -> pd.DataFrame:
     """Features of every customer signed up by ``as_of``, from events known at ``as_of``.
 
     Parameters
@@ -91,6 +125,12 @@ def customer_features(data: MarketplaceData, as_of: AsOf, *,
     windows
         Look-back windows in days for the windowed frequency and spend features; a window of
         ``w`` days is ``(as_of - w days, as_of]``.
+    provider_reviews
+        :func:`provider_review_totals` of *every* customer's reviews at ``as_of``, the one
+        population-level input (``main_provider_rating`` averages a barber's reviews over all
+        customers). Default: computed from ``data.reviews``. Give it when ``data`` holds only
+        some customers' events (a Spark partition: :mod:`barberpro_ml.spark`), so that each
+        customer's features are those of the whole data set.
 
     Returns
     -------
@@ -133,7 +173,9 @@ def customer_features(data: MarketplaceData, as_of: AsOf, *,
         cols[name] = kept[name].array.take(row_order)
     # One helper per table or topic: their large temporaries are freed as each returns.
     cols |= _booking_features(data, coder, cut)
-    cols |= _visit_features(data, coder, cut, ws)
+    if provider_reviews is None:
+        provider_reviews = provider_review_totals(data.reviews, stamp)
+    cols |= _visit_features(data, coder, cut, ws, provider_reviews)
     cols |= _review_features(data, coder, cut)
     cols |= _campaign_features(data, coder, cut)
     return assemble(pd.Index(coder.ids, name="customer_id"), cols, customer_feature_specs(ws))
@@ -167,7 +209,7 @@ def _booking_features(data: MarketplaceData, coder: IdCoder, cut: int) -> Column
 
 
 def _visit_features(data: MarketplaceData, coder: IdCoder, cut: int,
-                    windows: tuple[int, ...]) -> Columns:
+                    windows: tuple[int, ...], review_totals: pd.DataFrame) -> Columns:
     """Everything derived from completed visits: RFM, gaps, usual barber, prices, services."""
     n = len(coder)
     bookings = data.bookings
@@ -219,7 +261,7 @@ def _visit_features(data: MarketplaceData, coder: IdCoder, cut: int,
     cols["gap_cv"] = ratio(gap_std, gap_mean)
     cols["days_overdue"] = recency - gap_mean
 
-    provider_coder, provider_left, provider_rating = _provider_state(data, cut)
+    provider_coder, provider_left, provider_rating = _provider_state(data, cut, review_totals)
     rank = segments.rank(v_code)
     v_provider = provider_coder.encode(bookings["provider_id"].to_numpy()[rows], "provider")
     by_provider = pair_runs(v_code, rank, v_provider, len(provider_coder))

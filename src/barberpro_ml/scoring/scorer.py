@@ -88,7 +88,7 @@ from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError
 
 __all__ = ["DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
            "CustomerScorer", "FeatureSchemaError", "LoadedFamily", "UnknownCustomerError",
-           "load_family"]
+           "load_family", "top_barbers"]
 
 FAMILIES: tuple[str, ...] = ("churn", "ltv", "recs", "segments")
 """The model families a scorer serves."""
@@ -671,37 +671,9 @@ class CustomerScorer:
     def _barbers(self, snap: CustomerSnapshot, ids: pd.Index, neighborhoods: np.ndarray,
                  n: int) -> tuple[list[list[int]], list[list[float]]]:
         """Up to ``n`` barbers still working at ``as_of`` per customer (``[]``: none)."""
-        assert self.recs is not None and self.recs.spec is not None
-        users = ids.to_numpy(dtype=np.int64)
-        empty: tuple[list[list[int]], list[list[float]]] = (
-            [[] for _ in range(len(users))], [[] for _ in range(len(users))])
-        if not len(users) or not len(snap.active_providers):
-            return empty  # no barber working yet (before the first joined): nothing to suggest
-        # Ask for a few more than needed: barbers who left after the model was trained are
-        # dropped here, so the customer still gets n suggestions.
-        k = min(n + 5, self.recs.spec.max_k)
-        request = pd.DataFrame({"user_id": users, "k": np.full(len(ids), k, dtype=np.int64)})
-        if self.recs.spec.group_column:
-            request[self.recs.spec.group_column] = neighborhoods
-        recs = self.recs.predict(None, request)
-        user = recs["user_id"].to_numpy(dtype=np.int64)
-        item = recs["item_id"].to_numpy(dtype=np.int64)
-        score = recs["score"].to_numpy(dtype=np.float64)
-        working = np.isin(item, snap.active_providers.to_numpy())
-        user, item, score = user[working], item[working], score[working]
-        if not len(user):
-            return empty
-        # rows come grouped by user in request order, best first: keep each user's first n
-        starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
-        run = np.diff(np.r_[starts, len(user)])
-        within = np.arange(len(user)) - np.repeat(starts, run)
-        keep = within < n
-        user, item, score = user[keep], item[keep], score[keep]
-        bounds = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
-        items_of = dict(zip(user[bounds].tolist(), np.split(item, bounds[1:]), strict=True))
-        scores_of = dict(zip(user[bounds].tolist(), np.split(score, bounds[1:]), strict=True))
-        return ([items_of[u].tolist() if u in items_of else [] for u in users.tolist()],
-                [scores_of[u].tolist() if u in scores_of else [] for u in users.tolist()])
+        assert self.recs is not None
+        return top_barbers(self.recs, ids.to_numpy(dtype=np.int64), neighborhoods,
+                           snap.active_providers, n)
 
     def recommendations(self, data: MarketplaceData, customer_id: int, as_of: object = None,
                         *, k_barbers: int = 5) -> CustomerRecommendations:
@@ -829,6 +801,65 @@ class CustomerScorer:
                 model_versions=versions,
             ))
         return profiles
+
+
+def top_barbers(recs: RecommenderModel, customer_ids: np.ndarray, neighborhoods: np.ndarray,
+                working: pd.Index, n: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Up to ``n`` barbers per customer from the recommender, among the ``working`` ones.
+
+    What every path that recommends barbers runs (:meth:`CustomerScorer.score_frame`, the
+    profiles, :mod:`barberpro_ml.spark`): the model is asked for a few more than ``n`` (barbers
+    who left after it was trained are dropped here, so the customer still gets ``n``), each
+    customer's best ``n`` still working are kept, in the model's order.
+
+    Parameters
+    ----------
+    recs
+        The loaded recommender.
+    customer_ids
+        The customers (``int64``), in output order.
+    neighborhoods
+        Each customer's neighborhood (the model's cold-start group), same order.
+    working
+        Barbers working at ``as_of``
+        (:func:`~barberpro_ml.scoring.snapshot.working_providers`).
+    n
+        Barbers per customer.
+
+    Returns
+    -------
+    tuple of list
+        Provider ids and scores per customer (``[]``: none), best first.
+    """
+    assert recs.spec is not None
+    users = np.asarray(customer_ids, dtype=np.int64)
+    empty: tuple[list[list[int]], list[list[float]]] = (
+        [[] for _ in range(len(users))], [[] for _ in range(len(users))])
+    if not len(users) or not len(working):
+        return empty  # no barber working yet (before the first joined): nothing to suggest
+    k = min(n + 5, recs.spec.max_k)
+    request = pd.DataFrame({"user_id": users, "k": np.full(len(users), k, dtype=np.int64)})
+    if recs.spec.group_column:
+        request[recs.spec.group_column] = neighborhoods
+    found = recs.predict(None, request)
+    user = found["user_id"].to_numpy(dtype=np.int64)
+    item = found["item_id"].to_numpy(dtype=np.int64)
+    score = found["score"].to_numpy(dtype=np.float64)
+    keep_working = np.isin(item, working.to_numpy())
+    user, item, score = user[keep_working], item[keep_working], score[keep_working]
+    if not len(user):
+        return empty
+    # rows come grouped by user in request order, best first: keep each user's first n
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+    run = np.diff(np.r_[starts, len(user)])
+    within = np.arange(len(user)) - np.repeat(starts, run)
+    keep = within < n
+    user, item, score = user[keep], item[keep], score[keep]
+    bounds = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+    items_of = dict(zip(user[bounds].tolist(), np.split(item, bounds[1:]), strict=True))
+    scores_of = dict(zip(user[bounds].tolist(), np.split(score, bounds[1:]), strict=True))
+    return ([items_of[u].tolist() if u in items_of else [] for u in users.tolist()],
+            [scores_of[u].tolist() if u in scores_of else [] for u in users.tolist()])
 
 
 def _set_threads(estimator: Any, n_jobs: int) -> None:

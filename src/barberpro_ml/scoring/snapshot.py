@@ -30,7 +30,8 @@ from barberpro_ml.models.recs.marketplace import (
     next_service_recommendations,
 )
 
-__all__ = ["N_SERVICES", "CustomerSnapshot", "UnknownCustomerError", "build_snapshot"]
+__all__ = ["N_SERVICES", "CustomerSnapshot", "UnknownCustomerError", "build_snapshot",
+           "working_providers"]
 
 N_SERVICES = 3
 """Next-service suggestions kept per customer."""
@@ -208,11 +209,7 @@ def build_snapshot(data: MarketplaceData, as_of: object, *,
                                               "rank"])
     next_service = next_services.loc[next_services["rank"] == 1].set_index("customer_id")[
         ["service_id", "name", "score"]]
-    providers = data.providers
-    working = (providers["joined_at"] <= stamp) & (
-        providers["left_at"].isna() | (providers["left_at"] > stamp))
-    active = pd.Index(providers.loc[working.to_numpy(bool), "provider_id"].to_numpy(),
-                      name="provider_id")
+    active = working_providers(data.providers, stamp)
     effect: OfferEffect | None = None
     note = ""
     try:
@@ -235,6 +232,16 @@ def build_snapshot(data: MarketplaceData, as_of: object, *,
         population_gap_days=population_gap,
         aligned=_aligned(features, lifecycle, rfm, next_service, neighborhoods),
         definitions=definitions, first_visit=done.min() if len(done) else None)
+
+
+def working_providers(providers: pd.DataFrame, as_of: pd.Timestamp) -> pd.Index:
+    """Barbers who have joined and not left at ``as_of`` (``joined_at <= as_of < left_at``):
+    the only ones a customer is recommended."""
+    working = (providers["joined_at"] <= as_of) & (
+        providers["left_at"].isna() | (providers["left_at"] > as_of))
+    index: pd.Index = pd.Index(providers.loc[working.to_numpy(bool), "provider_id"].to_numpy(),
+                               name="provider_id")
+    return index
 
 
 def _optional_ints(values: pd.Series) -> np.ndarray:
