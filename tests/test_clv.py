@@ -431,7 +431,7 @@ def test_nelder_mead_fallback_is_used_when_lbfgsb_stalls(cdnow: pd.DataFrame,
 
     monkeypatch.setattr(clv, "minimize", stalling)
     model = BetaGeoModel().fit(cdnow)
-    assert model.optimizer_ == "Nelder-Mead + L-BFGS-B"
+    assert model.optimizer_.startswith("Nelder-Mead + L-BFGS-B")
     assert calls[:2] == ["L-BFGS-B", "Nelder-Mead"]
     np.testing.assert_allclose(list(model.params_.as_dict().values()),
                                list(bgnbd.params_.as_dict().values()), rtol=1e-5)
