@@ -802,8 +802,8 @@ def _bgnbd_start(x: np.ndarray, age: np.ndarray, weights: np.ndarray) -> np.ndar
     part of the model (no dropout): ``E[x/T] = r/alpha`` and ``Var(x/T) = E[x/T] E[1/T] +
     r/alpha**2`` (the Poisson-gamma mixture of Fader, Hardie & Lee 2005, section 3);
     ``a = 1, b = 3`` (mean dropout probability 1/4 per purchase). Falls back to ``r = 1`` and
-    ``alpha = 1 / E[x/T]`` when the rates show no extra-Poisson variance. The fit starts here and converges wherever the
-    likelihood has its maximum; the start only saves iterations.
+    ``alpha = 1 / E[x/T]`` when the rates show no extra-Poisson variance. The fit starts here
+    and converges wherever the likelihood has its maximum; the start only saves iterations.
     """
     w_total = float(weights.sum())
     rate = x / age
