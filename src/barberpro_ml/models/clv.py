@@ -6,10 +6,13 @@ of the calibration period) and ``monetary_value`` (mean spend of the repeat purc
 times in one unit of your choice (weeks in the CDNOW examples). Predictions come back in the
 same unit: ``t`` and ``horizon`` are lengths of time measured like ``T``.
 
-Both models are fitted by maximum likelihood on log-parameters with analytic gradients
-(L-BFGS-B, then Nelder-Mead and other starting points if that fails), optionally with the L2
-penalty of lifetimes, and collapse duplicate customer profiles into weights first, so a million
-customers with a few thousand distinct profiles cost a few thousand likelihood terms.
+Both models are fitted by maximum likelihood on log-parameters: L-BFGS-B with the analytic
+gradient from a method-of-moments start, polished by Newton steps with the analytic Hessian
+(then Nelder-Mead and other starting points if that fails), optionally with the L2 penalty of
+lifetimes. Each evaluation is one vectorised pass over the customers into buffers allocated
+once per fit (``_clv_math.BetaGeoLikelihood``, ``GammaGammaLikelihood``); the special
+functions are evaluated once per distinct frequency. Duplicate customer profiles are also
+collapsed into weights, which helps when there are many, but the speed does not depend on it.
 
 References
 ----------
@@ -133,8 +136,12 @@ class BetaGeoModel(ValidatedEstimator):
         Number of customers (sum of the weights).
     n_profiles_ : int
         Number of distinct ``(frequency, recency, T)`` rows actually evaluated.
+    n_evaluations_ : int
+        Passes over the data the fit made: likelihood-and-gradient evaluations plus Hessian
+        evaluations (the Newton polish and the standard errors).
     optimizer_ : str
-        The method that converged, e.g. ``"L-BFGS-B"`` or ``"Nelder-Mead + L-BFGS-B"``.
+        The path that converged, e.g. ``"L-BFGS-B + Newton"`` or ``"Nelder-Mead + L-BFGS-B +
+        Newton"`` (``+ Newton`` when at least one Newton step was kept).
 
     References
     ----------
@@ -365,8 +372,10 @@ class GammaGammaModel(ValidatedEstimator):
         Rows with ``frequency == 0``, which carry no spend information and are skipped.
     n_profiles_ : int
         Distinct ``(frequency, monetary_value)`` rows evaluated.
+    n_evaluations_ : int
+        Passes over the data the fit made (as in :class:`BetaGeoModel`).
     optimizer_ : str
-        The method that converged.
+        The path that converged, as in :class:`BetaGeoModel`.
 
     References
     ----------
