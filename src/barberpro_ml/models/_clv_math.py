@@ -266,10 +266,20 @@ def dot(weights: np.ndarray, values: np.ndarray) -> float:
     return float(np.einsum("i,i->", weights, values))
 
 
-def _frequency_levels(x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct frequencies (ascending) and the total weight of the customers at each."""
-    levels, codes = np.unique(x, return_inverse=True)
-    return levels, np.bincount(codes, weights=weights, minlength=len(levels))
+def _frequency_levels(x: np.ndarray,
+                      weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct frequencies (ascending), each customer's index into them, and the total
+    weight at each. Whole non-negative frequencies (the usual case) are counted in one pass
+    (``bincount``) instead of sorted."""
+    whole = x.astype(np.int64)
+    if len(x) and np.array_equal(whole, x) and whole.min() >= 0 \
+            and whole.max() < 10 * len(x) + 1000:
+        present = np.bincount(whole) > 0
+        levels = np.flatnonzero(present).astype(np.float64)
+        codes = (np.cumsum(present) - 1)[whole]
+    else:
+        levels, codes = np.unique(x, return_inverse=True)
+    return levels, codes, np.bincount(codes, weights=weights, minlength=len(levels))
 
 
 class BetaGeoLikelihood:
@@ -284,8 +294,8 @@ class BetaGeoLikelihood:
 
     The special functions depend on the customer only through ``x``, so they are evaluated
     once per distinct frequency and weighted by the number of customers there. Customers with
-    ``x = 0`` contribute only ``-r ln(alpha+T)`` per customer; repeat customers are sorted by
-    ``x`` once, so the per-frequency sums the gradient in ``b`` needs are contiguous segments.
+    ``x = 0`` contribute only ``-r ln(alpha+T)`` per customer; the per-frequency sums the
+    gradient in ``b`` needs are one ``bincount`` over the repeat customers.
     Only ``ln(alpha+T)``, ``ln(alpha+t_x)``, their reciprocals, ``softplus(D)`` and
     ``expit(D)`` are computed per customer and evaluation, into preallocated buffers.
 
@@ -304,20 +314,20 @@ class BetaGeoLikelihood:
 
     def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
                  weights: np.ndarray) -> None:
-        self.levels, self.level_weights = _frequency_levels(x, weights)
+        self.levels, codes, self.level_weights = _frequency_levels(x, weights)
         self.w_total = float(weights.sum())
         zero = x == 0
+        repeat = ~zero
         self._T0, self._w0 = T[zero], weights[zero]
-        order = np.argsort(x[~zero], kind="stable")
-        self._x1 = x[~zero][order]
-        self._t_x1, self._T1, self._w1 = t_x[~zero][order], T[~zero][order], weights[~zero][order]
+        self._x1, self._t_x1, self._T1 = x[repeat], t_x[repeat], T[repeat]
+        self._w1 = weights[repeat]
         self._wx1 = self._w1 * self._x1
-        self._levels1, starts, counts = np.unique(self._x1, return_index=True,
-                                                  return_counts=True)
-        self._starts1 = starts
-        self._codes1 = np.repeat(np.arange(len(self._levels1)), counts)
+        self._levels1 = self.levels[self.levels > 0]
+        # Index of each repeat customer's frequency among the positive ones.
+        self._codes1 = codes[repeat] - (len(self.levels) - len(self._levels1))
         self._buffer0 = np.empty((2, len(self._T0)))
-        self._buffer1 = np.empty((6, len(self._T1)))
+        self._buffer1 = np.empty((7, len(self._T1)))
+        self._negative = np.empty(len(self._T1), dtype=bool)
         self.n_evaluations = 0
 
     def value_and_grad(self, r: float, alpha: float, a: float,
@@ -355,8 +365,8 @@ class BetaGeoLikelihood:
                       g_r: float, g_alpha: float, g_a: float,
                       g_b: float) -> tuple[float, float, float, float, float]:
         """Add the repeat customers' ``-(r+x) ln(alpha+T) + softplus(D)`` and its gradient."""
-        log_T, inv_T, delta, inv_t, work, s = self._buffer1
-        w1, wx1 = self._w1, self._wx1
+        log_T, inv_T, delta, inv_t, work, s, e = self._buffer1
+        w1, wx1, negative = self._w1, self._wx1, self._negative
         np.add(alpha, self._T1, out=log_T)
         np.reciprocal(log_T, out=inv_T)
         np.log(log_T, out=log_T)
@@ -370,9 +380,20 @@ class BetaGeoLikelihood:
         np.add(r, self._x1, out=s)
         np.multiply(s, delta, out=s)
         np.add(work, s, out=work)  # work = D
-        np.logaddexp(0.0, work, out=s)  # softplus(D)
+        # softplus(D) = max(D, 0) + log1p(e) and expit(D) = (1 or e) / (1 + e) from one
+        # e = exp(-|D|) <= 1, which never overflows (np.logaddexp and scipy's expit are
+        # each several times slower than these simple passes together).
+        np.less(work, 0.0, out=negative)
+        np.abs(work, out=e)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        np.maximum(work, 0.0, out=work)
+        np.log1p(e, out=s)
+        np.add(s, work, out=s)  # softplus(D)
         value += dot(w1, s) - r * dot(w1, log_T) - dot(wx1, log_T)
-        expit(work, out=s)  # s = P(dropped out after t_x | history, dropout branch)
+        np.add(e, 1.0, out=s)
+        np.reciprocal(s, out=s)
+        np.multiply(s, e, out=s, where=negative)  # s = expit(D): P(dropout branch | history)
         g_r += dot(w1, np.multiply(s, delta, out=delta)) - dot(w1, log_T)
         # d/dalpha of -(r+x) ln(alpha+T) + softplus(D) = -(r+x) ((1-s)/(alpha+T) + s/(alpha+t_x))
         np.subtract(inv_t, inv_T, out=inv_t)
@@ -380,7 +401,7 @@ class BetaGeoLikelihood:
         np.add(inv_t, inv_T, out=inv_t)
         g_alpha -= r * dot(w1, inv_t) + dot(wx1, inv_t)
         np.multiply(w1, s, out=work)
-        by_level = np.add.reduceat(work, self._starts1)
+        by_level = np.bincount(self._codes1, weights=work, minlength=len(self._levels1))
         g_a += float(by_level.sum()) / a
         g_b -= dot(by_level, (1.0 / (b + self._levels1 - 1.0)))
         return value, g_r, g_alpha, g_a, g_b
@@ -454,9 +475,8 @@ class GammaGammaLikelihood:
     """
 
     def __init__(self, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> None:
-        self.levels, self.level_weights = _frequency_levels(x, weights)
+        self.levels, _, self.level_weights = _frequency_levels(x, weights)
         self.w_total = float(weights.sum())
-        self._x, self._m = x, m
         self._xm = x * m
         self._w_wx = np.stack([weights, weights * x])  # rows: w, w x
         log_m = np.log(m)
