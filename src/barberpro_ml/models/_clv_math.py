@@ -19,8 +19,10 @@ References
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.special import betaln, expit, gammaln, hyp2f1, psi
+from scipy.special import betaln, expit, gammaln, hyp2f1, polygamma, psi
 
 
 def bgnbd_log_odds_dead(r: float, alpha: float, a: float, b: float, x: np.ndarray,
@@ -249,3 +251,286 @@ def gamma_gamma_expected_spend(p: float, q: float, v: float, x: np.ndarray,
     """
     result: np.ndarray = p * (v + x * m) / (p * x + q - 1.0)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Totals over a fixed data set, for fitting: one vectorised pass per evaluation, into buffers
+# allocated once per fit.
+
+
+def dot(weights: np.ndarray, values: np.ndarray) -> float:
+    """``weights @ values`` without BLAS: numpy hands long dot products to a multi-threaded
+    BLAS, whose spinning worker threads slow every evaluation of a fit when the cores are
+    shared (a BG/NBD fit on 23,570 customers took 0.87 s instead of ~0.02 s on a loaded 2-core
+    machine); einsum's loop is single-threaded.
+    """
+    return float(np.einsum("i,i->", weights, values))
+
+
+def _frequency_levels(x: np.ndarray,
+                      weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct frequencies (ascending), each customer's index into them, and the total
+    weight at each. Whole non-negative frequencies (the usual case) are counted in one pass
+    (``bincount``) instead of sorted."""
+    whole = x.astype(np.int64)
+    if len(x) and np.array_equal(whole, x) and whole.min() >= 0 \
+            and whole.max() < 10 * len(x) + 1000:
+        present = np.bincount(whole) > 0
+        levels = np.flatnonzero(present).astype(np.float64)
+        codes = (np.cumsum(present) - 1)[whole]
+    else:
+        levels, codes = np.unique(x, return_inverse=True)
+    return levels, codes, np.bincount(codes, weights=weights, minlength=len(levels))
+
+
+class BetaGeoLikelihood:
+    """Weighted total BG/NBD log-likelihood ([1]_ eq. 6), its gradient and Hessian.
+
+    Built once per fit from the customers' ``(x, t_x, T)`` and weights; each evaluation is one
+    vectorised pass. Per customer (:func:`bgnbd_log_likelihood`)
+
+    ``ll = G(x) + r ln(alpha) - (r+x) ln(alpha+T) + [x>0] softplus(D)``,
+    ``G(x) = lnG(r+x) - lnG(r) + lnB(a, b+x) - lnB(a, b)``,
+    ``D = ln a - ln(b+x-1) + (r+x) (ln(alpha+T) - ln(alpha+t_x))``.
+
+    The special functions depend on the customer only through ``x``, so they are evaluated
+    once per distinct frequency and weighted by the number of customers there. Customers with
+    ``x = 0`` contribute only ``-r ln(alpha+T)`` per customer; the per-frequency sums the
+    gradient in ``b`` needs are one ``bincount`` over the repeat customers.
+    Only ``ln(alpha+T)``, ``ln(alpha+t_x)``, their reciprocals, ``softplus(D)`` and
+    ``expit(D)`` are computed per customer and evaluation, into preallocated buffers.
+
+    Parameters
+    ----------
+    x, t_x, T : numpy.ndarray
+        Frequency, recency and age of each customer (or distinct profile), validated.
+    weights : numpy.ndarray
+        Non-negative number of customers with each profile.
+
+    Attributes
+    ----------
+    n_evaluations : int
+        Evaluations of :meth:`value_and_grad` and :meth:`hessian` so far.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                 weights: np.ndarray) -> None:
+        self.levels, codes, self.level_weights = _frequency_levels(x, weights)
+        self.w_total = float(weights.sum())
+        zero = x == 0
+        repeat = ~zero
+        self._T0, self._w0 = T[zero], weights[zero]
+        self._x1, self._t_x1, self._T1 = x[repeat], t_x[repeat], T[repeat]
+        self._w1 = weights[repeat]
+        self._wx1 = self._w1 * self._x1
+        self._levels1 = self.levels[self.levels > 0]
+        # Index of each repeat customer's frequency among the positive ones.
+        self._codes1 = codes[repeat] - (len(self.levels) - len(self._levels1))
+        self._buffer0 = np.empty((2, len(self._T0)))
+        self._buffer1 = np.empty((7, len(self._T1)))
+        self._negative = np.empty(len(self._T1), dtype=bool)
+        self.n_evaluations = 0
+
+    def value_and_grad(self, r: float, alpha: float, a: float,
+                       b: float) -> tuple[float, np.ndarray]:
+        """Total log-likelihood and its gradient in ``(r, alpha, a, b)``.
+
+        The gradient is that of :func:`bgnbd_log_likelihood_grad` summed with the weights.
+        """
+        self.n_evaluations += 1
+        levels, lw, w_total = self.levels, self.level_weights, self.w_total
+        log_alpha = math.log(alpha)
+        psi_ab = float(psi(a + b))
+        psi_abx = psi(a + b + levels)
+        value = dot(lw, (gammaln(r + levels) + betaln(a, b + levels))) - w_total * (
+            float(gammaln(r)) + float(betaln(a, b)) - r * log_alpha)
+        g_r = dot(lw, psi(r + levels)) - w_total * (float(psi(r)) - log_alpha)
+        g_alpha = w_total * r / alpha
+        g_a = w_total * psi_ab - dot(lw, psi_abx)
+        g_b = dot(lw, (psi(b + levels) - psi_abx)) + w_total * (psi_ab - float(psi(b)))
+        if len(self._T0):  # x = 0: the term -r ln(alpha + T)
+            u, inv = self._buffer0
+            np.add(alpha, self._T0, out=u)
+            np.reciprocal(u, out=inv)
+            np.log(u, out=u)
+            log_sum = dot(self._w0, u)
+            value -= r * log_sum
+            g_r -= log_sum
+            g_alpha -= r * dot(self._w0, inv)
+        if len(self._T1):
+            value, g_r, g_alpha, g_a, g_b = self._repeat_terms(
+                r, alpha, a, b, value, g_r, g_alpha, g_a, g_b)
+        return value, np.array([g_r, g_alpha, g_a, g_b])
+
+    def _repeat_terms(self, r: float, alpha: float, a: float, b: float, value: float,
+                      g_r: float, g_alpha: float, g_a: float,
+                      g_b: float) -> tuple[float, float, float, float, float]:
+        """Add the repeat customers' ``-(r+x) ln(alpha+T) + softplus(D)`` and its gradient."""
+        log_T, inv_T, delta, inv_t, work, s, e = self._buffer1
+        w1, wx1, negative = self._w1, self._wx1, self._negative
+        np.add(alpha, self._T1, out=log_T)
+        np.reciprocal(log_T, out=inv_T)
+        np.log(log_T, out=log_T)
+        np.add(alpha, self._t_x1, out=delta)
+        np.reciprocal(delta, out=inv_t)
+        np.log(delta, out=delta)
+        np.subtract(log_T, delta, out=delta)  # ln((alpha+T)/(alpha+t_x)) >= 0
+        # D = ln a - ln(b+x-1) + (r+x) delta; ln(b+x-1) per distinct frequency.
+        log_odds_prior = math.log(a) - np.log(b + self._levels1 - 1.0)
+        np.take(log_odds_prior, self._codes1, out=work)
+        np.add(r, self._x1, out=s)
+        np.multiply(s, delta, out=s)
+        np.add(work, s, out=work)  # work = D
+        # softplus(D) = max(D, 0) + log1p(e) and expit(D) = (1 or e) / (1 + e) from one
+        # e = exp(-|D|) <= 1, which never overflows (np.logaddexp and scipy's expit are
+        # each several times slower than these simple passes together).
+        np.less(work, 0.0, out=negative)
+        np.abs(work, out=e)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        np.maximum(work, 0.0, out=work)
+        np.log1p(e, out=s)
+        np.add(s, work, out=s)  # softplus(D)
+        value += dot(w1, s) - r * dot(w1, log_T) - dot(wx1, log_T)
+        np.add(e, 1.0, out=s)
+        np.reciprocal(s, out=s)
+        np.multiply(s, e, out=s, where=negative)  # s = expit(D): P(dropout branch | history)
+        g_r += dot(w1, np.multiply(s, delta, out=delta)) - dot(w1, log_T)
+        # d/dalpha of -(r+x) ln(alpha+T) + softplus(D) = -(r+x) ((1-s)/(alpha+T) + s/(alpha+t_x))
+        np.subtract(inv_t, inv_T, out=inv_t)
+        np.multiply(inv_t, s, out=inv_t)
+        np.add(inv_t, inv_T, out=inv_t)
+        g_alpha -= r * dot(w1, inv_t) + dot(wx1, inv_t)
+        np.multiply(w1, s, out=work)
+        by_level = np.bincount(self._codes1, weights=work, minlength=len(self._levels1))
+        g_a += float(by_level.sum()) / a
+        g_b -= dot(by_level, (1.0 / (b + self._levels1 - 1.0)))
+        return value, g_r, g_alpha, g_a, g_b
+
+    def hessian(self, r: float, alpha: float, a: float, b: float) -> np.ndarray:
+        """Total Hessian of the log-likelihood in ``(r, alpha, a, b)``, shape ``(4, 4)``.
+
+        With ``ll = G + [x>0] softplus(D)`` and ``s = expit(D)``: ``H = H_G + s H_D + s (1-s)
+        dD dD^T``, where the nonzero second derivatives are
+
+        - ``G_rr = psi'(r+x) - psi'(r)``, ``G_r,alpha = 1/alpha - 1/(alpha+T)``,
+          ``G_alpha,alpha = -r/alpha**2 + (r+x)/(alpha+T)**2``,
+          ``G_aa = G_ab = psi'(a+b) - psi'(a+b+x)``, ``G_bb = G_aa + psi'(b+x) - psi'(b)``;
+        - ``D_r,alpha = 1/(alpha+T) - 1/(alpha+t_x)``,
+          ``D_alpha,alpha = (r+x) (1/(alpha+t_x)**2 - 1/(alpha+T)**2)``, ``D_aa = -1/a**2``,
+          ``D_bb = 1/(b+x-1)**2``.
+        """
+        self.n_evaluations += 1
+        levels, lw, w_total = self.levels, self.level_weights, self.w_total
+        h = np.zeros((4, 4))
+        tri_abx = polygamma(1, a + b + levels)
+        tri_ab = float(polygamma(1, a + b))
+        h[0, 0] = dot(lw, polygamma(1, r + levels)) - w_total * float(polygamma(1, r))
+        h[2, 2] = h[2, 3] = w_total * tri_ab - dot(lw, tri_abx)
+        h[3, 3] = h[2, 2] + dot(lw, polygamma(1, b + levels)) - w_total * float(
+            polygamma(1, b))
+        h[0, 1] = w_total / alpha
+        h[1, 1] = -w_total * r / alpha**2
+        for T, w, x in ((self._T0, self._w0, 0.0), (self._T1, self._w1, self._x1)):
+            inv_T = 1.0 / (alpha + T)
+            h[0, 1] -= dot(w, inv_T)
+            h[1, 1] += dot(w, ((r + x) * inv_T**2))
+        if len(self._T1):
+            x, w = self._x1, self._w1
+            inv_T, inv_t = 1.0 / (alpha + self._T1), 1.0 / (alpha + self._t_x1)
+            delta = np.log(alpha + self._T1) - np.log(alpha + self._t_x1)
+            inv_b = 1.0 / (b + x - 1.0)
+            d = math.log(a) + np.log(inv_b) + (r + x) * delta
+            s = expit(d)
+            ws, wss = w * s, w * s * (1.0 - s)
+            h[0, 1] += dot(ws, (inv_T - inv_t))
+            h[1, 1] += dot(ws, ((r + x) * (inv_t**2 - inv_T**2)))
+            h[2, 2] -= float(ws.sum()) / a**2
+            h[3, 3] += dot(ws, inv_b**2)
+            grad_d = np.stack([delta, (r + x) * (inv_T - inv_t), np.full_like(x, 1.0 / a),
+                               -inv_b])
+            h += np.einsum("in,jn->ij", grad_d * wss, grad_d)
+        return np.triu(h) + np.triu(h, 1).T
+
+
+class GammaGammaLikelihood:
+    """Weighted total Gamma-Gamma log-likelihood ([4]_ eq. 3), its gradient and Hessian.
+
+    Per customer (:func:`gamma_gamma_log_likelihood`) ``ll = lnG(px+q) - lnG(px) - lnG(q) +
+    q ln v + (px-1) ln m + px ln x - (px+q) ln(v + x m)``. The special functions depend only
+    on ``x`` (evaluated once per distinct frequency), ``sum w ln m`` and ``sum w x ln m`` are
+    constants of the data, so each evaluation computes only ``ln(v + x m)`` and ``1/(v + x m)``
+    per customer and four weighted sums.
+
+    Parameters
+    ----------
+    x, m : numpy.ndarray
+        Repeat purchases (> 0) and mean spend (> 0) of each repeat customer.
+    weights : numpy.ndarray
+        Non-negative number of customers with each profile.
+
+    Attributes
+    ----------
+    n_evaluations : int
+        Evaluations of :meth:`value_and_grad` and :meth:`hessian` so far.
+    """
+
+    def __init__(self, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> None:
+        self.levels, _, self.level_weights = _frequency_levels(x, weights)
+        self.w_total = float(weights.sum())
+        self._xm = x * m
+        self._w_wx = np.stack([weights, weights * x])  # rows: w, w x
+        log_m = np.log(m)
+        sums = np.einsum("ki,i->k", self._w_wx, log_m)
+        self._sum_log_m, self._sum_x_log_m = float(sums[0]), float(sums[1])
+        self._x_log_x = self.levels * np.log(self.levels)
+        self._buffer = np.empty((2, len(x)))
+        self.n_evaluations = 0
+
+    def value_and_grad(self, p: float, q: float, v: float) -> tuple[float, np.ndarray]:
+        """Total log-likelihood and its gradient in ``(p, q, v)``.
+
+        ``d/dp = sum x (psi(px+q) - psi(px) + ln m + ln x - ln(v+xm))``,
+        ``d/dq = sum psi(px+q) - psi(q) + ln v - ln(v+xm)``,
+        ``d/dv = sum q/v - (px+q)/(v+xm)``.
+        """
+        self.n_evaluations += 1
+        levels, lw, w_total = self.levels, self.level_weights, self.w_total
+        p_levels = p * levels
+        psi_pq = psi(p_levels + q)
+        log_v = math.log(v)
+        log_u, inv_u = self._buffer
+        np.add(v, self._xm, out=log_u)
+        np.reciprocal(log_u, out=inv_u)
+        np.log(log_u, out=log_u)
+        sum_log_u, sum_x_log_u = (float(s) for s in np.einsum("ki,i->k", self._w_wx, log_u))
+        sum_inv_u, sum_x_inv_u = (float(s) for s in np.einsum("ki,i->k", self._w_wx, inv_u))
+        value = (dot(lw, (gammaln(p_levels + q) - gammaln(p_levels) + p * self._x_log_x))
+                 - w_total * (float(gammaln(q)) - q * log_v)
+                 + p * self._sum_x_log_m - self._sum_log_m - p * sum_x_log_u - q * sum_log_u)
+        g_p = (dot(lw, (levels * (psi_pq - psi(p_levels)) + self._x_log_x))
+               + self._sum_x_log_m - sum_x_log_u)
+        g_q = dot(lw, psi_pq) - w_total * (float(psi(q)) - log_v) - sum_log_u
+        g_v = w_total * q / v - p * sum_x_inv_u - q * sum_inv_u
+        return value, np.array([g_p, g_q, g_v])
+
+    def hessian(self, p: float, q: float, v: float) -> np.ndarray:
+        """Total Hessian in ``(p, q, v)``, shape ``(3, 3)``.
+
+        ``H_pp = x**2 (psi'(px+q) - psi'(px))``, ``H_pq = x psi'(px+q)``, ``H_qq = psi'(px+q) -
+        psi'(q)``, ``H_pv = -x/(v+xm)``, ``H_qv = 1/v - 1/(v+xm)``, ``H_vv = -q/v**2 +
+        (px+q)/(v+xm)**2``, summed over customers.
+        """
+        self.n_evaluations += 1
+        levels, lw, w_total = self.levels, self.level_weights, self.w_total
+        tri_pq = polygamma(1, p * levels + q)
+        inv_u = 1.0 / (v + self._xm)
+        w, wx = self._w_wx
+        h = np.empty((3, 3))
+        h[0, 0] = dot(lw, (levels**2 * (tri_pq - polygamma(1, p * levels))))
+        h[0, 1] = dot(lw, (levels * tri_pq))
+        h[1, 1] = dot(lw, tri_pq) - w_total * float(polygamma(1, q))
+        h[0, 2] = -dot(wx, inv_u)
+        h[1, 2] = w_total / v - dot(w, inv_u)
+        h[2, 2] = -w_total * q / v**2 + dot(p * wx + q * w, inv_u**2)
+        return np.triu(h) + np.triu(h, 1).T
