@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.errors import InputError
 from barberpro_ml.features._common import to_as_of
-from barberpro_ml.providers.components import ProviderComponents
+from barberpro_ml.providers.components import ProviderComponents, as_days
 
 __all__ = ["MAX_ACTIONS", "ActionSource", "MessageType", "ProviderAction",
            "customers_to_contact", "provider_actions"]
@@ -240,14 +240,14 @@ def customers_to_contact(data: MarketplaceData, as_of: object, provider_id: int,
     visits = visits.loc[visits["size"] >= min_visits]
     all_visits = done.loc[done["customer_id"].isin(visits.index)].groupby("customer_id")[
         "scheduled_at"].agg(["size", "min", "max"])
-    gap = ((all_visits["max"] - all_visits["min"]) / DAY / (all_visits["size"] - 1)).reindex(
+    gap = (as_days(all_visits["max"] - all_visits["min"]) / (all_visits["size"] - 1)).reindex(
         visits.index)
     p = pd.to_numeric(churn_probability, errors="coerce").reindex(visits.index)
     r = data.reviews
     mine = r.loc[(r["created_at"] <= stamp) & (r["provider_id"] == provider_id)
                  & r["customer_id"].isin(visits.index)].sort_values("created_at")
     last_rating = mine.groupby("customer_id")["rating"].last().reindex(visits.index)
-    since = (stamp - visits["max"]) / DAY
+    since = as_days(stamp - visits["max"])
     out = pd.DataFrame({
         "customer_id": visits.index.to_numpy(), "churn_probability": p.to_numpy(),
         "visits_with_provider": visits["size"].to_numpy(),

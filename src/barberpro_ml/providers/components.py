@@ -38,8 +38,15 @@ from barberpro_ml.data import MarketplaceData
 from barberpro_ml.errors import InputError, NotEnoughDataError
 from barberpro_ml.providers.config import ProviderScoreConfig
 
-__all__ = ["HIGHER_IS_BETTER", "ProviderComponents", "empirical_bayes_beta",
-           "empirical_bayes_normal", "measure_components"]
+__all__ = [
+    "DAY",
+    "HIGHER_IS_BETTER",
+    "ProviderComponents",
+    "as_days",
+    "empirical_bayes_beta",
+    "empirical_bayes_normal",
+    "measure_components",
+]
 
 FloatArray = npt.NDArray[np.float64]
 DAY: Final = pd.Timedelta(days=1)
@@ -160,6 +167,12 @@ def empirical_bayes_beta(k: FloatArray, n: FloatArray, groups: npt.NDArray[np.in
     return prior * strength + k, (1 - prior) * strength + (n - k), strength
 
 
+def as_days(delta: pd.Series) -> pd.Series:
+    """Timedeltas as fractional days."""
+    seconds: pd.Series = delta.dt.total_seconds()
+    return seconds / 86_400.0
+
+
 def _neighborhood_codes(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
     codes = pd.Categorical(frame["neighborhood"].astype("string")).codes
     return np.asarray(codes, dtype=np.int64)
@@ -204,7 +217,7 @@ def measure_components(data: MarketplaceData, as_of: pd.Timestamp, cfg: Provider
     groups = _neighborhood_codes(providers)
     out = pd.DataFrame({"neighborhood": providers["neighborhood"].astype("string"),
                         "price_tier": providers["price_tier"].astype("string"),
-                        "tenure_days": (as_of - providers["joined_at"]) / DAY}, index=ids)
+                        "tenure_days": as_days(as_of - providers["joined_at"])}, index=ids)
     values: dict[str, FloatArray] = {}
     draws: dict[str, FloatArray] = {}
     prior: dict[str, dict[str, float]] = {}
@@ -258,7 +271,7 @@ def measure_components(data: MarketplaceData, as_of: pd.Timestamp, cfg: Provider
         ["customer_id", "provider_id", "scheduled_at"])
     same_pair = ((done["customer_id"] == done["customer_id"].shift(-1))
                  & (done["provider_id"] == done["provider_id"].shift(-1)))
-    gap = (done["scheduled_at"].shift(-1) - done["scheduled_at"]) / DAY
+    gap = as_days(done["scheduled_at"].shift(-1) - done["scheduled_at"])
     returned = same_pair & (gap <= cfg.return_within_days)
     # a return is observable only for visits at least return_within_days before as_of
     base = ((done["scheduled_at"] <= as_of - cfg.return_within_days * DAY)
