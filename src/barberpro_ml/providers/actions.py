@@ -182,8 +182,8 @@ def provider_actions(components: ProviderComponents, scores: pd.DataFrame, *,
         for comp, (change, gain, target) in per_component.items():
             if np.isnan(v[comp][i]) or np.isnan(gain[i]).all():
                 continue
-            point = float(np.median(gain[i]))
-            if point <= 0:
+            point = round(float(np.median(gain[i])), 2)
+            if point <= 0:  # nothing to gain, to the cent
                 continue
             action_id, title, unit, detail = text[comp]
             mine.append(ProviderAction(

@@ -10,7 +10,9 @@ from its posterior, so that its uncertainty can be carried into the score:
   empirical Bayes inference", *JASA* 78(381)): a barber's mean rating is shrunk towards the
   neighborhood's mean rating with weight ``n / (n + sigma^2 / tau^2)``, where ``sigma^2`` is the
   pooled within-barber variance of single ratings and ``tau^2`` the between-barber variance of
-  true means, estimated by the method of moments across barbers;
+  true means around the neighborhood mean, estimated by the precision-weighted moment
+  estimator of DerSimonian & Laird (1986, "Meta-analysis in clinical trials", *Controlled
+  Clinical Trials* 7(3)), floored at 0.01^2;
 - **retention, no-show, cancellation**: binomial rates with a beta prior centred on the
   neighborhood's pooled rate, whose strength ``alpha + beta`` is the beta-binomial method of
   moments estimate across barbers (Kleinman, 1973, "Proportions with extraneous variance",
@@ -126,10 +128,14 @@ def empirical_bayes_normal(sums: FloatArray, sq_sums: FloatArray, counts: FloatA
     group_n = np.bincount(groups, weights=n, minlength=groups.max() + 1)
     group_mean = np.where(group_n > 0, group_sum / np.where(group_n > 0, group_n, 1), grand)
     prior = group_mean[groups]
-    # method of moments: spread of unit means around their prior beyond sampling noise
-    dev = (means - prior)[has]
-    tau2 = float(np.mean(dev**2) - np.mean(sigma2 / n[has]))
-    tau2 = max(tau2, sigma2 / max(float(n[has].max()), 1.0) * 1e-2, 1e-6)
+    # DerSimonian-Laird moment estimate of the between-unit variance around the group means
+    # (precision-weighted, so units with a handful of observations do not inflate it)
+    w = n[has] / sigma2
+    q = float(w @ (means - prior)[has] ** 2)
+    n_groups = len(np.unique(groups[has]))
+    denom = float(w.sum() - (w**2).sum() / w.sum())
+    tau2 = (q - (has.sum() - n_groups)) / denom if denom > 0 else 0.0
+    tau2 = max(tau2, 1e-4)
     precision = 1.0 / tau2 + n / sigma2
     post_mean = (prior / tau2 + sums / sigma2) / precision
     return post_mean, 1.0 / np.sqrt(precision), prior, float(np.sqrt(tau2)), float(
