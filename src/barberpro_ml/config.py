@@ -46,7 +46,8 @@ def _shipped_dir() -> Path:
 
 SHIPPED_CONFIGS: tuple[str, ...] = (
     "churn.yaml", "ltv.yaml", "recs.yaml", "segments.yaml", "pipeline.yaml", "score.yaml",
-    "simulation.yaml", "claims.yaml", "definitions.yaml",
+    "simulation.yaml", "claims.yaml", "definitions.yaml", "providers.yaml",
+    "provider_departure.yaml",
 )
 """The config files the package ships."""
 

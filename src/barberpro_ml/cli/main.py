@@ -36,6 +36,7 @@ from barberpro_ml.jobs import forecast as forecast_job
 from barberpro_ml.jobs import load_config as load_job_config
 from barberpro_ml.jobs import ltv as ltv_job
 from barberpro_ml.jobs import pipeline as pipeline_job
+from barberpro_ml.jobs import provider_departure as provider_departure_job
 from barberpro_ml.jobs import recs as recs_job
 from barberpro_ml.jobs import score as score_job
 from barberpro_ml.jobs import segments as segments_job
@@ -248,7 +249,7 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- training jobs
-FAMILIES = ("churn", "ltv", "recs", "segments", "forecast")
+FAMILIES = ("churn", "ltv", "recs", "segments", "forecast", "provider-departure")
 """Model families with a training job, in the order the pipeline runs them."""
 
 
@@ -331,7 +332,7 @@ def _register_train_command(family: str, job: Any, summary: str) -> None:
         cfg = job.load_config(config, **_training_overrides(data, new_data_set, definitions))
         _finish_training(job.run(cfg, tracking_uri=tracking_uri))
 
-    command.__name__ = f"train_{family}_command"
+    command.__name__ = f"train_{family.replace('-', '_')}_command"
     command.__doc__ = summary
     train_app.command(family)(friendly_errors(command))
 
@@ -349,6 +350,10 @@ _register_train_command(
     "forecast", forecast_job,
     "Backtest, evaluate (verified 89% interval coverage), gate, register and promote the weekly "
     "revenue and bookings forecast.")
+_register_train_command(
+    "provider-departure", provider_departure_job,
+    "Train, evaluate, gate, register and (if the gates pass) promote the provider-departure "
+    "model (will a barber leave within 90 days).")
 
 
 @config_app.command("show")

@@ -32,7 +32,7 @@ Names come from the evaluation modules' own constants where they exist
 job-derived names (the baselines of the LTV and recommendation jobs, the segments metrics) are
 written here and checked against the evaluation code by ``tests/test_claims_validation.py``.
 
-Adding a family (``provider-departure``, ``uplift``) is one entry in :data:`CATALOGUE`.
+Adding a family (``uplift``, say) is one entry in :data:`CATALOGUE`.
 """
 
 from __future__ import annotations
@@ -379,8 +379,20 @@ PRICING = FamilyCatalog(
            "alternative prices)",
 )
 
+# --------------------------------------------------------------------------- provider departure
+PROVIDER_DEPARTURE = FamilyCatalog(
+    family="provider-departure",
+    metrics=_CLASSIFICATION,
+    # barberpro_ml.jobs.provider_departure evaluates with evaluate_classifier and passes both
+    # models' probabilities to registry.champion_comparison, as the churn job does
+    paired=_CLASSIFICATION,
+    source="evaluation.classification.evaluate_classifier (barberpro_ml.jobs."
+           "provider_departure)",
+)
+
 CATALOGUE: Final[Mapping[str, FamilyCatalog]] = {
-    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS, FORECAST, PRICING)
+    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS, FORECAST, PRICING,
+                          PROVIDER_DEPARTURE)
 }
 """Every model family a claim can be about, by name."""
 

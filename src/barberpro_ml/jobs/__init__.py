@@ -6,7 +6,8 @@ what it logged, registered and decided:
 
 - :mod:`~barberpro_ml.jobs.churn`, :mod:`~barberpro_ml.jobs.ltv`,
   :mod:`~barberpro_ml.jobs.recs`, :mod:`~barberpro_ml.jobs.segments`,
-  :mod:`~barberpro_ml.jobs.forecast`: one model family each;
+  :mod:`~barberpro_ml.jobs.forecast`, :mod:`~barberpro_ml.jobs.provider_departure`: one
+  model family each;
   the shared skeleton (:mod:`~barberpro_ml.jobs.base`) loads the data, starts the run,
   registers, gates and promotes, so a family's module holds only its own features, fit and
   evaluation.
@@ -30,7 +31,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from barberpro_ml.errors import NotFoundError
-from barberpro_ml.jobs import churn, forecast, ltv, pipeline, recs, score, segments
+from barberpro_ml.jobs import (
+    churn,
+    forecast,
+    ltv,
+    pipeline,
+    provider_departure,
+    recs,
+    score,
+    segments,
+)
 from barberpro_ml.jobs.base import DataSetIdentity, JobResult, TrainingJobConfig
 
 __all__ = [
@@ -43,13 +53,15 @@ __all__ = [
     "load_config",
     "ltv",
     "pipeline",
+    "provider_departure",
     "recs",
     "score",
     "segments",
 ]
 
 JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments,
-                        "forecast": forecast, "pipeline": pipeline, "score": score}
+                        "forecast": forecast, "provider_departure": provider_departure,
+                        "pipeline": pipeline, "score": score}
 """Job name -> its module (each has ``load_config`` and ``run``)."""
 
 

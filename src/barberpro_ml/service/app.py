@@ -39,7 +39,7 @@ from barberpro_ml.scoring.scorer import CustomerScorer
 from barberpro_ml.service.dependencies import Now
 from barberpro_ml.service.errors import error_response
 from barberpro_ml.service.evidence import RegisteredEvidence
-from barberpro_ml.service.routers import analytics, customers
+from barberpro_ml.service.routers import analytics, customers, providers
 from barberpro_ml.service.routers.admin import ADMIN_TOKEN_ENV, admin_router
 
 __all__ = ["DOCS_STATIC", "Health", "create_app"]
@@ -162,6 +162,7 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
 
     app.include_router(customers.router)
     app.include_router(analytics.router)
+    app.include_router(providers.router)
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Any:

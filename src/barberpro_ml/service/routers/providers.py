@@ -1,0 +1,348 @@
+"""Provider (barber) routes: performance, recommendations, growth plan, dashboard, batch
+analytics and the customers to contact, from the provider score
+(:mod:`barberpro_ml.providers`) at ``as_of``.
+
+The customer-churn component and ``/communication`` use the served churn champion; without
+it the score leaves that component out (and says so) and ``/communication`` answers 503.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from barberpro_ml.errors import NotFoundError
+from barberpro_ml.providers import (
+    COMPONENTS,
+    ProviderAction,
+    ProviderComponents,
+    customers_to_contact,
+    load_score_config,
+    measure_components,
+    provider_actions,
+    score_components,
+)
+from barberpro_ml.providers.actions import MessageType
+from barberpro_ml.scoring.live import Served
+from barberpro_ml.service.dependencies import AsOf, Now
+
+__all__ = ["MAX_PROVIDER_BATCH", "UnknownProviderError", "router"]
+
+MAX_PROVIDER_BATCH = 500
+"""The most barbers one ``POST /providers/batch-analytics`` covers."""
+
+ProviderId = Annotated[int, Path(ge=1, le=2**62, description="The barber's provider_id.")]
+
+
+class UnknownProviderError(NotFoundError):
+    """A provider id that is not a barber on the platform at the cut-off."""
+
+
+class ComponentScore(BaseModel):
+    """One component of the score: its percentile in the neighborhood and measured value."""
+
+    component: str
+    percentile: float | None = Field(description="0-100 among the neighborhood's barbers, 100 "
+                                                 "the best; null when left out of the score.")
+    percentile_low: float | None
+    percentile_high: float | None
+    value: float | None = Field(description="Measured value (posterior mean): stars, a share, "
+                                            "a log ratio (revenue trend) or a probability.")
+    weight: float = Field(description="Effective share of the score (0 when left out).")
+
+
+class ProviderPerformance(BaseModel):
+    """The provider score with its interval and every component."""
+
+    provider_id: int
+    as_of: datetime
+    neighborhood: str
+    price_tier: str
+    score: float = Field(description="0-100: the median of the score's posterior draws.")
+    score_low: float
+    score_high: float
+    interval: float = Field(description="Central probability of [score_low, score_high].")
+    rank_in_neighborhood: int
+    n_in_neighborhood: int
+    n_reviews: int
+    rating_raw: float | None = Field(description="The plain mean rating (unshrunk).")
+    components: list[ComponentScore]
+    left_out: list[str] = Field(description="Components left out of the score (customer_churn "
+                                            "without a served churn model).")
+
+
+class ProviderRecommendations(BaseModel):
+    provider_id: int
+    as_of: datetime
+    actions: list[ProviderAction] = Field(description="At most three, by expected gain.")
+    pricing: str = Field(description="Where the pricing actions come from.")
+
+
+class GrowthStep(BaseModel):
+    """One component to improve: where the barber stands, the action and its gain."""
+
+    component: str
+    percentile: float | None
+    value: float | None
+    action: ProviderAction | None = Field(description="The action traced to the component, "
+                                                      "when its expected gain is positive.")
+
+
+class GrowthPlan(BaseModel):
+    provider_id: int
+    as_of: datetime
+    score: float
+    steps: list[GrowthStep] = Field(description="Every scored component, weakest first.")
+    expected_gain_per_month: float = Field(
+        description="Sum of the actions' expected gains (their intervals are not added: the "
+                    "gains share the barber's volume and are not independent).")
+
+
+class ProviderKpis(BaseModel):
+    """Volumes over the last year (per month) and the last 90 days."""
+
+    bookings_per_month: float
+    visits_per_month: float
+    revenue_per_visit: float
+    revenue_per_month: float
+    utilisation_90d: float | None
+    customer_base: int = Field(description="Customers whose latest completed visit was with "
+                                           "the barber, within the activity window.")
+
+
+class ProviderDashboard(BaseModel):
+    performance: ProviderPerformance
+    kpis: ProviderKpis
+    top_actions: list[ProviderAction]
+    customers_at_risk: int | None = Field(description="At-risk regulars to contact (null "
+                                                      "without the churn model).")
+
+
+class BatchAnalyticsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(
+        None, max_length=MAX_PROVIDER_BATCH,
+        description=f"Up to {MAX_PROVIDER_BATCH} barbers; null: every barber on the platform.")
+    as_of: datetime | None = None
+    skip_unknown: bool = Field(False, description="List unknown ids instead of answering 404.")
+
+
+class NeighborhoodSummary(BaseModel):
+    neighborhood: str
+    n_providers: int
+    score_median: float
+    rating_mean: float | None
+
+
+class BatchAnalytics(BaseModel):
+    as_of: datetime
+    providers: list[ProviderPerformance]
+    neighborhoods: list[NeighborhoodSummary]
+    not_found: list[int]
+
+
+class CustomerContact(BaseModel):
+    customer_id: int
+    churn_probability: float
+    visits_with_provider: int
+    last_visit_at: datetime
+    days_since_last_visit: float
+    usual_gap_days: float
+    last_rating: float | None
+    message_type: MessageType
+    reason: str
+
+
+class ProviderCommunication(BaseModel):
+    provider_id: int
+    as_of: datetime
+    min_probability: float
+    customers: list[CustomerContact] = Field(description="At-risk regulars, most at risk "
+                                                         "first: whom to contact and with "
+                                                         "what message (nothing is sent).")
+
+
+router = APIRouter(prefix="/providers", tags=["providers"],
+                   responses={404: {"description": "Unknown provider at as_of"}})
+
+
+def _churn(now: Served, stamp: pd.Timestamp) -> pd.Series | None:
+    if "churn" in now.scorer.unavailable:
+        return None
+    return now.scorer.population(now.data, stamp)["churn_probability"]
+
+
+def _scored(now: Served, as_of: datetime | None
+            ) -> tuple[pd.Timestamp, ProviderComponents, pd.DataFrame, pd.Series | None]:
+    stamp = now.cutoff(as_of)
+    cfg = load_score_config()
+    churn = _churn(now, stamp)
+    components = measure_components(now.data, stamp, cfg, churn)
+    return stamp, components, score_components(components, cfg), churn
+
+
+def _check(scores: pd.DataFrame, provider_id: int, stamp: pd.Timestamp) -> None:
+    if provider_id not in scores.index:
+        raise UnknownProviderError(
+            f"providers: no barber {provider_id} on the platform at {stamp:%Y-%m-%d %H:%M:%S} "
+            f"(unknown, not yet joined or already left; {len(scores)} barbers are)")
+
+
+def _row(frame: pd.DataFrame, provider_id: int) -> dict[str, Any]:
+    return {str(k): v for k, v in frame.loc[provider_id].items()}
+
+
+def _opt(x: Any) -> float | None:
+    return None if x is None or pd.isna(x) else float(x)
+
+
+def _performance(scores: pd.DataFrame, provider_id: int, stamp: pd.Timestamp
+                 ) -> ProviderPerformance:
+    row = _row(scores, provider_id)
+    weights: dict[str, float] = scores.attrs["weights"]
+    return ProviderPerformance(
+        provider_id=int(provider_id), as_of=stamp.to_pydatetime(),
+        neighborhood=str(row["neighborhood"]), price_tier=str(row["price_tier"]),
+        score=float(row["score"]), score_low=float(row["score_low"]),
+        score_high=float(row["score_high"]), interval=float(scores.attrs["interval"]),
+        rank_in_neighborhood=int(row["rank_in_neighborhood"]),
+        n_in_neighborhood=int(row["n_in_neighborhood"]), n_reviews=int(row["n_reviews"]),
+        rating_raw=_opt(row["rating_raw"]),
+        components=[ComponentScore(component=c, percentile=_opt(row[c]),
+                                   percentile_low=_opt(row[f"{c}_low"]),
+                                   percentile_high=_opt(row[f"{c}_high"]),
+                                   value=_opt(row[f"{c}_value"]), weight=weights.get(c, 0.0))
+                    for c in COMPONENTS],
+        left_out=list(scores.attrs["dropped_components"]))
+
+
+_PRICING_NOTE = ("Pricing actions come from the pricing work (barberpro_ml.providers.pricing, "
+                 "GET /providers/{id}/marketplace-optimization); not included here yet.")
+
+
+@router.get("/{provider_id}/performance", response_model=ProviderPerformance)
+def performance(now: Now, provider_id: ProviderId, as_of: AsOf = None) -> ProviderPerformance:
+    """The 0-100 provider score with its interval, rank in the neighborhood and components."""
+    stamp, _, scores, _ = _scored(now, as_of)
+    _check(scores, provider_id, stamp)
+    return _performance(scores, provider_id, stamp)
+
+
+@router.get("/{provider_id}/recommendations", response_model=ProviderRecommendations)
+def recommendations(now: Now, provider_id: ProviderId, as_of: AsOf = None
+                    ) -> ProviderRecommendations:
+    """At most three actions ranked by expected monthly gain, with intervals, each traced to
+    a measured component."""
+    stamp, components, scores, _ = _scored(now, as_of)
+    _check(scores, provider_id, stamp)
+    return ProviderRecommendations(
+        provider_id=provider_id, as_of=stamp.to_pydatetime(),
+        actions=provider_actions(components, scores, provider_ids=[provider_id]),
+        pricing=_PRICING_NOTE)
+
+
+# GET /providers/{provider_id}/marketplace-optimization (pricing: price changes with their
+# revenue effect from the causal elasticity) belongs to the pricing work and is added there.
+
+
+@router.get("/{provider_id}/growth-plan", response_model=GrowthPlan)
+def growth_plan(now: Now, provider_id: ProviderId, as_of: AsOf = None) -> GrowthPlan:
+    """Every scored component, weakest first, with the action that addresses it and its
+    expected monthly gain."""
+    stamp, components, scores, _ = _scored(now, as_of)
+    _check(scores, provider_id, stamp)
+    row = _row(scores, provider_id)
+    actions = {a.component: a for a in provider_actions(
+        components, scores, provider_ids=[provider_id], max_actions=len(COMPONENTS))}
+    scored = [c for c in COMPONENTS if c not in scores.attrs["dropped_components"]]
+    steps = sorted((GrowthStep(component=c, percentile=_opt(row[c]),
+                               value=_opt(row[f"{c}_value"]), action=actions.get(c))
+                    for c in scored), key=lambda s: (s.percentile is None, s.percentile))
+    return GrowthPlan(provider_id=provider_id, as_of=stamp.to_pydatetime(),
+                      score=float(row["score"]), steps=steps,
+                      expected_gain_per_month=round(sum(a.gain_per_month
+                                                        for a in actions.values()), 2))
+
+
+@router.get("/{provider_id}/dashboard", response_model=ProviderDashboard)
+def dashboard(now: Now, provider_id: ProviderId, as_of: AsOf = None) -> ProviderDashboard:
+    """Score, volumes, the top actions and how many regulars are at risk."""
+    stamp, components, scores, churn = _scored(now, as_of)
+    _check(scores, provider_id, stamp)
+    p = _row(components.providers, provider_id)
+    at_risk = None
+    if churn is not None:
+        at_risk = len(customers_to_contact(now.data, stamp, provider_id, churn,
+                                           min_probability=_risk_threshold(now)))
+    return ProviderDashboard(
+        performance=_performance(scores, provider_id, stamp),
+        kpis=ProviderKpis(
+            bookings_per_month=round(float(p["bookings_per_month"]), 2),
+            visits_per_month=round(float(p["visits_per_month"]), 2),
+            revenue_per_visit=round(float(p["revenue_per_visit"]), 2),
+            revenue_per_month=round(float(p["visits_per_month"] * p["revenue_per_visit"]), 2),
+            utilisation_90d=_opt(scores.loc[provider_id, "utilisation_value"]),
+            customer_base=int(p["n_customer_base"])),
+        top_actions=provider_actions(components, scores, provider_ids=[provider_id]),
+        customers_at_risk=at_risk)
+
+
+@router.post("/batch-analytics", response_model=BatchAnalytics)
+def batch_analytics(now: Now, request: Annotated[BatchAnalyticsRequest, Body()]
+                    ) -> BatchAnalytics:
+    """Scores of many barbers (default: all) and a summary per neighborhood."""
+    stamp, _, scores, _ = _scored(now, request.as_of)
+    ids = list(scores.index) if request.provider_ids is None else request.provider_ids
+    missing = list(dict.fromkeys(i for i in ids if i not in scores.index))
+    if missing and not request.skip_unknown:
+        raise UnknownProviderError(
+            f"providers: {len(missing)} ids are not barbers on the platform at "
+            f"{stamp:%Y-%m-%d %H:%M:%S}, e.g. {missing[:5]}; pass skip_unknown to list them")
+    known = [i for i in ids if i in scores.index]
+    by = scores.groupby("neighborhood")
+    hoods = [NeighborhoodSummary(neighborhood=str(name), n_providers=len(g),
+                                 score_median=float(np.median(g["score"])),
+                                 rating_mean=_opt(g["rating_raw"].mean()))
+             for name, g in by]
+    return BatchAnalytics(as_of=stamp.to_pydatetime(),
+                          providers=[_performance(scores, i, stamp) for i in known],
+                          neighborhoods=hoods, not_found=missing)
+
+
+def _risk_threshold(now: Served) -> float:
+    """The churn probability where the scorer's ``medium`` risk band starts."""
+    return float(now.scorer.risk_bands[0])
+
+
+@router.get("/{provider_id}/communication", response_model=ProviderCommunication)
+def communication(now: Now, provider_id: ProviderId, as_of: AsOf = None,
+                  min_probability: Annotated[float | None, Query(
+                      ge=0, le=1, description="Churn probability from which a regular is at "
+                                              "risk; default: the scorer's medium band.")]
+                  = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100
+                  ) -> ProviderCommunication:
+    """The barber's at-risk regulars to contact, with their churn probability and the message
+    type (service recovery, win-back or rebooking reminder); a list, not a sender. 503
+    without the churn model."""
+    stamp = now.cutoff(as_of)
+    now.scorer.require("churn", "the customers to contact")
+    churn = _churn(now, stamp)
+    assert churn is not None
+    on_platform = measure_components(now.data, stamp, load_score_config()).providers
+    if provider_id not in on_platform.index:
+        raise UnknownProviderError(
+            f"providers: no barber {provider_id} on the platform at {stamp:%Y-%m-%d %H:%M:%S}")
+    threshold = _risk_threshold(now) if min_probability is None else min_probability
+    table = customers_to_contact(now.data, stamp, provider_id, churn,
+                                 min_probability=threshold, limit=limit)
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
+    return ProviderCommunication(provider_id=provider_id, as_of=stamp.to_pydatetime(),
+                                 min_probability=threshold,
+                                 customers=[CustomerContact.model_validate(r) for r in rows])
