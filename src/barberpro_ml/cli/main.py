@@ -35,6 +35,7 @@ from barberpro_ml.jobs import forecast as forecast_job
 from barberpro_ml.jobs import load_config as load_job_config
 from barberpro_ml.jobs import ltv as ltv_job
 from barberpro_ml.jobs import pipeline as pipeline_job
+from barberpro_ml.jobs import pricing as pricing_job
 from barberpro_ml.jobs import recs as recs_job
 from barberpro_ml.jobs import score as score_job
 from barberpro_ml.jobs import segments as segments_job
@@ -247,7 +248,7 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- training jobs
-FAMILIES = ("churn", "ltv", "recs", "segments", "forecast")
+FAMILIES = ("churn", "ltv", "recs", "segments", "forecast", "pricing")
 """Model families with a training job, in the order the pipeline runs them."""
 
 
@@ -348,6 +349,10 @@ _register_train_command(
     "forecast", forecast_job,
     "Backtest, evaluate (verified 89% interval coverage), gate, register and promote the weekly "
     "revenue and bookings forecast.")
+_register_train_command(
+    "pricing", pricing_job,
+    "Estimate price elasticities (double machine learning on the price rises), evaluate the "
+    "revenue change of the rises the evidence supports, gate, register and promote.")
 
 
 @config_app.command("show")

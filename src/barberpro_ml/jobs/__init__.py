@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from barberpro_ml.errors import NotFoundError
-from barberpro_ml.jobs import churn, forecast, ltv, pipeline, recs, score, segments
+from barberpro_ml.jobs import churn, forecast, ltv, pipeline, pricing, recs, score, segments
 from barberpro_ml.jobs.base import DataSetIdentity, JobResult, TrainingJobConfig
 
 __all__ = [
@@ -43,13 +43,15 @@ __all__ = [
     "load_config",
     "ltv",
     "pipeline",
+    "pricing",
     "recs",
     "score",
     "segments",
 ]
 
 JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments,
-                        "forecast": forecast, "pipeline": pipeline, "score": score}
+                        "forecast": forecast, "pricing": pricing, "pipeline": pipeline,
+                        "score": score}
 """Job name -> its module (each has ``load_config`` and ``run``)."""
 
 

@@ -4,7 +4,8 @@ not stop the others.
 Reads top to bottom like the data flow::
 
     data (a folder of tables, or simulate and write them) -> for each family: its job
-    (churn, ltv, recs, segments, forecast) on the same data, definitions, claims and data-set
+    (churn, ltv, recs, segments, forecast, pricing) on the same data, definitions, claims and
+    data-set
     -> one summary row per family (candidate, verdict, promoted or kept champion, why)
 
 A family whose gate refuses, or whose job stops on a user-facing error (too little data for
@@ -26,7 +27,7 @@ from barberpro_ml.data import MarketplaceData, simulate
 from barberpro_ml.data.sources import load_source
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.errors import BarberproError
-from barberpro_ml.jobs import churn, forecast, ltv, recs, segments
+from barberpro_ml.jobs import churn, forecast, ltv, pricing, recs, segments
 from barberpro_ml.jobs.base import (
     DataSetIdentity,
     JobResult,
@@ -42,15 +43,16 @@ from barberpro_ml.jobs.base import (
 __all__ = ["FAMILIES", "FamilyOutcome", "PipelineConfig", "PipelineResult", "load_config",
            "run"]
 
-Family = Literal["churn", "ltv", "recs", "segments", "forecast"]
-FAMILIES: tuple[Family, ...] = ("churn", "ltv", "recs", "segments", "forecast")
+Family = Literal["churn", "ltv", "recs", "segments", "forecast", "pricing"]
+FAMILIES: tuple[Family, ...] = ("churn", "ltv", "recs", "segments", "forecast", "pricing")
 """Model families, in the order the pipeline runs them."""
 
 _JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments,
-                         "forecast": forecast}
+                         "forecast": forecast, "pricing": pricing}
 _CONFIGS: dict[str, type[TrainingJobConfig]] = {
     "churn": churn.ChurnJobConfig, "ltv": ltv.LTVJobConfig, "recs": recs.RecsJobConfig,
-    "segments": segments.SegmentsJobConfig, "forecast": forecast.ForecastJobConfig}
+    "segments": segments.SegmentsJobConfig, "forecast": forecast.ForecastJobConfig,
+    "pricing": pricing.PricingJobConfig}
 
 
 class PipelineConfig(BaseModel):

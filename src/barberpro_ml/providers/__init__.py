@@ -1,0 +1,1 @@
+"""Providers: pricing from causal evidence (price elasticity, revenue at other prices)."""
