@@ -143,7 +143,8 @@ def log_pricing(table: pd.DataFrame, recommended: pd.DataFrame, *, level: float,
                        recommended=recommended.replace({np.nan: None}).to_dict("records"))
     wrapper = PricingModel(table.reset_index(drop=True), spec)
     first = table.iloc[0]
-    example = pd.DataFrame({"price_change": [0.0, round(float(first["max_step"]) - 1.0, 3)],
+    top = float(np.floor((float(first["max_step"]) - 1.0) * 1000) / 1000)
+    example = pd.DataFrame({"price_change": [0.0, top],
                             "price_tier": [str(first["price_tier"])] * 2,
                             "service": [str(first["service"])] * 2,
                             "neighborhood": [str(first["neighborhood"])] * 2})
