@@ -106,7 +106,7 @@ def test_pricing_model_serves_revenue_changes_and_refuses_extrapolation() -> Non
                                             recommended=[]))
     out = model.predict(None, pd.DataFrame({"price_tier": ["standard"],
                                             "price_change": [0.05]}))
-    mean, low, high = revenue_change_interval(0.05, -0.3, 0.2, 0.95)
+    mean, low, _high = revenue_change_interval(0.05, -0.3, 0.2, 0.95)
     assert out.loc[0, "revenue_change"] == pytest.approx(float(mean))
     assert out.loc[0, "revenue_change_low"] == pytest.approx(float(low))
     with pytest.raises(ModelInputError, match="outside the rises"):
