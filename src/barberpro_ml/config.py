@@ -46,8 +46,8 @@ def _shipped_dir() -> Path:
 
 SHIPPED_CONFIGS: tuple[str, ...] = (
     "churn.yaml", "ltv.yaml", "recs.yaml", "segments.yaml", "pipeline.yaml", "score.yaml",
-    "simulation.yaml", "claims.yaml", "definitions.yaml", "providers.yaml",
-    "provider_departure.yaml",
+    "simulation.yaml", "claims.yaml", "definitions.yaml", "forecast.yaml", "providers.yaml",
+    "provider_departure.yaml", "pricing.yaml",
 )
 """The config files the package ships."""
 

@@ -36,6 +36,7 @@ from barberpro_ml.jobs import forecast as forecast_job
 from barberpro_ml.jobs import load_config as load_job_config
 from barberpro_ml.jobs import ltv as ltv_job
 from barberpro_ml.jobs import pipeline as pipeline_job
+from barberpro_ml.jobs import pricing as pricing_job
 from barberpro_ml.jobs import provider_departure as provider_departure_job
 from barberpro_ml.jobs import recs as recs_job
 from barberpro_ml.jobs import score as score_job
@@ -249,7 +250,8 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- training jobs
-FAMILIES = ("churn", "ltv", "recs", "segments", "forecast", "provider-departure")
+FAMILIES = ("churn", "ltv", "recs", "segments", "forecast", "provider-departure",
+            "pricing")
 """Model families with a training job, in the order the pipeline runs them."""
 
 
@@ -354,6 +356,10 @@ _register_train_command(
     "provider-departure", provider_departure_job,
     "Train, evaluate, gate, register and (if the gates pass) promote the provider-departure "
     "model (will a barber leave within 90 days).")
+_register_train_command(
+    "pricing", pricing_job,
+    "Estimate price elasticities (double machine learning on the price rises), evaluate the "
+    "revenue change of the rises the evidence supports, gate, register and promote.")
 
 
 @config_app.command("show")

@@ -71,7 +71,8 @@ class EvaluationReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     family: str
-    kind: Literal["classification", "regression", "ranking", "forecast", "segmentation"]
+    kind: Literal["classification", "regression", "ranking", "forecast", "segmentation",
+                  "causal"]
     n: int
     metrics: dict[str, MetricEstimate]
     baselines: dict[str, MetricEstimate] = Field(default_factory=dict)

@@ -622,6 +622,11 @@ def overlap_verdict(report: EvaluationReport,
         return ClaimVerdict(**fields, verdict="not tested", reason=(
             "a segmentation is scored on the customers it was fitted on by design (stability "
             "of ids on the same customers), so there are no held-out rows" + recorded))
+    if report.kind == "causal" and overlap is None:
+        return ClaimVerdict(**fields, verdict="not tested", reason=(
+            "a causal estimate has no held-out rows: double machine learning scores every "
+            "unit with nuisance models fitted on the other folds (cross-fitting by provider), "
+            "and the metric's interval comes from the estimator's sampling distribution"))
     if overlap is None:
         return ClaimVerdict(**fields, verdict="fail", reason=(
             "the evaluation did not compare the test rows with the training rows, so a test "

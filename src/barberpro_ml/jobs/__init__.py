@@ -36,6 +36,7 @@ from barberpro_ml.jobs import (
     forecast,
     ltv,
     pipeline,
+    pricing,
     provider_departure,
     recs,
     score,
@@ -53,6 +54,7 @@ __all__ = [
     "load_config",
     "ltv",
     "pipeline",
+    "pricing",
     "provider_departure",
     "recs",
     "score",
@@ -61,7 +63,7 @@ __all__ = [
 
 JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments,
                         "forecast": forecast, "provider_departure": provider_departure,
-                        "pipeline": pipeline, "score": score}
+                        "pricing": pricing, "pipeline": pipeline, "score": score}
 """Job name -> its module (each has ``load_config`` and ``run``)."""
 
 

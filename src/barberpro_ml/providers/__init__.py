@@ -8,6 +8,9 @@ Stage order: this package reads the data, features and the scoring API's churn p
   monthly gain and its interval, each traced to a measured component; pricing actions plug in
   through the ``pricing`` argument (:data:`~barberpro_ml.providers.actions.ActionSource`).
 - :func:`customers_to_contact`: the barber's at-risk regulars and the message each needs.
+- :mod:`~barberpro_ml.providers.pricing`: price elasticity of bookings from the barbers' price
+  rises (double machine learning) and revenue at other prices (imported on its own: it needs
+  DoubleML).
 """
 
 from barberpro_ml.providers.actions import (
