@@ -440,3 +440,64 @@ def test_tune_logs_each_trial_as_a_nested_mlflow_run(mlflow_store: Any) -> None:
     assert logged == pytest.approx(sorted(t.value for t in study.trials))
     assert children["params.C"].notna().all()
     assert mlflow.active_run() is None  # the parent ended normally, not by a trial
+
+
+# ------------------------------------------------------ TreeSHAP once per decision pattern
+def _split_thresholds(model: ChurnClassifier) -> dict[int, np.ndarray]:
+    """Every numeric split threshold of the fitted booster, by feature position."""
+    import json
+
+    trees = json.loads(bytes(model.estimator_.get_booster().save_raw("json")))[
+        "learner"]["gradient_booster"]["model"]["trees"]
+    out: dict[int, list[float]] = {}
+    for tree in trees:
+        for left, f, t, kind in zip(tree["left_children"], tree["split_indices"],
+                                    tree["split_conditions"], tree["split_type"], strict=True):
+            if left != -1 and kind == 0:
+                out.setdefault(f, []).append(t)
+    return {f: np.asarray(v, dtype=np.float32) for f, v in out.items()}
+
+
+@pytest.mark.parametrize("kind", ["blend", "xgboost"])
+def test_pattern_treeshap_is_bit_for_bit_xgboosts_pred_contribs(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from barberpro_ml.models import _boosted
+    from barberpro_ml.models._treeshap import PatternTreeShap
+    from barberpro_ml.scoring import churn_reasons
+
+    X, y, _ = synthetic_churn(1500, seed=5)
+    model = ChurnClassifier(estimator=kind, n_estimators=60, learning_rate=0.3,
+                            random_state=0, n_jobs=1).fit(X, y)
+    rows = X.sample(400, random_state=1).copy()
+    rows.loc[rows.index[:30], "avg_spend"] = np.nan
+    rows.loc[rows.index[30:40], "days_since_last"] = np.nan
+    rows["acquisition_channel"] = rows["acquisition_channel"].astype(object)
+    rows.loc[rows.index[40:60], "acquisition_channel"] = None                  # missing
+    rows.loc[rows.index[60:70], "neighborhood"] = None
+    # values exactly at split thresholds and just below them: the edges of ``x < t``
+    columns = list(X.columns)
+    for f, cuts in _split_thresholds(model).items():
+        name = columns[f]
+        if name in ("has_reviewed",) or not cuts.size:
+            continue
+        at = rows.index[100 + 10 * f: 105 + 10 * f]
+        rows.loc[at, name] = cuts[: len(at)].astype(np.float64).tolist() + [np.nan] * (
+            len(at) - min(len(at), len(cuts)))
+        below = rows.index[105 + 10 * f: 110 + 10 * f]
+        rows.loc[below, name] = np.nextafter(cuts[: len(below)], np.float32(-np.inf)).astype(
+            np.float64).tolist() + [np.nan] * (len(below) - min(len(below), len(cuts)))
+    matrix = model.schema_.matrix(model._as_frame(rows, reset=False))
+    assert np.isnan(matrix).any()
+    direct = model._direct_contributions(matrix)
+    patterns = PatternTreeShap(model.estimator_.get_booster(), model._rounds(),
+                               model.schema_.encoded_columns, model.schema_.feature_types)
+    np.testing.assert_array_equal(patterns.contributions(matrix), direct)
+
+    # end to end: the same SHAP values and the same reasons through either path
+    monkeypatch.setattr(_boosted, "PATTERN_SHAP_MIN_ROWS", 10**9)
+    old = model.feature_contributions(rows)
+    monkeypatch.setattr(_boosted, "PATTERN_SHAP_MIN_ROWS", 1)
+    new = model.feature_contributions(rows)
+    pd.testing.assert_frame_equal(new, old, check_exact=True)
+    pd.testing.assert_frame_equal(churn_reasons(new, rows), churn_reasons(old, rows),
+                                  check_exact=True)

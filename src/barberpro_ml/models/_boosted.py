@@ -27,6 +27,7 @@ References
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar, Self
@@ -41,6 +42,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, v
 
 from barberpro_ml.models._params import ValidatedEstimator
 from barberpro_ml.models._tabular import TabularSchema, learn_schema
+from barberpro_ml.models._treeshap import PatternTreeShap
 
 __all__ = ["BoostedTreeModel"]
 
@@ -297,7 +299,10 @@ class BoostedTreeModel(ValidatedEstimator):
 
         Exact path-dependent TreeSHAP computed by XGBoost itself (``pred_contribs=True`` on
         the trees up to ``best_iteration_``, categorical splits included), without building
-        a ``shap.TreeExplainer`` per call.
+        a ``shap.TreeExplainer`` per call. From :data:`PATTERN_SHAP_MIN_ROWS` rows on, each
+        tree is asked only once per distinct decision pattern of the rows
+        (:class:`~barberpro_ml.models._treeshap.PatternTreeShap`): the same numbers, bit for
+        bit, several times faster on large blocks.
 
         Returns
         -------
@@ -307,12 +312,44 @@ class BoostedTreeModel(ValidatedEstimator):
         """
         self._check_fitted()
         frame = self._as_frame(X, reset=False)
-        matrix = xgb.DMatrix(self.schema_.matrix(frame),
-                             feature_names=self.schema_.encoded_columns,
-                             feature_types=self.schema_.feature_types,
-                             enable_categorical=True,
-                             nthread=-1 if self.n_jobs is None else int(self.n_jobs))
-        values = self.estimator_.get_booster().predict(
-            matrix, pred_contribs=True, iteration_range=self._rounds())
+        matrix = self.schema_.matrix(frame)
+        if len(matrix) >= PATTERN_SHAP_MIN_ROWS and (patterns := self._pattern_shap()):
+            values = patterns.contributions(matrix)
+        else:
+            values = self._direct_contributions(matrix)
         return pd.DataFrame(np.asarray(values, dtype=np.float64), index=frame.index,
                             columns=[*self.schema_.columns, "bias"])
+
+    def _direct_contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """XGBoost's ``pred_contribs`` on the whole matrix in one call (``float32``)."""
+        dmatrix = xgb.DMatrix(matrix, feature_names=self.schema_.encoded_columns,
+                              feature_types=self.schema_.feature_types,
+                              enable_categorical=True,
+                              nthread=-1 if self.n_jobs is None else int(self.n_jobs))
+        return np.asarray(self.estimator_.get_booster().predict(
+            dmatrix, pred_contribs=True, iteration_range=self._rounds()))
+
+    def _pattern_shap(self) -> PatternTreeShap | None:
+        """The fitted booster's :class:`PatternTreeShap` (built once, kept beside the
+        estimator, not in it: nothing is added to what is pickled), or None when the
+        booster is of a kind it does not handle."""
+        booster = self.estimator_.get_booster()
+        rounds = self._rounds()
+        cached = _PATTERN_SHAP.get(self)
+        if cached is not None and cached[0] is booster and cached[1] == rounds:
+            return cached[2]
+        patterns = (PatternTreeShap(booster, rounds, self.schema_.encoded_columns,
+                                    self.schema_.feature_types)
+                    if PatternTreeShap.supports(booster) else None)
+        _PATTERN_SHAP[self] = (booster, rounds, patterns)
+        return patterns
+
+
+PATTERN_SHAP_MIN_ROWS = 4096
+"""Rows from which :meth:`BoostedTreeModel.feature_contributions` computes TreeSHAP once per
+decision pattern per tree; below, one direct XGBoost call is cheaper (it has no per-tree
+call overhead)."""
+
+_PATTERN_SHAP: weakref.WeakKeyDictionary[
+    BoostedTreeModel, tuple[xgb.Booster, tuple[int, int], PatternTreeShap | None]] = \
+    weakref.WeakKeyDictionary()
