@@ -532,8 +532,8 @@ class CustomerScorer:
             Customers to score, in this order (default: every customer signed up by
             ``as_of``); a repeated id gets its row at each position.
         reasons
-            Phrase the churn reasons (``reason_1..k``); off saves a third of the time on
-            millions of rows.
+            Phrase the churn reasons (``reason_1..k``); off skips the churn model's TreeSHAP
+            values, most of the time of scoring with reasons.
         chunk_size
             Rows per model call (bounds memory).
         progress

@@ -1,0 +1,198 @@
+"""How scoring cost grows with the number of customers: time and memory per stage, and the
+growth exponent ``k`` of each stage (cost proportional to ``n^k``).
+
+For each size ``n`` (``--sizes``, default ``10000,100000``) on the single-machine path:
+
+1. **generate**: a contract-valid marketplace of ``n`` customers
+   (:func:`bench_features.synthetic`, ~12 bookings each over two years);
+2. **features**: :func:`~barberpro_ml.features.customer_features` at the data's end;
+3. **snapshot**: :meth:`CustomerScorer.snapshot`, every per-customer input of scoring
+   (features, lifecycle, next services...);
+4. **score**: :meth:`CustomerScorer.score_frame` without reasons;
+5. **score + reasons**: the same with the churn reasons in words (TreeSHAP of the churn model,
+   grouped and phrased);
+6. **score + reasons, direct TreeSHAP** (``--direct-up-to``, sizes up to 100,000 by default):
+   the same with the one-call XGBoost ``pred_contribs`` the scorer used before, for the ratio
+   measured in the same run. Its output is checked equal to stage 5's.
+
+The churn model (the scorer's only family here) is trained once, before the sizes, on
+``--train-rows`` customers of a separate 20,000-customer marketplace (labels 120 days before
+its end), so every size is scored by the same trees; its per-tree slices for TreeSHAP
+(built once per fitted model) are built then too, and timed apart.
+
+Memory is the **peak resident set size above the stage's starting RSS**, sampled every 5 ms
+from ``/proc/self/statm`` by a thread (Linux): it includes XGBoost's and NumPy's native
+allocations (tracemalloc would miss the former and slow the Python parts); memory freed by
+earlier stages and reused is not counted, so it is a lower bound of what the stage needs.
+
+The exponent of a stage is the log-log slope of its time between consecutive sizes,
+``log(t2/t1) / log(n2/n1)``: 1 is linear, below 1 means fixed costs still dominate.
+
+    python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from _common import emit  # benchmarks/ is on sys.path when run as a script
+from bench_features import synthetic
+
+from barberpro_ml.features import churn_labels, customer_features
+from barberpro_ml.models import ChurnClassifier, _boosted
+from barberpro_ml.registry.models import EstimatorModel
+from barberpro_ml.scoring import CustomerScorer
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:  # noqa: PTH123 - a plain script
+        return int(fh.read().split()[1]) * _PAGE
+
+
+class PeakRss:
+    """Peak RSS while the block runs, sampled every ``interval`` seconds by a thread."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.start = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self.start = self.peak = _rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def stage(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """Run ``fn`` once: its result, seconds and peak RSS growth (MiB)."""
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - start
+    return out, {"s": seconds, "peak_rss_growth_mib": (mem.peak - mem.start) / 2**20,
+                 "peak_rss_mib": mem.peak / 2**20}
+
+
+def train_scorer(train_rows: int, seed: int) -> tuple[CustomerScorer, dict[str, Any]]:
+    """A scorer serving only a churn model trained on ``train_rows`` customers."""
+    data = synthetic(20_000, seed + 1)
+    as_of = data.observation_end - pd.Timedelta(days=120)
+    X = customer_features(data, as_of)
+    y = churn_labels(data, as_of)
+    X = X.loc[y.index]
+    take = np.random.default_rng(seed).choice(len(X), size=min(train_rows, len(X)),
+                                              replace=False)
+    start = time.perf_counter()
+    model = ChurnClassifier(n_estimators=200, random_state=seed, n_jobs=2).fit(
+        X.iloc[take], y.iloc[take])
+    fit_s = time.perf_counter() - start
+    scorer = CustomerScorer(churn=EstimatorModel.from_estimator(model, X.iloc[take]), n_jobs=2)
+    # the per-tree slices are built once per fitted model: built here, timed apart, so the
+    # first size does not carry them
+    start = time.perf_counter()
+    model._pattern_shap()
+    build_s = time.perf_counter() - start
+    return scorer, {"train_rows": len(take), "fit_s": fit_s, "pattern_shap_build_s": build_s,
+                    "trees": model._rounds()[1], "blend_weight": model.blend_weight_}
+
+
+def run_size(scorer: CustomerScorer, n: int, seed: int, direct: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"customers": n}
+    data, out["generate"] = stage(lambda: synthetic(n, seed))
+    out["bookings"] = len(data.bookings)
+    _, out["features"] = stage(lambda: customer_features(data, data.observation_end))
+    _, out["snapshot"] = stage(lambda: scorer.snapshot(data))
+    _, out["score"] = stage(lambda: scorer.score_frame(data, reasons=False))
+    scored, out["score_reasons"] = stage(lambda: scorer.score_frame(data, reasons=True))
+    if direct:
+        saved = _boosted.PATTERN_SHAP_MIN_ROWS
+        _boosted.PATTERN_SHAP_MIN_ROWS = 2**62  # the one-call path, as before
+        try:
+            old, out["score_reasons_direct"] = stage(
+                lambda: scorer.score_frame(data, reasons=True))
+        finally:
+            _boosted.PATTERN_SHAP_MIN_ROWS = saved
+        pd.testing.assert_frame_equal(scored, old, check_exact=True)
+        out["direct_equal"] = True
+    return out
+
+
+STAGES = ("generate", "features", "snapshot", "score", "score_reasons", "score_reasons_direct")
+
+
+def exponents(results: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+    """Log-log slope of each stage's time between consecutive sizes."""
+    out: dict[str, list[float | None]] = {}
+    for name in STAGES:
+        slopes: list[float | None] = []
+        for a, b in itertools.pairwise(results):
+            if name in a and name in b:
+                slopes.append(math.log(b[name]["s"] / a[name]["s"])
+                              / math.log(b["customers"] / a["customers"]))
+            else:
+                slopes.append(None)
+        out[name] = slopes
+    return out
+
+
+def table(results: list[dict[str, Any]], slopes: dict[str, list[float | None]]) -> str:
+    sizes = [r["customers"] for r in results]
+    head = ("| stage | " + " | ".join(f"{n:,}: s / MiB" for n in sizes) + " | k "
+            + ", ".join(f"{a:,}->{b:,}" for a, b in itertools.pairwise(sizes))
+            + " |")
+    lines = [head, "|" + "---|" * (len(sizes) + 2)]
+    for name in STAGES:
+        if not any(name in r for r in results):
+            continue
+        cells = [f"{r[name]['s']:.2f} s / {r[name]['peak_rss_growth_mib']:.0f}"
+                 if name in r else "" for r in results]
+        ks = ", ".join("" if k is None else f"{k:.2f}" for k in slopes[name])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ks} |")
+    lines.append("| customers/s with reasons | " + " | ".join(
+        f"{r['customers'] / r['score_reasons']['s']:,.0f}" for r in results) + " | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--train-rows", type=int, default=5000)
+    parser.add_argument("--direct-up-to", type=int, default=100_000,
+                        help="also time the one-call TreeSHAP path up to this size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    scorer, model = train_scorer(args.train_rows, args.seed)
+    results = [run_size(scorer, n, args.seed, n <= args.direct_up_to) for n in sizes]
+    slopes = exponents(results)
+    emit({"model": model, "sizes": results, "exponents": slopes,
+          "load_average": os.getloadavg()}, args.json)
+    print()
+    print(table(results, slopes))
+
+
+if __name__ == "__main__":
+    main()
