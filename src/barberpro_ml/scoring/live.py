@@ -52,6 +52,7 @@ from barberpro_ml.errors import BarberproError, ModelUnavailableError, Unverifie
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.registry.promotion import CHAMPION, alias_version
 from barberpro_ml.scoring.scorer import FAMILIES, CustomerScorer, LoadedFamily, load_family
+from barberpro_ml.scoring.snapshot import CustomerSnapshot
 
 __all__ = ["LiveScorer", "LiveStatus", "NoDataSourceError", "ReloadAttempt", "Served"]
 
@@ -189,7 +190,7 @@ class LiveScorer:
                              else to_as_of(default_as_of, "default_as_of", to_utc=True))
         default = self._fixed_as_of if self._fixed_as_of is not None else data.observation_end
         if warm:
-            scorer.snapshot(data, default)
+            _warm(scorer.snapshot(data, default))
         now = _now()
         self._current = Served(scorer=scorer, data=data, default_as_of=default,
                                data_loaded_at=now, models_loaded_at=now)
@@ -280,7 +281,8 @@ class LiveScorer:
         if loaded:
             try:
                 fresh = scorer.replacing(loaded, tracking_uri=self.tracking_uri)
-                fresh.snapshot(served.data, served.default_as_of)  # warm; checks the schemas
+                # warm (and check the schemas) before any request can see it
+                _warm(fresh.snapshot(served.data, served.default_as_of))
             except Exception as exc:
                 for family, found in loaded.items():
                     notes[family] = (f"{found.ref.name} v{found.ref.version} loaded but not "
@@ -415,3 +417,14 @@ class LiveScorer:
 def _version(scorer: CustomerScorer, family: str) -> str:
     ref = scorer.models.get(family)
     return f"v{ref.version}" if ref is not None else "not served"
+
+
+def _warm(snapshot: CustomerSnapshot) -> None:
+    """Build the customer index's lookup table before requests share the snapshot.
+
+    pandas builds an Index's hash table on its first lookup, and that first build is not
+    thread-safe; concurrent first requests on a fresh snapshot must find it built.
+    """
+    index = snapshot.features.index
+    if len(index) and index.is_unique:
+        index.get_indexer(index[:1])

@@ -400,7 +400,28 @@ class BaseRecommender(ValidatedEstimator):
         self._fit_groups(X, user_groups)
         self._choose_params(interactions, X)
         self._fit_matrix(X)
+        self._build_lookups()
         return self
+
+    def _build_lookups(self) -> None:
+        """Build the hash tables of the id indexes now, before any concurrent use.
+
+        pandas builds an Index's lookup table lazily, on its first ``get_indexer``, and that
+        first build is not thread-safe: two requests scoring at once on a freshly loaded
+        recommender (a service after a champion swap) can see a half-built table and fail
+        with "Reindexing only valid with uniquely valued Index objects". Called after ``fit``
+        and after unpickling, so every served recommender starts with its tables built.
+        """
+        groups = getattr(self, "user_groups_", None)
+        for index in (getattr(self, "user_index_", None), getattr(self, "item_index_", None),
+                      getattr(self, "group_index_", None),
+                      None if groups is None else groups.index):
+            if index is not None and len(index) and index.is_unique:
+                index.get_indexer(index[:1])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._build_lookups()
 
     def _fit_groups(self, X: sp.csr_matrix, user_groups: Any) -> None:
         self.user_groups_: pd.Series | None = None
