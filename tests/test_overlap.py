@@ -220,8 +220,9 @@ def test_ltv_and_recommender_evaluations_record_the_overlap() -> None:
 
 
 # --------------------------------------------------------------------------- the gate
-def _report(overlap: OverlapReport | None, kind: str = "classification") -> EvaluationReport:
-    return EvaluationReport(family="churn", kind=kind, n=100, metrics={},  # type: ignore[arg-type]
+def _report(overlap: OverlapReport | None, kind: str = "classification",
+            family: str = "churn") -> EvaluationReport:
+    return EvaluationReport(family=family, kind=kind, n=100, metrics={},  # type: ignore[arg-type]
                             overlap=overlap)
 
 
@@ -262,9 +263,23 @@ def test_gate_refuses_a_report_without_an_overlap_record() -> None:
 
 def test_segmentation_is_in_sample_by_design_and_says_so() -> None:
     frame = customers_frame(50, seed=10)
-    row = overlap_verdict(_report(check_overlap(frame, frame), kind="segmentation"))
+    row = overlap_verdict(_report(check_overlap(frame, frame), kind="segmentation",
+                                  family="segments"))
     assert row.verdict == "not tested" and row.passed
     assert "50 of 50 test rows (100.0%)" in row.reason
+    causal = overlap_verdict(_report(None, kind="causal", family="pricing"))
+    assert causal.verdict == "not tested" and "cross-fitting" in causal.reason
+
+
+@pytest.mark.parametrize("kind", ["segmentation", "causal"])
+def test_a_report_cannot_claim_another_familys_overlap_exemption(kind: str) -> None:
+    # the exemption belongs to the family (gates.catalog: no_holdout), not to the report's kind:
+    # a churn report relabelled as a segmentation or a causal estimate is still judged
+    frame = customers_frame(50, seed=10)
+    leaked = overlap_verdict(_report(check_overlap(frame, frame), kind=kind))
+    assert leaked.verdict == "fail" and not leaked.passed
+    missing = overlap_verdict(_report(None, kind=kind))
+    assert missing.verdict == "fail"
 
 
 def test_max_test_overlap_setting() -> None:

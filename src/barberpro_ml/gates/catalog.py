@@ -142,6 +142,12 @@ class FamilyCatalog:
         Metrics the champion comparison (:class:`~barberpro_ml.gates.ChampionComparison`) can
         use for this family's non-inferiority setting; empty when the family's job has no
         champion comparison.
+    no_holdout
+        The report kind this family is evaluated without held-out rows, by design (a
+        segmentation is scored on the customers it was fitted on; a causal estimate
+        cross-fits), or None. Only then does the gate's test-overlap row read "not tested"
+        instead of failing a report that compared no training rows: the exemption is the
+        family's, so a report cannot claim it by its ``kind`` alone.
     source
         Where the metric names come from, for the reader.
     """
@@ -152,6 +158,7 @@ class FamilyCatalog:
     differenced: tuple[str, ...] | None = None
     paired: tuple[MetricSpec, ...] = ()
     source: str = ""
+    no_holdout: str | None = None
 
     def spec(self, metric: str) -> MetricSpec | None:
         """The spec of a report key, or None when the family's report has no such metric."""
@@ -321,6 +328,7 @@ SEGMENTS = FamilyCatalog(
     # the champion is itself the claim.
     paired=(),
     source="barberpro_ml.jobs.segments (id_stability, adjusted_rand, silhouette)",
+    no_holdout="segmentation",
 )
 
 # --------------------------------------------------------------------------- interventions
@@ -377,6 +385,8 @@ PRICING = FamilyCatalog(
     paired=(),
     source="the pricing evaluation (issue 18: elasticity from causal evidence, revenue at "
            "alternative prices)",
+    # double machine learning scores every unit out of fold (cross-fitting): no held-out set
+    no_holdout="causal",
 )
 
 # --------------------------------------------------------------------------- provider departure

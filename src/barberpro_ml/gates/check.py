@@ -99,6 +99,7 @@ from barberpro_ml.evaluation.bootstrap import (
 )
 from barberpro_ml.evaluation.metrics import HIGHER_IS_BETTER
 from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate, SliceReport
+from barberpro_ml.gates.catalog import family_catalog
 from barberpro_ml.gates.claims import (
     Claim,
     ClaimSet,
@@ -617,12 +618,14 @@ def overlap_verdict(report: EvaluationReport,
     if overlap is not None:
         fields |= {"n": overlap.n_test, "observed": overlap.excess,
                    "baseline": overlap.chance_rate}
-    if report.kind == "segmentation":
+    entry = family_catalog(report.family)
+    exempt = entry.no_holdout if entry is not None else None
+    if report.kind == "segmentation" and exempt == "segmentation":
         recorded = f"; recorded: {overlap.describe()}" if overlap is not None else ""
         return ClaimVerdict(**fields, verdict="not tested", reason=(
             "a segmentation is scored on the customers it was fitted on by design (stability "
             "of ids on the same customers), so there are no held-out rows" + recorded))
-    if report.kind == "causal" and overlap is None:
+    if report.kind == "causal" and exempt == "causal" and overlap is None:
         return ClaimVerdict(**fields, verdict="not tested", reason=(
             "a causal estimate has no held-out rows: double machine learning scores every "
             "unit with nuisance models fitted on the other folds (cross-fitting by provider), "
