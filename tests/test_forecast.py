@@ -330,3 +330,13 @@ def test_intervals_cover_fresh_simulated_futures() -> None:
     # 9 forecasts x 18 series x 13 weeks, strongly dependent within a forecast: a loose band
     # that 50% or 99.9% intervals fall outside of, while calibrated 89% intervals sit inside.
     assert 0.75 <= coverage <= 0.98, hits
+
+
+def test_a_bad_forecaster_value_in_the_job_config_stops_before_any_work(tmp_path: Path) -> None:
+    from barberpro_ml.errors import ConfigError
+    from barberpro_ml.jobs import forecast as forecast_job
+
+    path = tmp_path / "forecast.yaml"
+    path.write_text(yaml.safe_dump({"model": {"level": 1.5, "candidates": ["prophet"]}}))
+    with pytest.raises(ConfigError, match=r"level must be in \[0.5, 1\), got 1.5.*prophet"):
+        forecast_job.load_config(path)

@@ -9,7 +9,8 @@ from typing import Any
 def estimator_params(estimator: type[Any]) -> Callable[[Any, dict[str, Any]], dict[str, Any]]:
     """A pydantic field validator: the mapping's keys must be ``estimator``'s parameters, and
     the values must pass its own parameter validation (scikit-learn's ``_validate_params``
-    where the estimator has it).
+    where the estimator has it, else its ``_check_params``), so a bad value stops the job when
+    its config is read, before any data is loaded or any run started.
 
     Examples
     --------
@@ -43,6 +44,13 @@ def estimator_params(estimator: type[Any]) -> Callable[[Any, dict[str, Any]], di
             try:
                 validate_params()
             except (ValueError, TypeError) as exc:  # sklearn's InvalidParameterError
+                raise ValueError(str(exc)) from None
+        # estimators that check their parameters themselves (WeeklyForecaster._check_params)
+        check_params = getattr(instance, "_check_params", None)
+        if callable(check_params):
+            try:
+                check_params()
+            except (ValueError, TypeError) as exc:
                 raise ValueError(str(exc)) from None
         return params
 
