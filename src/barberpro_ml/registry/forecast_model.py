@@ -25,7 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle  # type: ignore[import-untyped]
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
@@ -36,7 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from barberpro_ml.errors import InputError
 from barberpro_ml.models.forecast_table import FORECAST_COLUMNS, TOTAL, select_forecast
-from barberpro_ml.registry.models import CHALLENGER, ModelInputError, _log_from_code, register
+from barberpro_ml.registry.models import (
+    CHALLENGER,
+    ModelInputError,
+    _log_from_code,
+    _read_logged,
+    register,
+)
 
 if TYPE_CHECKING:
     from barberpro_ml.analytics.forecast import WeeklyForecaster
@@ -113,10 +118,7 @@ class ForecastModel(PythonModel):
         """Read the table and the spec from the model's artifacts (MLflow calls this)."""
         if self.forecast is not None:
             return
-        with Path(context.artifacts["forecast"]).open("rb") as fh:
-            self.forecast = cloudpickle.load(fh)
-        self.spec = ForecastSpec.model_validate_json(
-            Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
+        self.forecast, self.spec = _read_logged(context, "forecast", ForecastSpec)
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:

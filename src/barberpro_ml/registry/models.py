@@ -48,7 +48,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import cloudpickle  # type: ignore[import-untyped]
 import mlflow
@@ -452,10 +452,7 @@ class EstimatorModel(PythonModel):
         """Read the estimator and the spec from the model's artifacts (MLflow calls this)."""
         if self.estimator is not None:
             return
-        with Path(context.artifacts["estimator"]).open("rb") as fh:
-            self.estimator = cloudpickle.load(fh)
-        self.spec = PyfuncSpec.model_validate_json(
-            Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
+        self.estimator, self.spec = _read_logged(context, "estimator", PyfuncSpec)
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> np.ndarray:
@@ -526,6 +523,19 @@ def _log_from_code(entry: Path, wrapper: type[PythonModel], *, name: str,
             pip_requirements=requirements + list(extra_pip_requirements or []),
         )
     return info
+
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+def _read_logged(context: Any, model_key: str, spec_type: type[SpecT]) -> tuple[Any, SpecT]:
+    """What :func:`_log_from_code` stored, read back in a wrapper's ``load_context``: the
+    cloudpickled object of artifact ``model_key`` and the JSON spec (artifact ``spec``)."""
+    with Path(context.artifacts[model_key]).open("rb") as fh:
+        obj = cloudpickle.load(fh)
+    spec = spec_type.model_validate_json(
+        Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
+    return obj, spec
 
 
 def log_model(

@@ -23,7 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cloudpickle  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
@@ -34,7 +33,13 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 from pydantic import BaseModel, ConfigDict, Field
 
 from barberpro_ml.models.pricing_table import ALL, lookup_elasticity, revenue_change_interval
-from barberpro_ml.registry.models import CHALLENGER, ModelInputError, _log_from_code, register
+from barberpro_ml.registry.models import (
+    CHALLENGER,
+    ModelInputError,
+    _log_from_code,
+    _read_logged,
+    register,
+)
 
 __all__ = ["PricingModel", "PricingSpec", "log_and_register_pricing", "log_pricing"]
 
@@ -86,10 +91,7 @@ class PricingModel(PythonModel):
         """Read the table and the spec from the model's artifacts (MLflow calls this)."""
         if self.table is not None:
             return
-        with Path(context.artifacts["elasticities"]).open("rb") as fh:
-            self.table = cloudpickle.load(fh)
-        self.spec = PricingSpec.model_validate_json(
-            Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
+        self.table, self.spec = _read_logged(context, "elasticities", PricingSpec)
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -28,7 +28,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import cloudpickle  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
@@ -45,6 +44,7 @@ from barberpro_ml.registry.models import (
     CHAMPION,
     ModelInputError,
     _log_from_code,
+    _read_logged,
     register,
 )
 
@@ -237,10 +237,7 @@ class RecommenderModel(PythonModel):
         """Read the recommender and the spec from the model's artifacts (MLflow calls this)."""
         if self.recommender is not None:
             return
-        with Path(context.artifacts["recommender"]).open("rb") as fh:
-            self.recommender = cloudpickle.load(fh)
-        self.spec = RecommenderSpec.model_validate_json(
-            Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
+        self.recommender, self.spec = _read_logged(context, "recommender", RecommenderSpec)
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
