@@ -11,6 +11,9 @@ the first seed also gives the top-level keys, as before) at ``--as-of`` (default
   seed's own data (``fit_provider_weights`` at ``--fit-as-of``, on the next 180 days' ratings;
   the latent quality is never used to fit); the share of barbers whose rating-percentile
   interval holds the percentile of their true quality (the intervals' honesty);
+- a bound (``truth_chosen_weights_bound``): the best weights on a 0.1 grid judged against the
+  latent quality itself, which nothing in the library uses: no weighting of these components
+  can track the truth better;
 - the same at an early cut-off (``--early``, default 2023-06-30), when barbers have few reviews;
 - the shrinkage check: for barbers with fewer than 30 reviews at a month end, the squared error
   of the raw and of the shrunk mean rating against their mean rating of the next 180 days;
@@ -37,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _common import emit
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from barberpro_ml.data import SimulationConfig, simulate
 from barberpro_ml.evaluation import evaluate_classifier
@@ -49,6 +52,8 @@ from barberpro_ml.providers import (
     measure_components,
     provider_scores,
 )
+from barberpro_ml.providers.config import COMPONENTS
+from barberpro_ml.providers.weights import _spearman_rows, simplex_grid
 
 
 def _rho(a: np.ndarray, b: np.ndarray) -> float:
@@ -100,7 +105,18 @@ def against_truth(data: Any, as_of: pd.Timestamp, *, n_boot: int, seed: int,
     # honest intervals: the true quality's percentile (same reference) within the rating's
     true_pct = (quality.reindex(s.index)[rated].rank(method="average") - 0.5) / rated.sum() * 100
     inside = ((s.loc[rated, "rating_low"] <= true_pct) & (true_pct <= s.loc[rated, "rating_high"]))
+    # a bound, not a choice: the best weights on a grid judged against the latent quality itself
+    # (nothing is fitted or selected with it); no weighting of these components can do better
+    comp = [c for c in COMPONENTS if s[c].notna().any()]
+    pct = s.loc[rated, comp].fillna(50.0).to_numpy()
+    grid = simplex_grid(len(comp), 0.1)
+    rho = _spearman_rows(grid @ pct.T, rankdata(q))
+    best = int(np.nanargmax(rho))
+    bound = {"spearman": round(float(rho[best]), 4),
+             "weights": {c: round(float(w), 2) for c, w in zip(comp, grid[best], strict=True)
+                         if w > 0}}
     return {"as_of": f"{as_of:%Y-%m-%d}", "n_barbers": int(rated.sum()),
+            "truth_chosen_weights_bound": bound,
             "reviews_per_barber_median": float(s["n_reviews"].median()),
             "barbers_under_30_reviews": int((s["n_reviews"] < 30).sum()),
             "rating_interval_holds_true_percentile": round(float(inside.mean()), 3)
