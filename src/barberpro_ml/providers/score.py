@@ -15,7 +15,10 @@ posterior close to the neighborhood mean and wide, so its rating percentile move
 draw to draw: its score sits near the middle with a wide interval, and it cannot outrank a
 barber with five hundred good reviews on the luck of a few. A component that is unknown for a
 barber (no reviews yet, too short a tenure for a trend) has a uniform percentile draw: it
-contributes its weight times 50 on average, with the widest spread.
+contributes its weight times 50 on average, with the widest spread. A component that cannot
+be measured for any barber is left out and its weight spread over the others; when no
+weighted component can be measured at all, the score is uniform noise: about 50, with the
+widest interval.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from barberpro_ml.data import MarketplaceData
-from barberpro_ml.errors import InputError
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.providers.components import (
     HIGHER_IS_BETTER,
@@ -79,9 +81,6 @@ def score_components(components: ProviderComponents, cfg: ProviderScoreConfig
     # spread over the rest in proportion
     dropped = sorted(set(weights) - measured)
     total = sum(used.values())
-    if total <= 0:
-        raise InputError(f"provider score: no weighted component could be measured (weights "
-                         f"{weights}; unmeasured: {dropped})")
     lo_q, hi_q = (1 - cfg.interval) / 2 * 100, (1 + cfg.interval) / 2 * 100
     score_draws = np.zeros((len(frame), cfg.n_draws))
     columns: dict[str, object] = {"neighborhood": frame["neighborhood"],
@@ -101,6 +100,10 @@ def score_components(components: ProviderComponents, cfg: ProviderScoreConfig
         component_cols[c] = np.median(pct, axis=1)
         component_cols[f"{c}_low"] = np.percentile(pct, lo_q, axis=1)
         component_cols[f"{c}_high"] = np.percentile(pct, hi_q, axis=1)
+    if not used:
+        # no weighted component measured for anybody (no review yet, say): nothing is known,
+        # and the score says so: uniform draws, a median near 50 and the widest interval
+        score_draws = rng.uniform(0.0, 100.0, score_draws.shape)
     columns["score"] = np.median(score_draws, axis=1)
     columns["score_low"] = np.percentile(score_draws, lo_q, axis=1)
     columns["score_high"] = np.percentile(score_draws, hi_q, axis=1)
