@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from math import comb
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
-from barberpro_ml.errors import InputError, NotEnoughDataError
+from barberpro_ml.errors import ConfigError, InputError, NotEnoughDataError
 from barberpro_ml.providers import (
     COMPONENTS,
     ComponentWeights,
@@ -58,9 +60,13 @@ def test_simplex_grid_rows_are_every_admissible_weight_vector(n: int, units: int
     assert len(np.unique(grid.round(9), axis=0)) == len(grid)
 
 
-def test_simplex_grid_refuses_a_step_that_does_not_divide_one() -> None:
+def test_simplex_grid_refuses_a_step_that_does_not_divide_one(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="grid_step must divide 1"):
         simplex_grid(3, 0.3)
+    bad = tmp_path / "providers.yaml"
+    bad.write_text(yaml.safe_dump({"fit": {"grid_step": 0.3}}))
+    with pytest.raises(ConfigError, match="grid_step must divide 1"):
+        load_score_config(bad)
 
 
 # --------------------------------------------------------------------------- the selection

@@ -97,6 +97,14 @@ class WeightFitConfig(BaseModel):
     seed: int = Field(0, ge=0)
     """Seed of the resamples."""
 
+    @model_validator(mode="after")
+    def _step_divides_one(self) -> WeightFitConfig:
+        units = round(1.0 / self.grid_step)
+        if abs(units * self.grid_step - 1.0) > 1e-9:
+            raise ValueError(f"fit.grid_step must divide 1 (0.05, 0.1, 0.2, 0.25, 0.5), got "
+                             f"{self.grid_step}")
+        return self
+
 
 class ProviderScoreConfig(BaseModel):
     """``configs/providers.yaml``: the provider score and the actions built on it."""
