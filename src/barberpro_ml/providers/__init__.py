@@ -4,6 +4,8 @@ Stage order: this package reads the data, features and the scoring API's churn p
 (passed in), never the service or the command line.
 
 - :func:`provider_scores`: the 0-100 score with its interval and one column per component.
+- :func:`fit_provider_weights`: refit the score's weights and percentile reference on a signal
+  observed after the cut-off (the next months' ratings), on the user's own data.
 - :func:`provider_actions`: at most three non-pricing actions per barber with the expected
   monthly gain and its interval, each traced to a measured component; pricing actions plug in
   through the ``pricing`` argument (:data:`~barberpro_ml.providers.actions.ActionSource`).
@@ -24,9 +26,11 @@ from barberpro_ml.providers.config import (
     COMPONENTS,
     ComponentWeights,
     ProviderScoreConfig,
+    WeightFitConfig,
     load_score_config,
 )
 from barberpro_ml.providers.score import provider_scores, score_components
+from barberpro_ml.providers.weights import ProviderScoreWeights, fit_provider_weights
 
 __all__ = [
     "COMPONENTS",
@@ -35,7 +39,10 @@ __all__ = [
     "ProviderAction",
     "ProviderComponents",
     "ProviderScoreConfig",
+    "ProviderScoreWeights",
+    "WeightFitConfig",
     "customers_to_contact",
+    "fit_provider_weights",
     "load_score_config",
     "measure_components",
     "provider_actions",

@@ -1,19 +1,24 @@
 """The provider score (0-100) with its interval: :func:`provider_scores`.
 
-Each component (:mod:`barberpro_ml.providers.components`) becomes a percentile among the
-barbers of the same neighborhood (or of the marketplace, ``percentile_within``), 0 the worst
+Each component (:mod:`barberpro_ml.providers.components`) becomes a percentile among all the
+barbers of the marketplace (or of the same neighborhood, ``percentile_within``), 0 the worst
 and 100 the best, in the component's own direction (fewer no-shows is better). The score is
-the weighted sum of the component percentiles (weights: ``configs/providers.yaml``).
+the weighted sum of the component percentiles (weights: ``configs/providers.yaml``, selected
+by :func:`~barberpro_ml.providers.fit_provider_weights` on a later observable signal; a
+component of weight 0 still has its percentile columns).
 
 Uncertainty is propagated by simulation: each of ``n_draws`` posterior draws of every
-component of every barber is ranked within its neighborhood, the draws' percentiles are
+component of every barber is ranked within its reference group, the draws' percentiles are
 weighted into a score draw, and the score is the median of those draws with the 5th and 95th
 percentiles as its interval (``interval: 0.90``). A barber with five reviews has a rating
 posterior close to the neighborhood mean and wide, so its rating percentile moves around from
 draw to draw: its score sits near the middle with a wide interval, and it cannot outrank a
 barber with five hundred good reviews on the luck of a few. A component that is unknown for a
 barber (no reviews yet, too short a tenure for a trend) has a uniform percentile draw: it
-contributes its weight times 50 on average, with the widest spread.
+contributes its weight times 50 on average, with the widest spread. A component that cannot
+be measured for any barber is left out and its weight spread over the others; when no
+weighted component can be measured at all, the score is uniform noise: about 50, with the
+widest interval.
 """
 
 from __future__ import annotations
@@ -70,9 +75,11 @@ def score_components(components: ProviderComponents, cfg: ProviderScoreConfig
     else:
         groups = np.zeros(len(frame), dtype=np.int64)
     weights = cfg.weights.as_dict()
-    used = {c: w for c, w in weights.items()
-            if not (np.isnan(components.values[c]).all() and w > 0)}
-    dropped = sorted(set(weights) - set(used))
+    measured = {c for c in weights if not np.isnan(components.values[c]).all()}
+    used = {c: w for c, w in weights.items() if c in measured and w > 0}
+    # a component that cannot be measured for any barber is left out; its weight, if any, is
+    # spread over the rest in proportion
+    dropped = sorted(set(weights) - measured)
     total = sum(used.values())
     lo_q, hi_q = (1 - cfg.interval) / 2 * 100, (1 + cfg.interval) / 2 * 100
     score_draws = np.zeros((len(frame), cfg.n_draws))
@@ -82,15 +89,21 @@ def score_components(components: ProviderComponents, cfg: ProviderScoreConfig
     for c in COMPONENTS:
         value = components.values[c]
         component_cols[f"{c}_value"] = value
-        if c not in used:
+        if c not in measured:
             for suffix in ("", "_low", "_high"):
                 component_cols[f"{c}{suffix}"] = np.full(len(frame), np.nan)
             continue
+        # a measured component of weight 0 is still reported in its own columns
         pct = component_percentiles(components.draws[c], groups, HIGHER_IS_BETTER[c], rng)
-        score_draws += used[c] / total * pct
+        if c in used:
+            score_draws += used[c] / total * pct
         component_cols[c] = np.median(pct, axis=1)
         component_cols[f"{c}_low"] = np.percentile(pct, lo_q, axis=1)
         component_cols[f"{c}_high"] = np.percentile(pct, hi_q, axis=1)
+    if not used:
+        # no weighted component measured for anybody (no review yet, say): nothing is known,
+        # and the score says so: uniform draws, a median near 50 and the widest interval
+        score_draws = rng.uniform(0.0, 100.0, score_draws.shape)
     columns["score"] = np.median(score_draws, axis=1)
     columns["score_low"] = np.percentile(score_draws, lo_q, axis=1)
     columns["score_high"] = np.percentile(score_draws, hi_q, axis=1)
