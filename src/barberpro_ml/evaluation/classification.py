@@ -227,8 +227,7 @@ def _group_codes(groups: Any, n: int) -> np.ndarray | None:
     """``0..G-1`` codes of the row groups, or None without groups."""
     if groups is None:
         return None
-    labels = pd.Series(np.asarray(groups).reshape(-1) if not isinstance(groups, pd.Index)
-                       else groups.to_numpy())
+    labels = pd.Series(np.asarray(groups).reshape(-1))
     if len(labels) != n:
         raise ValueError(f"groups has {len(labels)} labels but the evaluation set has {n} rows")
     missing = labels.isna()
