@@ -593,15 +593,19 @@ def test_departure_hazard_mean_and_drivers(departures: MarketplaceData) -> None:
     assert rho > 0.6, rho
 
 
-def test_constant_rate_and_no_wind_down_are_recovered() -> None:
+def test_constant_rate_and_no_wind_down_are_recovered(config: SimulationConfig) -> None:
     """departure_per_star 0, departure_demand_elasticity 0, wind_down_days 0: every barber has
-    the configured rate and there is no wind-down."""
-    data = simulate(_providers_with(departure_per_star=0.0, departure_demand_elasticity=0.0,
-                                    wind_down_days=0.0).model_copy(update={"n_customers": 2000}))
+    the configured rate, there is no wind-down, and the event tables are exactly those of the
+    first generator version (the digest of data/sample as written by generator version 1,
+    ``barberpro-ml simulate --customers 3000 --seed 7`` at commit c580c71)."""
+    data = simulate(config.model_copy(update={"providers": config.providers.model_copy(
+        update={"departure_per_star": 0.0, "departure_demand_elasticity": 0.0,
+                "wind_down_days": 0.0})}))
     assert data.truth is not None
     truth = data.truth.providers
     assert (truth["departure_hazard_per_year"] == 0.12).all()
     assert truth["wind_down_from"].isna().all()
+    assert data.digest() == "4494a1366a144ca059349c8f838da4037965ca90525558a22ea3305f71fa68a2"
 
 
 def _last_weeks(data: MarketplaceData) -> pd.DataFrame:

@@ -41,6 +41,7 @@ from barberpro_ml.jobs.base import (
     JobContext,
     JobResult,
     ModelCardText,
+    SimulationSource,
     TrainingJobConfig,
     as_job_config,
     load_job_config,
@@ -64,6 +65,11 @@ class ProviderDepartureJobConfig(TrainingJobConfig):
 
     model_name: str = "barberpro-provider-departure"
     experiment: str = "barberpro-provider-departure"
+    simulation: SimulationSource = Field(default_factory=lambda: SimulationSource(
+        n_customers=60_000, seed=42))
+    """Without ``data_dir``: 60,000 customers (about 400 barbers), three times the other jobs'
+    default, so that the test months hold a few dozen departing barbers (20,000 give about
+    five)."""
     horizon_days: int = Field(90, ge=7, le=730)
     """A barber is labelled as departing when ``left_at`` falls within this many days after
     the cut-off (the issue's 90 days)."""
