@@ -19,8 +19,10 @@ the first seed also gives the top-level keys, as before) at ``--as-of`` (default
   of the raw and of the shrunk mean rating against their mean rating of the next 180 days;
 - month-to-month stability: Spearman between the scores at consecutive month ends of the last
   year (barbers present at both);
-- the departure model (first seed only): the provider-departure job's layout and model,
-  out-of-time test ROC AUC with its 95% bootstrap CI and the counts of departures;
+- the departure model (first seed only): the provider-departure job's layout, model and default
+  simulation size (``configs/provider_departure.yaml``: 60,000 customers, same seed; override
+  with ``--departure-customers``), out-of-time test ROC AUC with its 95% cluster-bootstrap CI
+  over barbers and the counts of departures (rows and distinct barbers);
 - ``over_seeds``: per seed the score's and the raw rating's Spearman and their paired
   difference with its CI, and the means over seeds.
 
@@ -28,6 +30,7 @@ The score is computed without churn probabilities (no churn champion in a benchm
 customer-churn component is left out (its default weight is 0).
 
     PYTHONPATH=src:benchmarks python benchmarks/bench_providers.py [--seeds 42 1 2 3 --json x]
+                                          [--departure-customers 60000] [--no-departure]
 """
 
 from __future__ import annotations
@@ -196,10 +199,18 @@ def departure(data: Any, n_boot: int) -> dict[str, Any]:
     model = ChurnClassifier(**cfg.model).fit(train.drop(columns=label), train[label])
     report = evaluate_classifier(model, test.drop(columns=label), test[label],
                                  n_bootstrap=n_boot, seed=0, family=cfg.family,
-                                 train=train.drop(columns=label))
+                                 train=train.drop(columns=label), horizon_days=cfg.horizon_days,
+                                 groups=test.index.get_level_values("provider_id"))
     auc = report.metrics["roc_auc"]
-    return {"train_rows": len(train), "train_departures": int(train[label].sum()),
+
+    def barbers(frame: pd.DataFrame) -> int:
+        return int(frame.index.get_level_values("provider_id")[frame[label] == 1].nunique())
+
+    return {"customers": len(data.customers),
+            "train_rows": len(train), "train_departures": int(train[label].sum()),
+            "train_departing_barbers": barbers(train),
             "test_rows": len(test), "test_departures": int(test[label].sum()),
+            "test_departing_barbers": barbers(test),
             "test_cutoffs": [f"{c:%Y-%m-%d}" for c in test_cuts],
             "roc_auc": round(auc.value, 4), "roc_auc_ci": [round(auc.ci_low, 4),
                                                           round(auc.ci_high, 4)]}
@@ -225,7 +236,12 @@ def one_seed(args: argparse.Namespace, seed: int, *, with_departure: bool) -> di
         "shrinkage": shrinkage_check(data, n_boot=args.bootstrap),
     }
     if with_departure:
-        result["departure"] = departure(data, max(args.bootstrap, 2000))
+        n_departure = (args.departure_customers
+                       or provider_departure.load_config().simulation.n_customers
+                       or SimulationConfig().n_customers)
+        departure_data = (data if n_departure == args.customers else
+                          simulate(SimulationConfig(n_customers=n_departure, seed=seed)))
+        result["departure"] = departure(departure_data, max(args.bootstrap, 2000))
     return result
 
 
@@ -270,6 +286,8 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--no-departure", action="store_true")
+    parser.add_argument("--departure-customers", type=int, default=None,
+                        help="default: the departure job's simulation size")
     parser.add_argument("--json")
     args = parser.parse_args()
     start = time.perf_counter()

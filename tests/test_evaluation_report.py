@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
@@ -143,3 +145,46 @@ def test_evaluate_classifier_uses_the_models_classes_and_threshold() -> None:
     assert len(evaluate_classifier(model, X, labels, n_bootstrap=0, slices=slices).slices) == 2
     with pytest.raises(ValueError, match="does not know"):
         evaluate_classifier(model, X, np.where(labels == "active", "lost", labels))
+
+
+# --------------------------------------------------------------------------- cluster bootstrap
+
+def _scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(size=n)
+    return (rng.uniform(size=n) < p).astype(int), p
+
+
+def test_singleton_groups_are_the_row_bootstrap() -> None:
+    y, p = _scores(300, 0)
+    rows = evaluate_scores(y, p, n_bootstrap=200, seed=3)
+    single = evaluate_scores(y, p, n_bootstrap=200, seed=3, groups=np.arange(300) * 7)
+    for name in ("roc_auc", "brier", "log_loss"):
+        assert single.metrics[name].replicates == rows.metrics[name].replicates
+    assert any("cluster bootstrap over 300 groups" in n for n in single.notes)
+
+
+@given(k=st.integers(2, 5), seed=st.integers(0, 10_000))
+@settings(max_examples=10, deadline=None)
+def test_cluster_bootstrap_of_copies_matches_the_originals(k: int, seed: int) -> None:
+    """k identical rows per unit: resampling units gives the originals' interval (AUC is
+    invariant to weighting every row alike), resampling rows pretends to k times the data."""
+    y, p = _scores(120, seed)
+    original = evaluate_scores(y, p, n_bootstrap=300, seed=1).metrics["roc_auc"]
+    y_k, p_k, unit = np.repeat(y, k), np.repeat(p, k), np.repeat(np.arange(120), k)
+    clustered = evaluate_scores(y_k, p_k, n_bootstrap=300, seed=1, groups=unit).metrics[
+        "roc_auc"]
+    naive = evaluate_scores(y_k, p_k, n_bootstrap=300, seed=1).metrics["roc_auc"]
+    assert clustered.value == pytest.approx(original.value)
+    assert np.allclose(clustered.replicates, original.replicates)
+    assert (naive.ci_high - naive.ci_low) < (clustered.ci_high - clustered.ci_low)
+
+
+def test_bad_groups_are_refused() -> None:
+    y, p = _scores(50, 1)
+    with pytest.raises(ValueError, match="groups has 49 labels but the evaluation set has 50"):
+        evaluate_scores(y, p, n_bootstrap=10, groups=np.arange(49))
+    labels = np.arange(50, dtype=float)
+    labels[[3, 8]] = np.nan
+    with pytest.raises(ValueError, match="2 of 50 rows have no group label"):
+        evaluate_scores(y, p, n_bootstrap=10, groups=labels)

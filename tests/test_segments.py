@@ -218,26 +218,33 @@ def test_single_rows_and_extra_columns(fitted: CustomerSegmenter, X: pd.DataFram
 
 def test_retrain_keeps_cluster_ids(fitted: CustomerSegmenter, X: pd.DataFrame,
                                    X_later: pd.DataFrame) -> None:
-    """Measured on data/sample, 2024-06-30 -> 2024-07-30: 0.945 of customers keep their id."""
-    later = CustomerSegmenter(random_state=1).fit(X_later, previous=fitted)
-    common = X.index.intersection(X_later.index)
-    before = fitted.predict(X.loc[common])
-    after = later.predict(X_later.loc[common])
-    visited = (before >= 0) & (after >= 0)
-    stable = cluster_agreement(before[visited], after[visited])
-    assert stable["matched_share"] >= 0.85
-    assert set(later.matched_to_previous_) == set(later.cluster_ids_.tolist())
-    assert all(old in (new, None) for new, old in later.matched_to_previous_.items())
-
-    # The raw k-means labels (internal cluster order) of the same two fits say little:
-    # a different seed permutes them, which is what the matching undoes.
+    """Measured on data/sample, 2024-06-30 -> 2024-07-30: 0.954 of customers keep their id
+    (0.954 for each of the retrain seeds 1-5)."""
     def raw(model: CustomerSegmenter, ids: np.ndarray) -> np.ndarray:
         position = {int(c): i for i, c in enumerate(model.cluster_ids_)}
         return np.array([position[int(c)] for c in ids])
 
-    raw_agreement = cluster_agreement(raw(fitted, before[visited]), raw(later, after[visited]))
-    assert raw_agreement["matched_share"] < 0.5 < stable["matched_share"]
-    assert raw_agreement["adjusted_rand"] == pytest.approx(stable["adjusted_rand"])
+    common = X.index.intersection(X_later.index)
+    before = fitted.predict(X.loc[common])
+    stable_shares, raw_shares = [], []
+    for seed in range(1, 6):
+        later = CustomerSegmenter(random_state=seed).fit(X_later, previous=fitted)
+        after = later.predict(X_later.loc[common])
+        visited = (before >= 0) & (after >= 0)
+        stable = cluster_agreement(before[visited], after[visited])
+        assert set(later.matched_to_previous_) == set(later.cluster_ids_.tolist())
+        assert all(old in (new, None) for new, old in later.matched_to_previous_.items())
+        # The raw k-means labels (internal cluster order) of the same two fits say little: a
+        # different seed may permute them, which is what the matching undoes.
+        raw_agreement = cluster_agreement(raw(fitted, before[visited]),
+                                          raw(later, after[visited]))
+        assert raw_agreement["adjusted_rand"] == pytest.approx(stable["adjusted_rand"])
+        stable_shares.append(stable["matched_share"])
+        raw_shares.append(raw_agreement["matched_share"])
+    assert min(stable_shares) >= 0.85
+    # some seed permutes the raw labels (with three clusters a swap of the two smaller ones
+    # still leaves the largest in place, so not every seed does, and not below one half)
+    assert min(raw_shares) < min(stable_shares) - 0.3, (raw_shares, stable_shares)
 
 
 def test_matching_survives_a_change_in_cluster_sizes(fitted: CustomerSegmenter,
@@ -246,13 +253,17 @@ def test_matching_survives_a_change_in_cluster_sizes(fitted: CustomerSegmenter,
     """Ids by size alone break when sizes reorder; matched ids do not.
 
     Most of the largest cluster (id 0) is left out of the retrain, so it is no longer the
-    largest: measured 0.89 of customers keep their id with matching, 0.05 without.
+    largest: measured 0.935 of customers keep their id with matching, 0.196 without. The
+    number of clusters is held at the first fit's: a retrain choosing another k gives fresh
+    ids to the new clusters (``test_new_clusters_get_fresh_ids``), which is not what this
+    checks.
     """
     rng = np.random.default_rng(0)
     keep = (fitted.predict(X_later) != 0) | (rng.random(len(X_later)) < 0.2)
     shrunk = X_later[keep]
-    matched = CustomerSegmenter(random_state=1).fit(shrunk, previous=fitted)
-    by_size = CustomerSegmenter(random_state=1).fit(shrunk)
+    k = (fitted.n_clusters_,)
+    matched = CustomerSegmenter(random_state=1, k_values=k).fit(shrunk, previous=fitted)
+    by_size = CustomerSegmenter(random_state=1, k_values=k).fit(shrunk)
     common = X.index.intersection(shrunk.index)
     before = fitted.predict(X.loc[common])
     with_matching = matched.predict(shrunk.loc[common])

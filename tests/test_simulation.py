@@ -339,8 +339,10 @@ def test_observable_history_carries_churn_signal(data: MarketplaceData) -> None:
     active = churn_labels(data, as_of).index
     alive = active[~(inactive.reindex(active) <= as_of).to_numpy()]
     baseline = (inactive.reindex(alive) <= as_of + 120 * DAY).mean()
-    assert len(lost) >= 20
-    assert churn_after_loss > baseline
+    # customers still with the barber when they leave are few (most regulars move during the
+    # wind-down), so the evidence is a one-sided test against the baseline, not a head count
+    assert len(lost) >= 5
+    assert z_score(churn_after_loss, baseline, baseline * (1 - baseline) / len(lost)) > 3
 
 
 def test_seasonal_peaks_in_december_and_early_summer(data: MarketplaceData) -> None:
@@ -549,3 +551,118 @@ def test_oracle_refuses_what_it_cannot_answer(data: MarketplaceData) -> None:
         oracle_churn_probability(data, "2024-01-01", 0)
     with pytest.raises(ValueError, match="unknown campaign"):
         oracle_offer_effect(data, "no_such_campaign")
+
+
+# --------------------------------------------------------------------------- barber departures
+
+def _providers_with(**overrides: Any) -> SimulationConfig:
+    base = SimulationConfig(n_customers=9000, seed=11)
+    return base.model_copy(update={"providers": base.providers.model_copy(update=overrides)})
+
+
+@pytest.fixture(scope="module")
+def departures() -> MarketplaceData:
+    return simulate(_providers_with())
+
+
+def test_departure_hazard_mean_and_drivers(departures: MarketplaceData) -> None:
+    """Each barber's latent hazard averages the configured rate and falls with quality and
+    with the expected demand for their chair."""
+    assert departures.truth is not None
+    truth = departures.truth.providers
+    rate = departures.truth.meta["config"]["providers"]["departure_rate_per_year"]
+    hazard = truth["departure_hazard_per_year"]
+    assert hazard.mean() == pytest.approx(rate, rel=1e-9)
+    log_h = np.log(hazard.to_numpy())
+    design = np.column_stack([np.ones(len(truth)), truth["quality"],
+                              np.log(truth["expected_chair_demand"])])
+    coef = np.linalg.lstsq(design, log_h, rcond=None)[0]
+    assert coef[1] == pytest.approx(-2.0, abs=1e-6)   # departure_per_star
+    assert coef[2] == pytest.approx(-1.0, abs=1e-6)   # departure_demand_elasticity
+    # the expected demand is what the barbers get: it tracks their realised visits per capacity
+    c = completed(departures)
+    visits = c.groupby("provider_id").size().reindex(truth["provider_id"], fill_value=0)
+    p = departures.providers.set_index("provider_id")
+    days_on = ((p["left_at"].fillna(departures.observation_end)
+                - p["joined_at"].clip(lower=pd.Timestamp("2023-01-01"))) / DAY).clip(lower=1)
+    per_capacity = (visits / days_on.reindex(visits.index)
+                    / truth.set_index("provider_id")["capacity_per_week"])
+    grown = (days_on > 180).reindex(visits.index).to_numpy()
+    rho = pd.Series(per_capacity.to_numpy()[grown]).corr(
+        pd.Series(truth["expected_chair_demand"].to_numpy()[grown]), method="spearman")
+    assert rho > 0.6, rho
+
+
+def test_constant_rate_and_no_wind_down_are_recovered(config: SimulationConfig) -> None:
+    """departure_per_star 0, departure_demand_elasticity 0, wind_down_days 0: every barber has
+    the configured rate, there is no wind-down, and the event tables are exactly those of the
+    first generator version (the digest of data/sample as written by generator version 1,
+    ``barberpro-ml simulate --customers 3000 --seed 7`` at commit c580c71)."""
+    data = simulate(config.model_copy(update={"providers": config.providers.model_copy(
+        update={"departure_per_star": 0.0, "departure_demand_elasticity": 0.0,
+                "wind_down_days": 0.0})}))
+    assert data.truth is not None
+    truth = data.truth.providers
+    assert (truth["departure_hazard_per_year"] == 0.12).all()
+    assert truth["wind_down_from"].isna().all()
+    assert data.digest() == "4494a1366a144ca059349c8f838da4037965ca90525558a22ea3305f71fa68a2"
+
+
+def _last_weeks(data: MarketplaceData) -> pd.DataFrame:
+    """Per departed barber: completed visits and cancellation share in the 4 weeks before
+    left_at and in weeks 12-20 before it."""
+    b = data.bookings.merge(data.providers[["provider_id", "left_at"]], on="provider_id")
+    b = b[b["left_at"].notna() & (b["left_at"] > pd.Timestamp("2023-06-01"))]
+    weeks = (b["left_at"] - b["scheduled_at"]) / pd.Timedelta(weeks=1)
+    rows = []
+    for name, lo, hi in (("late", 0, 4), ("early", 12, 20)):
+        part = b[(weeks > lo) & (weeks <= hi)]
+        g = part.groupby("provider_id")["status"]
+        rows.append(pd.DataFrame({
+            f"visits_{name}": g.apply(lambda s: (s == "completed").sum()) / (hi - lo),
+            f"cancel_{name}": g.apply(lambda s: (s == "cancelled").mean())}))
+    return pd.concat(rows, axis=1).dropna()
+
+
+@pytest.mark.parametrize("wind_down", [True, False])
+def test_wind_down_shows_before_left_at(departures: MarketplaceData, wind_down: bool) -> None:
+    """Before leaving, a barber's weekly visits fall and their cancellations rise; without a
+    wind-down (same departure dates) neither happens."""
+    data = departures if wind_down else simulate(_providers_with(wind_down_days=0.0))
+    w = _last_weeks(data)
+    assert len(w) >= 8
+    drop = np.log1p(w["visits_late"]) - np.log1p(w["visits_early"])
+    rise = w["cancel_late"] - w["cancel_early"]
+    if wind_down:
+        assert drop.mean() < -0.3 and (drop < 0).mean() > 0.75, drop.describe()
+        assert rise.mean() > 0.08, rise.describe()
+    else:
+        assert abs(drop.mean()) < 0.25, drop.describe()
+        assert abs(rise.mean()) < 0.05, rise.describe()
+
+
+def test_wind_down_changes_only_bookings_it_touches(departures: MarketplaceData) -> None:
+    """The wind-down draws from purposes of its own: a customer with no booking due
+    during a barber's wind-down (with that barber) has exactly the same history without it."""
+    quiet = simulate(_providers_with(wind_down_unavailable=0.0, wind_down_cancel=0.0))
+    assert departures.truth is not None
+    start = departures.truth.providers.set_index("provider_id")["wind_down_from"]
+    cols = ["customer_id", "provider_id", "service_id", "created_at", "scheduled_at", "status",
+            "price"]
+
+    def touched(data: MarketplaceData) -> set[int]:
+        b = data.bookings
+        during = b["scheduled_at"] >= start.reindex(b["provider_id"]).to_numpy()
+        return set(b.loc[during.to_numpy(), "customer_id"])
+
+    untouched = sorted(set(departures.customers["customer_id"]) - touched(departures)
+                       - touched(quiet))
+    assert len(untouched) > 0.5 * len(departures.customers)
+
+    def history(data: MarketplaceData) -> pd.DataFrame:
+        b = data.bookings
+        return (b.loc[b["customer_id"].isin(untouched), cols]
+                .sort_values(["customer_id", "created_at", "scheduled_at"])
+                .reset_index(drop=True))
+
+    pd.testing.assert_frame_equal(history(departures), history(quiet))

@@ -8,6 +8,11 @@ earliest clock falls in the window and processes that one event, vectorised over
 Customers interact only through exogenous, precomputed facts (the provider schedule, the
 campaign dates), so the order in which different customers' events are processed is irrelevant.
 
+A barber winds down before leaving (``World.wind_down``): more and more of their slots are
+unavailable (a regular, or a customer choosing them, books another barber) and they cancel
+more of the bookings falling due. Both read only the precomputed departure schedule and draw
+from purposes of their own, so every other draw is unchanged.
+
 Random numbers are counter-based: a uniform is a hash of ``(world key, customer, event number,
 purpose)`` (SplitMix64's finaliser [1]_ applied twice, a bijection, so distinct inputs never
 collide). A customer's history therefore does not depend on how the loop batches its work,
@@ -56,8 +61,11 @@ NO_PROVIDER_RETRY_DAYS = 7.0
 (P_STAY, P_NEIGHBORHOOD, P_TIER, P_SERVICE, P_LEAD_MIX, P_LEAD, P_SLOT, P_STATUS, P_MATCH,
  P_EXPERIENCE, P_TIP, P_TIP_AMOUNT, P_REVIEW, P_REVIEW_DELAY, P_GAP, P_CHURN, P_REBOOK,
  P_CHURN_PENDING, P_ASSIGN, P_PROVIDER_EXACT, P_INCIDENT, P_CLOSED_DAY) = range(1, 23)
+# the wind-down's own purposes: other draws stay what they were without it
+P_WIND_SLOT, P_WIND_CANCEL = 24, 25
 P_PROVIDER = 32
 PROVIDER_TRIES = 8
+P_WIND_PICK = P_PROVIDER + PROVIDER_TRIES
 
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
@@ -438,6 +446,8 @@ class Engine:
                 break
             cand = self._in_cell(cell[todo], self._u(idx[todo], P_PROVIDER + attempt))
             good = w.active(cand, t[todo])
+            good[good] &= ~self._no_slot(idx[todo][good], cand[good], t[todo][good],
+                                         P_WIND_PICK + attempt)
             out[todo[good]] = cand[good]
             todo = todo[~good]
         if todo.size:
@@ -461,6 +471,31 @@ class Engine:
         weight = np.where(valid & w.active(prov, t[:, None]), w.prov_weight[prov], 0.0)
         chosen: I64 = prov[np.arange(cell.size), _pick(weight, u)]
         return chosen
+
+    def _no_slot(self, idx: I64, prov: I64, t: F64, purpose: int) -> B:
+        """Whether a winding-down barber has no slot for this booking (draws only for them)."""
+        w = self.world
+        out = np.zeros(idx.size, dtype=bool)
+        p_max = w.config.providers.wind_down_unavailable
+        if p_max <= 0 or idx.size == 0:
+            return out
+        share = w.wind_down(prov, t)
+        winding = np.flatnonzero(share > 0)
+        out[winding] = self._u(idx[winding], purpose) < p_max * share[winding]
+        return out
+
+    def _barber_cancels(self, idx: I64, t: F64) -> B:
+        """Whether the booked barber, winding down, cancels the booking falling due."""
+        s, w = self.state, self.world
+        out = np.zeros(idx.size, dtype=bool)
+        p_max = w.config.providers.wind_down_cancel
+        if p_max <= 0 or idx.size == 0:
+            return out
+        pend = s.pend_prov[idx]
+        share = np.where(pend >= 0, w.wind_down(np.maximum(pend, 0), t), 0.0)
+        winding = np.flatnonzero(share > 0)
+        out[winding] = self._u(idx[winding], P_WIND_CANCEL) < p_max * share[winding]
+        return out
 
     def _schedule(self, idx: I64, t: F64) -> F64:
         """Appointment time: a lead time after ``t``, on a slot within opening hours."""
@@ -528,6 +563,7 @@ class Engine:
         cur = s.cur_prov[idx]
         p_stay = w.loyalty[c] * np.clip(1.0 + s.match[idx], 0.3, 1.0)
         stay = (cur >= 0) & (self._u(idx, P_STAY) < p_stay)
+        stay[stay] &= ~self._no_slot(idx[stay], cur[stay], t[stay], P_WIND_SLOT)
         prov = cur.copy()
         explore = ~stay
         prov[explore] = self._choose(idx[explore], t[explore])
@@ -561,7 +597,7 @@ class Engine:
         s, w = self.state, self.world
         c = s.cust[idx]
         u = self._u(idx, P_STATUS)
-        cancel = u < w.cancel_p[c]
+        cancel = (u < w.cancel_p[c]) | self._barber_cancels(idx, t)
         no_show = ~cancel & (u < w.cancel_p[c] + w.no_show_p[c])
         done = ~(cancel | no_show)
         self._emit_unpaid(idx[cancel], CANCELLED)

@@ -5,6 +5,12 @@ change), customers (signup, channel, neighborhood and latent traits), the season
 structures the barber-choice model samples from. Nothing here depends on what customers do, so
 :func:`build_world` gives the same world to the generator and to the oracle.
 
+A barber's departure hazard depends on their latent quality and on the *expected* demand for
+their chair (what the choice model sends them per unit of capacity, from the customers' homes,
+price sensitivities and cadences): both are fixed up front, so the departure schedule stays
+exogenous to what individual customers do, and the engine's wind-down before ``left_at`` reads
+only this schedule.
+
 Times are float days since ``config.start``.
 """
 
@@ -20,7 +26,7 @@ import pandas as pd
 from barberpro_ml.data.schema import PRICE_TIERS
 
 if TYPE_CHECKING:
-    from barberpro_ml.data.simulation import CampaignSpec, SimulationConfig
+    from barberpro_ml.data.simulation import CampaignSpec, ProviderModel, SimulationConfig
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -54,6 +60,12 @@ class World:
     prov_weight: F64
     prov_joined: F64
     prov_left: F64
+    prov_departure_hazard: F64
+    """Latent hazard of leaving, per year (constant over the barber's stay)."""
+    prov_expected_load: F64
+    """Expected chair demand relative to the median barber's (choice model, all present)."""
+    prov_wind_from: F64
+    """Start of the wind-down before ``prov_left`` (``inf``: none)."""
     # barber choice: providers grouped by (neighborhood, tier) cell
     cell_order: I64
     cell_start: I64
@@ -124,6 +136,16 @@ class World:
         """Whether each provider is on the platform at time ``t``."""
         return (self.prov_joined[provider] <= t) & (t < self.prov_left[provider])
 
+    def wind_down(self, provider: I64, t: F64) -> F64:
+        """How far each provider is into their wind-down at ``t``: 0 before it starts (or
+        never leaving), rising linearly to 1 at ``left_at``."""
+        start, left = self.prov_wind_from[provider], self.prov_left[provider]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = (t - start) / (left - start)
+        out: F64 = np.where(np.isfinite(start) & (t >= start) & (t < left),
+                            np.clip(share, 0.0, 1.0), 0.0)
+        return out
+
 
 def quantize(t: F64) -> F64:
     """Round times (days) to whole seconds.
@@ -189,11 +211,8 @@ def build_world(config: SimulationConfig) -> World:
     at_start[first_in_neigh] = True
     prov_joined = quantize(np.where(at_start, -rng.random(P) * PROVIDER_HISTORY_YEARS * YEAR,
                                     rng.random(P) * end))
-    stay = (rng.exponential(1.0, P) / pm.departure_rate_per_year * YEAR
-            if pm.departure_rate_per_year > 0 else np.full(P, np.inf))
-    # barbers leave at a midnight; one already there at start can only leave after it
-    prov_left = np.ceil(np.maximum(prov_joined, 0.0) + stay + 1e-9)
-    prov_left = np.where(prov_left <= horizon, prov_left, np.inf)
+    # drawn here whatever the drivers, so the rest of this stream does not depend on them
+    unit_stay = rng.exponential(1.0, P) if pm.departure_rate_per_year > 0 else np.full(P, np.inf)
 
     pc_provider, pc_time, pc_index = _price_changes(rng, cfg, prov_joined, horizon)
     pc_key = pc_provider * _KEY_STRIDE + pc_time
@@ -209,7 +228,6 @@ def build_world(config: SimulationConfig) -> World:
     cell_cum = np.cumsum(weight[cell_order])
     cell_base = np.where(cell_start > 0, cell_cum[np.maximum(cell_start - 1, 0)], 0.0)
     cell_total = np.bincount(cell, weights=weight, minlength=n_cells).astype(np.float64)
-    supply_times, supply = _supply(cell, weight, prov_joined, prov_left, n_cells)
     home_w = cfg.customers.home_neighborhood_weight
     neigh_weight = np.empty((n_neigh, n_neigh))
     for h in range(n_neigh):
@@ -262,6 +280,20 @@ def build_world(config: SimulationConfig) -> World:
     pref_cum = np.cumsum(preferences, axis=1, dtype=np.float32)
     pref_cum[:, -1] = 1.0
     first_disc = np.array([c.first_visit_discount for c in cfg.channels])[channel]
+
+    # ---------------------------------------------------------------- departures
+    tier_log_price = np.log(tier_price)
+    expected_load = _expected_load(cfg, cell, weight / prov_capacity, cell_total, neigh_weight,
+                                   home, sensitivity, cadence, tier_log_price)
+    hazard = _departure_hazard(pm, prov_quality, expected_load)
+    with np.errstate(divide="ignore"):
+        stay = unit_stay / hazard * YEAR
+    # barbers leave at a midnight; one already there at start can only leave after it
+    prov_left = np.ceil(np.maximum(prov_joined, 0.0) + stay + 1e-9)
+    prov_left = np.where(prov_left <= horizon, prov_left, np.inf)
+    prov_wind_from = (prov_left - pm.wind_down_days if pm.wind_down_days > 0
+                      else np.full(P, np.inf))
+    supply_times, supply = _supply(cell, weight, prov_joined, prov_left, n_cells)
     lead_mean = (cfg.bookings.same_day_share * 0.25
                  + (1 - cfg.bookings.same_day_share) * cfg.bookings.lead_median_days
                  * np.exp(cfg.bookings.lead_sigma ** 2 / 2))
@@ -281,10 +313,11 @@ def build_world(config: SimulationConfig) -> World:
         n_providers=P, prov_neigh=prov_neigh, prov_tier=prov_tier, prov_quality=prov_quality,
         prov_capacity=prov_capacity, prov_price=prov_price, prov_weight=weight,
         prov_joined=prov_joined,
-        prov_left=prov_left,
+        prov_left=prov_left, prov_departure_hazard=hazard, prov_expected_load=expected_load,
+        prov_wind_from=prov_wind_from,
         cell_order=cell_order, cell_start=cell_start, cell_end=cell_end, cell_cum=cell_cum,
         cell_base=cell_base, cell_total=cell_total, supply_times=supply_times, supply=supply,
-        neigh_weight=neigh_weight, tier_log_price=np.log(tier_price),
+        neigh_weight=neigh_weight, tier_log_price=tier_log_price,
         pc_provider=pc_provider, pc_time=pc_time, pc_index=pc_index, pc_key=pc_key,
         n_customers=N, signup=signup, initial=initial, virtual_last_visit=virtual_last,
         home=home, channel=channel, cadence=cadence, gap_median=gap_median,
@@ -294,6 +327,48 @@ def build_world(config: SimulationConfig) -> World:
         clock_lambda=clock_lambda, campaigns=campaigns, campaign_time=campaign_time,
         campaign_discount=campaign_discount,
     )
+
+
+def _expected_load(cfg: SimulationConfig, cell: I64, weight_per_capacity: F64, cell_total: F64,
+                   neigh_weight: F64, home: I64, sensitivity: F64, cadence: F64,
+                   tier_log_price: F64) -> F64:
+    """Expected demand for each barber's chair relative to the median barber's.
+
+    The barber-choice model of the engine (``Engine._choose``) with every barber present: a
+    customer visits every ``cadence`` days, picks a neighborhood by ``neigh_weight``, a tier in
+    proportion to ``cell supply x exp(-aversion x sensitivity x log tier price)`` and a barber
+    in proportion to ``capacity x reputation``. Per unit of capacity a barber therefore gets
+    ``reputation x sum over customers of visit rate x P(neighborhood) x tier weight / (sum over
+    tiers of supply x tier weight)``.
+    """
+    n_neigh = neigh_weight.shape[0]
+    supply = cell_total.reshape(n_neigh, 3)
+    tier_w = np.exp(-cfg.customers.tier_price_aversion * sensitivity[:, None]
+                    * tier_log_price[None, :])
+    denom = tier_w @ supply.T
+    rate = 1.0 / cadence
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(denom > 0, neigh_weight[home] * rate[:, None] / denom, 0.0)
+    per_weight = (share.T @ tier_w).ravel()
+    load = weight_per_capacity * per_weight[cell]
+    median = float(np.median(load))
+    relative: F64 = load / median if median > 0 else np.ones_like(load)
+    return relative
+
+
+def _departure_hazard(pm: ProviderModel, quality: F64, expected_load: F64) -> F64:
+    """Each barber's yearly hazard of leaving: the mean rate times the drivers, normalised to
+    keep the mean over barbers at ``departure_rate_per_year``.
+
+    ``log h = log rate + per_star x (mean quality - quality)
+    - demand_elasticity x log(expected load) - log mean(...)``.
+    """
+    rate = pm.departure_rate_per_year
+    lin = (pm.departure_per_star * (quality.mean() - quality)
+           - pm.departure_demand_elasticity * np.log(np.maximum(expected_load, 1e-9)))
+    driver = np.exp(lin - lin.max())
+    hazard: F64 = rate * driver / driver.mean()
+    return hazard
 
 
 def _seasonal_clock(cfg: SimulationConfig, start: pd.Timestamp, horizon: float

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from barberpro_ml.data._sim_engine import Engine, TableRecorder
     from barberpro_ml.data._sim_world import World
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the generative model changes the data drawn for a given config."""
 
 ProgressCallback = Callable[[int, int], None]
@@ -252,7 +252,29 @@ class ProviderModel(_Frozen):
     capacity_median_per_week: float = Field(40.0, gt=0.0, le=1000.0)
     capacity_sigma: float = Field(0.3, ge=0.0, le=3.0)
     present_at_start_share: Probability = Field(0.8)
-    departure_rate_per_year: float = Field(0.12, ge=0.0, le=10.0)
+    departure_rate_per_year: float = Field(0.12, ge=0.0, le=10.0, description=(
+        "Mean hazard of a barber leaving the platform (per year), over the barbers; each "
+        "barber's own hazard is this rate times the drivers below, normalised so that the "
+        "mean over the barbers stays this rate."))
+    departure_per_star: float = Field(2.0, ge=0.0, le=20.0, description=(
+        "Log-hazard of leaving added per star of latent quality below the barbers' mean "
+        "(visible through ratings). 0 (with departure_demand_elasticity 0): the hazard "
+        "does not depend on quality."))
+    departure_demand_elasticity: float = Field(1.0, ge=0.0, le=10.0, description=(
+        "Hazard of leaving proportional to (expected chair demand / its median) ** -this: a "
+        "barber whose chair the choice model fills half as much as the median barber's is "
+        "2 ** this times as likely to leave (visible through utilisation and visits). 0 with "
+        "departure_per_star 0 recovers a constant departure rate."))
+    wind_down_days: float = Field(56.0, ge=0.0, le=365.0, description=(
+        "Days before leaving over which a barber winds down: the share of unavailable slots "
+        "and barber-side cancellations rises linearly from 0 to their maximum at left_at. "
+        "0: no wind-down."))
+    wind_down_unavailable: Probability = Field(0.6, description=(
+        "At the end of the wind-down, probability that a winding-down barber has no slot "
+        "for a booking (the customer books another barber instead)."))
+    wind_down_cancel: Probability = Field(0.3, description=(
+        "At the end of the wind-down, probability that the barber cancels a booking falling "
+        "due (recorded as cancelled; the customer rebooks)."))
     price_change_rate_per_year: float = Field(0.7, ge=0.0, le=50.0)
     price_rise_share: Probability = Field(0.85)
     price_rise_min: float = Field(0.03, ge=0.0, le=1.0)
@@ -642,6 +664,9 @@ def _truth(world: World, engine: Engine, customer_ids: npt.NDArray[np.int64],
         "capacity_per_week": world.prov_capacity,
         "price_multiplier": world.prov_price,
         "latent_left_at": _stamps(world, world.prov_left),
+        "departure_hazard_per_year": world.prov_departure_hazard,
+        "expected_chair_demand": world.prov_expected_load,
+        "wind_down_from": _stamps(world, world.prov_wind_from),
     })
     price_changes = pd.DataFrame({
         "provider_id": provider_ids[world.pc_provider],

@@ -132,15 +132,21 @@ class ClassificationReport(EvaluationReport):
 def _estimates(
     scores: BinaryScores, n_bootstrap: int, seed: int | Sequence[int], confidence: float,
     *, keep_replicates: bool = True, names: Sequence[str] = CLASSIFICATION_METRICS,
-    extra: BinaryScores | None = None,
+    extra: BinaryScores | None = None, group_codes: np.ndarray | None = None,
 ) -> tuple[dict[str, MetricEstimate], dict[str, MetricEstimate]]:
-    """Estimates of ``scores`` (and of the baseline ``extra``) on the same resamples."""
+    """Estimates of ``scores`` (and of the baseline ``extra``) on the same resamples.
+
+    With ``group_codes`` (``0..G-1`` per row) whole groups are resampled (a cluster
+    bootstrap): a row's weight is the number of times its group was drawn.
+    """
     point = scores.compute(np.ones((1, scores.n)))
     point_extra = extra.compute(np.ones((1, scores.n))) if extra is not None else {}
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in CLASSIFICATION_METRICS}
     chunks_extra: dict[str, list[np.ndarray]] = {name: [] for name in BASELINE_METRICS}
+    units = scores.n if group_codes is None else int(group_codes.max()) + 1
     with single_threaded_blas():
-        for weights in resample_counts(scores.n, n_bootstrap, np.random.default_rng(seed)):
+        for unit_weights in resample_counts(units, n_bootstrap, np.random.default_rng(seed)):
+            weights = unit_weights if group_codes is None else unit_weights[:, group_codes]
             for name, values in scores.compute(weights).items():
                 chunks[name].append(values)
             if extra is not None:
@@ -217,6 +223,21 @@ def _slice_reports(
     return reports
 
 
+def _group_codes(groups: Any, n: int) -> np.ndarray | None:
+    """``0..G-1`` codes of the row groups, or None without groups."""
+    if groups is None:
+        return None
+    labels = pd.Series(np.asarray(groups).reshape(-1))
+    if len(labels) != n:
+        raise ValueError(f"groups has {len(labels)} labels but the evaluation set has {n} rows")
+    missing = labels.isna()
+    if missing.any():
+        raise ValueError(f"groups: {int(missing.sum())} of {n} rows have no group label "
+                         f"(e.g. row {int(np.flatnonzero(missing.to_numpy())[0])})")
+    codes, _ = pd.factorize(labels, sort=True)
+    return np.asarray(codes, dtype=np.int64)
+
+
 def _aligned_slices(slices: Any, n: int, index: pd.Index | None) -> pd.DataFrame:
     frame = slices.to_frame() if isinstance(slices, pd.Series) else pd.DataFrame(slices)
     if len(frame) != n:
@@ -249,6 +270,7 @@ def evaluate_scores(
     X: pd.DataFrame | None = None,
     train: pd.DataFrame | None = None,
     horizon_days: int | None = None,
+    groups: Any = None,
 ) -> ClassificationReport:
     """Evaluate probabilities ``p`` against labels ``y`` with bootstrap CIs.
 
@@ -293,6 +315,11 @@ def evaluate_scores(
     horizon_days
         Label period, for the overlap record's check that no training label reaches the test
         cut-off (needs an ``as_of`` column or index level).
+    groups
+        One label per row (e.g. the provider id when one provider appears at several
+        cut-offs): the overall metrics' intervals then come from a cluster bootstrap that
+        resamples whole groups, since rows of one group are not independent. Slices keep the
+        row bootstrap. Missing labels are refused.
 
     Returns
     -------
@@ -319,12 +346,20 @@ def evaluate_scores(
     if min_slice_size < 0:
         raise ValueError(f"min_slice_size must be >= 0, got {min_slice_size}")
     n = len(y01)
+    group_codes = _group_codes(groups, n)
     overlap = overlap_of(train, X, n, horizon_days=horizon_days)
     scores = BinaryScores(y01, p_arr, threshold=threshold, ece_bins=ece_bins)
     prevalence = float(y01.mean())
     baseline = BinaryScores(y01, np.full(n, prevalence), threshold=0.5, ece_bins=1)
-    metrics, baselines = _estimates(scores, n_bootstrap, seed, confidence, extra=baseline)
+    metrics, baselines = _estimates(scores, n_bootstrap, seed, confidence, extra=baseline,
+                                    group_codes=group_codes)
     report_notes = list(notes)
+    if group_codes is not None:
+        n_groups = int(group_codes.max()) + 1
+        positive_groups = np.unique(group_codes[y01 == 1]).size
+        report_notes.append(
+            f"intervals: cluster bootstrap over {n_groups} groups ({positive_groups} with a "
+            f"positive row), {n} rows")
     for name, m in metrics.items():
         dropped = n_bootstrap - len(m.replicates)
         if n_bootstrap and dropped:
@@ -382,6 +417,7 @@ def evaluate_classifier(
     keep_slice_replicates: bool = True,
     train: pd.DataFrame | None = None,
     horizon_days: int | None = None,
+    groups: Any = None,
 ) -> ClassificationReport:
     """Evaluate a fitted binary classifier on held-out rows.
 
@@ -402,6 +438,9 @@ keep_slice_replicates
         The training features (e.g. ``X_train``) and label period: the report's ``overlap``
         records how many rows of ``X`` repeat training rows (see :func:`evaluate_scores`).
         Without ``train`` the report has no overlap record and the gates refuse it.
+    groups
+        Row groups for a cluster bootstrap of the intervals, as in :func:`evaluate_scores`
+        (e.g. ``X.index.get_level_values("provider_id")``).
 
     Returns
     -------
@@ -445,4 +484,5 @@ keep_slice_replicates
         keep_slice_replicates=keep_slice_replicates,
         notes=[f"model: {type(model).__name__}; threshold {threshold:.4f} from {source}"],
         X=X if train is not None else None, train=train, horizon_days=horizon_days,
+        groups=groups,
     )

@@ -50,9 +50,10 @@ FAMILIES: tuple[Family, ...] = ("churn", "ltv", "recs", "segments", "forecast",
 """Model families the pipeline can run, in the order it runs them."""
 DEFAULT_FAMILIES: tuple[Family, ...] = ("churn", "ltv", "recs", "segments", "forecast")
 """The families a pipeline runs unless told otherwise. ``provider-departure`` is opt-in
-(``--families ...,provider-departure``): a marketplace of a few thousand customers has a
-dozen barbers and no departure to test on, and on simulated data departures are drawn at a
-constant rate, so its gate refuses by construction (see ``configs/claims.yaml``). ``pricing``
+(``--families ...,provider-departure``): it runs on the pipeline's shared data, and a
+marketplace of 20,000 customers has about five barbers leaving in its test months (ROC AUC
+0.607 [0.349, 0.869] on the default simulation, seed 42: its gate refuses), while the job on
+its own 60,000-customer simulation passes (``configs/claims.yaml``). ``pricing``
 is opt-in too: its evidence is under audit (the elasticity's 95% intervals covered the
 simulator's truth in 0.90 of 20 seeds pooled, less per tier), and on the default world it
 recommends no price rise, which its no-loss floor refuses."""
