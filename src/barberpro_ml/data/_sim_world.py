@@ -20,7 +20,7 @@ import pandas as pd
 from barberpro_ml.data.schema import PRICE_TIERS
 
 if TYPE_CHECKING:
-    from barberpro_ml.data.simulation import CampaignSpec, SimulationConfig
+    from barberpro_ml.data.simulation import CampaignSpec, ShockSpec, SimulationConfig
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -196,6 +196,9 @@ def build_world(config: SimulationConfig) -> World:
     prov_left = np.where(prov_left <= horizon, prov_left, np.inf)
 
     pc_provider, pc_time, pc_index = _price_changes(rng, cfg, prov_joined, horizon)
+    for shock in cfg.shocks:
+        prov_left, (pc_provider, pc_time, pc_index) = _apply_shock(
+            shock, seed, start, prov_joined, prov_left, pc_provider, pc_time, pc_index)
     pc_key = pc_provider * _KEY_STRIDE + pc_time
 
     # ---------------------------------------------------------------- choice structures
@@ -354,6 +357,44 @@ def _price_changes(rng: np.random.Generator, cfg: SimulationConfig, joined: F64,
     before = np.where(group_start > 0, csum[np.maximum(group_start - 1, 0)], 0.0)
     index = np.exp(csum - before)
     return provider, t.astype(np.float64), index
+
+
+def _apply_shock(shock: ShockSpec, seed: int, start: pd.Timestamp, joined: F64, left: F64,
+                 pc_provider: I64, pc_time: F64, pc_index: F64
+                 ) -> tuple[F64, tuple[I64, F64, F64]]:
+    """A market-wide shock: the exodus moves ``left`` earlier, the price rise adds one price
+    change per present barber at the shock's midnight and scales every later index.
+
+    Its random draws come from a stream of their own, so a config without shocks draws
+    exactly what it drew before shocks existed.
+    """
+    t = float((pd.Timestamp(shock.at) - start) / pd.Timedelta(days=1))
+    present = (joined <= t) & (t < left)
+    left = left.copy()
+    if shock.provider_exodus > 0:
+        rng = _stream(seed, f"shock-exodus-{t:.0f}")
+        leaving = present & (rng.random(len(joined)) < shock.provider_exodus)
+        left[leaving] = t
+    if shock.price_rise > 0:
+        step = 1.0 + shock.price_rise
+        later = pc_time >= t
+        # index in force just before t: the last earlier change of the same provider, else 1
+        before = np.ones(len(joined))
+        last = np.full(len(joined), -1, dtype=np.int64)
+        idx = np.flatnonzero(~later)
+        np.maximum.at(last, pc_provider[idx], idx)  # sorted by (provider, time)
+        has = last >= 0
+        before[has] = pc_index[last[has]]
+        pc_index = np.where(later, pc_index * step, pc_index)
+        at_t = np.zeros(len(joined), dtype=bool)
+        at_t[pc_provider[pc_time == t]] = True
+        new = np.flatnonzero(present & ~at_t)
+        pc_provider = np.concatenate([pc_provider, new])
+        pc_time = np.concatenate([pc_time, np.full(new.size, t)])
+        pc_index = np.concatenate([pc_index, before[new] * step])
+        order = np.lexsort((pc_time, pc_provider))
+        pc_provider, pc_time, pc_index = pc_provider[order], pc_time[order], pc_index[order]
+    return left, (pc_provider, pc_time, pc_index)
 
 
 def _supply(cell: I64, weight: F64, joined: F64, left: F64, n_cells: int) -> tuple[F64, F64]:
