@@ -45,7 +45,7 @@ from barberpro_ml.evaluation import evaluate_scores
 from barberpro_ml.evaluation.proportions import wilson_interval
 from barberpro_ml.features import training_frame, with_rfm_features
 from barberpro_ml.models import ChurnClassifier
-from barberpro_ml.monitoring import GateFigure, ModelHealth, check_model
+from barberpro_ml.monitoring import GateFigure, ModelHealth, MonitorSettings, check_model
 
 START, END = "2022-01-01", "2025-07-01"
 DEPLOYED = pd.Timestamp("2024-01-01")
@@ -92,12 +92,14 @@ def train(data: Any, defs: Definitions, n_bootstrap: int) -> dict[str, Any]:
             "reference": cuts[-1], "trend_from": cuts[0], "trend_to": test}
 
 
-def check(fit: dict[str, Any], data: Any, at: str, defs: Definitions) -> ModelHealth:
+def check(fit: dict[str, Any], data: Any, at: str, defs: Definitions,
+          settings: MonitorSettings | None = None) -> ModelHealth:
     model = fit["model"]
     return check_model(lambda X: model.predict_proba(X)[:, 1], "churn", data, at,
                        reference_as_of=fit["reference"], definitions=defs,
                        input_columns=fit["columns"], gates=fit["gates"],
-                       trend_from=fit["trend_from"], trend_to=fit["trend_to"])
+                       trend_from=fit["trend_from"], trend_to=fit["trend_to"],
+                       settings=settings)
 
 
 def line(seed: int, name: str, at: str, h: ModelHealth) -> dict[str, Any]:
@@ -132,28 +134,33 @@ def main() -> None:
     parser.add_argument("--quiet-dates", default="2024-04-01,2024-07-01,2024-10-01,2025-01-01")
     parser.add_argument("--shock-dates", default="2024-10-01,2025-01-01")
     parser.add_argument("--n-bootstrap", type=int, default=300)
+    parser.add_argument("--trend-threshold", type=float, default=None,
+                        help="MonitorSettings.trend_threshold (default: the library's)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
     defs = Definitions()
+    settings = (MonitorSettings() if args.trend_threshold is None
+                else MonitorSettings(trend_threshold=args.trend_threshold))
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         quiet = scenario("quiet", seed, args.customers, args.shock_at, 0, 0)
         fit = train(quiet, defs, args.n_bootstrap)
         for at in args.quiet_dates.split(","):
-            rows.append(line(seed, "quiet", at, check(fit, quiet, at, defs)))
+            rows.append(line(seed, "quiet", at, check(fit, quiet, at, defs, settings)))
             print(rows[-1], flush=True)
         for name in ("price_rise", "exodus"):
             shocked = scenario(name, seed, args.customers, args.shock_at, args.price_rise,
                                args.exodus)
             for at in args.shock_dates.split(","):
-                rows.append(line(seed, name, at, check(fit, shocked, at, defs)))
+                rows.append(line(seed, name, at, check(fit, shocked, at, defs, settings)))
                 print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     result: dict[str, Any] = {
         "seeds": args.seeds, "first_seed": args.first_seed, "customers": args.customers,
         "shock_at": args.shock_at, "price_rise": args.price_rise, "exodus": args.exodus,
+        "trend_threshold": settings.trend_threshold,
         "seconds": round(time.perf_counter() - started, 1)}
     quiet_rows = table[table.scenario == "quiet"]
     result["false_alarm"] = rate(int((quiet_rows.verdict != "ok").sum()), len(quiet_rows))

@@ -27,7 +27,7 @@ from barberpro_ml.cli.main import app as cli_app
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.data._sim_world import build_world
 from barberpro_ml.definitions import Definitions
-from barberpro_ml.monitoring import MonitorSettings, check_model
+from barberpro_ml.monitoring import GateFigure, MonitorSettings, check_model
 from barberpro_ml.monitoring.champions import (
     EXIT_CODES,
     MONITOR_EXPERIMENT,
@@ -138,9 +138,19 @@ def test_a_shock_changes_nothing_before_it_and_what_it_says_after() -> None:
                                1.2 * plain.price_index(ids, np.full(len(ids), after))[present])
 
 
-def test_a_config_without_shocks_simulates_what_it_did_before() -> None:
-    cfg = SimulationConfig(n_customers=500, seed=3)
-    assert simulate(cfg).equals(simulate(cfg.model_copy(update={"shocks": ()})))
+def test_a_shocked_marketplace_is_the_quiet_one_until_the_shock() -> None:
+    at = pd.Timestamp("2024-03-01")
+    quiet = simulate(SimulationConfig(n_customers=1500, seed=4))
+    shocked = simulate(SimulationConfig(n_customers=1500, seed=4, shocks=[
+        {"at": at, "price_rise": 0.3, "provider_exodus": 0.4}]))
+    assert quiet.customers.equals(shocked.customers)
+    for table, column in (("bookings", "scheduled_at"), ("reviews", "created_at")):
+        a, b = getattr(quiet, table), getattr(shocked, table)
+        assert a[a[column] < at].reset_index(drop=True).equals(
+            b[b[column] < at].reset_index(drop=True)), table
+    after_a = quiet.bookings.loc[quiet.bookings["scheduled_at"] >= at, "price"].mean()
+    after_b = shocked.bookings.loc[shocked.bookings["scheduled_at"] >= at, "price"].mean()
+    assert after_b > 1.15 * after_a
 
 
 def test_a_shock_must_be_a_midnight_and_a_sane_share() -> None:
@@ -232,3 +242,34 @@ def test_an_ltv_without_champion_is_reported_not_monitored(churn_champion: Champ
     assert "no barberpro-ltv@champion" in (by_family["ltv"].skipped or "")
     assert by_family["churn"].health is not None
     assert result.exit_code == EXIT_CODES[by_family["churn"].health.verdict]
+
+
+def test_ltv_is_judged_on_revenue_matured_over_its_horizon() -> None:
+    data = simulate(SimulationConfig(n_customers=1500, seed=8))
+    defs = Definitions()
+    as_of = pd.Timestamp("2024-12-31")
+
+    def predict(X: pd.DataFrame) -> np.ndarray:  # last year's spend as next year's
+        return X["spend_365d"].to_numpy(dtype=float)
+
+    good = [GateFigure(metric="spearman", value=0.6, ci_low=0.55, ci_high=0.65),
+            GateFigure(metric="aggregate_error", direction="at_most", value=0.0,
+                       ci_low=-0.05, ci_high=0.05)]
+    health = check_model(predict, "ltv", data, as_of, reference_as_of="2023-09-30",
+                         definitions=defs, input_columns=["spend_365d", "n_visits"],
+                         gates=good, settings=MonitorSettings(n_bootstrap=100))
+    by_metric = {m.metric: m for m in health.performance}
+    assert set(by_metric) == {"spearman", "aggregate_error"}
+    spearman = by_metric["spearman"]
+    assert spearman.predicted_at == f"{as_of - pd.Timedelta(days=defs.ltv_horizon_days):%Y-%m-%d}"
+    # every customer signed up by then is a row, as in the LTV job
+    assert spearman.n == int((data.customers["signup_at"] <= pd.Timestamp(
+        spearman.predicted_at)).sum())
+    assert spearman.ci_low <= spearman.value <= spearman.ci_high
+    # a gate that measured a far better ranking makes the same model degraded
+    proud = [GateFigure(metric="spearman", value=0.99, ci_low=0.985, ci_high=0.995)]
+    worse = check_model(predict, "ltv", data, as_of, reference_as_of="2023-09-30",
+                        definitions=defs, input_columns=["spend_365d", "n_visits"],
+                        gates=proud, settings=MonitorSettings(n_bootstrap=100))
+    assert worse.verdict == "degraded"
+    assert worse.performance[0].p_holm is not None and worse.performance[0].p_holm < 0.01
