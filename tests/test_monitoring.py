@@ -281,3 +281,14 @@ def test_ltv_is_judged_on_revenue_matured_over_its_horizon() -> None:
                         gates=proud, settings=MonitorSettings(n_bootstrap=100))
     assert worse.verdict == "degraded"
     assert worse.performance[0].p_holm is not None and worse.performance[0].p_holm < 0.01
+
+
+def test_the_training_snapshot_is_read_from_the_runs_cutoffs() -> None:
+    from barberpro_ml.monitoring.champions import _cutoffs
+
+    with pytest.raises(Exception, match="no train_cutoffs parameter"):
+        _cutoffs({}, "barberpro-ltv", "3")
+    first, last, test = _cutoffs({"train_cutoffs": "2024-04-05,2024-01-05",
+                                  "test_cutoff": "2024-10-02"}, "m", "1")
+    assert (first, last, test) == (pd.Timestamp("2024-01-05"), pd.Timestamp("2024-04-05"),
+                                   pd.Timestamp("2024-10-02"))

@@ -213,7 +213,10 @@ def _check_family(family: str, name: str, data: MarketplaceData, as_of: pd.Times
                              skipped=f"{name} v{version} has no source run to read its "
                                      "training snapshot from")
     params = client.get_run(loaded.ref.run_id).data.params
-    first, last, test = _cutoffs(params, name, version)
+    try:
+        first, last, test = _cutoffs(params, name, version)
+    except InputError as exc:  # the other families are still monitored
+        return ChampionCheck(family=family, model_name=name, version=version, skipped=str(exc))
     health = check_model(
         lambda X: wrapper.predict(None, X), family, data, as_of, reference_as_of=last,
         definitions=loaded.definitions or DEFAULT_DEFINITIONS,
