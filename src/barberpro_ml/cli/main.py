@@ -870,6 +870,57 @@ def report_command(
               highlight=False, markup=False, soft_wrap=True)
 
 
+# --------------------------------------------------------------------------- monitor
+@app.command("monitor")
+@friendly_errors
+def monitor_command(
+    as_of: Annotated[datetime, typer.Option(
+        "--as-of", help="Monitoring date (naive UTC): labels matured by then, drift measured "
+                        "at it; at most the data's last event.")],
+    families: Annotated[list[str] | None, typer.Option(
+        "--families", help="Families to monitor (repeat the option, or separate with "
+                           "commas); default: churn and ltv.")] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Folder of event tables, or a PostgreSQL URL (default: the simulated "
+                       "marketplace `barberpro-ml pipeline` wrote).")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Check each champion after promotion: matured-label performance against its gate,
+    drift since its training snapshot, a verdict logged to MLflow and tagged on the version.
+
+    Exit 0 when every monitored champion is ok, 5 when one drifted (none degraded), 6 when one
+    degraded; 2 for bad input (an --as-of after the data, an unknown family), 4 when no
+    family has a verified champion.
+    """
+    from barberpro_ml.monitoring.champions import monitor_champions
+
+    source = data if data is not None else DEFAULT_SCORING_DATA
+    if data is None and not Path(source).exists():
+        raise UserError(f"no --data given and {source} (written by `barberpro-ml pipeline`) "
+                        "does not exist: pass the event data the champions score")
+    loaded = load_source(source)
+    with console.status("monitoring the champions"):
+        result = monitor_champions(
+            loaded.data, as_of, tracking_uri=tracking_uri,
+            families=[f.strip() for v in families or [] for f in v.split(",") if f.strip()])
+    table = Table(title=f"Champions as of {result.as_of} (MLflow run {result.run_id})")
+    for column in ("family", "model", "verdict", "matured metrics vs gate", "reasons"):
+        table.add_column(column, overflow="fold")
+    for c in result.checks:
+        if c.health is None:
+            table.add_row(c.family, c.model_name, "not monitored", "", c.skipped or "")
+            continue
+        metrics = "; ".join(
+            f"{m.metric} {m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]"
+            + (f" vs {m.gate.value:.3f}" if m.gate is not None else "")
+            for m in c.health.performance) or c.health.performance_note
+        table.add_row(c.family, f"{c.model_name} v{c.version}", c.health.verdict,
+                      escape(metrics), escape("; ".join(c.health.reasons) or "-"))
+    out.print(table)
+    out.print(f"verdict: {result.verdict} (exit {result.exit_code})", highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Refuse a port that cannot be bound now, rather than after the models are loaded."""
     try:

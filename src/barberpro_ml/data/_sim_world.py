@@ -26,7 +26,12 @@ import pandas as pd
 from barberpro_ml.data.schema import PRICE_TIERS
 
 if TYPE_CHECKING:
-    from barberpro_ml.data.simulation import CampaignSpec, ProviderModel, SimulationConfig
+    from barberpro_ml.data.simulation import (
+        CampaignSpec,
+        ProviderModel,
+        ShockSpec,
+        SimulationConfig,
+    )
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -66,6 +71,9 @@ class World:
     """Expected chair demand relative to the median barber's (choice model, all present)."""
     prov_wind_from: F64
     """Start of the wind-down before ``prov_left`` (``inf``: none)."""
+    prov_wind_to: F64
+    """Where the wind-down would reach 1: the barber's own departure, which a market-wide
+    exodus (``shocks``) may cut short without changing the days before it."""
     # barber choice: providers grouped by (neighborhood, tier) cell
     cell_order: I64
     cell_start: I64
@@ -140,8 +148,9 @@ class World:
         """How far each provider is into their wind-down at ``t``: 0 before it starts (or
         never leaving), rising linearly to 1 at ``left_at``."""
         start, left = self.prov_wind_from[provider], self.prov_left[provider]
+        end = self.prov_wind_to[provider]
         with np.errstate(invalid="ignore", divide="ignore"):
-            share = (t - start) / (left - start)
+            share = (t - start) / (end - start)
         out: F64 = np.where(np.isfinite(start) & (t >= start) & (t < left),
                             np.clip(share, 0.0, 1.0), 0.0)
         return out
@@ -215,7 +224,6 @@ def build_world(config: SimulationConfig) -> World:
     unit_stay = rng.exponential(1.0, P) if pm.departure_rate_per_year > 0 else np.full(P, np.inf)
 
     pc_provider, pc_time, pc_index = _price_changes(rng, cfg, prov_joined, horizon)
-    pc_key = pc_provider * _KEY_STRIDE + pc_time
 
     # ---------------------------------------------------------------- choice structures
     cell = prov_neigh * 3 + prov_tier
@@ -293,6 +301,17 @@ def build_world(config: SimulationConfig) -> World:
     prov_left = np.where(prov_left <= horizon, prov_left, np.inf)
     prov_wind_from = (prov_left - pm.wind_down_days if pm.wind_down_days > 0
                       else np.full(P, np.inf))
+    # market-wide shocks (after the departures they may bring forward): a barber the exodus
+    # takes leaves suddenly; a wind-down of their own already under way keeps its pace
+    # (prov_wind_to), so the days before the shock are those of the world without it
+    prov_wind_to = prov_left
+    for shock in cfg.shocks:
+        shocked_left, (pc_provider, pc_time, pc_index) = _apply_shock(
+            shock, seed, start, prov_joined, prov_left, pc_provider, pc_time, pc_index)
+        prov_wind_from = np.where((shocked_left < prov_left) & (prov_wind_from >= shocked_left),
+                                  np.inf, prov_wind_from)
+        prov_left = shocked_left
+    pc_key = pc_provider * _KEY_STRIDE + pc_time
     supply_times, supply = _supply(cell, weight, prov_joined, prov_left, n_cells)
     lead_mean = (cfg.bookings.same_day_share * 0.25
                  + (1 - cfg.bookings.same_day_share) * cfg.bookings.lead_median_days
@@ -314,7 +333,7 @@ def build_world(config: SimulationConfig) -> World:
         prov_capacity=prov_capacity, prov_price=prov_price, prov_weight=weight,
         prov_joined=prov_joined,
         prov_left=prov_left, prov_departure_hazard=hazard, prov_expected_load=expected_load,
-        prov_wind_from=prov_wind_from,
+        prov_wind_from=prov_wind_from, prov_wind_to=prov_wind_to,
         cell_order=cell_order, cell_start=cell_start, cell_end=cell_end, cell_cum=cell_cum,
         cell_base=cell_base, cell_total=cell_total, supply_times=supply_times, supply=supply,
         neigh_weight=neigh_weight, tier_log_price=tier_log_price,
@@ -429,6 +448,44 @@ def _price_changes(rng: np.random.Generator, cfg: SimulationConfig, joined: F64,
     before = np.where(group_start > 0, csum[np.maximum(group_start - 1, 0)], 0.0)
     index = np.exp(csum - before)
     return provider, t.astype(np.float64), index
+
+
+def _apply_shock(shock: ShockSpec, seed: int, start: pd.Timestamp, joined: F64, left: F64,
+                 pc_provider: I64, pc_time: F64, pc_index: F64
+                 ) -> tuple[F64, tuple[I64, F64, F64]]:
+    """A market-wide shock: the exodus moves ``left`` earlier, the price rise adds one price
+    change per present barber at the shock's midnight and scales every later index.
+
+    Its random draws come from a stream of their own, so a config without shocks draws
+    exactly what it drew before shocks existed.
+    """
+    t = float((pd.Timestamp(shock.at) - start) / pd.Timedelta(days=1))
+    present = (joined <= t) & (t < left)
+    left = left.copy()
+    if shock.provider_exodus > 0:
+        rng = _stream(seed, f"shock-exodus-{t:.0f}")
+        leaving = present & (rng.random(len(joined)) < shock.provider_exodus)
+        left[leaving] = t
+    if shock.price_rise > 0:
+        step = 1.0 + shock.price_rise
+        later = pc_time >= t
+        # index in force just before t: the last earlier change of the same provider, else 1
+        before = np.ones(len(joined))
+        last = np.full(len(joined), -1, dtype=np.int64)
+        idx = np.flatnonzero(~later)
+        np.maximum.at(last, pc_provider[idx], idx)  # sorted by (provider, time)
+        has = last >= 0
+        before[has] = pc_index[last[has]]
+        pc_index = np.where(later, pc_index * step, pc_index)
+        at_t = np.zeros(len(joined), dtype=bool)
+        at_t[pc_provider[pc_time == t]] = True
+        new = np.flatnonzero(present & ~at_t)
+        pc_provider = np.concatenate([pc_provider, new])
+        pc_time = np.concatenate([pc_time, np.full(new.size, t)])
+        pc_index = np.concatenate([pc_index, before[new] * step])
+        order = np.lexsort((pc_time, pc_provider))
+        pc_provider, pc_time, pc_index = pc_provider[order], pc_time[order], pc_index[order]
+    return left, (pc_provider, pc_time, pc_index)
 
 
 def _supply(cell: I64, weight: F64, joined: F64, left: F64, n_cells: int) -> tuple[F64, F64]:

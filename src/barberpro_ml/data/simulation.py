@@ -137,6 +137,31 @@ class CampaignSpec(_Frozen):
         return value
 
 
+class ShockSpec(_Frozen):
+    """A market-wide shock at one midnight (a scenario for monitoring; none by default).
+
+    ``price_rise``: every barber on the platform at ``at`` raises prices by this fraction
+    (one more price change, on top of their own schedule); ``provider_exodus``: this share of
+    the barbers on the platform at ``at``, drawn at random, leave at ``at``.
+    """
+
+    at: datetime
+    price_rise: float = Field(0.0, ge=0.0, le=2.0, description=(
+        "Price rise of every barber present at ``at`` (0.2: +20%)."))
+    provider_exodus: float = Field(0.0, ge=0.0, lt=1.0, description=(
+        "Share of the barbers present at ``at`` who leave at ``at``."))
+
+    _coerce_at = field_validator("at", mode="before")(_to_datetime)
+
+    @field_validator("at")
+    @classmethod
+    def _at_midnight(cls, value: datetime) -> datetime:
+        value = _naive(value, "shocks.at")
+        if (value.hour, value.minute, value.second, value.microsecond) != (0, 0, 0, 0):
+            raise ValueError(f"shocks.at must be a midnight, got {value.isoformat()}")
+        return value
+
+
 # --------------------------------------------------------------------------- behaviour groups
 
 class CustomerBehaviour(_Frozen):
@@ -423,6 +448,8 @@ class SimulationConfig(_Frozen):
     churn: ChurnModel = ChurnModel()
     offers: OfferRule = OfferRule()
     seasonality: Seasonality = Seasonality()
+    shocks: tuple[ShockSpec, ...] = Field((), description=(
+        "Market-wide shocks (price rise, barber exodus); none by default."))
 
     _coerce_dates = field_validator("start", "end", mode="before")(_to_datetime)
 

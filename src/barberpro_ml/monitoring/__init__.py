@@ -1,0 +1,55 @@
+"""Stage 8: monitoring champions after promotion.
+
+- :mod:`~barberpro_ml.monitoring.drift`: PSI, two-sample tests, Benjamini-Hochberg and Holm.
+- :mod:`~barberpro_ml.monitoring.checks`: one champion's health at a date from the event data:
+  matured-label performance against the gate's figures, drift since the training snapshot,
+  a verdict (``ok`` / ``degraded`` / ``drifted``).
+- :mod:`~barberpro_ml.monitoring.champions`: every registered champion checked, logged to an
+  MLflow run and tagged on its version (``barberpro-ml monitor``).
+"""
+
+from barberpro_ml.monitoring.checks import (
+    MONITORED,
+    DriftRow,
+    GateFigure,
+    MaturedPerformance,
+    ModelHealth,
+    MonitoredFamily,
+    MonitorSettings,
+    Verdict,
+    check_model,
+    degradation_test,
+    population_features,
+    verdict,
+)
+from barberpro_ml.monitoring.drift import (
+    PSI_THRESHOLD,
+    adjust_p_values,
+    benjamini_hochberg,
+    column_drift,
+    feature_drift,
+    holm,
+    psi,
+)
+
+__all__ = [
+    "MONITORED",
+    "PSI_THRESHOLD",
+    "DriftRow",
+    "GateFigure",
+    "MaturedPerformance",
+    "ModelHealth",
+    "MonitorSettings",
+    "MonitoredFamily",
+    "Verdict",
+    "adjust_p_values",
+    "benjamini_hochberg",
+    "check_model",
+    "column_drift",
+    "degradation_test",
+    "feature_drift",
+    "holm",
+    "population_features",
+    "psi",
+    "verdict",
+]

@@ -1,0 +1,294 @@
+"""barberpro-ml monitor: champions checked after promotion, through a real MLflow store.
+
+A small churn champion is trained once (the churn job, as in production, on 2,500 simulated
+customers) and monitored on the same marketplace and on the same marketplace hit by a shock
+(the simulator's ``shocks``: every barber raises prices and half of them leave).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from barberpro_ml.cli.main import app as cli_app
+from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
+from barberpro_ml.data._sim_world import build_world
+from barberpro_ml.definitions import Definitions
+from barberpro_ml.monitoring import GateFigure, MonitorSettings, check_model
+from barberpro_ml.monitoring.champions import (
+    EXIT_CODES,
+    MONITOR_EXPERIMENT,
+    TAG_AS_OF,
+    TAG_RUN,
+    TAG_VERDICT,
+    monitor_champions,
+)
+
+SEED = 11
+N = 2500
+SHOCK = {"at": "2024-09-01", "price_rise": 0.5, "provider_exodus": 0.5}
+
+
+@dataclass(frozen=True)
+class Champion:
+    tracking_uri: str
+    root: Path
+    quiet_dir: Path
+    shocked_dir: Path
+    end: pd.Timestamp
+    version: str
+
+
+@pytest.fixture(scope="module")
+def churn_champion(mlflow_template_db: Path, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Champion]:
+    """A churn champion in a private store, with a quiet and a shocked copy of its data."""
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from barberpro_ml.jobs import JOBS
+
+    root = tmp_path_factory.mktemp("monitor-registry")
+    db = root / "mlflow.db"
+    shutil.copyfile(mlflow_template_db, db)
+    (root / "mlruns").mkdir()
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                    ((root / "mlruns" / "0").as_uri(),))
+    con.close()
+    uri = f"sqlite:///{db}"
+    quiet = simulate(SimulationConfig(n_customers=N, seed=SEED))
+    shocked = simulate(SimulationConfig(n_customers=N, seed=SEED, shocks=[SHOCK]))
+    quiet_dir = quiet.save(root / "quiet")
+    shocked_dir = shocked.save(root / "shocked")
+    claims = root / "claims.yaml"
+    claims.write_text(yaml.safe_dump({"claims": [
+        {"id": "test-churn", "family": "churn", "metric": "roc_auc", "claimed": 0.6,
+         "direction": "at_least", "policy": "point", "source": "test floor"}]}))
+    config = root / "churn.yaml"
+    config.write_text(yaml.safe_dump({
+        "n_train_cutoffs": 2, "oracle": {"enabled": False}, "backtest": {"enabled": False},
+        "model": {"n_estimators": 60, "learning_rate": 0.1, "random_state": 0, "n_jobs": 1},
+        "evaluation": {"n_bootstrap": 100, "seed": 0, "min_slice_size": 100},
+        "claims": str(claims)}))
+    previous_uri = tracking_utils._tracking_uri
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
+                     "MLFLOW_RUN_ID"):
+            mp.delenv(name, raising=False)
+        mp.chdir(root)
+        mlflow.set_tracking_uri(uri)
+        mp.setattr(fluent, "_active_experiment_id", None)
+        try:
+            outcome = JOBS["churn"].run(config, data=quiet, tracking_uri=uri)
+            assert outcome.promoted, outcome.verdicts
+            yield Champion(tracking_uri=uri, root=root, quiet_dir=quiet_dir,
+                           shocked_dir=shocked_dir, end=quiet.observation_end.normalize(),
+                           version=str(outcome.version))
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run()
+            mlflow.set_tracking_uri(previous_uri)
+
+
+def run_cli(champion: Champion, *args: str) -> Any:
+    return CliRunner().invoke(cli_app, ["monitor", *args, "--tracking-uri",
+                                        champion.tracking_uri])
+
+
+def version_tags(champion: Champion) -> dict[str, str]:
+    client = MlflowClient(tracking_uri=champion.tracking_uri,
+                          registry_uri=champion.tracking_uri)
+    return dict(client.get_model_version("barberpro-churn", champion.version).tags)
+
+
+# ----------------------------------------------------------------------------- simulator
+def test_a_shock_changes_nothing_before_it_and_what_it_says_after() -> None:
+    cfg = SimulationConfig(n_customers=3000, seed=5)
+    at = pd.Timestamp("2024-06-01")
+    t = (at - pd.Timestamp(cfg.start)) / pd.Timedelta(days=1)
+    plain = build_world(cfg)
+    shocked = build_world(SimulationConfig.model_validate({**cfg.model_dump(), "shocks": [
+        {"at": at, "price_rise": 0.2, "provider_exodus": 0.4}]}))
+    present = (plain.prov_joined <= t) & (t < plain.prov_left)
+    left = present & (shocked.prov_left == t)
+    assert 0 < left.sum() < present.sum()
+    # the leavers are the only change to the provider schedule
+    assert np.array_equal(np.where(left, plain.prov_left, shocked.prov_left), plain.prov_left)
+    ids = np.arange(plain.n_providers)
+    before, after = t - 1, t + 1
+    np.testing.assert_allclose(shocked.price_index(ids, np.full(len(ids), before)),
+                               plain.price_index(ids, np.full(len(ids), before)))
+    np.testing.assert_allclose(shocked.price_index(ids, np.full(len(ids), after))[present],
+                               1.2 * plain.price_index(ids, np.full(len(ids), after))[present])
+
+
+def test_a_shocked_marketplace_is_the_quiet_one_until_the_shock() -> None:
+    at = pd.Timestamp("2024-03-01")
+    quiet = simulate(SimulationConfig(n_customers=1500, seed=4))
+    shocked = simulate(SimulationConfig(n_customers=1500, seed=4, shocks=[
+        {"at": at, "price_rise": 0.3, "provider_exodus": 0.4}]))
+    assert quiet.customers.equals(shocked.customers)
+    for table, column in (("bookings", "scheduled_at"), ("reviews", "created_at")):
+        a, b = getattr(quiet, table), getattr(shocked, table)
+        assert a[a[column] < at].reset_index(drop=True).equals(
+            b[b[column] < at].reset_index(drop=True)), table
+    after_a = quiet.bookings.loc[quiet.bookings["scheduled_at"] >= at, "price"].mean()
+    after_b = shocked.bookings.loc[shocked.bookings["scheduled_at"] >= at, "price"].mean()
+    assert after_b > 1.15 * after_a
+
+
+def test_a_shock_must_be_a_midnight_and_a_sane_share() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="midnight"):
+        SimulationConfig(shocks=[{"at": "2024-06-01T10:00", "price_rise": 0.1}])
+    with pytest.raises(ValidationError, match="provider_exodus"):
+        SimulationConfig(shocks=[{"at": "2024-06-01", "provider_exodus": 1.0}])
+
+
+# ----------------------------------------------------------------------------- check_model
+def test_check_model_refuses_dates_it_cannot_judge(churn_champion: Champion) -> None:
+    data = MarketplaceData.load(churn_champion.quiet_dir)
+    args: dict[str, Any] = {"reference_as_of": "2024-01-01", "definitions": Definitions(),
+                            "input_columns": ["tenure_days"]}
+    with pytest.raises(Exception, match="after the data's last event"):
+        check_model(lambda X: np.zeros(len(X)), "churn", data, "2030-01-01", **args)
+    with pytest.raises(Exception, match="not after the version's training snapshot"):
+        check_model(lambda X: np.zeros(len(X)), "churn", data, "2023-06-01", **args)
+    with pytest.raises(Exception, match="monitoring covers"):
+        check_model(lambda X: np.zeros(len(X)), "recs", data, "2024-06-01", **args)
+
+
+# ----------------------------------------------------------------------------- the CLI
+def test_monitor_tags_the_version_and_exits_with_its_verdict(churn_champion: Champion) -> None:
+    as_of = f"{churn_champion.end:%Y-%m-%d}"
+    result = run_cli(churn_champion, "--as-of", as_of, "--data", str(churn_champion.quiet_dir),
+                     "--families", "churn")
+    tags = version_tags(churn_champion)
+    verdict = tags[TAG_VERDICT]
+    assert result.exit_code == EXIT_CODES[verdict], result.output  # type: ignore[index]
+    assert tags[TAG_AS_OF] == as_of
+    client = MlflowClient(tracking_uri=churn_champion.tracking_uri)
+    run = client.get_run(tags[TAG_RUN])
+    assert run.data.tags["churn.verdict"] == verdict
+    assert run.data.metrics["exit_code"] == EXIT_CODES[verdict]  # type: ignore[index]
+    assert {"churn.roc_auc", "churn.roc_auc_p_holm", "churn.score_psi"} <= set(run.data.metrics)
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "churn")}
+    assert {"churn/health.json", "churn/drift.csv", "churn/drift.html",
+            "churn/drift.png"} <= names
+    health = json.loads(mlflow.artifacts.load_text(
+        f"{run.info.artifact_uri}/churn/health.json"))
+    assert health["version"] == churn_champion.version
+    # the gate's figure is the one bound to the version; at the data's end the matured labels
+    # are the gate's own test rows (as_of - 90 days is the test cut-off), so the recomputed
+    # point-in-time features and predictions reproduce its ROC AUC
+    perf = health["performance"][0]
+    assert perf["gate"]["claim_id"] == "test-churn"
+    assert perf["value"] == pytest.approx(perf["gate"]["value"], abs=1e-9)
+    assert not perf["degraded"]
+    assert verdict != "degraded"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == MONITOR_EXPERIMENT
+
+
+def test_a_shocked_marketplace_is_flagged_with_a_non_zero_exit(churn_champion: Champion
+                                                               ) -> None:
+    as_of = f"{churn_champion.end:%Y-%m-%d}"
+    result = run_cli(churn_champion, "--as-of", as_of, "--data",
+                     str(churn_champion.shocked_dir), "--families", "churn")
+    verdict = version_tags(churn_champion)[TAG_VERDICT]
+    # half the barbers gone and prices up 50% since 2024-09-01: the labels matured since the
+    # test cut-off are ranked visibly worse than at the gate (the quiet data: not degraded)
+    assert verdict == "degraded", result.output
+    assert result.exit_code == EXIT_CODES["degraded"] == 6
+    assert "roc_auc on labels matured since" in version_tags(churn_champion)["monitor.reasons"]
+
+
+def test_monitor_user_errors_are_one_line_exit_2(churn_champion: Champion) -> None:
+    late = run_cli(churn_champion, "--as-of", "2031-01-01", "--data",
+                   str(churn_champion.quiet_dir))
+    assert late.exit_code == 2
+    assert "after the data's last event" in late.output
+    assert "Traceback" not in late.output
+    unknown = run_cli(churn_champion, "--as-of", "2024-06-01", "--data",
+                      str(churn_champion.quiet_dir), "--families", "churn,recs")
+    assert unknown.exit_code == 2
+    assert "cannot be monitored" in unknown.output
+
+
+def test_monitor_without_a_champion_exits_4(churn_champion: Champion, tmp_path: Path) -> None:
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = CliRunner().invoke(cli_app, [
+        "monitor", "--as-of", f"{churn_champion.end:%Y-%m-%d}", "--data",
+        str(churn_champion.quiet_dir), "--tracking-uri", empty])
+    assert result.exit_code == 4, result.output
+    assert "no champion to monitor" in result.output
+
+
+def test_an_ltv_without_champion_is_reported_not_monitored(churn_champion: Champion) -> None:
+    data = MarketplaceData.load(churn_champion.quiet_dir)
+    result = monitor_champions(data, churn_champion.end, tracking_uri=churn_champion.tracking_uri,
+                               settings=MonitorSettings(n_bootstrap=100), tag_versions=False)
+    by_family = {c.family: c for c in result.checks}
+    assert by_family["ltv"].health is None
+    assert "no barberpro-ltv@champion" in (by_family["ltv"].skipped or "")
+    assert by_family["churn"].health is not None
+    assert result.exit_code == EXIT_CODES[by_family["churn"].health.verdict]
+
+
+def test_ltv_is_judged_on_revenue_matured_over_its_horizon() -> None:
+    data = simulate(SimulationConfig(n_customers=1500, seed=8))
+    defs = Definitions()
+    as_of = pd.Timestamp("2024-12-31")
+
+    def predict(X: pd.DataFrame) -> np.ndarray:  # last year's spend as next year's
+        return X["spend_365d"].to_numpy(dtype=float)
+
+    good = [GateFigure(metric="spearman", value=0.6, ci_low=0.55, ci_high=0.65),
+            GateFigure(metric="aggregate_error", direction="at_most", value=0.0,
+                       ci_low=-0.05, ci_high=0.05)]
+    health = check_model(predict, "ltv", data, as_of, reference_as_of="2023-09-30",
+                         definitions=defs, input_columns=["spend_365d", "n_visits"],
+                         gates=good, settings=MonitorSettings(n_bootstrap=100))
+    by_metric = {m.metric: m for m in health.performance}
+    assert set(by_metric) == {"spearman", "aggregate_error"}
+    spearman = by_metric["spearman"]
+    assert spearman.predicted_at == f"{as_of - pd.Timedelta(days=defs.ltv_horizon_days):%Y-%m-%d}"
+    # every customer signed up by then is a row, as in the LTV job
+    assert spearman.n == int((data.customers["signup_at"] <= pd.Timestamp(
+        spearman.predicted_at)).sum())
+    assert spearman.ci_low <= spearman.value <= spearman.ci_high
+    # a gate that measured a far better ranking makes the same model degraded
+    proud = [GateFigure(metric="spearman", value=0.99, ci_low=0.985, ci_high=0.995)]
+    worse = check_model(predict, "ltv", data, as_of, reference_as_of="2023-09-30",
+                        definitions=defs, input_columns=["spend_365d", "n_visits"],
+                        gates=proud, settings=MonitorSettings(n_bootstrap=100))
+    assert worse.verdict == "degraded"
+    assert worse.performance[0].p_holm is not None and worse.performance[0].p_holm < 0.01
+
+
+def test_the_training_snapshot_is_read_from_the_runs_cutoffs() -> None:
+    from barberpro_ml.monitoring.champions import _cutoffs
+
+    with pytest.raises(Exception, match="no train_cutoffs parameter"):
+        _cutoffs({}, "barberpro-ltv", "3")
+    first, last, test = _cutoffs({"train_cutoffs": "2024-04-05,2024-01-05",
+                                  "test_cutoff": "2024-10-02"}, "m", "1")
+    assert (first, last, test) == (pd.Timestamp("2024-01-05"), pd.Timestamp("2024-04-05"),
+                                   pd.Timestamp("2024-10-02"))
