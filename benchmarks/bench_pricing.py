@@ -11,7 +11,10 @@ defaults except ``scopes``), compute the true elasticity of the same cells with 
 counterfactual (:func:`~barberpro_ml.providers.pricing.true_elasticity`) and the naive
 before/after estimate in the same run. Printed per scope: the 95% CI's coverage of the truth
 over seeds (with a Wilson interval), mean bias and RMSE of DML and of the naive estimate, the
-naive CI's coverage, mean CI width, the mean truth, and the runtime.
+naive CI's coverage, mean CI width, the mean truth, the coverage of DoubleML's own interval
+from the same fits (its plain cluster sandwich with a normal quantile, which the estimator's
+jackknife-t interval replaces), and the runtime; the last row ("all cells")
+pools every cell of every seed (cells of one seed share events, so they are not independent).
 """
 
 from __future__ import annotations
@@ -50,7 +53,10 @@ def one_seed(seed: int, customers: int, scopes: list[str]) -> pd.DataFrame:
     t2 = time.perf_counter()
     truth = true_elasticity(data, est)
     t3 = time.perf_counter()
-    out = est.elasticities_.merge(truth, on=["scope", "service", "price_tier", "neighborhood"])
+    keys = ["scope", "service", "price_tier", "neighborhood"]
+    plain = est.doubleml_inference_.rename(columns={
+        c: f"doubleml_{c}" for c in ("elasticity", "std_error", "ci_low", "ci_high")})
+    out = est.elasticities_.merge(truth, on=keys).merge(plain, on=keys)
     return out.assign(seed=seed, simulate_s=t1 - t0, fit_s=t2 - t1, oracle_s=t3 - t2)
 
 
@@ -59,13 +65,17 @@ def summarise(rows: pd.DataFrame) -> list[dict[str, Any]]:
     rows = rows.assign(
         covered=(rows["ci_low"] <= rows["true_elasticity"])
         & (rows["true_elasticity"] <= rows["ci_high"]),
+        doubleml_covered=(rows["doubleml_ci_low"] <= rows["true_elasticity"])
+        & (rows["true_elasticity"] <= rows["doubleml_ci_high"]),
         naive_covered=(rows["naive_ci_low"] <= rows["true_elasticity"])
         & (rows["true_elasticity"] <= rows["naive_ci_high"]),
         error=rows["elasticity"] - rows["true_elasticity"],
         naive_error=rows["naive_elasticity"] - rows["true_elasticity"],
         width=rows["ci_high"] - rows["ci_low"])
     out = []
-    for (scope, tier), g in rows.groupby(["scope", "price_tier"], sort=False):
+    groups = [*rows.groupby(["scope", "price_tier"], sort=False),
+              (("all cells", "all"), rows)]
+    for (scope, tier), g in groups:
         k, n = int(g["covered"].sum()), len(g)
         low, high = _wilson(k, n)
         out.append({
@@ -80,7 +90,10 @@ def summarise(rows: pd.DataFrame) -> list[dict[str, Any]]:
             "mean_std_error": float(g["std_error"].mean()),
             "sd_of_estimates": float(g["elasticity"].std(ddof=1)) if n > 1 else float("nan"),
             "mean_ci_width": float(g["width"].mean()),
+            "mean_dof": float(g["dof"].mean()),
             "mean_events": float(g["n_events"].mean()),
+            "doubleml_coverage": float(g["doubleml_covered"].mean()),
+            "doubleml_mean_std_error": float(g["doubleml_std_error"].mean()),
             "naive_bias": float(g["naive_error"].mean()),
             "naive_rmse": float(np.sqrt((g["naive_error"] ** 2).mean())),
             "naive_coverage": float(g["naive_covered"].mean()),
@@ -96,6 +109,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--scopes", nargs="+", default=["pooled", "tier"])
     parser.add_argument("--json", default=None)
+    parser.add_argument("--rows", default=None, help="write every seed x cell row to this CSV")
     args = parser.parse_args()
     start = time.perf_counter()
     frames = []
@@ -108,10 +122,14 @@ def main() -> None:
               f"({pooled['n_events']} events; fit {pooled['fit_s']:.1f} s)", flush=True)
         frames.append(frame)
     rows = pd.concat(frames, ignore_index=True)
+    if args.rows:
+        rows.to_csv(args.rows, index=False)
     summary = summarise(rows)
     table = pd.DataFrame(summary)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.drop(columns=["coverage_wilson_95"]).round(3).to_string(index=False))
+        print(table[["scope", "price_tier", "seeds", "coverage", "coverage_wilson_95"]]
+              .to_string(index=False))
     emit({"customers": args.customers, "seeds": args.seeds, "first_seed": args.first_seed,
           "scopes": args.scopes, "level": PricingJobConfig().model["level"],
           "runtime_s": round(time.perf_counter() - start, 1),

@@ -24,6 +24,16 @@ claims Holm compares the smallest p-value with ``alpha / m``, the next with ``al
 rules keeps the displayed interval and the verdict consistent: a claim whose interval does not
 clear the claimed value never passes.
 
+Ties with the threshold count against a claim (a replicate equal to ``c`` is no evidence that
+the metric is above it), with one exception that cannot be reached by accident: a claim that is
+not ``strict`` (``>= c``, the default) whose estimate **and** every one of its replicates are
+finite and exactly ``c``. The metric is then not random, it is ``c`` and meets ``>= c`` with
+equality (a "keep prices" recommendation changes revenue by exactly 0 in every replicate, and
+the no-loss floor "revenue change >= 0" holds for it), so its p-value is ``1 / (B + 1)``
+(:func:`bootstrap_p_value`) and the verdict's reason says "a point mass on the threshold". A
+``strict: true`` claim (``> c``) still fails on such evidence, and one replicate off the
+threshold, a NaN among them, or an estimate that is not exactly ``c`` restores the usual count.
+
 For the overall gate (every claim must pass) no correction would be needed (an
 intersection-union test); Holm is there because each claim's verdict is also published on its
 own (a tag on the model version), and a set of published "supported" verdicts should be wrong
@@ -443,19 +453,39 @@ class ChampionComparison:
 
 
 # --------------------------------------------------------------------------- the gate
-def bootstrap_p_value(replicates: np.ndarray, claimed: float, direction: Direction) -> float:
+def bootstrap_p_value(replicates: np.ndarray, claimed: float, direction: Direction, *,
+                      strict: bool = True) -> float:
     """One-sided bootstrap p-value of "the metric is on the claimed side of ``claimed``".
 
     ``(1 + #{replicates on the wrong side}) / (B + 1)``; the wrong side of an ``at_least`` claim
-    is ``<= claimed``. Never 0, so it survives any multiple-testing correction honestly.
+    is ``<= claimed``: a replicate exactly on the threshold is no evidence for the claim. Never 0,
+    so it survives any multiple-testing correction honestly.
+
+    The one exception is a **point mass on the threshold** under a non-strict claim
+    (``strict=False``, the claim is ``metric >= claimed``): when every replicate is finite and
+    exactly ``claimed`` the metric is not random at all and meets ``>=`` with equality (a "keep
+    prices" recommendation changes revenue by exactly 0 in every replicate), so no replicate is
+    on the wrong side and ``p = 1 / (B + 1)``, the smallest value ``B`` replicates can give.
+    Nothing else changes: one replicate off the threshold (even by 1e-12, even on the right
+    side), or a non-finite one, and ties count as the wrong side again, so a mix of zeros and
+    small losses fails a ">= 0" floor, and a strict claim (``> claimed``) never passes on ties.
 
     Examples
     --------
     >>> bootstrap_p_value(np.array([0.90, 0.91, 0.95, 0.96]), 0.94, "at_least")
     0.6
+    >>> zeros = np.zeros(999)
+    >>> bootstrap_p_value(zeros, 0.0, "at_least", strict=False)
+    0.001
+    >>> bootstrap_p_value(zeros, 0.0, "at_least")
+    1.0
+    >>> bootstrap_p_value(np.append(zeros[:-1], -1e-9), 0.0, "at_least", strict=False)
+    1.0
     """
-    r = np.asarray(replicates, dtype=float)
-    r = r[np.isfinite(r)]
+    raw = np.asarray(replicates, dtype=float)
+    r = raw[np.isfinite(raw)]
+    if not strict and r.size == raw.size and r.size and np.all(r == claimed):
+        return float(1 / (r.size + 1))
     wrong = np.count_nonzero(r <= claimed) if direction == "at_least" \
         else np.count_nonzero(r >= claimed)
     return float((1 + wrong) / (r.size + 1))
@@ -698,8 +728,8 @@ def _evaluate(report: EvaluationReport, claim: Claim, est: MetricEstimate | None
         return _fail_early(claim, fields, f"metric {claim.metric!r} is missing from the "
                                           f"{report.family!r} report{where} (available: "
                                           f"{available})")
-    replicates = est.replicate_array()
-    replicates = replicates[np.isfinite(replicates)]
+    raw_replicates = est.replicate_array()
+    replicates = raw_replicates[np.isfinite(raw_replicates)]
     low, high = percentile_interval(replicates, settings.confidence) if replicates.size \
         else (float("nan"), float("nan"))
     fields |= {"observed": _finite_or_none(est.value), "ci_low": _finite_or_none(low),
@@ -712,17 +742,18 @@ def _evaluate(report: EvaluationReport, claim: Claim, est: MetricEstimate | None
         return _fail_early(claim, fields, f"an {claim.metric} claim cannot be read without the "
                                           "majority-class baseline ('nobody churns'), and the "
                                           "report has no baselines['accuracy']")
-    p_value = bootstrap_p_value(replicates, claim.claimed, claim.direction) \
-        if replicates.size else None
+    # the point-mass exception (bootstrap_p_value) needs the estimate on the threshold too
+    on_threshold = not claim.strict and fields["observed"] == claim.claimed
+    p_value = bootstrap_p_value(raw_replicates, claim.claimed, claim.direction,
+                                strict=not on_threshold) if replicates.size else None
 
     if claim.policy == "consistent":
         return _consistent(claim, fields, replicates, settings, where, baseline_note)
 
     if claim.policy == "point":
         observed = fields["observed"]
-        ok = observed >= claim.claimed if claim.direction == "at_least" \
-            else observed <= claim.claimed
-        op = ">=" if claim.direction == "at_least" else "<="
+        ok = _clears(observed, claim)
+        op = _op(claim)
         shown = (f"the {_pct(settings.confidence)} CI {_fmt_ci(low, high)} is shown but not "
                  "used") if replicates.size else "no interval"
         reason = (f"{_WEAKER}: observed {observed:.4f} {'' if ok else 'not '}{op} claimed "
@@ -743,9 +774,26 @@ def _evaluate(report: EvaluationReport, claim: Claim, est: MetricEstimate | None
             f"decide on); re-run the evaluation with n_bootstrap >= {settings.min_bootstrap:,}")
             + baseline_note)
     bound = low if claim.direction == "at_least" else high
-    bound_ok = bound >= claim.claimed if claim.direction == "at_least" else bound <= claim.claimed
-    return _Pending(claim, fields, p_value, bound_ok, note=baseline_note,
+    point_mass = p_value <= 1 / (replicates.size + 1) and bool(np.all(replicates == claim.claimed))
+    if point_mass:
+        baseline_note = (f"; every one of the {replicates.size:,} replicates and the estimate "
+                         f"are exactly {claim.claimed:g}: a point mass on the threshold, which "
+                         f"meets the non-strict {claim.describe()}") + baseline_note
+    return _Pending(claim, fields, p_value, _clears(bound, claim), note=baseline_note,
                     n_replicates=int(replicates.size))
+
+
+def _clears(value: float, claim: Claim) -> bool:
+    """Whether ``value`` is on the claimed side of ``claim.claimed`` (``strict`` respected)."""
+    if claim.direction == "at_least":
+        return value > claim.claimed if claim.strict else value >= claim.claimed
+    return value < claim.claimed if claim.strict else value <= claim.claimed
+
+
+def _op(claim: Claim) -> str:
+    if claim.direction == "at_least":
+        return ">" if claim.strict else ">="
+    return "<" if claim.strict else "<="
 
 
 def _consistent(claim: Claim, fields: dict[str, Any], replicates: np.ndarray,

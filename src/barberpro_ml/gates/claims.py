@@ -203,6 +203,14 @@ class Claim(BaseModel):
         logged and tagged exactly the same way, but only reported: used for claims under audit
         (the seed document's numbers) so that an unsupported marketing claim is refused in
         every report without freezing the registry.
+    strict
+        ``False`` (default): the claim is ``metric >= claimed`` (``<=`` for ``at_most``);
+        ``True``: ``metric > claimed`` (``<``). The two differ only where the metric can sit
+        exactly on the claimed value: a ``ci`` or ``point`` claim that is not strict is met by
+        an estimate that is exactly ``claimed`` with every bootstrap replicate exactly
+        ``claimed`` too (a point mass on the threshold, e.g. "keep prices" changes revenue by
+        exactly 0 in every replicate), a strict one is not (see
+        :func:`barberpro_ml.gates.check.bootstrap_p_value`). Not allowed with ``consistent``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -217,6 +225,15 @@ class Claim(BaseModel):
     slice: SliceFloor | None = None
     blocking: bool = True
     untestable: Literal["report", "block"] = "report"
+    strict: bool = False
+
+    @model_validator(mode="after")
+    def _strict_needs_a_side(self) -> Claim:
+        if self.strict and self.policy == "consistent":
+            raise ValueError("strict: a consistent claim has no side to be strict about "
+                             "(it passes when the claimed value lies inside the interval); "
+                             "drop strict or use policy ci")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -228,7 +245,8 @@ class Claim(BaseModel):
 
     def describe(self) -> str:
         """The claim as a short sentence, e.g. ``accuracy >= 0.941``."""
-        op = ">=" if self.direction == "at_least" else "<="
+        op = (">" if self.direction == "at_least" else "<") if self.strict \
+            else (">=" if self.direction == "at_least" else "<=")
         if self.policy == "consistent":
             op = "consistent with"
         where = (f" on every {self.slice.dimension} slice with >= "

@@ -100,7 +100,8 @@ def recommend(elasticities: pd.DataFrame, revenue: pd.Series, *, level: float,
 
     Tiers without an estimated elasticity keep their prices (``price_change`` 0). The rise is
     searched up to the largest step the tier's events saw. Columns: ``price_tier``,
-    ``revenue_share``, ``elasticity``, ``std_error``, ``price_change``, ``revenue_change``,
+    ``revenue_share``, ``elasticity``, ``std_error``, ``dof``, ``price_change``,
+    ``revenue_change``,
     ``ci_low``, ``ci_high``, ``estimated``.
     """
     share = revenue / revenue.sum()
@@ -110,16 +111,17 @@ def recommend(elasticities: pd.DataFrame, revenue: pd.Series, *, level: float,
                            & (elasticities["price_tier"] == tier)]
         if hit.empty:
             rows.append({"price_tier": tier, "revenue_share": float(w), "elasticity": np.nan,
-                         "std_error": np.nan, "price_change": 0.0, "revenue_change": 0.0,
-                         "ci_low": 0.0, "ci_high": 0.0, "estimated": False})
+                         "std_error": np.nan, "dof": np.nan, "price_change": 0.0,
+                         "revenue_change": 0.0, "ci_low": 0.0, "ci_high": 0.0,
+                         "estimated": False})
             continue
         r = hit.iloc[0]
         best = best_supported_change(float(r["elasticity"]), float(r["std_error"]),
                                      max_change=float(r["max_step"]) - 1.0, level=level,
-                                     grid_step=grid_step)
+                                     grid_step=grid_step, dof=float(r["dof"]))
         rows.append({"price_tier": tier, "revenue_share": float(w),
                      "elasticity": float(r["elasticity"]), "std_error": float(r["std_error"]),
-                     **best, "estimated": True})
+                     "dof": float(r["dof"]), **best, "estimated": True})
     return pd.DataFrame(rows)
 
 
@@ -128,16 +130,23 @@ def revenue_evaluation(recommended: pd.DataFrame, *, n_draws: int, seed: int,
     """``revenue_increase`` of the recommended changes, with replicates from the elasticities.
 
     The value is ``sum_k w_k [(1 + dp_k) ** (1 + eps_k) - 1]`` with the point elasticities;
-    each replicate redraws every estimated tier's elasticity from ``N(eps_k, se_k^2)`` (the
-    tiers are fitted on disjoint providers, so independently).
+    each replicate redraws every estimated tier's elasticity from ``eps_k + se_k T_k``, ``T_k``
+    Student's t with the tier's ``dof`` (normal without one), the distribution its interval
+    is built on (the tiers are fitted on disjoint providers, so independently). A tier that
+    keeps its prices changes revenue by exactly 0 in every replicate.
     """
     rng = np.random.default_rng(seed)
     w = recommended["revenue_share"].to_numpy(float)
     dp = recommended["price_change"].to_numpy(float)
     eps = np.nan_to_num(recommended["elasticity"].to_numpy(float))
     se = np.nan_to_num(recommended["std_error"].to_numpy(float))
+    dof = recommended["dof"].to_numpy(float) if "dof" in recommended else np.full(eps.size,
+                                                                                  np.nan)
     value = float(w @ revenue_change(dp, eps))
-    draws = eps[None, :] + se[None, :] * rng.standard_normal((n_draws, eps.size))
+    shocks = np.column_stack([
+        rng.standard_t(d, n_draws) if np.isfinite(d) else rng.standard_normal(n_draws)
+        for d in dof]) if eps.size else np.zeros((n_draws, 0))
+    draws = eps[None, :] + se[None, :] * shocks
     replicates = revenue_change(dp[None, :], draws) @ w
     low, high = percentile_interval(replicates, level)
     est = MetricEstimate(name="revenue_increase", value=value, ci_low=float(low),
@@ -149,8 +158,9 @@ def revenue_evaluation(recommended: pd.DataFrame, *, n_draws: int, seed: int,
         family="pricing", kind="causal", n=n_events, metrics={"revenue_increase": est},
         n_bootstrap=n_draws, seed=seed,
         notes=[f"recommended price changes: {changes}",
-               "replicates: the tiers' elasticities drawn from their DML normal "
-               "approximations (Chernozhukov et al. 2018), not a resampling of events",
+               "replicates: the tiers' elasticities drawn from the Student-t distributions "
+               "of their DML intervals (cluster jackknife, G - 1 degrees of freedom), not a "
+               "resampling of events",
                "revenue change over the post window after a rise, at constant elasticity; "
                "rises beyond the largest one observed are not evidence and are not searched"])
 

@@ -9,7 +9,10 @@ A relative price change ``dp`` with constant elasticity ``eps`` multiplies booki
 distribution, Chernozhukov et al. 2018, Theorem 3.1) its mean is
 ``(1 + dp) exp(theta L + se^2 L^2 / 2) - 1``, ``L = log(1 + dp)`` (the lognormal mean), and
 its interval is the elasticity's interval mapped through the function (monotone in ``eps`` for
-``dp != 0``, so the endpoints map to endpoints).
+``dp != 0``, so the endpoints map to endpoints). A table with a ``dof`` column (the cluster
+count minus one) has Student-t intervals, ``theta +/- t_dof se``, and the revenue intervals
+use the same quantile; the mean keeps the normal approximation (a t's lognormal-type mean is
+infinite).
 """
 
 from __future__ import annotations
@@ -22,15 +25,16 @@ from scipy import stats
 F64 = npt.NDArray[np.float64]
 
 __all__ = ["ALL", "ELASTICITY_COLUMNS", "best_supported_change", "lookup_elasticity",
-           "revenue_change", "revenue_change_interval"]
+           "quantile", "revenue_change", "revenue_change_interval"]
 
 ALL = "all"
 """The label of a dimension a cell does not restrict."""
 ELASTICITY_COLUMNS = ("scope", "service", "price_tier", "neighborhood", "n_events",
                       "n_providers", "elasticity", "std_error", "ci_low", "ci_high",
                       "naive_elasticity", "naive_ci_low", "naive_ci_high", "min_step",
-                      "max_step")
-"""One row per estimated cell (:attr:`PriceElasticityDML.elasticities_`)."""
+                      "max_step", "dof")
+"""One row per estimated cell (:attr:`PriceElasticityDML.elasticities_`); ``dof`` the degrees
+of freedom of the elasticity's t interval (providers minus one)."""
 
 
 def lookup_elasticity(table: pd.DataFrame, *, price_tier: str = ALL, service: str = ALL,
@@ -56,19 +60,30 @@ def revenue_change(price_change: F64 | float, elasticity: F64 | float) -> F64:
     return out
 
 
+def quantile(level: float, dof: float | None = None) -> float:
+    """The two-sided ``level`` quantile: Student's t with ``dof`` degrees of freedom, or the
+    normal one when ``dof`` is None, NaN or infinite."""
+    if dof is None or not np.isfinite(dof):
+        return float(stats.norm.ppf(0.5 + level / 2))
+    if dof < 1:
+        raise ValueError(f"dof must be at least 1, got {dof}")
+    return float(stats.t.ppf(0.5 + level / 2, dof))
+
+
 def revenue_change_interval(price_change: F64 | float, elasticity: F64 | float,
-                            std_error: F64 | float, level: float = 0.95
-                            ) -> tuple[F64, F64, F64]:
+                            std_error: F64 | float, level: float = 0.95,
+                            dof: float | None = None) -> tuple[F64, F64, F64]:
     """Expected revenue change and its interval for ``eps ~ N(elasticity, std_error^2)``.
 
     Returns ``(mean, low, high)``: the mean ``(1 + dp) exp(eps L + se^2 L^2 / 2) - 1``
-    (``L = log(1 + dp)``, the lognormal mean) and the elasticity's ``level`` interval mapped
-    through :func:`revenue_change` (monotone in ``eps``, so endpoints map to endpoints).
+    (``L = log(1 + dp)``, the lognormal mean) and the elasticity's ``level`` interval
+    (``eps +/- q se``, ``q`` from :func:`quantile` with ``dof``) mapped through
+    :func:`revenue_change` (monotone in ``eps``, so endpoints map to endpoints).
     """
     dp = np.asarray(price_change, dtype=float)
     eps = np.asarray(elasticity, dtype=float)
     se = np.asarray(std_error, dtype=float)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = quantile(level, dof)
     log1p = np.log1p(dp)
     mean: F64 = (1.0 + dp) * np.exp(eps * log1p + 0.5 * se**2 * log1p**2) - 1.0
     a, b = revenue_change(dp, eps - z * se), revenue_change(dp, eps + z * se)
@@ -76,8 +91,8 @@ def revenue_change_interval(price_change: F64 | float, elasticity: F64 | float,
 
 
 def best_supported_change(elasticity: float, std_error: float, *, max_change: float,
-                          level: float = 0.95, grid_step: float = 0.005
-                          ) -> dict[str, float]:
+                          level: float = 0.95, grid_step: float = 0.005,
+                          dof: float | None = None) -> dict[str, float]:
     """The price rise in ``[0, max_change]`` whose revenue change has the highest lower bound.
 
     ``max_change`` is the largest rise the evidence saw (extrapolating a constant elasticity
@@ -87,7 +102,7 @@ def best_supported_change(elasticity: float, std_error: float, *, max_change: fl
     rise has a positive lower bound), ``revenue_change``, ``ci_low``, ``ci_high``.
     """
     grid = np.arange(0.0, max_change + 1e-12, grid_step)
-    mean, low, high = revenue_change_interval(grid, elasticity, std_error, level)
+    mean, low, high = revenue_change_interval(grid, elasticity, std_error, level, dof)
     i = int(np.argmax(low))
     if low[i] <= 0.0:
         return {"price_change": 0.0, "revenue_change": 0.0, "ci_low": 0.0, "ci_high": 0.0}

@@ -41,7 +41,8 @@ from barberpro_ml.registry.models import (
     register,
 )
 
-__all__ = ["PricingModel", "PricingSpec", "log_and_register_pricing", "log_pricing"]
+__all__ = ["PricingModel", "PricingSpec", "champion_pricing", "log_and_register_pricing",
+           "log_pricing"]
 
 _ENTRY = Path(__file__).with_name("_pricing_pyfunc_entry.py")
 _CELL = ("price_tier", "service", "neighborhood")
@@ -124,8 +125,11 @@ class PricingModel(PythonModel):
                 raise ModelInputError(
                     f"row {i}: price_change {dp:+.3f} is outside the rises this cell's "
                     f"evidence covers, [0, {top:+.3f}]: the elasticity says nothing there")
+            # tables logged before the t intervals carry no dof: their intervals were normal
+            dof = float(r["dof"]) if "dof" in r.index else None
             mean, low, high = revenue_change_interval(dp, float(r["elasticity"]),
-                                                      float(r["std_error"]), self.spec.level)
+                                                      float(r["std_error"]), self.spec.level,
+                                                      dof)
             rows.append({**cell, "price_change": dp, "elasticity": float(r["elasticity"]),
                          "elasticity_low": float(r["ci_low"]),
                          "elasticity_high": float(r["ci_high"]),
@@ -164,3 +168,28 @@ def log_and_register_pricing(table: pd.DataFrame, recommended: pd.DataFrame, nam
     """:func:`log_pricing` then :func:`~barberpro_ml.registry.register`."""
     info = log_pricing(table, recommended, **log_kwargs)
     return info, register(info.model_uri, name, alias=alias, tags=tags)
+
+
+def champion_pricing(name: str = "barberpro-pricing", *, alias: str = "champion",
+                     tracking_uri: str | None = None) -> tuple[PricingModel, str]:
+    """The pricing model behind ``name@alias`` (in the store at ``tracking_uri``, default: the
+    current one) and its version; the mirror of
+    :func:`~barberpro_ml.registry.forecast_model.champion_forecast`.
+
+    Raises
+    ------
+    ModelUnavailableError
+        No such alias, or the version is not a pricing model.
+    """
+    from barberpro_ml.errors import ModelUnavailableError
+    from barberpro_ml.registry.promotion import load_champion
+
+    try:
+        model, mv = load_champion(name, alias=alias, tracking_uri=tracking_uri)
+    except LookupError as exc:
+        raise ModelUnavailableError(str(exc)) from None
+    wrapper = model.unwrap_python_model()  # type: ignore[no-untyped-call]
+    if not isinstance(wrapper, PricingModel) or wrapper.spec is None or wrapper.table is None:
+        raise ModelUnavailableError(f"{name} v{mv.version} is not a pricing model "
+                                    f"({type(wrapper).__name__})")
+    return wrapper, str(mv.version)

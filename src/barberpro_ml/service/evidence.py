@@ -1,12 +1,13 @@
-"""What the analytics routes read from the registry besides the customer models: the verified
-forecast champion (``/financial-intelligence``) and the pricing evidence behind the revenue
-claims (``/revenue-optimization``).
+"""What the analytics and provider routes read from the registry besides the customer models:
+the verified forecast champion (``/financial-intelligence``), the pricing evidence behind the
+revenue claims (``/revenue-optimization``) and the verified pricing champion's elasticities
+(``/providers/{id}/marketplace-optimization``).
 
-Both are read through the same doors a consuming service uses: :func:`verify_champion` (a
+All are read through the same doors a consuming service uses: :func:`verify_champion` (a
 champion whose bound gate result does not check out is not served) and the gate result bound
-to the version (:func:`read_bound_gate`). The forecast is loaded once per champion version and
-kept; every request checks the alias (one registry query) so a newly promoted forecast is
-served from the next request on.
+to the version (:func:`read_bound_gate`). A champion model is loaded once per version and
+kept; every request checks the alias (one registry query) so a newly promoted one is served
+from the next request on.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from barberpro_ml.errors import ModelUnavailableError
 from barberpro_ml.gates import ClaimVerdict
 from barberpro_ml.registry import alias_version, read_bound_gate, verify_champion
 from barberpro_ml.registry.forecast_model import ForecastModel, champion_forecast
+from barberpro_ml.registry.pricing_model import PricingModel, champion_pricing
 
-__all__ = ["FORECAST_MODEL", "PRICING_MODEL", "RegisteredEvidence", "ServedForecast"]
+__all__ = ["FORECAST_MODEL", "PRICING_MODEL", "RegisteredEvidence", "ServedForecast",
+           "ServedPricing"]
 
 FORECAST_MODEL = "barberpro-forecast"
 """Registered name of the weekly forecast (:mod:`barberpro_ml.jobs.forecast`)."""
@@ -38,8 +41,17 @@ class ServedForecast:
     verdicts: tuple[ClaimVerdict, ...]
 
 
+@dataclass(frozen=True)
+class ServedPricing:
+    """A verified pricing champion: its version, its elasticity table and its bound verdicts."""
+
+    version: str
+    model: PricingModel
+    verdicts: tuple[ClaimVerdict, ...]
+
+
 class RegisteredEvidence:
-    """Reads (and caches per version) the forecast champion and the pricing verdicts."""
+    """Reads (and caches per version) the forecast and pricing champions and their verdicts."""
 
     def __init__(self, tracking_uri: str, forecast_model: str = FORECAST_MODEL,
                  pricing_model: str = PRICING_MODEL) -> None:
@@ -48,6 +60,7 @@ class RegisteredEvidence:
         self.pricing_model = pricing_model
         self._lock = threading.Lock()
         self._forecast: ServedForecast | None = None
+        self._pricing: ServedPricing | None = None
 
     def _client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -102,3 +115,38 @@ class RegisteredEvidence:
         if bound is None or problems:
             return str(version), (), "; ".join(problems or ["no bound gate result"])
         return str(version), tuple(bound.result.claims), None
+
+    def pricing(self) -> ServedPricing:
+        """The verified pricing champion: its elasticity table and the verdicts bound to it.
+
+        Read like :meth:`forecast` (one alias query per call; loaded once per version).
+
+        Raises
+        ------
+        ModelUnavailableError
+            No champion, or one that is not verified, or whose bound gate result does not
+            check out (the reason is in the message).
+        """
+        version = alias_version(self.pricing_model, client=self._client())
+        if version is None:
+            raise ModelUnavailableError(
+                f"no {self.pricing_model}@champion: run `barberpro-ml train pricing` (or "
+                "`barberpro-ml pipeline`); a pricing evaluation is promoted only when its "
+                "blocking claims (the no-revenue-loss floor) pass")
+        with self._lock:
+            cached = self._pricing
+            if cached is not None and cached.version == str(version):
+                return cached
+            verification = verify_champion(self.pricing_model, client=self._client())
+            if not verification.verified or verification.version is None:
+                raise ModelUnavailableError(verification.describe())
+            model, loaded = champion_pricing(self.pricing_model,
+                                             tracking_uri=self.tracking_uri)
+            _, bound, _, problems = read_bound_gate(self.pricing_model, loaded, self._client())
+            if bound is None or problems:
+                raise ModelUnavailableError(f"{self.pricing_model} v{loaded}: "
+                                            + "; ".join(problems or ["no bound gate result"]))
+            served = ServedPricing(version=loaded, model=model,
+                                   verdicts=tuple(bound.result.claims))
+            self._pricing = served
+            return served

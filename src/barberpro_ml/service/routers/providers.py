@@ -1,22 +1,28 @@
 """Provider (barber) routes: performance, recommendations, growth plan, dashboard, batch
 analytics and the customers to contact, from the provider score
-(:mod:`barberpro_ml.providers`) at ``as_of``.
+(:mod:`barberpro_ml.providers`) at ``as_of``; and the price changes the causal evidence
+supports (``/marketplace-optimization``).
 
 The customer-churn component and ``/communication`` use the served churn champion; without
 it the score leaves that component out (and says so) and ``/communication`` answers 503.
+``/marketplace-optimization`` uses the verified ``barberpro-pricing`` champion (the price
+elasticities of :mod:`barberpro_ml.jobs.pricing`, read through
+:meth:`~barberpro_ml.service.evidence.RegisteredEvidence.pricing`) and answers 503 with the
+reason without one.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from barberpro_ml.errors import NotFoundError
+from barberpro_ml.errors import InputError, ModelUnavailableError, NotFoundError
+from barberpro_ml.models.pricing_table import ALL
 from barberpro_ml.providers import (
     COMPONENTS,
     ProviderAction,
@@ -30,11 +36,15 @@ from barberpro_ml.providers import (
 from barberpro_ml.providers.actions import MessageType
 from barberpro_ml.scoring.live import Served
 from barberpro_ml.service.dependencies import AsOf, Now
+from barberpro_ml.service.evidence import RegisteredEvidence, ServedPricing
 
-__all__ = ["MAX_PROVIDER_BATCH", "UnknownProviderError", "router"]
+__all__ = ["MAX_PRICE_PROPOSALS", "MAX_PROVIDER_BATCH", "UnknownProviderError", "router"]
 
 MAX_PROVIDER_BATCH = 500
 """The most barbers one ``POST /providers/batch-analytics`` covers."""
+MAX_PRICE_PROPOSALS = 20
+"""The most price changes one ``GET /providers/{id}/marketplace-optimization`` evaluates."""
+_DAYS_PER_MONTH = 365.25 / 12
 
 ProviderId = Annotated[int, Path(ge=1, le=2**62, description="The barber's provider_id.")]
 
@@ -168,6 +178,89 @@ class ProviderCommunication(BaseModel):
                                                          "what message (nothing is sent).")
 
 
+ProposalSource = Literal["recommended", "largest_observed", "requested"]
+
+
+class PriceEvidence(BaseModel):
+    """The elasticity cell a revenue change is computed from (``all``: not restricted)."""
+
+    scope: str = Field(description="pooled, tier or service_tier: the most specific cell "
+                                   "the champion estimated for this barber.")
+    service: str
+    price_tier: str
+    neighborhood: str
+    n_events: int = Field(description="Price rises the cell was estimated from.")
+    elasticity: float
+    elasticity_low: float
+    elasticity_high: float
+    max_price_change: float = Field(description="The largest rise the cell's evidence saw; "
+                                                "changes beyond it are refused (422).")
+
+
+class ServiceRevenueChange(BaseModel):
+    """One service's revenue under a provider-wide price change."""
+
+    service: str
+    revenue_per_month: float = Field(description="Net revenue of the service's completed "
+                                                 "visits per month, over the post window "
+                                                 "before as_of.")
+    evidence: PriceEvidence
+    revenue_change: float = Field(description="Expected relative change of the service's "
+                                              "revenue.")
+    revenue_change_low: float
+    revenue_change_high: float
+
+
+class PriceProposal(BaseModel):
+    """A provider-wide relative price change and the revenue it is expected to bring."""
+
+    price_change: float = Field(description="Relative change of all the barber's prices "
+                                            "(0.05 = +5%).")
+    source: ProposalSource
+    evidence: PriceEvidence
+    revenue_change: float = Field(description="Expected relative change of the barber's "
+                                              "revenue (the mean under the elasticity's "
+                                              "sampling distribution).")
+    revenue_change_low: float
+    revenue_change_high: float
+    revenue_per_month_change: float = Field(description="revenue_change x revenue_per_month.")
+    revenue_per_month_change_low: float
+    revenue_per_month_change_high: float
+    supported: bool = Field(description="Whether the evidence supports a gain: the interval's "
+                                        "lower bound is above 0.")
+    services: list[ServiceRevenueChange]
+
+
+class PricingClaimStatus(BaseModel):
+    """A pricing claim's verdict bound to the champion that the answer comes from."""
+
+    claim_id: str
+    verdict: str
+    blocking: bool
+    reason: str
+
+
+class MarketplaceOptimization(BaseModel):
+    """``GET /providers/{provider_id}/marketplace-optimization``."""
+
+    provider_id: int
+    as_of: datetime
+    neighborhood: str
+    price_tier: str
+    evidence_model: str
+    evidence_version: str
+    level: float = Field(description="Central probability of every interval.")
+    revenue_per_month: float = Field(description="The barber's net revenue per month over the "
+                                                 "post window before as_of.")
+    recommendation: str = Field(description="The evidence-based change for the barber's tier "
+                                            "in words.")
+    proposals: list[PriceProposal] = Field(description="The recommended change, the largest "
+                                                       "rise the evidence saw, or the "
+                                                       "requested changes.")
+    claims: list[PricingClaimStatus]
+    notes: list[str]
+
+
 router = APIRouter(prefix="/providers", tags=["providers"],
                    responses={404: {"description": "Unknown provider at as_of"}})
 
@@ -247,8 +340,148 @@ def recommendations(now: Now, provider_id: ProviderId, as_of: AsOf = None
         pricing=_PRICING_NOTE)
 
 
-# GET /providers/{provider_id}/marketplace-optimization (pricing: price changes with their
-# revenue effect from the causal elasticity) belongs to the pricing work and is added there.
+def _on_platform(now: Served, provider_id: int, stamp: pd.Timestamp) -> dict[str, Any]:
+    """The provider's row when the barber is on the platform at ``stamp``; else 404."""
+    prov = now.data.providers
+    on = (prov["joined_at"] <= stamp) & ~(prov["left_at"].notna() & (prov["left_at"] <= stamp))
+    hit = prov[on & (prov["provider_id"] == provider_id)]
+    if hit.empty:
+        raise UnknownProviderError(
+            f"providers: no barber {provider_id} on the platform at {stamp:%Y-%m-%d %H:%M:%S} "
+            f"(unknown, not yet joined or already left; {int(on.sum())} barbers are)")
+    return {str(k): v for k, v in hit.iloc[0].items()}
+
+
+def _revenue_per_service(now: Served, provider_id: int, stamp: pd.Timestamp,
+                         weeks: int) -> pd.Series:
+    """Net revenue per month of each service, completed visits known at ``stamp``."""
+    b = now.data.bookings
+    since = stamp - pd.Timedelta(weeks=weeks)
+    done = b[(b["provider_id"] == provider_id) & (b["status"] == "completed")
+             & (b["scheduled_at"] >= since) & (b["scheduled_at"] < stamp)
+             & (b["created_at"] <= stamp)]
+    names = now.data.services.set_index("service_id")["name"].astype(str)
+    per_month = (done["price"] - done["discount"]).groupby(
+        done["service_id"].map(names)).sum() / (7.0 * weeks / _DAYS_PER_MONTH)
+    return per_month.reindex(names.to_numpy(), fill_value=0.0).astype(float)
+
+
+def _cell(pricing: ServedPricing, *, price_tier: str, service: str = ALL) -> PriceEvidence:
+    """The most specific estimated cell: service x tier, then tier, then pooled."""
+    table = pricing.model.table
+    assert table is not None
+    for tier, svc in ((price_tier, service), (price_tier, ALL), (ALL, ALL)):
+        hit = table[(table["price_tier"] == tier) & (table["service"] == svc)
+                    & (table["neighborhood"] == ALL)]
+        if not hit.empty:
+            r = hit.iloc[0]
+            return PriceEvidence(scope=str(r["scope"]), service=svc, price_tier=tier,
+                                 neighborhood=ALL, n_events=int(r["n_events"]),
+                                 elasticity=float(r["elasticity"]),
+                                 elasticity_low=float(r["ci_low"]),
+                                 elasticity_high=float(r["ci_high"]),
+                                 max_price_change=float(r["max_step"]) - 1.0)
+    raise ModelUnavailableError(f"the pricing champion v{pricing.version} has no elasticity "
+                                f"for the {price_tier} tier nor a pooled one")
+
+
+def _revenue_change(pricing: ServedPricing, cell: PriceEvidence, dp: float
+                    ) -> tuple[float, float, float]:
+    """(mean, low, high) from the champion pyfunc (which refuses changes beyond the evidence,
+    a ModelInputError, answered 422)."""
+    out = pricing.model.predict(None, pd.DataFrame({
+        "price_change": [dp], "price_tier": [cell.price_tier], "service": [cell.service],
+        "neighborhood": [cell.neighborhood]}))
+    r = out.iloc[0]
+    return (float(r["revenue_change"]), float(r["revenue_change_low"]),
+            float(r["revenue_change_high"]))
+
+
+def _proposal(pricing: ServedPricing, tier: str, dp: float, source: ProposalSource,
+              per_service: pd.Series) -> PriceProposal:
+    cell = _cell(pricing, price_tier=tier)
+    mean, low, high = _revenue_change(pricing, cell, dp)
+    total = float(per_service.sum())
+    services = []
+    for service, revenue in per_service.items():
+        svc_cell = _cell(pricing, price_tier=tier, service=str(service))
+        if dp > svc_cell.max_price_change + 1e-9:
+            svc_cell = cell  # the service's own cell saw smaller rises: the tier's evidence
+        s_mean, s_low, s_high = _revenue_change(pricing, svc_cell, dp)
+        services.append(ServiceRevenueChange(
+            service=str(service), revenue_per_month=round(float(revenue), 2),
+            evidence=svc_cell, revenue_change=s_mean, revenue_change_low=s_low,
+            revenue_change_high=s_high))
+    return PriceProposal(
+        price_change=dp, source=source,
+        evidence=cell, revenue_change=mean, revenue_change_low=low,
+        revenue_change_high=high, revenue_per_month_change=round(mean * total, 2),
+        revenue_per_month_change_low=round(low * total, 2),
+        revenue_per_month_change_high=round(high * total, 2), supported=low > 0.0,
+        services=services)
+
+
+@router.get("/{provider_id}/marketplace-optimization", response_model=MarketplaceOptimization,
+            responses={503: {"description": "No verified barberpro-pricing champion to serve "
+                                            "(the reason is in the answer)."}})
+def marketplace_optimization(
+        request: Request, now: Now, provider_id: ProviderId, as_of: AsOf = None,
+        price_change: Annotated[list[float] | None, Query(
+            max_length=MAX_PRICE_PROPOSALS,
+            description="Provider-wide relative price changes to evaluate (0.05 = +5%), each "
+                        "within the rises the evidence saw; default: the recommended change "
+                        "for the barber's tier and the largest rise observed.")] = None,
+        ) -> MarketplaceOptimization:
+    """The price changes the causal evidence supports for the barber: the expected revenue
+    change of each with its interval, for the whole barber and per service, from the verified
+    pricing champion's elasticities; 503 (with the reason) without a verified champion."""
+    stamp = now.cutoff(as_of)
+    provider = _on_platform(now, provider_id, stamp)
+    for dp in price_change or []:
+        if not (np.isfinite(dp) and 0.0 <= dp < 1.0):
+            raise InputError(f"price_change: {dp!r} is not a rise in [0, 1) (0.05 = +5%); the "
+                             "evidence is about price rises only")
+    evidence: RegisteredEvidence = request.app.state.evidence
+    pricing = evidence.pricing()
+    spec = pricing.model.spec
+    assert spec is not None
+    tier = str(provider["price_tier"])
+    per_service = _revenue_per_service(now, provider_id, stamp, spec.post_weeks)
+    recommended = next((r for r in spec.recommended if str(r.get("price_tier")) == tier), None)
+    rec_change = float(recommended["price_change"]) if recommended else 0.0
+    tier_cell = _cell(pricing, price_tier=tier)
+    asked: list[tuple[float, ProposalSource]]
+    if price_change:
+        asked = [(float(dp), "requested") for dp in price_change]
+    else:
+        asked = [(rec_change, "recommended")]
+        if tier_cell.max_price_change > rec_change:
+            asked.append((round(tier_cell.max_price_change, 4), "largest_observed"))
+    proposals = [_proposal(pricing, tier, dp, source, per_service) for dp, source in asked]
+    if rec_change > 0:
+        words = (f"raise prices by {rec_change:.1%}: the largest lower bound of the revenue "
+                 f"change among the rises the {tier} tier's evidence covers")
+    else:
+        words = (f"keep prices: no rise the {tier} tier's evidence covers has a revenue change "
+                 "whose lower bound is above 0")
+    notes = [f"elasticities from the {evidence.pricing_model} v{pricing.version} champion "
+             f"(double machine learning on the providers' price rises, {spec.level:.0%} "
+             "intervals); revenue over the post window after a rise, at constant elasticity",
+             "a service's change uses its service x tier elasticity where one was estimated "
+             "(bookings of that service when all the barber's prices rise), else the tier's"]
+    if tier_cell.scope == "pooled":
+        notes.append(f"no elasticity for the {tier} tier (too few price rises): the pooled "
+                     "one is used")
+    return MarketplaceOptimization(
+        provider_id=provider_id, as_of=stamp.to_pydatetime(),
+        neighborhood=str(provider["neighborhood"]), price_tier=tier,
+        evidence_model=evidence.pricing_model, evidence_version=pricing.version,
+        level=spec.level, revenue_per_month=round(float(per_service.sum()), 2),
+        recommendation=words, proposals=proposals,
+        claims=[PricingClaimStatus(claim_id=v.claim_id, verdict=v.verdict,
+                                   blocking=v.blocking, reason=v.reason)
+                for v in pricing.verdicts],
+        notes=notes)
 
 
 @router.get("/{provider_id}/growth-plan", response_model=GrowthPlan)
