@@ -241,3 +241,42 @@ def test_evaluation_chooses_on_validation_and_reports_against_baselines(sim: obj
     assert {"model", "churn_risk", "random"} <= set(result.qini.index)
     assert result.qini.loc["churn_risk", "qini_minus_churn_risk"] == 0.0
     assert result.metrics["qini_low"] <= result.metrics["qini"] <= result.metrics["qini_high"]
+
+
+# --------------------------------------------------------------------------- the job
+
+def test_uplift_job_registers_and_shows_the_seed_claims(mlflow_store: object, sim: object
+                                                        ) -> None:
+    import mlflow
+
+    from barberpro_ml.interventions.model import OUTPUT_COLUMNS
+    from barberpro_ml.jobs import uplift
+
+    cfg = uplift.load_config(model=SMALL, oracle_futures=10)
+    result = uplift.run(cfg, data=sim)  # type: ignore[arg-type]
+    verdicts = {v.claim_id: v for v in result.gate.claims} if result.gate else {}
+    assert {"uplift-policy-churn-reduction-seed", "uplift-retention-improvement-seed",
+            "uplift-beats-churn-risk", "uplift-policy-pays",
+            "uplift-qini-vs-oracle"} <= set(verdicts)
+    # the seed's 46.3% is an audit claim: shown, never blocking
+    assert not verdicts["uplift-policy-churn-reduction-seed"].blocking
+    model = mlflow.pyfunc.load_model(f"models:/barberpro-uplift/{result.version}")
+    frame = campaign_frame(sim)  # type: ignore[arg-type]
+    features = model.metadata.signature.inputs.input_names()
+    out = model.predict(frame[features].head(50))
+    assert list(out.columns) == list(OUTPUT_COLUMNS)
+    np.testing.assert_array_equal(out["treat"], out["uplift"] * out["value"] > out["cost"])
+    card = mlflow.MlflowClient().download_artifacts(result.run_id, "model_card.md")
+    with open(card, encoding="utf-8") as fh:  # noqa: PTH123
+        assert "uplift-policy-churn-reduction-seed" in fh.read()
+
+
+def test_shipped_uplift_config_parses() -> None:
+    from barberpro_ml.jobs import uplift
+
+    cfg = uplift.load_config()
+    assert cfg.model_name == "barberpro-uplift"
+    defaults = uplift.UpliftJobConfig()
+    for name in ("horizon_days", "learners", "model", "treat_fraction", "srm_alpha",
+                 "discount", "n_test_campaigns", "oracle_futures", "evaluation"):
+        assert getattr(cfg, name) == getattr(defaults, name), name

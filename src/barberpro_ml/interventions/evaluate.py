@@ -29,7 +29,8 @@ from xgboost import XGBClassifier
 
 from barberpro_ml.data import MarketplaceData, oracle_offer_effect
 from barberpro_ml.errors import InputError, NotEnoughDataError
-from barberpro_ml.evaluation.report import MetricEstimate
+from barberpro_ml.evaluation.overlap import OverlapReport, check_overlap
+from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
 from barberpro_ml.interventions.learners import LEARNERS, UpliftLearner
 from barberpro_ml.interventions.policy import (
     TargetingPolicy,
@@ -40,7 +41,7 @@ from barberpro_ml.interventions.policy import (
 from barberpro_ml.interventions.qini import qini_report
 
 __all__ = ["TargetingEvaluation", "evaluate_targeting", "offer_cost", "retention_value",
-           "split_campaigns", "true_effects"]
+           "split_campaigns", "true_effects", "uplift_report"]
 
 FloatArray = npt.NDArray[np.float64]
 _DEFAULT_SPEND = 30.0
@@ -117,12 +118,16 @@ class TargetingEvaluation:
     model: UpliftLearner | None = None
     features: list[str] = field(default_factory=list)
     redemption: float = 0.0
+    discount: float = 0.0
+    overlap: OverlapReport | None = None
+    n_bootstrap: int = 0
+    seed: int = 0
 
 
 def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "x", "dr"),
                        learner_params: dict[str, Any] | None = None, discount: float = 0.2,
                        true_effect: pd.Series | None = None, n_test: int = 1,
-                       n_bootstrap: int = 500, confidence: float = 0.95,
+                       horizon_days: int = 90, n_bootstrap: int = 500, confidence: float = 0.95,
                        seed: int = 0) -> TargetingEvaluation:
     """Choose a learner on validation, then judge it and its policy on the test campaigns.
 
@@ -140,6 +145,9 @@ def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "
         Per row of ``frame`` (simulated data): adds the oracle and the true gains.
     n_test
         Campaigns held out for the test.
+    horizon_days
+        The outcome window (for the overlap check: training outcomes must end before the
+        test campaigns are sent).
     n_bootstrap, confidence, seed
         Intervals and seeds.
 
@@ -248,8 +256,53 @@ def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "
                     "policy_to_oracle": policy_true / oracle_true if oracle_true > 0
                     else float("nan"),
                     "oracle_share_treated": float(oracle_treat.mean())}
+    keys = ["customer_id", "sent_at"]
+    overlap = check_overlap(fit_rows[keys], test[keys], id_columns=["customer_id"],
+                            time_columns=["sent_at"], horizon_days=horizon_days)
     return TargetingEvaluation(
         learner=chosen, validation_qini=validation,
         campaigns={"train": train_c, "validation": valid_c, "test": test_c}, qini=qini,
         policy=estimates, treated=treated, profit=profit, metrics=metrics, model=model,
-        features=features, redemption=redemption)
+        features=features, redemption=redemption, discount=discount, overlap=overlap,
+        n_bootstrap=n_bootstrap, seed=seed)
+
+
+def _point(name: str, value: float) -> MetricEstimate:
+    return MetricEstimate(name=name, value=value, ci_low=value, ci_high=value,
+                          confidence=0.95, higher_is_better=True)
+
+
+def uplift_report(result: TargetingEvaluation) -> EvaluationReport:
+    """The gate's view of :func:`evaluate_targeting` (family ``uplift``).
+
+    Metrics with bootstrap replicates: ``qini``, ``auuc``, ``qini_minus_churn_risk`` (paired),
+    ``policy_gain_dr``, ``policy_gain_ipw``, ``relative_churn_reduction`` and
+    ``retention_improvement`` (among the policy's treated customers); on simulated data also
+    the point figures ``qini_to_oracle`` and ``policy_to_oracle`` (true effects, no noise
+    from outcomes). Baselines: churn-risk targeting's Qini, treating everyone's gain.
+    """
+    estimates = result.qini.attrs["estimates"]
+    metrics = {"qini": estimates["model:qini"], "auuc": estimates["model:auuc"],
+               "qini_minus_churn_risk": estimates["model:qini_minus_churn_risk"],
+               "policy_gain_dr": result.policy["policy_gain_dr"],
+               "policy_gain_ipw": result.policy["policy_gain_ipw"], **result.treated}
+    for name in ("qini_to_oracle", "policy_to_oracle"):
+        value = result.metrics.get(name)
+        if value is not None and np.isfinite(value):
+            metrics[name] = _point(name, float(value))
+    notes = [f"learner {result.learner!r} chosen on the validation campaign "
+             f"{result.campaigns['validation']} by Qini ({result.validation_qini})",
+             f"trained on {result.campaigns['train'] + result.campaigns['validation']}, "
+             f"tested on {result.campaigns['test']} (out of time)",
+             f"policy: offer when uplift x value > cost; treats "
+             f"{result.metrics['share_treated']:.1%} of the test customers; offer cost = "
+             f"{result.discount:g} x spend per visit x redemption {result.redemption:.3f}"]
+    if not result.treated:
+        notes.append("relative_churn_reduction and retention_improvement: undefined (the "
+                     "policy treats nobody in one of the arms)")
+    return EvaluationReport(
+        family="uplift", kind="causal", n=int(result.metrics["n_test"]), metrics=metrics,
+        baselines={"qini": estimates["churn_risk:qini"],
+                   "policy_gain_dr": result.policy["treat_all_gain_ipw"]},
+        n_bootstrap=result.n_bootstrap, seed=result.seed, notes=notes,
+        overlap=result.overlap)

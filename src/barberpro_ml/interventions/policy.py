@@ -139,7 +139,8 @@ def _estimate(name: str, replicates: FloatArray, confidence: float) -> MetricEst
     low, high = (np.quantile(replicates[1:], [alpha, 1 - alpha]) if replicates.size > 1
                  else (np.nan, np.nan))
     return MetricEstimate(name=name, value=float(replicates[0]), ci_low=float(low),
-                          ci_high=float(high), confidence=confidence, higher_is_better=True)
+                          ci_high=float(high), confidence=confidence, higher_is_better=True,
+                          replicates=[float(r) for r in replicates[1:]])
 
 
 def _weights(n: int, n_bootstrap: int, seed: int) -> FloatArray:

@@ -156,7 +156,8 @@ def _estimate(name: str, value: float, replicates: FloatArray, confidence: float
     low, high = (np.quantile(replicates, [alpha, 1 - alpha]) if replicates.size
                  else (np.nan, np.nan))
     return MetricEstimate(name=name, value=value, ci_low=float(low), ci_high=float(high),
-                          confidence=confidence, higher_is_better=True)
+                          confidence=confidence, higher_is_better=True,
+                          replicates=[float(r) for r in replicates])
 
 
 def qini_report(scores: Mapping[str, npt.ArrayLike], treatment: npt.ArrayLike,
@@ -184,7 +185,9 @@ def qini_report(scores: Mapping[str, npt.ArrayLike], treatment: npt.ArrayLike,
     pandas.DataFrame
         One row per score: ``qini``, ``qini_low``, ``qini_high``, ``auuc``, ``auuc_low``,
         ``auuc_high``, ``gain_at_all`` (``G(1)``), then ``true_qini`` when ``true_effect`` is
-        given, and ``qini_minus_<reference>`` with its ``_low``/``_high``.
+        given, and ``qini_minus_<reference>`` with its ``_low``/``_high``;
+        ``attrs["estimates"]`` maps ``"<score>:<metric>"`` to the MetricEstimate with its
+        bootstrap replicates (what a gate reads).
 
     Examples
     --------
@@ -214,6 +217,7 @@ def qini_report(scores: Mapping[str, npt.ArrayLike], treatment: npt.ArrayLike,
     tau = None if true_effect is None else _check(true_effect, n, "true_effect")
     qinis: dict[str, FloatArray] = {}
     rows: dict[str, dict[str, float]] = {}
+    estimates: dict[str, MetricEstimate] = {}
     for name, raw in scores.items():
         s = _check(raw, n, name)
         order = _order(s, np.random.default_rng(seed))
@@ -225,6 +229,7 @@ def qini_report(scores: Mapping[str, npt.ArrayLike], treatment: npt.ArrayLike,
         qinis[name] = qini
         q = _estimate("qini", float(qini[0]), qini[1:], confidence)
         a = _estimate("auuc", float(auuc[0]), auuc[1:], confidence)
+        estimates[f"{name}:qini"], estimates[f"{name}:auuc"] = q, a
         row = {"qini": q.value, "qini_low": q.ci_low, "qini_high": q.ci_high,
                "auuc": a.value, "auuc_low": a.ci_low, "auuc_high": a.ci_high,
                "gain_at_all": float(curves[0, -1])}
@@ -235,7 +240,11 @@ def qini_report(scores: Mapping[str, npt.ArrayLike], treatment: npt.ArrayLike,
     if reference is not None:
         for name in scores:
             diff = qinis[name] - qinis[reference]
-            d = _estimate("qini_diff", float(diff[0]), diff[1:], confidence)
             col = f"qini_minus_{reference}"
+            d = _estimate(col, float(diff[0]), diff[1:], confidence)
+            estimates[f"{name}:{col}"] = d
             rows[name] |= {col: d.value, f"{col}_low": d.ci_low, f"{col}_high": d.ci_high}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("score")
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("score")
+    # the estimates with their replicates, for a gate: "<score>:<metric>" -> MetricEstimate
+    table.attrs["estimates"] = estimates
+    return table
