@@ -280,3 +280,21 @@ def test_shipped_uplift_config_parses() -> None:
     for name in ("horizon_days", "learners", "model", "treat_fraction", "srm_alpha",
                  "discount", "n_test_campaigns", "oracle_futures", "evaluation"):
         assert getattr(cfg, name) == getattr(defaults, name), name
+
+
+def test_calibration_recovers_a_true_line_and_shrinks_noise() -> None:
+    from barberpro_ml.interventions.evaluate import calibrate_uplift
+
+    rng = np.random.default_rng(4)
+    n = 60_000
+    tau = rng.uniform(0.0, 0.3, n)
+    base = rng.uniform(0.4, 0.8, n)
+    t = rng.integers(0, 2, n).astype(float)
+    churned = (rng.random(n) < base - tau * t).astype(float)
+    e = np.full(n, 0.5)
+    # predictions twice the truth: the slope is 0.5, the intercept 0
+    a, b = calibrate_uplift(2 * tau, t, churned, e, base, base - tau)
+    assert b == pytest.approx(0.5, abs=0.05) and a == pytest.approx(0.0, abs=0.02)
+    # pure noise: slope 0, intercept the average effect
+    a, b = calibrate_uplift(rng.normal(size=n), t, churned, e, base, base - tau)
+    assert b < 0.01 and a == pytest.approx(tau.mean(), abs=0.02)

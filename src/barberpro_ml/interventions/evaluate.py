@@ -10,6 +10,12 @@ classifier fit on the control arm: the probability of churning without an offer)
 simulated data, the oracle (the true individual effects, :func:`barberpro_ml.data.
 oracle_offer_effect`).
 
+The policy acts on **expected** uplift: the chosen learner's validation predictions are
+calibrated against the doubly robust pseudo-outcomes of the validation campaign
+(:func:`calibrate_uplift`, a line with its slope in [0, 1]), so predictions that carry no
+signal shrink to the average effect instead of sending offers on noise. The Qini ranks by the
+raw predictions (a calibration with a positive slope does not change the order).
+
 Money (:mod:`barberpro_ml.interventions.policy`): the value of keeping a customer is their
 spend over the past 365 days (a naive LTV: a retained customer keeps spending as before,
 floored at one visit's spend); the expected cost of an offer is ``discount x spend_per_visit x
@@ -40,8 +46,8 @@ from barberpro_ml.interventions.policy import (
 )
 from barberpro_ml.interventions.qini import qini_report
 
-__all__ = ["TargetingEvaluation", "evaluate_targeting", "offer_cost", "retention_value",
-           "split_campaigns", "true_effects", "uplift_report"]
+__all__ = ["TargetingEvaluation", "calibrate_uplift", "evaluate_targeting", "offer_cost",
+           "retention_value", "split_campaigns", "true_effects", "uplift_report"]
 
 FloatArray = npt.NDArray[np.float64]
 _DEFAULT_SPEND = 30.0
@@ -95,6 +101,37 @@ def _churn_model(x: pd.DataFrame, y: pd.Series, seed: int) -> XGBClassifier:
     return model.fit(x.to_numpy(dtype=np.float64), y.to_numpy())
 
 
+def calibrate_uplift(tau: FloatArray, treatment: FloatArray, churned: FloatArray,
+                     propensity: FloatArray, churn_control: FloatArray,
+                     churn_treated: FloatArray) -> tuple[float, float]:
+    """Linear calibration of uplift predictions on held-out randomised rows.
+
+    The doubly robust pseudo-outcome ``psi = mu0 - mu1 + (1 - T)(Y - mu0) / (1 - e)
+    - T (Y - mu1) / e`` has the true effect as its conditional mean, so the least-squares line
+    of ``psi`` on the predictions, ``tau_cal = a + b tau``, is what a prediction is worth in
+    expectation [1]_. The slope is kept in ``[0, 1]``: noise shrinks predictions towards the
+    average effect; nothing is amplified or reversed.
+
+    Returns
+    -------
+    tuple of float
+        ``(a, b)``.
+
+    References
+    ----------
+    .. [1] Chernozhukov, V., Demirer, M., Duflo, E. & Fernández-Val, I. (2018). Generic machine
+       learning inference on heterogeneous treatment effects in randomized experiments
+       (the best linear predictor of the CATE from ML proxies). NBER Working Paper 24678.
+    """
+    psi = (churn_control - churn_treated + (1 - treatment) * (churned - churn_control)
+           / (1 - propensity) - treatment * (churned - churn_treated) / propensity)
+    spread = float(np.var(tau))
+    slope = float(np.cov(tau, psi, bias=True)[0, 1] / spread) if spread > 0 else 0.0
+    slope = min(max(slope, 0.0), 1.0)
+    intercept = float(np.mean(psi) - slope * np.mean(tau))
+    return intercept, slope
+
+
 def _cell(table: pd.DataFrame, row: str, column: str) -> float:
     return float(np.asarray(table.loc[row, column], dtype=np.float64))
 
@@ -119,6 +156,7 @@ class TargetingEvaluation:
     features: list[str] = field(default_factory=list)
     redemption: float = 0.0
     discount: float = 0.0
+    calibration: tuple[float, float] = (0.0, 1.0)
     overlap: OverlapReport | None = None
     n_bootstrap: int = 0
     seed: int = 0
@@ -172,16 +210,24 @@ def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "
         return model.fit(rows[features], rows["treated"], rows["churned"],  # type: ignore[no-any-return]
                          propensity=rows["propensity"])
 
-    validation = {}
+    validation, valid_tau = {}, {}
     for name in learners:
-        tau = fitted(name, train).predict(valid[features])
-        table = qini_report({name: tau}, valid["treated"], valid["churned"], n_bootstrap=0,
-                            seed=seed)
+        valid_tau[name] = fitted(name, train).predict(valid[features])
+        table = qini_report({name: valid_tau[name]}, valid["treated"], valid["churned"],
+                            n_bootstrap=0, seed=seed)
         validation[name] = _cell(table, name, "qini")
     chosen = max(validation, key=lambda k: validation[k])
+    # what a prediction is worth, measured on the validation campaign (the policy's input)
+    train_c0, train_c1 = (train[train["treated"] == arm] for arm in (0, 1))
+    calibration = calibrate_uplift(
+        valid_tau[chosen], valid["treated"].to_numpy(np.float64),
+        valid["churned"].to_numpy(np.float64), valid["propensity"].to_numpy(np.float64),
+        _p(_churn_model(train_c0[features], train_c0["churned"], seed), valid[features]),
+        _p(_churn_model(train_c1[features], train_c1["churned"], seed), valid[features]))
     fit_rows = pd.concat([train, valid])
     model = fitted(chosen, fit_rows)
     tau = model.predict(test[features])
+    expected_uplift = calibration[0] + calibration[1] * tau
     control = fit_rows[fit_rows["treated"] == 0]
     offered = fit_rows[fit_rows["treated"] == 1]
     churn_risk = _p(_churn_model(control[features], control["churned"], seed), test[features])
@@ -205,7 +251,7 @@ def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "
     value = retention_value(test)
     cost = offer_cost(test, discount, redemption)
     policy = TargetingPolicy()
-    treat = policy.decide(tau, value, cost)
+    treat = policy.decide(expected_uplift, value, cost)
     t, y = test["treated"].to_numpy(), test["churned"].to_numpy()
     e = test["propensity"].to_numpy()
     estimates = {
@@ -221,7 +267,7 @@ def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "
                                            propensity=e, n_bootstrap=n_bootstrap,
                                            confidence=confidence, seed=seed),
     }
-    profit = profit_curve(policy.expected_gain(tau, value, cost), t, y, value, cost,
+    profit = profit_curve(policy.expected_gain(expected_uplift, value, cost), t, y, value, cost,
                           propensity=e, true_effect=truth, n_bootstrap=n_bootstrap,
                           confidence=confidence, seed=seed)
     try:
@@ -232,6 +278,8 @@ def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "
         treated = {}
 
     metrics: dict[str, float] = {"share_treated": float(treat.mean()),
+                                 "calibration_intercept": calibration[0],
+                                 "calibration_slope": calibration[1],
                                  "n_test": float(len(test)), "redemption": redemption}
     for col in ("qini", "qini_low", "qini_high", "auuc", "auuc_low", "auuc_high",
                 "qini_minus_churn_risk", "qini_minus_churn_risk_low",
@@ -263,7 +311,8 @@ def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "
         learner=chosen, validation_qini=validation,
         campaigns={"train": train_c, "validation": valid_c, "test": test_c}, qini=qini,
         policy=estimates, treated=treated, profit=profit, metrics=metrics, model=model,
-        features=features, redemption=redemption, discount=discount, overlap=overlap,
+        features=features, redemption=redemption, discount=discount,
+        calibration=calibration, overlap=overlap,
         n_bootstrap=n_bootstrap, seed=seed)
 
 
@@ -294,7 +343,9 @@ def uplift_report(result: TargetingEvaluation) -> EvaluationReport:
              f"{result.campaigns['validation']} by Qini ({result.validation_qini})",
              f"trained on {result.campaigns['train'] + result.campaigns['validation']}, "
              f"tested on {result.campaigns['test']} (out of time)",
-             f"policy: offer when uplift x value > cost; treats "
+             f"policy: offer when expected uplift x value > cost, expected uplift = "
+             f"{result.calibration[0]:+.4f} + {result.calibration[1]:.3f} x prediction "
+             f"(calibrated on the validation campaign); treats "
              f"{result.metrics['share_treated']:.1%} of the test customers; offer cost = "
              f"{result.discount:g} x spend per visit x redemption {result.redemption:.3f}"]
     if not result.treated:

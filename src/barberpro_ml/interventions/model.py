@@ -2,9 +2,10 @@
 
 A request is a DataFrame of customer features (:func:`barberpro_ml.features.customer_features`
 as numbers, :func:`~barberpro_ml.interventions.model_matrix`), one row per customer, as of
-the moment an offer would be sent. The response, per row: ``uplift`` (estimated churn
-reduction of the offer), ``value`` (value of keeping the customer: past-365-day spend, at
-least one visit's), ``cost`` (expected cost of the offer: discount x spend per visit x the
+the moment an offer would be sent. The response, per row: ``uplift_score`` (the learner's
+prediction, for ranking), ``uplift`` (expected churn reduction of the offer: the score
+calibrated on the validation campaign), ``value`` (value of keeping the customer:
+past-365-day spend, at least one visit's), ``cost`` (expected cost of the offer: discount x spend per visit x the
 redemption rate seen in training), ``expected_gain = uplift x value - cost`` and ``treat``
 (``expected_gain > 0``): :class:`~barberpro_ml.interventions.TargetingPolicy`.
 """
@@ -37,7 +38,7 @@ __all__ = ["OUTPUT_COLUMNS", "UpliftModel", "UpliftSpec", "log_and_register_upli
            "log_uplift"]
 
 _ENTRY = Path(__file__).with_name("_uplift_pyfunc_entry.py")
-OUTPUT_COLUMNS = ("uplift", "value", "cost", "expected_gain", "treat")
+OUTPUT_COLUMNS = ("uplift_score", "uplift", "value", "cost", "expected_gain", "treat")
 
 
 class UpliftSpec(BaseModel):
@@ -49,6 +50,8 @@ class UpliftSpec(BaseModel):
     discount: float = Field(ge=0.0, le=1.0)
     redemption: float = Field(ge=0.0, le=1.0)
     horizon_days: int = Field(ge=1)
+    calibration: tuple[float, float] = (0.0, 1.0)
+    """``(a, b)``: expected uplift = a + b x the learner's prediction (validation)."""
 
     def signature(self) -> ModelSignature:
         """Every feature a double (NaN allowed: missing); the five outputs."""
@@ -102,12 +105,15 @@ class UpliftModel(PythonModel):
             x = frame[self.spec.features].astype(np.float64)
         except (TypeError, ValueError) as exc:
             raise ModelInputError(f"feature values must be numbers: {exc}") from None
-        uplift = np.asarray(self.learner.predict(x), dtype=np.float64)
+        score = np.asarray(self.learner.predict(x), dtype=np.float64)
+        intercept, slope = self.spec.calibration
+        uplift = intercept + slope * score
         value = retention_value(x)
         cost = offer_cost(x, self.spec.discount, self.spec.redemption)
         policy = TargetingPolicy()
         gain = policy.expected_gain(uplift, value, cost)
-        return pd.DataFrame({"uplift": uplift, "value": value, "cost": cost,
+        return pd.DataFrame({"uplift_score": score, "uplift": uplift, "value": value,
+                             "cost": cost,
                              "expected_gain": gain, "treat": gain > 0}, index=frame.index)
 
 

@@ -116,7 +116,7 @@ def _step(ctx: JobContext) -> Candidate:
     mlflow.log_text(result.profit.to_csv(), "uplift/profit_curve.csv")
     spec = UpliftSpec(learner=result.learner, features=result.features,
                       discount=cfg.discount, redemption=result.redemption,
-                      horizon_days=cfg.horizon_days)
+                      horizon_days=cfg.horizon_days, calibration=result.calibration)
     example = frame[result.features]
 
     def register(tags: dict[str, str]) -> Any:
