@@ -6,8 +6,8 @@ the moment an offer would be sent. The response, per row: ``uplift_score`` (the 
 prediction, for ranking), ``uplift`` (expected churn reduction of the offer: the score
 calibrated on the validation campaign), ``value`` (value of keeping the customer:
 past-365-day spend, at least one visit's), ``cost`` (expected cost of the offer: discount x
-spend per visit x the redemption rate seen in training), ``expected_gain = uplift x value - cost`` and ``treat``
-(``expected_gain > 0``): :class:`~barberpro_ml.interventions.TargetingPolicy`.
+spend per visit x the redemption rate seen in training), ``expected_gain = uplift x value -
+cost`` and ``treat`` (``expected_gain > 0``): :class:`~barberpro_ml.interventions.TargetingPolicy`.
 """
 
 from __future__ import annotations
