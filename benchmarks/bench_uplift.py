@@ -36,7 +36,8 @@ KEYS = ("qini", "qini_low", "qini_high", "qini_minus_churn_risk", "qini_minus_ch
         "policy_gain_dr_low", "policy_gain_dr_high", "policy_true_gain",
         "oracle_policy_true_gain", "policy_to_oracle", "share_treated", "oracle_share_treated",
         "relative_churn_reduction", "relative_churn_reduction_low",
-        "relative_churn_reduction_high", "retention_improvement", "n_test")
+        "relative_churn_reduction_high", "retention_improvement", "calibration_intercept",
+        "calibration_slope", "n_test")
 
 
 def one_seed(seed: int, customers: int, futures: int, n_bootstrap: int) -> dict[str, Any]:
