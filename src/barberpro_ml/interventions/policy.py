@@ -244,8 +244,11 @@ def profit_curve(gain_score: npt.ArrayLike, treatment: npt.ArrayLike, churned: n
     >>> churned = rng.random(5000) < 0.5 - tau * t
     >>> curve = profit_curve(tau * 100 - 5, t, churned, 100.0, 5.0, true_effect=tau,
     ...                      n_bootstrap=50)
-    >>> bool(curve["true_gain"].idxmax() < 1.0)     # beyond break-even, offers lose money
-    False
+    >>> # past the break-even (tau > 0.05: three customers in four) nobody more is treated
+    >>> bool(curve.loc[0.8, "true_gain"] == curve.loc[1.0, "true_gain"])
+    True
+    >>> bool(curve.loc[1.0, "share_treated"] == np.mean(tau > 0.05))
+    True
     """
     score = _vector("gain_score", gain_score)
     n = score.size
