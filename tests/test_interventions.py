@@ -80,7 +80,7 @@ def test_heterogeneity_leaves_outputs_without_campaigns_unchanged() -> None:
 def _synthetic(n: int, effect: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 4))
-    base = 0.35 + 0.25 * np.tanh(x[:, 0])
+    base = 0.55 + 0.25 * np.tanh(x[:, 0])  # in (0.3, 0.8): base - effect stays a probability
     t = rng.integers(0, 2, n)
     y = (rng.random(n) < base - effect * t).astype(int)
     return x, t, y
@@ -92,8 +92,9 @@ def test_learners_recover_a_constant_effect(effect: float, seed: int) -> None:
     x, t, y = _synthetic(6000, effect, seed)
     for learner in (TLearner(**SMALL), XLearner(**SMALL), DRLearner(**SMALL)):
         tau = learner.fit(x, t, y, propensity=0.5).predict(x)
-        # the mean effect within 4 standard errors of the difference in means (~0.013)
-        assert abs(tau.mean() - effect) < 0.055, type(learner).__name__
+        # the mean effect within about 5 standard deviations of its estimate (0.0064, measured
+        # over seeds at effect 0.28)
+        assert abs(tau.mean() - effect) < 0.035, type(learner).__name__
 
 
 def test_t_learner_with_identical_arms_predicts_zero() -> None:
