@@ -41,6 +41,7 @@ from barberpro_ml.jobs import provider_departure as provider_departure_job
 from barberpro_ml.jobs import recs as recs_job
 from barberpro_ml.jobs import score as score_job
 from barberpro_ml.jobs import segments as segments_job
+from barberpro_ml.jobs import uplift as uplift_job
 
 app = typer.Typer(
     name="barberpro-ml",
@@ -251,7 +252,7 @@ def main() -> None:
 
 # --------------------------------------------------------------------------- training jobs
 FAMILIES = ("churn", "ltv", "recs", "segments", "forecast", "provider-departure",
-            "pricing")
+            "pricing", "uplift")
 """Model families with a training job, in the order the pipeline runs them."""
 
 
@@ -360,6 +361,11 @@ _register_train_command(
     "pricing", pricing_job,
     "Estimate price elasticities (double machine learning on the price rises), evaluate the "
     "revenue change of the rises the evidence supports, gate, register and promote.")
+_register_train_command(
+    "uplift", uplift_job,
+    "Fit T-, X- and DR-learners on the randomised retention campaigns, choose one on "
+    "validation, evaluate it and its targeting policy on the last campaign (Qini, profit, "
+    "churn reduction among the treated), gate, register and promote.")
 
 
 @config_app.command("show")

@@ -211,7 +211,8 @@ class State:
     Pending booking: ``pend_prov``, ``pend_service``, ``pend_created``, ``pend_discount``.
     Observable summaries used by the campaign rule: ``obs_n``, ``obs_first``, ``obs_last``
     (completed visits in the data), ``booked_until`` (latest appointment booked so far),
-    ``n_booked``. Offer: ``offer_discount`` (unused discount).
+    ``n_booked``. Offer: ``offer_discount`` (unused discount), ``offer_effect`` (drop of the
+    log churn hazard while it runs, fixed when it was sent).
     """
 
     cust: I64
@@ -242,6 +243,7 @@ class State:
     obs_last: F64
     offer_discount: F64
     booked_until: F64
+    offer_effect: F64
 
     @classmethod
     def fresh(cls, cust: I64, key: np.uint64) -> State:
@@ -262,7 +264,7 @@ class State:
             pend_created=full(np.nan), pend_discount=full(0.0), memory=full(0.0),
             n_done=np.zeros(n, dtype=np.int64), n_booked=np.zeros(n, dtype=np.int64),
             obs_n=np.zeros(n, dtype=np.int64), obs_first=full(np.nan), obs_last=full(np.nan),
-            offer_discount=full(0.0), booked_until=full(-np.inf),
+            offer_discount=full(0.0), booked_until=full(-np.inf), offer_effect=full(0.0),
         )
 
     @property
@@ -345,7 +347,7 @@ class Engine:
         h = np.where(s.n_done[idx] < 2, h * w.config.churn.new_customer_multiplier, h)
         if with_offer:
             until = s.offer_until[idx]
-            h = np.where(np.isfinite(until) & (t < until), h * np.exp(-w.responsiveness[c]), h)
+            h = np.where(np.isfinite(until) & (t < until), h * np.exp(-s.offer_effect[idx]), h)
         return h
 
     def _redraw_churn(self, idx: I64, t: F64) -> None:
@@ -717,11 +719,29 @@ class Engine:
         treated = self._u(i, P_ASSIGN, counter=j) < rule.treat_fraction
         alive = s.alive[i].copy()
         hazard = self._hazard(i, t, with_offer=False)
-        # the offer's true effect: while it runs, the log hazard drops by the customer's
-        # responsiveness (nothing for customers already gone); control rows: had they been treated
-        log_hr = np.where(alive, -w.responsiveness[s.cust[i]], 0.0)
+        # the offer's true effect: while it runs, the log hazard drops by offer_effect (nothing
+        # for customers already gone); control rows: had they been treated
+        log_hr = np.where(alive, -self.offer_effect(i, sent), 0.0)
         self.recorder.interventions(j, i, s.cust[i], treated, alive, hazard, log_hr)
         self.give_offer(i[treated & alive], j)
+
+    def offer_effect(self, idx: I64, sent: float) -> F64:
+        """Drop of the log churn hazard an offer sent at ``sent`` gives customers ``idx``.
+
+        The static responsiveness (price sensitivity, loyalty, an unobserved draw) times two
+        states at ``sent``: tenure (recent signups answer more) and dissatisfaction
+        (``memory``: an offer after a bad experience works as an apology). Deterministic: no
+        random draw, so adding it moved no other output's random numbers.
+        """
+        s, w = self.state, self.world
+        rule = w.config.offers
+        c = s.cust[idx]
+        tenure = np.maximum(sent - w.signup[c], 0.0)
+        effect: F64 = (w.responsiveness[c]
+                       * (1.0 + rule.new_customer_boost * np.exp(-tenure / 365.0))
+                       * (1.0 + rule.bad_experience_boost
+                          * (1.0 - np.exp(-np.maximum(s.memory[idx], 0.0)))))
+        return effect
 
     def give_offer(self, idx: I64, j: int, *, redraw: bool = True) -> None:
         """Campaign ``j``'s offer to active customers ``idx``: a lower churn hazard for the
@@ -731,6 +751,7 @@ class Engine:
         sent = float(w.campaign_time[j])
         s.offer_until[idx] = quantize(np.full(idx.size, sent + w.config.offers.window_days))
         s.offer_discount[idx] = w.campaign_discount[j]
+        s.offer_effect[idx] = self.offer_effect(idx, sent)
         if redraw:
             self._redraw_churn(idx, np.full(idx.size, sent))
             self._step(idx)

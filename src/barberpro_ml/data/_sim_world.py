@@ -278,7 +278,13 @@ def build_world(config: SimulationConfig) -> World:
                    * np.exp(ch.base_sigma * rng.standard_normal(N) - ch.base_sigma ** 2 / 2))
     mean_sens = float(neigh_share @ neigh_sens)
     gamma = rng.gamma(cb.responsiveness_shape, 1.0 / cb.responsiveness_shape, N)
-    responsiveness = cb.responsiveness_mean * gamma * (0.5 + sensitivity) / (0.5 + mean_sens)
+    # static part of the offer's effect (issue 19): mostly observable traits, the Gamma draw
+    # weighted by offers.unobserved_share; the dynamic part is in Engine.offer_effect
+    of = cfg.offers
+    responsiveness = (cb.responsiveness_mean
+                      * ((1.0 - of.unobserved_share) + of.unobserved_share * gamma)
+                      * ((0.5 + sensitivity) / (0.5 + mean_sens)) ** of.price_sensitivity_power
+                      * np.exp(-of.loyalty_effect * (loyalty - cb.loyalty_mean)))
     popularity = _shares([s.popularity for s in cfg.services])
     alpha = cb.service_concentration * len(cfg.services) * popularity
     raw = rng.gamma(np.broadcast_to(alpha, (N, len(alpha))))

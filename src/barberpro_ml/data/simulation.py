@@ -347,13 +347,34 @@ class OfferRule(_Frozen):
 
     window_days: float = Field(60.0, gt=0.0, le=365.0, description=(
         "How long the offer lowers the churn hazard and its discount can be used."))
-    overdue_factor: float = Field(1.5, ge=1.0, le=20.0, description=(
-        "Targeted when days since the last visit exceed this times the observed mean gap."))
+    overdue_factor: float = Field(1.0, ge=1.0, le=20.0, description=(
+        "Targeted when days since the last visit exceed this times the observed mean gap "
+        "(1.5 before issue 19, when nine in ten targeted customers had already churned and "
+        "no offer could be measured)."))
     default_gap_days: float = Field(35.0, gt=0.0, le=365.0, description=(
         "Assumed gap for customers with a single visit."))
-    max_days_since_visit: float = Field(180.0, gt=0.0, le=3650.0, description=(
-        "Customers lapsed longer than this are no longer targeted."))
+    max_days_since_visit: float = Field(90.0, gt=0.0, le=3650.0, description=(
+        "Customers lapsed longer than this are no longer targeted (180 before issue 19; 90 is "
+        "the churn horizon: a customer gone longer already counts as churned)."))
     treat_fraction: float = Field(0.5, gt=0.0, lt=1.0)
+    # Who the offer works on (issue 19): the effect varies with traits a model can see
+    # through their traces in the events, so that uplift models can win or lose measurably.
+    unobserved_share: float = Field(0.3, ge=0.0, le=1.0, description=(
+        "Share of a customer's static responsiveness left to an unobserved Gamma draw "
+        "(customers.responsiveness_shape); 1 gives the pre-issue-19 effects' noise."))
+    price_sensitivity_power: float = Field(2.0, ge=0.0, le=10.0, description=(
+        "Responsiveness scales with ((0.5 + price_sensitivity) / (0.5 + mean)) to this power: "
+        "price-sensitive customers answer a discount more."))
+    loyalty_effect: float = Field(4.0, ge=0.0, le=50.0, description=(
+        "Responsiveness scales with exp(-loyalty_effect * (loyalty - customers.loyalty_mean)): "
+        "customers attached to their barber need the offer less."))
+    new_customer_boost: float = Field(1.0, ge=0.0, le=20.0, description=(
+        "The effect is multiplied by 1 + new_customer_boost * exp(-tenure_days / 365) at "
+        "sent_at: recent signups are still forming a habit."))
+    bad_experience_boost: float = Field(1.5, ge=0.0, le=20.0, description=(
+        "The effect is multiplied by 1 + bad_experience_boost * (1 - exp(-memory)) at sent_at, "
+        "memory the customer's dissatisfaction (bad visits, no-shows, price rises, a barber "
+        "gone; churn.memory_decay): an offer after a bad experience works as an apology."))
 
 
 class Seasonality(_Frozen):

@@ -77,6 +77,7 @@ __all__ = [
     "POOLED",
     "OfferEffect",
     "campaign_effects",
+    "offer_outcomes",
     "offer_pays",
     "pooled_risk_ratio",
 ]
@@ -478,6 +479,55 @@ def campaign_effects(data: MarketplaceData, as_of: AsOf, *, horizon_days: int = 
         churn=churn, absolute=absolute, relative=relative,
         sent=(int(first[scope].min()), int(last[scope].max())), notes=notes))
     return effects
+
+
+def offer_outcomes(data: MarketplaceData, as_of: AsOf, *, horizon_days: int = 90
+                   ) -> pd.DataFrame:
+    """The outcome of every targeted row of the campaigns closed at ``as_of``, row by row.
+
+    The rows :func:`campaign_effects` counts, with the same point-in-time rule and the same
+    churn outcome, for models that learn who an offer works on
+    (:mod:`barberpro_ml.interventions`).
+
+    Parameters
+    ----------
+    data
+        The validated event tables.
+    as_of
+        The cut-off; only campaigns whose outcome windows have closed by then are kept.
+    horizon_days
+        Outcome window after ``sent_at``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``intervention_id``: ``customer_id``, ``campaign`` (str), ``sent_at``,
+        ``treated`` (int8), ``churned`` (int8).
+
+    Examples
+    --------
+    >>> from barberpro_ml.data import SimulationConfig, simulate
+    >>> data = simulate(SimulationConfig(n_customers=1000, seed=1))
+    >>> rows = offer_outcomes(data, data.observation_end)
+    >>> sorted(rows.columns)
+    ['campaign', 'churned', 'customer_id', 'sent_at', 'treated']
+    """
+    if not isinstance(data, MarketplaceData):
+        raise TypeError(f"data: expected MarketplaceData, got {type(data).__name__}")
+    stamp = to_as_of(as_of)
+    horizon_ns = check_horizon(horizon_days) * DAY_NS
+    mask, codes, names, _, _ = _closed_campaigns(data, stamp, horizon_ns)
+    iv = data.interventions
+    customers = iv["customer_id"].to_numpy(dtype=np.int64)[mask]
+    churned = _churned(data, customers, ns(iv["sent_at"])[mask], horizon_ns, int(stamp.value))
+    return pd.DataFrame({
+        "customer_id": customers,
+        "campaign": np.asarray(names, dtype=object)[codes],
+        "sent_at": iv["sent_at"].to_numpy()[mask],
+        "treated": iv["treated"].to_numpy(dtype=bool)[mask].astype(np.int8),
+        "churned": churned.astype(np.int8),
+    }, index=pd.Index(iv["intervention_id"].to_numpy(dtype=np.int64)[mask],
+                      name="intervention_id"))
 
 
 def pooled_risk_ratio(effects: list[OfferEffect], *, confidence: float = 0.95

@@ -348,6 +348,33 @@ INTERVENTIONS = FamilyCatalog(
            "checked by scoring.insights.success_metrics",
 )
 
+# --------------------------------------------------------------------------- uplift
+UPLIFT = FamilyCatalog(
+    family="uplift",
+    metrics=(
+        # area between the cumulative-gain curve and random targeting's line: retained
+        # customers per targeted customer, integrated over the share targeted
+        MetricSpec("qini", "higher", -1.0, 1.0, 1.0),
+        MetricSpec("auuc", "higher", -1.0, 1.0, 1.0),
+        # the targeting policy's gain per scored customer over sending nothing (currency)
+        MetricSpec("policy_gain_dr", "higher", -_INF, _INF, None),
+        MetricSpec("policy_gain_ipw", "higher", -_INF, _INF, None),
+        # among the customers the policy treats, offered vs their randomised controls
+        MetricSpec("relative_churn_reduction", "higher", -_INF, 1.0, 1.0),
+        MetricSpec("retention_improvement", "higher", -1.0, _INF, 1.0),
+        # simulated data only: true Qini and true profit over the oracle's (true effects)
+        MetricSpec("qini_to_oracle", "higher", -_INF, 1.0, 1.0),
+        MetricSpec("policy_to_oracle", "higher", -_INF, 1.0, 1.0),
+    ),
+    # interventions.evaluate.uplift_report: the Qini of targeting by churn risk, paired
+    baselines=("churn_risk",),
+    differenced=("qini",),
+    # the first uplift champion is compared with nothing yet
+    paired=(),
+    source="interventions.evaluate.evaluate_targeting / uplift_report (barberpro_ml.jobs."
+           "uplift)",
+)
+
 # --------------------------------------------------------------------------- forecast
 FORECAST = FamilyCatalog(
     family="forecast",
@@ -401,8 +428,8 @@ PROVIDER_DEPARTURE = FamilyCatalog(
 )
 
 CATALOGUE: Final[Mapping[str, FamilyCatalog]] = {
-    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS, FORECAST, PRICING,
-                          PROVIDER_DEPARTURE)
+    f.family: f for f in (CHURN, LTV, RECS, SEGMENTS, INTERVENTIONS, UPLIFT, FORECAST,
+                          PRICING, PROVIDER_DEPARTURE)
 }
 """Every model family a claim can be about, by name."""
 

@@ -6,8 +6,8 @@ what it logged, registered and decided:
 
 - :mod:`~barberpro_ml.jobs.churn`, :mod:`~barberpro_ml.jobs.ltv`,
   :mod:`~barberpro_ml.jobs.recs`, :mod:`~barberpro_ml.jobs.segments`,
-  :mod:`~barberpro_ml.jobs.forecast`, :mod:`~barberpro_ml.jobs.provider_departure`: one
-  model family each;
+  :mod:`~barberpro_ml.jobs.forecast`, :mod:`~barberpro_ml.jobs.provider_departure`,
+  :mod:`~barberpro_ml.jobs.pricing`, :mod:`~barberpro_ml.jobs.uplift`: one model family each;
   the shared skeleton (:mod:`~barberpro_ml.jobs.base`) loads the data, starts the run,
   registers, gates and promotes, so a family's module holds only its own features, fit and
   evaluation.
@@ -41,6 +41,7 @@ from barberpro_ml.jobs import (
     recs,
     score,
     segments,
+    uplift,
 )
 from barberpro_ml.jobs.base import DataSetIdentity, JobResult, TrainingJobConfig
 
@@ -59,11 +60,13 @@ __all__ = [
     "recs",
     "score",
     "segments",
+    "uplift",
 ]
 
 JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments,
                         "forecast": forecast, "provider_departure": provider_departure,
-                        "pricing": pricing, "pipeline": pipeline, "score": score}
+                        "pricing": pricing, "uplift": uplift, "pipeline": pipeline,
+                        "score": score}
 """Job name -> its module (each has ``load_config`` and ``run``)."""
 
 

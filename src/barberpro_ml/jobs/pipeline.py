@@ -27,7 +27,16 @@ from barberpro_ml.data import MarketplaceData, simulate
 from barberpro_ml.data.sources import load_source
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.errors import BarberproError
-from barberpro_ml.jobs import churn, forecast, ltv, pricing, provider_departure, recs, segments
+from barberpro_ml.jobs import (
+    churn,
+    forecast,
+    ltv,
+    pricing,
+    provider_departure,
+    recs,
+    segments,
+    uplift,
+)
 from barberpro_ml.jobs.base import (
     DataSetIdentity,
     JobResult,
@@ -44,9 +53,9 @@ __all__ = ["DEFAULT_FAMILIES", "FAMILIES", "FamilyOutcome", "PipelineConfig", "P
            "load_config", "run"]
 
 Family = Literal["churn", "ltv", "recs", "segments", "forecast", "provider-departure",
-                 "pricing"]
+                 "pricing", "uplift"]
 FAMILIES: tuple[Family, ...] = ("churn", "ltv", "recs", "segments", "forecast",
-                                "provider-departure", "pricing")
+                                "provider-departure", "pricing", "uplift")
 """Model families the pipeline can run, in the order it runs them."""
 DEFAULT_FAMILIES: tuple[Family, ...] = ("churn", "ltv", "recs", "segments", "forecast")
 """The families a pipeline runs unless told otherwise. ``provider-departure`` is opt-in
@@ -56,16 +65,19 @@ marketplace of 20,000 customers has about five barbers leaving in its test month
 its own 60,000-customer simulation passes (``configs/claims.yaml``). ``pricing``
 is opt-in too: its evidence is under audit (the elasticity's 95% intervals covered the
 simulator's truth in 0.90 of 20 seeds pooled, less per tier), and on the default world it
-recommends no price rise, which its no-loss floor refuses."""
+recommends no price rise, which its no-loss floor refuses. ``uplift`` is opt-in: on the
+default world the offers' effects are a few points of churn, too small for ~1,300 test
+customers to show a targeting gain, and its gate refuses (README, "Retention
+interventions")."""
 
 _JOBS: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs, "segments": segments,
                          "forecast": forecast, "provider-departure": provider_departure,
-                         "pricing": pricing}
+                         "pricing": pricing, "uplift": uplift}
 _CONFIGS: dict[str, type[TrainingJobConfig]] = {
     "churn": churn.ChurnJobConfig, "ltv": ltv.LTVJobConfig, "recs": recs.RecsJobConfig,
     "segments": segments.SegmentsJobConfig, "forecast": forecast.ForecastJobConfig,
     "provider-departure": provider_departure.ProviderDepartureJobConfig,
-    "pricing": pricing.PricingJobConfig}
+    "pricing": pricing.PricingJobConfig, "uplift": uplift.UpliftJobConfig}
 
 
 class PipelineConfig(BaseModel):
