@@ -597,10 +597,19 @@ def test_constant_rate_and_no_wind_down_are_recovered(config: SimulationConfig) 
     """departure_per_star 0, departure_demand_elasticity 0, wind_down_days 0: every barber has
     the configured rate, there is no wind-down, and the event tables are exactly those of the
     first generator version (the digest of data/sample as written by generator version 1,
-    ``barberpro-ml simulate --customers 3000 --seed 7`` at commit c580c71)."""
-    data = simulate(config.model_copy(update={"providers": config.providers.model_copy(
-        update={"departure_per_star": 0.0, "departure_demand_elasticity": 0.0,
-                "wind_down_days": 0.0})}))
+    ``barberpro-ml simulate --customers 3000 --seed 7`` at commit c580c71), once issue 19's
+    campaign changes are switched off too (version 1's targeting rule, 1.5x the usual gap and
+    at most 180 days since the last visit, and offers whose effect is the customer's
+    responsiveness alone)."""
+    offers = config.offers.model_copy(update={
+        "overdue_factor": 1.5, "max_days_since_visit": 180.0, "unobserved_share": 1.0,
+        "price_sensitivity_power": 1.0, "loyalty_effect": 0.0, "new_customer_boost": 0.0,
+        "bad_experience_boost": 0.0})
+    data = simulate(config.model_copy(update={
+        "offers": offers,
+        "providers": config.providers.model_copy(update={
+            "departure_per_star": 0.0, "departure_demand_elasticity": 0.0,
+            "wind_down_days": 0.0})}))
     assert data.truth is not None
     truth = data.truth.providers
     assert (truth["departure_hazard_per_year"] == 0.12).all()

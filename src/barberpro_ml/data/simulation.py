@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from barberpro_ml.data._sim_engine import Engine, TableRecorder
     from barberpro_ml.data._sim_world import World
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever the generative model changes the data drawn for a given config."""
 
 ProgressCallback = Callable[[int, int], None]
