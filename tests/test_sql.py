@@ -168,8 +168,11 @@ def test_nanoseconds_and_extra_columns_are_refused_before_writing(small: Marketp
 # --------------------------------------------------------------------------- as_of pushdown
 @pytest.fixture(scope="module")
 def year() -> MarketplaceData:
-    """Two years of a 1,500-customer marketplace."""
-    return simulate(SimulationConfig(n_customers=1500, seed=5))
+    """Two years of a 1,500-customer marketplace whose barbers leave often (half a year's
+    rate), so that some on the platform at the test's as_of leave after it."""
+    config = SimulationConfig(n_customers=1500, seed=5)
+    return simulate(config.model_copy(update={"providers": config.providers.model_copy(
+        update={"departure_rate_per_year": 0.5})}))
 
 
 def test_as_of_is_pushed_down_and_features_equal_the_parquet_paths(
