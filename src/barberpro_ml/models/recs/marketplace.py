@@ -29,7 +29,7 @@ from sklearn.base import clone
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.data.schema import PRICE_TIERS
 from barberpro_ml.features._common import AsOf, to_as_of
-from barberpro_ml.models.recs._base import BaseRecommender, top_k
+from barberpro_ml.models.recs._base import BaseRecommender, IntArray, top_k
 from barberpro_ml.models.recs.item_knn import ItemKNNRecommender
 from barberpro_ml.models.recs.popularity import PopularityRecommender
 
@@ -62,18 +62,27 @@ def _check_statuses(statuses: Sequence[str]) -> list[str]:
     return list(statuses)
 
 
-def _in_time_order(bookings: pd.DataFrame) -> pd.DataFrame:
-    # a fixed order (not the table's row order) so that ties between items, broken by first
-    # appearance, and sums of floats never depend on how the table happens to be sorted
-    return bookings.sort_values(["scheduled_at", "booking_id"], kind="stable")
+def _in_time_order(bookings: pd.DataFrame, keep: npt.NDArray[np.bool_]) -> IntArray:
+    """Positions of the ``keep`` rows by ``(scheduled_at, booking_id)``.
+
+    A fixed order (not the table's row order) so that ties between items, broken by first
+    appearance, and sums of floats never depend on how the table happens to be sorted. Two
+    stable NumPy passes on the kept rows only give the order of a stable two-key
+    ``sort_values``; pandas' multi-key sort factorizes both columns (hashing that grows
+    faster than the rows at millions of bookings) and copies every column of the table.
+    """
+    rows = np.flatnonzero(keep)
+    by_id = rows[np.argsort(bookings["booking_id"].to_numpy()[rows], kind="stable")]
+    when = bookings["scheduled_at"].to_numpy()[by_id]
+    return by_id[np.argsort(when, kind="stable")]
 
 
-def _frame(bookings: pd.DataFrame, item: str) -> pd.DataFrame:
+def _frame(bookings: pd.DataFrame, item: str, order: IntArray) -> pd.DataFrame:
     return pd.DataFrame({
-        "user_id": bookings["customer_id"].to_numpy(),
-        "item_id": bookings[_item_column(item)].to_numpy(),
-        "weight": np.ones(len(bookings)),
-        "timestamp": bookings["scheduled_at"].to_numpy(),
+        "user_id": bookings["customer_id"].to_numpy()[order],
+        "item_id": bookings[_item_column(item)].to_numpy()[order],
+        "weight": np.ones(len(order)),
+        "timestamp": bookings["scheduled_at"].to_numpy()[order],
     })
 
 
@@ -102,7 +111,7 @@ def booking_interactions(data: MarketplaceData, as_of: AsOf, *, item: ItemKind =
     bookings = data.bookings
     keep = (bookings["scheduled_at"] <= stamp) & bookings["status"].isin(
         _check_statuses(statuses))
-    return _frame(_in_time_order(bookings.loc[keep.to_numpy(dtype=bool)]), item)
+    return _frame(bookings, item, _in_time_order(bookings, keep.to_numpy(dtype=bool)))
 
 
 def booking_interactions_split(
@@ -132,7 +141,7 @@ def booking_interactions_split(
     bookings = data.bookings
     keep = ((bookings["created_at"] > stamp) & (bookings["scheduled_at"] <= end)
             & bookings["status"].isin(_check_statuses(statuses)))
-    test = _frame(_in_time_order(bookings.loc[keep.to_numpy(dtype=bool)]), item)
+    test = _frame(bookings, item, _in_time_order(bookings, keep.to_numpy(dtype=bool)))
     return booking_interactions(data, stamp, item=item, statuses=statuses), test
 
 
