@@ -245,6 +245,33 @@ def test_reason_impacts_are_group_sums_in_decreasing_size(values: list[float], k
             groups[out.loc[0, f"reason_{i}_group"]])
 
 
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(allow_infinity=False), st.sampled_from(
+    [-0.0, 0.0, 0.5, -0.5, 1.5, 2.5, -2.5, 0.125, 0.995, 0.005, float("nan")])),
+    min_size=0, max_size=60))
+def test_reason_numbers_read_as_python_formats_each_value(values: list[float]) -> None:
+    from barberpro_ml.scoring.reasons import _int_text, _one_decimal, _pct_text
+
+    array = np.asarray(values, dtype=np.float64)
+    for phrase, fmt in ((_int_text, "{:.0f}"), (_pct_text, "{:.0%}"), (_one_decimal, "{:.1f}")):
+        assert phrase(array).tolist() == [fmt.format(v) if v == v else "" for v in values]
+
+
+def test_churn_reasons_of_a_block_equal_each_row_phrased_alone(scoring_registry: Any) -> None:
+    """The block path (each group phrased once for every row naming it, texts gathered back by
+    position) gives every row what phrasing that row alone gives, on real features."""
+    data = scoring_registry.data
+    features = customer_features(data, data.observation_end - pd.Timedelta(days=20))
+    rng = np.random.default_rng(5)
+    shap = pd.DataFrame(rng.normal(size=features.shape) * rng.uniform(0, 2, features.shape[1]),
+                        index=features.index, columns=features.columns)
+    block = churn_reasons(shap, features, k=4)
+    rows = rng.choice(len(features), size=60, replace=False)
+    alone = pd.concat([churn_reasons(shap.iloc[[i]], features.iloc[[i]], k=4) for i in rows])
+    pd.testing.assert_frame_equal(block.iloc[rows], alone, check_exact=True)
+    assert block["reason_1_group"].nunique() > 3  # the sample covers several groups
+
+
 def _action_frame(**columns: Any) -> pd.DataFrame:
     base = {"churn_probability": [0.8], "risk_band": ["high"], "lifecycle_stage": ["at_risk"],
             "n_visits": [10], "spend_per_visit": [40.0], "usual_gap_days": [30.0],

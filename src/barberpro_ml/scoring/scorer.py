@@ -833,10 +833,12 @@ def top_barbers(recs: RecommenderModel, customer_ids: np.ndarray, neighborhoods:
     """
     assert recs.spec is not None
     users = np.asarray(customer_ids, dtype=np.int64)
-    empty: tuple[list[list[int]], list[list[float]]] = (
-        [[] for _ in range(len(users))], [[] for _ in range(len(users))])
+
+    def empty() -> tuple[list[list[int]], list[list[float]]]:
+        return [[] for _ in range(len(users))], [[] for _ in range(len(users))]
+
     if not len(users) or not len(working):
-        return empty  # no barber working yet (before the first joined): nothing to suggest
+        return empty()  # no barber working yet (before the first joined): nothing to suggest
     k = min(n + 5, recs.spec.max_k)
     request = pd.DataFrame({"user_id": users, "k": np.full(len(users), k, dtype=np.int64)})
     if recs.spec.group_column:
@@ -848,7 +850,7 @@ def top_barbers(recs: RecommenderModel, customer_ids: np.ndarray, neighborhoods:
     keep_working = np.isin(item, working.to_numpy())
     user, item, score = user[keep_working], item[keep_working], score[keep_working]
     if not len(user):
-        return empty
+        return empty()
     # rows come grouped by user in request order, best first: keep each user's first n
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
     run = np.diff(np.r_[starts, len(user)])
@@ -856,10 +858,17 @@ def top_barbers(recs: RecommenderModel, customer_ids: np.ndarray, neighborhoods:
     keep = within < n
     user, item, score = user[keep], item[keep], score[keep]
     bounds = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
-    items_of = dict(zip(user[bounds].tolist(), np.split(item, bounds[1:]), strict=True))
-    scores_of = dict(zip(user[bounds].tolist(), np.split(score, bounds[1:]), strict=True))
-    return ([items_of[u].tolist() if u in items_of else [] for u in users.tolist()],
-            [scores_of[u].tolist() if u in scores_of else [] for u in users.tolist()])
+    # each requested user's run of rows (an empty run for a user without any), then one
+    # slice of two flat Python lists per user: no NumPy call per customer
+    group = pd.Index(user[bounds]).get_indexer(users)
+    found_any = group >= 0
+    lo = np.zeros(len(users), dtype=np.int64)
+    hi = np.zeros(len(users), dtype=np.int64)
+    lo[found_any] = bounds[group[found_any]]
+    hi[found_any] = np.r_[bounds[1:], len(user)][group[found_any]]
+    items, values = item.tolist(), score.tolist()
+    spans = list(zip(lo.tolist(), hi.tolist(), strict=True))
+    return ([items[a:b] for a, b in spans], [values[a:b] for a, b in spans])
 
 
 def _set_threads(estimator: Any, n_jobs: int) -> None:
