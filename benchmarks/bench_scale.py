@@ -37,52 +37,19 @@ import argparse
 import itertools
 import math
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import emit  # benchmarks/ is on sys.path when run as a script
+from _common import PeakRss, emit  # benchmarks/ is on sys.path when run as a script
 from bench_features import synthetic
 
 from barberpro_ml.features import churn_labels, customer_features
 from barberpro_ml.models import ChurnClassifier, _boosted
 from barberpro_ml.registry.models import EstimatorModel
 from barberpro_ml.scoring import CustomerScorer
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:  # noqa: PTH123 - a plain script
-        return int(fh.read().split()[1]) * _PAGE
-
-
-class PeakRss:
-    """Peak RSS while the block runs, sampled every ``interval`` seconds by a thread."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval = interval
-        self.start = self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRss:
-        self.start = self.peak = _rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
 
 
 def stage(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
