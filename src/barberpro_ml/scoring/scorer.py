@@ -45,7 +45,7 @@ import tempfile
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,9 +84,15 @@ from barberpro_ml.scoring.records import (
     SegmentInfo,
     ServiceSuggestion,
 )
-from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError, build_snapshot
+from barberpro_ml.scoring.snapshot import (
+    CustomerSnapshot,
+    UnknownCustomerError,
+    build_snapshot,
+    customer_blocks,
+    population_inputs,
+)
 
-__all__ = ["DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
+__all__ = ["BLOCK_CUSTOMERS", "DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
            "CustomerScorer", "FeatureSchemaError", "LoadedFamily", "UnknownCustomerError",
            "load_family", "top_barbers"]
 
@@ -107,6 +113,11 @@ FAMILY_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """The :meth:`CustomerScorer.score_frame` columns each family fills (null when it is missing)."""
 RISK_BANDS: tuple[float, float] = (0.3, 0.6)
+BLOCK_CUSTOMERS = 200_000
+"""Customers per block of :meth:`CustomerScorer.score_blocks`: large enough that the
+per-block overhead is small beside the rows' work, small enough that a block's snapshot and
+scores are a fraction of a million customers' (the peak memory is measured by
+``benchmarks/bench_scoring.py --blocks``)."""
 _SNAPSHOTS_KEPT = 4
 
 Progress = Callable[[int, int], None]
@@ -573,6 +584,65 @@ class CustomerScorer:
             if progress is not None:
                 progress(min(start + chunk_size, total), total)
         return pd.concat(parts) if len(parts) > 1 else parts[0]
+
+    def score_blocks(self, data: MarketplaceData, as_of: object = None, *,
+                     block_customers: int = BLOCK_CUSTOMERS, reasons: bool = True,
+                     chunk_size: int = 100_000, progress: Progress | None = None
+                     ) -> Iterator[pd.DataFrame]:
+        """:meth:`score_frame` of every customer, one block of customers at a time, for
+        populations whose snapshot should not be held whole.
+
+        The population-level inputs (:func:`~barberpro_ml.scoring.snapshot.population_inputs`:
+        the lifecycle prior, review totals per barber, next-service prior, campaign effect)
+        are computed once; then each block of ``block_customers`` customers (in id order,
+        :func:`~barberpro_ml.scoring.snapshot.customer_blocks`) gets its own snapshot, is
+        scored and released. The memory beyond the event tables grows with the block, not
+        the population, and the rows equal :meth:`score_frame`'s (tested). Blocks are not
+        cached (:meth:`snapshot` is not used).
+
+        Parameters
+        ----------
+        data, as_of, reasons, chunk_size
+            As for :meth:`score_frame`.
+        block_customers
+            Customers per block (default :data:`BLOCK_CUSTOMERS`).
+        progress
+            Called with ``(customers done, customers total)`` after each block.
+
+        Yields
+        ------
+        pandas.DataFrame
+            One block's rows, in customer-id order, columns as :meth:`score_frame`.
+
+        Raises
+        ------
+        InputError
+            ``block_customers`` or ``chunk_size`` not a positive integer.
+        FeatureSchemaError
+            See :meth:`snapshot`.
+        """
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        stamp = self._data_end(data) if as_of is None else to_as_of(as_of, to_utc=True)
+        blocks = customer_blocks(data, stamp, block_customers)
+        population = population_inputs(data, stamp, definitions=self.definitions)
+        total = int((data.customers["signup_at"] <= stamp).sum())
+        done = 0
+        for block in blocks:
+            snap = build_snapshot(block, stamp, definitions=self.definitions,
+                                  population=population)
+            if done == 0:
+                self._check_schemas(snap.features)
+            parts = []
+            for start in range(0, len(snap.features), chunk_size):
+                ids, cols = self._score_rows(
+                    snap, np.arange(start, min(start + chunk_size, len(snap.features))),
+                    reasons=reasons)
+                parts.append(pd.DataFrame(cols, index=ids))
+            done += len(snap.features)
+            yield pd.concat(parts) if len(parts) > 1 else parts[0]
+            if progress is not None:
+                progress(done, total)
 
     def population(self, data: MarketplaceData, as_of: object = None) -> pd.DataFrame:
         """:meth:`score_frame` of every customer at ``as_of`` without reasons, kept with the

@@ -18,6 +18,7 @@ Everything here takes ``(data, as_of)`` and uses only what was known at ``as_of`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -34,10 +35,12 @@ from barberpro_ml.models.recs.item_knn import ItemKNNRecommender
 from barberpro_ml.models.recs.popularity import PopularityRecommender
 
 __all__ = [
+    "NextServicePrior",
     "barber_recommendations",
     "booking_interactions",
     "booking_interactions_split",
     "customer_neighborhoods",
+    "next_service_prior",
     "next_service_recommendations",
     "provider_ratings",
 ]
@@ -174,10 +177,55 @@ def _fit(model: BaseRecommender | None, interactions: pd.DataFrame,
     return fitted
 
 
+@dataclass(frozen=True)
+class NextServicePrior:
+    """The population-level part of :func:`next_service_recommendations` at one ``as_of``:
+    the neighborhoods' service popularity and the item-to-item conditional probabilities
+    ``P(s | i)``, fitted on every customer's bookings (:func:`next_service_prior`).
+
+    Given to :func:`next_service_recommendations` with the event tables of *some* customers
+    only (a block of a large population), it gives those customers exactly what the whole
+    data would.
+    """
+
+    as_of: pd.Timestamp
+    popularity: PopularityRecommender
+    conditional: npt.NDArray[np.float64]
+    groups: pd.Series
+    names: pd.Series
+
+
+def next_service_prior(data: MarketplaceData, as_of: AsOf) -> NextServicePrior:
+    """:class:`NextServicePrior` of every customer's completed bookings up to ``as_of``.
+
+    Raises
+    ------
+    ValueError
+        No completed booking scheduled by ``as_of``.
+    """
+    stamp = to_as_of(as_of)
+    return _next_service_prior(data, stamp, booking_interactions(data, stamp, item="service"))
+
+
+def _next_service_prior(data: MarketplaceData, stamp: pd.Timestamp,
+                        interactions: pd.DataFrame) -> NextServicePrior:
+    if interactions.empty:
+        raise ValueError(f"no completed booking scheduled by {stamp}: nothing to learn from")
+    groups = customer_neighborhoods(data)
+    popularity = PopularityRecommender(by_group=True).fit(interactions, user_groups=groups)
+    presence = popularity.user_items_.copy()
+    presence.data = np.ones_like(presence.data)
+    co_booked = np.asarray((presence.T @ presence).toarray(), dtype=np.float64)
+    return NextServicePrior(as_of=stamp, popularity=popularity,
+                            conditional=co_booked / co_booked.sum(axis=1, keepdims=True),
+                            groups=groups,
+                            names=data.services.set_index("service_id")["name"])
+
+
 def next_service_recommendations(
     data: MarketplaceData, as_of: AsOf, customer_ids: Sequence[int] | None = None, k: int = 3,
     *, prior_strength: float = 5.0, half_life_days: float | None = 365.0,
-    exclude_seen: bool = False,
+    exclude_seen: bool = False, prior: NextServicePrior | None = None,
 ) -> pd.DataFrame:
     """The services each customer is most likely to book next.
 
@@ -211,6 +259,10 @@ def next_service_recommendations(
         Age at which a booking counts half (None: no decay).
     exclude_seen
         Only services the customer never booked (cross-selling).
+    prior
+        The population-level part (:func:`next_service_prior` at the same ``as_of``), when
+        ``data`` holds only the customers to score (a block of a larger population); by
+        default it is fitted on ``data``.
 
     Returns
     -------
@@ -235,15 +287,12 @@ def next_service_recommendations(
                          f"{half_life_days}")
     customers = _customers_at(data, stamp, customer_ids)
     interactions = booking_interactions(data, stamp, item="service")
-    if interactions.empty:
-        raise ValueError(f"no completed booking scheduled by {stamp}: nothing to learn from")
-    groups = customer_neighborhoods(data)
-    popularity = PopularityRecommender(by_group=True).fit(interactions, user_groups=groups)
+    if prior is None:
+        prior = _next_service_prior(data, stamp, interactions)
+    elif prior.as_of != stamp:
+        raise ValueError(f"the prior was fitted at {prior.as_of}, not at as_of {stamp}")
+    popularity, conditional, groups = prior.popularity, prior.conditional, prior.groups
     items = popularity.item_index_
-    presence = popularity.user_items_.copy()
-    presence.data = np.ones_like(presence.data)
-    co_booked = np.asarray((presence.T @ presence).toarray(), dtype=np.float64)
-    conditional = co_booked / co_booked.sum(axis=1, keepdims=True)
     age_days = (stamp - interactions["timestamp"]).to_numpy() / np.timedelta64(1, "D")
     weight = (np.ones(len(interactions)) if half_life_days is None
               else np.exp2(-age_days / half_life_days))
@@ -252,7 +301,7 @@ def next_service_recommendations(
     counts_all = sp.csr_matrix(
         (weight[keep], (rows[keep], _codes(items, interactions["item_id"])[keep])),
         shape=(len(customers), len(items)))
-    names = data.services.set_index("service_id")["name"]
+    names = prior.names
     frames = []
     offset = 0
     for users, group_scores, _ in popularity.iter_score_blocks(
@@ -261,9 +310,9 @@ def next_service_recommendations(
         offset += len(users)
         n_u = counts.sum(axis=1, keepdims=True)
         has_history = n_u[:, 0] > 0
-        prior = group_scores / group_scores.sum(axis=1, keepdims=True)
-        prior[has_history] = (counts[has_history] / n_u[has_history]) @ conditional
-        prob = (counts + prior_strength * prior) / (n_u + prior_strength)
+        q = group_scores / group_scores.sum(axis=1, keepdims=True)
+        q[has_history] = (counts[has_history] / n_u[has_history]) @ conditional
+        prob = (counts + prior_strength * q) / (n_u + prior_strength)
         if exclude_seen:
             prob[counts > 0] = -np.inf
         r, cols, values, ranks = top_k(prob, k)
