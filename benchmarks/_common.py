@@ -34,7 +34,7 @@ def emit(result: dict[str, Any], json_path: str | None) -> None:
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _rss() -> int:
+def rss() -> int:
     with open("/proc/self/statm") as fh:  # noqa: PTH123 - a plain script
         return int(fh.read().split()[1]) * _PAGE
 
@@ -50,15 +50,15 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
+            self.peak = max(self.peak, rss())
             time.sleep(self.interval)
 
     def __enter__(self) -> PeakRss:
-        self.start = self.peak = _rss()
+        self.start = self.peak = rss()
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss())
+        self.peak = max(self.peak, rss())
