@@ -217,7 +217,8 @@ def population_inputs(data: MarketplaceData, as_of: object, *,
     return PopulationInputs(
         as_of=stamp, population_gap_days=population_median_gap(data, stamp),
         review_totals=provider_review_totals(data.reviews, stamp),
-        next_services=None if interactions.empty else next_service_prior(data, stamp),
+        next_services=None if interactions.empty
+        else next_service_prior(data, stamp, interactions=interactions),
         active_providers=working_providers(data.providers, stamp),
         offer_effect=effect, offer_effect_note=note,
         first_visit=(interactions["timestamp"].min() if len(interactions) else None))

@@ -195,8 +195,12 @@ class NextServicePrior:
     names: pd.Series
 
 
-def next_service_prior(data: MarketplaceData, as_of: AsOf) -> NextServicePrior:
+def next_service_prior(data: MarketplaceData, as_of: AsOf, *,
+                       interactions: pd.DataFrame | None = None) -> NextServicePrior:
     """:class:`NextServicePrior` of every customer's completed bookings up to ``as_of``.
+
+    ``interactions``: :func:`booking_interactions` of ``data`` at ``as_of`` with
+    ``item="service"``, when the caller has them already (default: computed).
 
     Raises
     ------
@@ -204,7 +208,9 @@ def next_service_prior(data: MarketplaceData, as_of: AsOf) -> NextServicePrior:
         No completed booking scheduled by ``as_of``.
     """
     stamp = to_as_of(as_of)
-    return _next_service_prior(data, stamp, booking_interactions(data, stamp, item="service"))
+    if interactions is None:
+        interactions = booking_interactions(data, stamp, item="service")
+    return _next_service_prior(data, stamp, interactions)
 
 
 def _next_service_prior(data: MarketplaceData, stamp: pd.Timestamp,
