@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from typing import Any
 
 from barberpro_ml.data import MarketplaceData
@@ -26,3 +29,36 @@ def emit(result: dict[str, Any], json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as fh:  # noqa: PTH123 - a plain script
             json.dump(result, fh, indent=2)
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as fh:  # noqa: PTH123 - a plain script
+        return int(fh.read().split()[1]) * _PAGE
+
+
+class PeakRss:
+    """Peak RSS while the block runs, sampled every ``interval`` seconds by a thread."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.start = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self.start = self.peak = rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss())

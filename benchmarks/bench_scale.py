@@ -26,9 +26,26 @@ allocations (tracemalloc would miss the former and slow the Python parts); memor
 earlier stages and reused is not counted, so it is a lower bound of what the stage needs.
 
 The exponent of a stage is the log-log slope of its time between consecutive sizes,
-``log(t2/t1) / log(n2/n1)``: 1 is linear, below 1 means fixed costs still dominate.
+``log(t2/t1) / log(n2/n1)``: 1 is linear, below 1 means fixed costs still dominate. It is
+given for the wall time and for the process's CPU time (all its threads,
+``time.process_time``): on a machine shared with other work the wall time of a long stage
+stretches with the load of the moment, its CPU time much less.
+
+With ``--spark`` (pyspark 4 and Java needed), for the sizes up to ``--spark-up-to`` the same
+data go through :mod:`barberpro_ml.spark` on ``--master`` (``local[2]`` by default), in
+``--buckets`` customer buckets:
+
+7. **spark_events**: the event tables handed to Spark (``SparkEvents.from_marketplace``);
+8. **spark_features**: the features with the BG/NBD inputs, computed by ``applyInPandas``
+   (the single-machine feature code per bucket) into Spark's ``noop`` sink;
+9. **spark_score**: churn, LTV and barbers of every customer with the champions of
+   ``--tracking-uri`` (``mlflow.pyfunc.spark_udf``), written as bucketed Parquet.
+
+Those stages are timed only (their work runs in the JVM and in Spark's Python workers, outside
+this process's RSS).
 
     python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--json out.json]
+                                     [--spark --tracking-uri sqlite:///mlflow.db]
 """
 
 from __future__ import annotations
@@ -37,14 +54,13 @@ import argparse
 import itertools
 import math
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import emit  # benchmarks/ is on sys.path when run as a script
+from _common import PeakRss, emit  # benchmarks/ is on sys.path when run as a script
 from bench_features import synthetic
 
 from barberpro_ml.features import churn_labels, customer_features
@@ -52,46 +68,16 @@ from barberpro_ml.models import ChurnClassifier, _boosted
 from barberpro_ml.registry.models import EstimatorModel
 from barberpro_ml.scoring import CustomerScorer
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:  # noqa: PTH123 - a plain script
-        return int(fh.read().split()[1]) * _PAGE
-
-
-class PeakRss:
-    """Peak RSS while the block runs, sampled every ``interval`` seconds by a thread."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval = interval
-        self.start = self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRss:
-        self.start = self.peak = _rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
 
 def stage(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
-    """Run ``fn`` once: its result, seconds and peak RSS growth (MiB)."""
+    """Run ``fn`` once: its result, seconds, CPU seconds of the process (all its threads) and
+    peak RSS growth (MiB)."""
     with PeakRss() as mem:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = fn()
-        seconds = time.perf_counter() - start
-    return out, {"s": seconds, "peak_rss_growth_mib": (mem.peak - mem.start) / 2**20,
+        seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    return out, {"s": seconds, "cpu_s": cpu_s,
+                 "peak_rss_growth_mib": (mem.peak - mem.start) / 2**20,
                  "peak_rss_mib": mem.peak / 2**20}
 
 
@@ -139,17 +125,52 @@ def run_size(scorer: CustomerScorer, n: int, seed: int, direct: bool) -> dict[st
     return out
 
 
-STAGES = ("generate", "features", "snapshot", "score", "score_reasons", "score_reasons_direct")
+def run_spark(session: Any, n: int, seed: int, tracking_uri: str, buckets: int,
+              out_dir: str) -> dict[str, Any]:
+    """The Spark stages of one size on ``session``: the events handed to Spark, the features
+    (``barberpro_ml.spark.customer_features``, written to Spark's ``noop`` sink: computed,
+    not collected), and the scores of the registered champions (``score_customers``, written
+    as bucketed Parquet). Only time: the work runs in the JVM and its Python workers, outside
+    this process's RSS."""
+    from barberpro_ml import spark as bspark
+
+    out: dict[str, Any] = {"customers": n}
+    data = synthetic(n, seed)
+    as_of = data.observation_end
+
+    def timed(fn: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
+        start, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        return result, {"s": time.perf_counter() - start,
+                        "driver_cpu_s": time.process_time() - cpu, "cpu_s": None,
+                        "peak_rss_growth_mib": None}
+
+    events, out["spark_events"] = timed(
+        lambda: bspark.SparkEvents.from_marketplace(session, data))
+    _, out["spark_features"] = timed(
+        lambda: bspark.customer_features(events, as_of, n_buckets=buckets, rfm=True)
+        .write.format("noop").mode("overwrite").save())
+    written, out["spark_score"] = timed(lambda: bspark.write_scores(
+        bspark.score_customers(events, as_of, tracking_uri=tracking_uri, n_buckets=buckets),
+        f"{out_dir}/scores-{n}"))
+    assert written == int((data.customers["signup_at"] <= as_of).sum())
+    return out
 
 
-def exponents(results: list[dict[str, Any]]) -> dict[str, list[float | None]]:
-    """Log-log slope of each stage's time between consecutive sizes."""
+STAGES = ("generate", "features", "snapshot", "score", "score_reasons", "score_reasons_direct",
+          "spark_events", "spark_features", "spark_score")
+
+
+def exponents(results: list[dict[str, Any]], key: str = "s"
+              ) -> dict[str, list[float | None]]:
+    """Log-log slope of each stage's time (``key``: ``s`` wall, ``cpu_s`` CPU) between
+    consecutive sizes."""
     out: dict[str, list[float | None]] = {}
     for name in STAGES:
         slopes: list[float | None] = []
         for a, b in itertools.pairwise(results):
-            if name in a and name in b:
-                slopes.append(math.log(b[name]["s"] / a[name]["s"])
+            if name in a and name in b and a[name][key] and b[name][key]:
+                slopes.append(math.log(b[name][key] / a[name][key])
                               / math.log(b["customers"] / a["customers"]))
             else:
                 slopes.append(None)
@@ -157,21 +178,32 @@ def exponents(results: list[dict[str, Any]]) -> dict[str, list[float | None]]:
     return out
 
 
-def table(results: list[dict[str, Any]], slopes: dict[str, list[float | None]]) -> str:
+def table(results: list[dict[str, Any]], slopes: dict[str, list[float | None]],
+          cpu_slopes: dict[str, list[float | None]]) -> str:
     sizes = [r["customers"] for r in results]
-    head = ("| stage | " + " | ".join(f"{n:,}: s / MiB" for n in sizes) + " | k "
-            + ", ".join(f"{a:,}->{b:,}" for a, b in itertools.pairwise(sizes))
-            + " |")
-    lines = [head, "|" + "---|" * (len(sizes) + 2)]
+    pairs = ", ".join(f"{a:,}->{b:,}" for a, b in itertools.pairwise(sizes))
+    head = ("| stage | " + " | ".join(f"{n:,}: s (CPU s) / MiB" for n in sizes)
+            + f" | k wall {pairs} | k CPU |")
+    lines = [head, "|" + "---|" * (len(sizes) + 3)]
+
+    def cell(r: dict[str, Any], name: str) -> str:
+        if name not in r:
+            return ""
+        got = r[name]
+        cpu = "" if got["cpu_s"] is None else f" ({got['cpu_s']:.2f})"
+        mem = "n/a" if got["peak_rss_growth_mib"] is None else \
+            f"{got['peak_rss_growth_mib']:.0f}"
+        return f"{got['s']:.2f}{cpu} / {mem}"
+
     for name in STAGES:
         if not any(name in r for r in results):
             continue
-        cells = [f"{r[name]['s']:.2f} s / {r[name]['peak_rss_growth_mib']:.0f}"
-                 if name in r else "" for r in results]
         ks = ", ".join("" if k is None else f"{k:.2f}" for k in slopes[name])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ks} |")
+        kc = ", ".join("" if k is None else f"{k:.2f}" for k in cpu_slopes[name])
+        lines.append(f"| {name} | " + " | ".join(cell(r, name) for r in results)
+                     + f" | {ks} | {kc} |")
     lines.append("| customers/s with reasons | " + " | ".join(
-        f"{r['customers'] / r['score_reasons']['s']:,.0f}" for r in results) + " | |")
+        f"{r['customers'] / r['score_reasons']['s']:,.0f}" for r in results) + " | | |")
     return "\n".join(lines)
 
 
@@ -183,15 +215,39 @@ def main() -> None:
                         help="also time the one-call TreeSHAP path up to this size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--spark", action="store_true",
+                        help="also the Spark path (features, scores of the registered "
+                             "champions) on --master, sizes up to --spark-up-to")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--spark-up-to", type=int, default=100_000)
+    parser.add_argument("--buckets", type=int, default=8)
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI",
+                                                                 "sqlite:///mlflow.db"),
+                        help="the registry whose champions --spark scores with")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     scorer, model = train_scorer(args.train_rows, args.seed)
     results = [run_size(scorer, n, args.seed, n <= args.direct_up_to) for n in sizes]
-    slopes = exponents(results)
-    emit({"model": model, "sizes": results, "exponents": slopes,
+    if args.spark:
+        import tempfile
+
+        from barberpro_ml import spark as bspark
+
+        start = time.perf_counter()
+        session = bspark.spark_session(args.master)
+        model["spark_session_start_s"] = time.perf_counter() - start
+        with tempfile.TemporaryDirectory(prefix="bench-scale-spark-") as tmp:
+            for r in results:
+                if r["customers"] <= args.spark_up_to:
+                    r.update(run_spark(session, r["customers"], args.seed, args.tracking_uri,
+                                       args.buckets, tmp))
+        session.stop()
+    slopes, cpu_slopes = exponents(results), exponents(results, "cpu_s")
+    emit({"model": model, "sizes": results, "exponents": slopes, "cpu_exponents": cpu_slopes,
           "load_average": os.getloadavg()}, args.json)
     print()
-    print(table(results, slopes))
+    print(table(results, slopes, cpu_slopes))
+    print(f"load average at the end (1, 5, 15 min): {os.getloadavg()}")
 
 
 if __name__ == "__main__":

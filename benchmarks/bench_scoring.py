@@ -14,12 +14,20 @@ Measured in one run, against the champions of the tracking store (``make demo`` 
 4. **score_frame throughput** on a simulated marketplace of ``--customers`` (1M by default):
    customers per second of ``score_frame`` (with and without reasons) beside the four pyfunc
    models on the same feature rows in chunks. The snapshot (features, lifecycle, next services,
-   campaign effects for every customer) is timed separately.
+   campaign effects for every customer) is timed separately. The process's peak resident set
+   size while scoring with reasons (data, snapshot and all) is sampled every 5 ms. Beside
+   each time, the process's CPU seconds (all threads): on a machine shared with other work
+   the wall time stretches, the CPU time much less.
 
 The first call at a new ``as_of`` builds the snapshot; it is reported as the cold start and left
 out of the percentiles, which are warm: what a service sees once running.
 
+5. with ``--blocks N``, first of all: ``score_blocks`` in blocks of ``N`` customers with
+   reasons, each block written to Parquet, timed with its peak RSS (no whole snapshot exists
+   yet in the process).
+
     python benchmarks/bench_scoring.py [--requests 300] [--customers 1000000] [--skip-http]
+                                       [--blocks 200000]
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import mlflow
 import numpy as np
 import pandas as pd
+from _common import PeakRss, rss  # benchmarks/ is on sys.path when run as a script
 
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.scoring import CustomerScorer
@@ -152,7 +161,26 @@ def over_http(scorer: CustomerScorer, data: MarketplaceData, n_requests: int,
     return {"one_profile": percentiles(one), "batch_100": percentiles(batch)}
 
 
-def throughput(n_customers: int, chunk: int) -> dict[str, Any]:
+def blocked(scorer: CustomerScorer, data: MarketplaceData, block_customers: int,
+            chunk: int) -> dict[str, Any]:
+    """``score_blocks`` with reasons, each block written to Parquet as it comes (what a batch
+    job does), before any whole snapshot exists in the process: time and peak RSS."""
+    import tempfile
+
+    rows = 0
+    start, cpu0 = time.perf_counter(), time.process_time()
+    with tempfile.TemporaryDirectory(prefix="bench-blocks-") as tmp, PeakRss() as memory:
+        for i, frame in enumerate(scorer.score_blocks(data, block_customers=block_customers,
+                                                      chunk_size=chunk)):
+            frame.to_parquet(Path(tmp) / f"block-{i:05d}.parquet")
+            rows += len(frame)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    return {"block_customers": block_customers, "customers": rows, "s": seconds, "cpu_s": cpu,
+            "customers_per_s": rows / seconds, "peak_rss_gib": memory.peak / 2**30,
+            "rss_growth_gib": (memory.peak - memory.start) / 2**30}
+
+
+def throughput(n_customers: int, chunk: int, blocks: int | None = None) -> dict[str, Any]:
     # Batch scoring uses every core for the boosted models and their SHAP values (as
     # `barberpro-ml score` does); online requests use one thread (the scorer's default).
     scorer = CustomerScorer.from_registry(n_jobs=-1)
@@ -162,16 +190,26 @@ def throughput(n_customers: int, chunk: int) -> dict[str, Any]:
     start = time.perf_counter()
     data = simulate(cfg)
     simulated = time.perf_counter() - start
+    data_rss_gib = rss() / 2**30  # the process with the data loaded
+    # the churn model's per-tree slices for TreeSHAP are built once per loaded model: built
+    # here and timed apart, so that neither scoring run below carries them
     start = time.perf_counter()
+    churn = scorer.churn.estimator if scorer.churn is not None else None
+    if churn is not None and hasattr(churn, "_pattern_shap"):
+        churn._pattern_shap()
+    treeshap_build = time.perf_counter() - start
+    in_blocks = blocked(scorer, data, blocks, chunk) if blocks else None
+    start, cpu0 = time.perf_counter(), time.process_time()
     snap = scorer.snapshot(data)
-    snapshot = time.perf_counter() - start
+    snapshot, snapshot_cpu = time.perf_counter() - start, time.process_time() - cpu0
     n = len(snap.features)
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     scorer.score_frame(data, reasons=False, chunk_size=chunk)
-    no_reasons = time.perf_counter() - start
-    start = time.perf_counter()
-    scored = scorer.score_frame(data, reasons=True, chunk_size=chunk)
-    with_reasons = time.perf_counter() - start
+    no_reasons, no_reasons_cpu = time.perf_counter() - start, time.process_time() - cpu0
+    start, cpu0 = time.perf_counter(), time.process_time()
+    with PeakRss() as memory:
+        scored = scorer.score_frame(data, reasons=True, chunk_size=chunk)
+    with_reasons, with_reasons_cpu = time.perf_counter() - start, time.process_time() - cpu0
     reference = Reference(scorer)
     start = time.perf_counter()
     for lo in range(0, n, chunk):
@@ -182,7 +220,13 @@ def throughput(n_customers: int, chunk: int) -> dict[str, Any]:
             "score_frame_no_reasons_s": no_reasons, "pyfunc_one_by_one_s": pyfunc,
             "customers_per_s": n / with_reasons,
             "customers_per_s_no_reasons": n / no_reasons,
-            "pyfunc_customers_per_s": n / pyfunc, "columns": len(scored.columns)}
+            "pyfunc_customers_per_s": n / pyfunc, "columns": len(scored.columns),
+            "score_frame_peak_rss_gib": memory.peak / 2**30,
+            "score_frame_rss_growth_gib": (memory.peak - memory.start) / 2**30,
+            "snapshot_cpu_s": snapshot_cpu, "score_frame_cpu_s": with_reasons_cpu,
+            "score_frame_no_reasons_cpu_s": no_reasons_cpu, "load_average": os.getloadavg(),
+            "rss_with_data_gib": data_rss_gib, "blocks": in_blocks,
+            "treeshap_build_s": treeshap_build}
 
 
 def main() -> None:
@@ -193,6 +237,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=100_000)
+    parser.add_argument("--blocks", type=int, default=None,
+                        help="also score in blocks of this many customers (score_blocks), "
+                             "first, and report its peak RSS")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -210,7 +257,7 @@ def main() -> None:
     if not args.skip_http:
         results["http"] = over_http(scorer, data, args.requests, args.seed)
     if not args.skip_throughput:
-        results["throughput"] = throughput(args.customers, args.chunk)
+        results["throughput"] = throughput(args.customers, args.chunk, args.blocks)
     print(json.dumps(results, indent=2))
     ip = results["in_process"]
     print(f"\none profile in process: p50 {ip['one_profile']['p50_ms']:.1f} ms, "
@@ -230,7 +277,15 @@ def main() -> None:
         print(f"score_frame on {t['customers']:,} customers: {t['customers_per_s']:,.0f}/s with "
               f"reasons, {t['customers_per_s_no_reasons']:,.0f}/s without (snapshot "
               f"{t['snapshot_s']:.1f} s); pyfunc models one by one "
-              f"{t['pyfunc_customers_per_s']:,.0f}/s")
+              f"{t['pyfunc_customers_per_s']:,.0f}/s; peak RSS while scoring with reasons "
+              f"{t['score_frame_peak_rss_gib']:.2f} GiB (process), "
+              f"{t['score_frame_rss_growth_gib']:.2f} GiB above its start")
+        if t["blocks"]:
+            b = t["blocks"]
+            print(f"score_blocks of {b['block_customers']:,} with reasons, written to Parquet: "
+                  f"{b['customers_per_s']:,.0f}/s ({b['s']:.1f} s); peak RSS "
+                  f"{b['peak_rss_gib']:.2f} GiB (process with its data: "
+                  f"{t['rss_with_data_gib']:.2f} GiB before)")
 
 
 if __name__ == "__main__":

@@ -492,6 +492,9 @@ def test_pattern_treeshap_is_bit_for_bit_xgboosts_pred_contribs(
     patterns = PatternTreeShap(model.estimator_.get_booster(), model._rounds(),
                                model.schema_.encoded_columns, model.schema_.feature_types)
     np.testing.assert_array_equal(patterns.contributions(matrix), direct)
+    # each thread's share of rows gives those rows the same values
+    np.testing.assert_array_equal(patterns.contributions(np.tile(matrix, (12, 1)), n_threads=3),
+                                  np.tile(direct, (12, 1)))
 
     # end to end: the same SHAP values and the same reasons through either path
     monkeypatch.setattr(_boosted, "PATTERN_SHAP_MIN_ROWS", 10**9)

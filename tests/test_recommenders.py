@@ -480,6 +480,50 @@ def test_marketplace_recommendations_use_only_what_is_known_at_as_of(data: st.Da
             pd.testing.assert_frame_equal(outcomes[0], outcomes[1])
 
 
+@settings(max_examples=80, deadline=None)
+@given(scores=st.integers(0, 30).flatmap(lambda n: st.integers(1, 9).flatmap(
+    lambda m: st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, -np.inf, 0.25]),
+                                min_size=m, max_size=m), min_size=n, max_size=n)
+    .map(lambda rows, m=m: np.asarray(rows, dtype=np.float64).reshape(-1, m)))),
+    k=st.integers(1, 12))
+def test_top_k_is_each_rows_best_k_by_score_then_column(scores: np.ndarray, k: int) -> None:
+    from barberpro_ml.models.recs._base import top_k
+
+    rows, cols, values, ranks = top_k(scores, k)
+    expected = [(r, c, scores[r, c], rank + 1) for r in range(scores.shape[0])
+                for rank, (_, c) in enumerate(sorted(
+                    (-scores[r, c], c) for c in range(scores.shape[1])
+                    if np.isfinite(scores[r, c]))[:k])]
+    assert list(zip(rows.tolist(), cols.tolist(), values.tolist(), ranks.tolist(),
+                    strict=True)) == expected
+
+
+def test_interactions_are_in_scheduled_then_booking_id_order_whatever_the_row_order() -> None:
+    """The NumPy ordering of the interactions is the stable two-key sort it replaced, on rows
+    stored out of order with many ties in ``scheduled_at`` (whole days)."""
+    data = simulate(SimulationConfig(n_customers=400, seed=8))
+    bookings = data.bookings.assign(scheduled_at=data.bookings["scheduled_at"].dt.floor("D"))
+    bookings = bookings.sample(frac=1.0, random_state=3)
+    shuffled = MarketplaceData.from_validated(
+        customers=data.customers, providers=data.providers, services=data.services,
+        bookings=bookings, reviews=data.reviews, interventions=data.interventions)
+    as_of = pd.Timestamp("2024-06-30")
+    for item, column in (("provider", "provider_id"), ("service", "service_id")):
+        got = booking_interactions(shuffled, as_of, item=item)  # type: ignore[arg-type]
+        kept = bookings.loc[(bookings["scheduled_at"] <= as_of)
+                            & (bookings["status"] == "completed")]
+        expected = kept.sort_values(["scheduled_at", "booking_id"], kind="stable")
+        assert got["user_id"].tolist() == expected["customer_id"].tolist()
+        assert got["item_id"].tolist() == expected[column].tolist()
+        assert got["timestamp"].tolist() == expected["scheduled_at"].tolist()
+    _, test = booking_interactions_split(shuffled, as_of, 60)
+    later = bookings.loc[(bookings["created_at"] > as_of) & (bookings["status"] == "completed")
+                         & (bookings["scheduled_at"] <= as_of + pd.Timedelta(days=60))]
+    assert test["user_id"].tolist() == later.sort_values(
+        ["scheduled_at", "booking_id"], kind="stable")["customer_id"].tolist()
+    assert len(test) > 0 and bookings["scheduled_at"].duplicated().any()
+
+
 def test_out_of_time_split_tests_on_choices_made_after_as_of() -> None:
     data = simulate(SimulationConfig(n_customers=300, seed=4))
     as_of = pd.Timestamp("2024-06-30")

@@ -245,6 +245,70 @@ def test_reason_impacts_are_group_sums_in_decreasing_size(values: list[float], k
             groups[out.loc[0, f"reason_{i}_group"]])
 
 
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(allow_infinity=False), st.sampled_from(
+    [-0.0, 0.0, 0.5, -0.5, 1.5, 2.5, -2.5, 0.125, 0.995, 0.005, float("nan")])),
+    min_size=0, max_size=60))
+def test_reason_numbers_read_as_python_formats_each_value(values: list[float]) -> None:
+    from barberpro_ml.scoring.reasons import _int_text, _one_decimal, _pct_text
+
+    array = np.asarray(values, dtype=np.float64)
+    for phrase, fmt in ((_int_text, "{:.0f}"), (_pct_text, "{:.0%}"), (_one_decimal, "{:.1f}")):
+        assert phrase(array).tolist() == [fmt.format(v) if v == v else "" for v in values]
+
+
+def test_churn_reasons_of_a_block_equal_each_row_phrased_alone(scoring_registry: Any) -> None:
+    """The block path (each group phrased once for every row naming it, texts gathered back by
+    position) gives every row what phrasing that row alone gives, on real features."""
+    data = scoring_registry.data
+    features = customer_features(data, data.observation_end - pd.Timedelta(days=20))
+    rng = np.random.default_rng(5)
+    shap = pd.DataFrame(rng.normal(size=features.shape) * rng.uniform(0, 2, features.shape[1]),
+                        index=features.index, columns=features.columns)
+    block = churn_reasons(shap, features, k=4)
+    rows = rng.choice(len(features), size=60, replace=False)
+    alone = pd.concat([churn_reasons(shap.iloc[[i]], features.iloc[[i]], k=4) for i in rows])
+    pd.testing.assert_frame_equal(block.iloc[rows], alone, check_exact=True)
+    assert block["reason_1_group"].nunique() > 3  # the sample covers several groups
+
+
+def test_scoring_in_blocks_equals_scoring_the_whole_population(
+        scorer: CustomerScorer, scoring_registry: Any) -> None:
+    """Blocks of customers (a size that does not divide the population, and a tiny one), each
+    with its own snapshot and the population inputs computed once, give every customer the
+    row the whole snapshot gives, exactly."""
+    from barberpro_ml.scoring.snapshot import build_snapshot, customer_blocks, population_inputs
+
+    data = scoring_registry.data
+    as_of = data.observation_end - pd.Timedelta(days=20)
+    whole = scorer.score_frame(data, as_of)
+    seen: list[int] = []
+    blocked = pd.concat(scorer.score_blocks(data, as_of, block_customers=383, chunk_size=100,
+                                            progress=lambda done, total: seen.append(done)))
+    assert len(whole) % 383 != 0 and seen[-1] == len(whole) and len(seen) > 1
+    pd.testing.assert_frame_equal(blocked, whole, check_exact=True)
+
+    # a tiny block: the snapshot's every table equals the whole snapshot's rows
+    population = population_inputs(data, as_of, definitions=scorer.definitions)
+    full = build_snapshot(data, as_of, definitions=scorer.definitions)
+    blocks = customer_blocks(data, as_of, 7)
+    for block in [next(blocks) for _ in range(3)]:
+        part = build_snapshot(block, as_of, definitions=scorer.definitions,
+                              population=population)
+        ids = part.features.index
+        assert len(ids) == 7
+        pd.testing.assert_frame_equal(part.features, full.features.loc[ids], check_exact=True)
+        pd.testing.assert_frame_equal(part.lifecycle, full.lifecycle.loc[ids],
+                                      check_exact=True)
+        nxt = full.next_services.loc[full.next_services["customer_id"].isin(ids)]
+        pd.testing.assert_frame_equal(part.next_services.reset_index(drop=True),
+                                      nxt.reset_index(drop=True), check_exact=True)
+    sizes = [len(b.customers) for b in customer_blocks(data, as_of, 1000)]
+    assert sum(sizes) == len(whole) and sizes[-1] == len(whole) % 1000
+    with pytest.raises(InputError, match="block_customers"):
+        next(scorer.score_blocks(data, as_of, block_customers=0))
+
+
 def _action_frame(**columns: Any) -> pd.DataFrame:
     base = {"churn_probability": [0.8], "risk_band": ["high"], "lifecycle_stage": ["at_risk"],
             "n_visits": [10], "spend_per_visit": [40.0], "usual_gap_days": [30.0],

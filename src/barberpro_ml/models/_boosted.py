@@ -27,6 +27,7 @@ References
 from __future__ import annotations
 
 import math
+import os
 import weakref
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -314,11 +315,18 @@ class BoostedTreeModel(ValidatedEstimator):
         frame = self._as_frame(X, reset=False)
         matrix = self.schema_.matrix(frame)
         if len(matrix) >= PATTERN_SHAP_MIN_ROWS and (patterns := self._pattern_shap()):
-            values = patterns.contributions(matrix)
+            values = patterns.contributions(matrix, n_threads=self._threads())
         else:
             values = self._direct_contributions(matrix)
         return pd.DataFrame(np.asarray(values, dtype=np.float64), index=frame.index,
                             columns=[*self.schema_.columns, "bias"])
+
+    def _threads(self) -> int:
+        """Threads of the model's ``n_jobs`` (None or negative: every core)."""
+        n_jobs = self.n_jobs
+        if n_jobs is None or int(n_jobs) < 0:
+            return max(1, os.cpu_count() or 1)
+        return max(1, int(n_jobs))
 
     def _direct_contributions(self, matrix: np.ndarray) -> np.ndarray:
         """XGBoost's ``pred_contribs`` on the whole matrix in one call (``float32``)."""

@@ -25,8 +25,10 @@ are handled; :meth:`PatternTreeShap.supports` says when a booster is outside tha
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
@@ -65,9 +67,10 @@ class PatternTreeShap:
             stop = booster.num_boosted_rounds()
         self.rounds = (start, stop)
         self.categorical = np.asarray([t == "c" for t in self.feature_types], dtype=bool)
-        # per tree: (its tree index, the features it splits on, sorted float32 thresholds of
-        # each numeric one; None for a categorical one)
+        # per tree: (its one-tree booster, the features it splits on, sorted float32
+        # thresholds of each numeric one; None for a categorical one)
         self.trees: list[tuple[xgb.Booster, np.ndarray, list[_F32 | None]]] = []
+        every_cut: dict[int, list[_F32]] = {}
         for j in range(start, stop):
             tree = trees[j]
             internal = np.asarray(tree["left_children"]) != -1
@@ -77,11 +80,23 @@ class PatternTreeShap:
             cuts: list[_F32 | None] = [
                 None if self.categorical[f] else np.unique(conditions[features == f])
                 for f in used.tolist()]
+            for f, cut in zip(used.tolist(), cuts, strict=True):
+                if cut is not None:
+                    every_cut.setdefault(f, []).append(cut)
             single = booster[j:j + 1]
             # one thread per one-tree call: the calls are many and small, and a thread pool
             # costs ~10 ms a call on a busy machine
             single.set_param({"nthread": 1})
             self.trees.append((single, used, cuts))
+        # A row's position among *all* thresholds of a feature (one binary search per block)
+        # decides its position among any one tree's: the count of the tree's thresholds up
+        # to the g-th threshold of all, read from a small table per tree and feature.
+        self.all_cuts: dict[int, _F32] = {f: np.unique(np.concatenate(c))
+                                          for f, c in every_cut.items()}
+        self.code_tables: list[list[npt.NDArray[np.int64] | None]] = [
+            [None if cut is None else self._code_table(self.all_cuts[f], cut)
+             for f, cut in zip(used.tolist(), cuts, strict=True)]
+            for _, used, cuts in self.trees]
         # the bias column does not depend on the row: XGBoost's own, on a row of missing values
         self.bias = float(self._predict(booster, np.full((1, len(self.feature_names)), np.nan),
                                         self.rounds)[0, -1])
@@ -113,7 +128,17 @@ class PatternTreeShap:
                                  iteration_range=rounds)
         return np.asarray(values, dtype=np.float32)
 
-    def contributions(self, matrix: np.ndarray) -> _F32:
+    @staticmethod
+    def _code_table(every: _F32, cut: _F32) -> npt.NDArray[np.int64]:
+        """Tree code (thresholds of ``cut`` <= x; ``len(cut) + 1`` for missing) by global
+        code (thresholds of ``every`` <= x; ``len(every) + 1`` for missing)."""
+        table = np.empty(len(every) + 2, dtype=np.int64)
+        table[0] = 0
+        table[1:len(every) + 1] = np.searchsorted(cut, every, side="right")
+        table[len(every) + 1] = len(cut) + 1
+        return table
+
+    def contributions(self, matrix: np.ndarray, n_threads: int = 1) -> _F32:
         """SHAP values of ``matrix``'s rows, shape ``(n, n_features + 1)`` (bias last),
         ``float32``: equal to XGBoost's ``pred_contribs`` on the same matrix.
 
@@ -122,11 +147,30 @@ class PatternTreeShap:
         matrix
             Float matrix of feature values and category codes (NaN = missing), one column
             per feature, as the booster is given it.
+        n_threads
+            Threads, each computing a contiguous share of the rows (NumPy and XGBoost
+            release the GIL). A row's values do not depend on the other rows of its share,
+            so the result is the same for any number of threads.
         """
         n, p = matrix.shape
         out = np.zeros((n, p + 1), dtype=np.float32)
         if n == 0:
             return out
+        shares = max(1, min(int(n_threads), n // 2048))
+        bounds = np.linspace(0, n, shares + 1).astype(np.int64).tolist()
+        if shares == 1:
+            self._fill(matrix, out)
+        else:
+            with ThreadPoolExecutor(max_workers=shares) as pool:
+                for done in [pool.submit(self._fill, matrix[a:b], out[a:b])
+                             for a, b in itertools.pairwise(bounds)]:
+                    done.result()
+        out[:, p] = np.float32(self.bias)
+        return out
+
+    def _fill(self, matrix: np.ndarray, out: _F32) -> None:
+        """The feature columns of ``out`` for the rows of ``matrix``."""
+        n, p = matrix.shape
         # XGBoost compares float32 values; NaN is missing
         values = np.asarray(matrix, dtype=np.float32)
         missing = np.isnan(values)
@@ -134,18 +178,26 @@ class PatternTreeShap:
         for f in np.flatnonzero(self.categorical).tolist():
             uniq, inverse = np.unique(values[:, f], return_inverse=True)
             levels[f] = (inverse.reshape(-1).astype(np.int64), len(uniq))
-        for tree_booster, used, cuts in self.trees:
+        positions: dict[int, npt.NDArray[np.int64]] = {}
+        for f, every in self.all_cuts.items():
+            code = np.searchsorted(every, values[:, f], side="right").astype(np.int64)
+            code[missing[:, f]] = len(every) + 1
+            positions[f] = code
+        # one contiguous row of sums per feature: the adds of a tree touch memory in order
+        sums = np.zeros((p, n), dtype=np.float32)
+        for (tree_booster, used, cuts), tables in zip(self.trees, self.code_tables,
+                                                       strict=True):
             key = np.zeros(n, dtype=np.int64)
             radix_total = 1
             columns: list[np.ndarray] = []
-            for f, cut in zip(used.tolist(), cuts, strict=True):
+            for f, cut, table in zip(used.tolist(), cuts, tables, strict=True):
                 if cut is None:
                     code, radix = levels[f]
                 else:
-                    # the number of thresholds <= x decides every ``x < t`` of the feature;
-                    # missing gets its own code
-                    code = np.searchsorted(cut, values[:, f], side="right").astype(np.int64)
-                    code[missing[:, f]] = len(cut) + 1
+                    # the number of the tree's thresholds <= x decides every ``x < t`` of
+                    # the feature; missing gets its own code
+                    assert table is not None
+                    code = table[positions[f]]
                     radix = len(cut) + 2
                 columns.append(code)
                 if radix_total <= (2**62) // max(radix, 1):
@@ -153,15 +205,36 @@ class PatternTreeShap:
                     radix_total *= radix
                 else:
                     radix_total = 0  # overflow: fall back to unique rows below
-            if radix_total == 0:
-                _, first, inverse = np.unique(np.column_stack(columns), axis=0,
-                                              return_index=True, return_inverse=True)
-            else:
-                _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-            inverse = inverse.reshape(-1)
+            first, inverse = _patterns(key, radix_total, columns)
             tree = self._predict(tree_booster, matrix[first])
             # only the tree's own features get non-zero values; float32 adds in tree order,
             # as XGBoost accumulates
-            out[:, used] += tree[np.ix_(inverse, used)]
-        out[:, p] = np.float32(self.bias)
-        return out
+            for f in used.tolist():
+                np.add(sums[f], tree[:, f].take(inverse), out=sums[f])
+        out[:, :p] = sums.T
+
+
+def _patterns(key: npt.NDArray[np.int64], radix_total: int, columns: list[np.ndarray]
+              ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """One representative row of each distinct pattern, and each row's pattern.
+
+    Patterns are numbered in increasing ``key``. When the keys are few (``radix_total`` up
+    to a few times the rows) they are counted in a table instead of sorted; ``radix_total``
+    0 means the key overflowed, and the rows of ``columns`` are compared instead.
+    """
+    n = len(key)
+    if radix_total == 0:
+        _, first, inverse = np.unique(np.column_stack(columns), axis=0, return_index=True,
+                                      return_inverse=True)
+        return first, inverse.reshape(-1)
+    if radix_total > max(4 * n, 1 << 16):
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return first, inverse.reshape(-1)
+    present = np.zeros(radix_total, dtype=bool)
+    present[key] = True
+    dense = np.cumsum(present, dtype=np.intp) - 1
+    inverse = dense[key]
+    # any row of a pattern represents it: every row of a pattern gets the same values
+    first = np.empty(int(dense[-1]) + 1, dtype=np.intp)
+    first[inverse] = np.arange(n, dtype=np.intp)
+    return first, inverse

@@ -41,17 +41,37 @@ def _text(values: list[str]) -> Text:
     return np.asarray(values, dtype=object) if values else np.empty(0, dtype=object)
 
 
+def _distinct_text(values: npt.NDArray[np.float64], fmt: Callable[[float], str]) -> Text:
+    """``fmt(v)`` of every value ("" where missing), formatting each distinct value once.
+
+    Distinct values are found on the float's bits (so ``-0.0`` keeps its own text), and the
+    texts are gathered back by position: a million customers take a few thousand calls to
+    ``fmt`` instead of a million.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(len(values), "", dtype=object)
+    known = ~np.isnan(values)
+    if known.any():
+        bits, inverse = np.unique(values[known].view(np.int64), return_inverse=True)
+        texts = np.asarray([fmt(v) for v in bits.view(np.float64).tolist()] + [""],
+                           dtype=object)[:-1]
+        out[known] = texts[inverse.reshape(-1)]
+    return out
+
+
 def _int_text(values: npt.NDArray[np.float64]) -> Text:
     """Rounded whole numbers as text ("" where missing)."""
-    return _text([f"{v:.0f}" if v == v else "" for v in values.tolist()])
+    # rint rounds half to even on the exact double, as the ".0f" format does, and keeps the
+    # sign of a zero: the text of rint(v) is the text of v, with far fewer distinct values
+    return _distinct_text(np.rint(values), "{:.0f}".format)
 
 
 def _pct_text(values: npt.NDArray[np.float64]) -> Text:
-    return _text([f"{v:.0%}" if v == v else "" for v in values.tolist()])
+    return _distinct_text(values, "{:.0%}".format)
 
 
 def _one_decimal(values: npt.NDArray[np.float64]) -> Text:
-    return _text([f"{v:.1f}" if v == v else "" for v in values.tolist()])
+    return _distinct_text(values, "{:.1f}".format)
 
 
 def _choose(n: int, *branches: tuple[Any, Text | str]) -> Text:
@@ -300,19 +320,22 @@ def churn_reasons(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 
     order = np.argsort(-np.abs(summed), axis=1, kind="stable")[:, :k]
     out: dict[str, object] = {}
     rows = np.arange(len(summed))
+    # each group phrased once, for the rows that name it at any rank
+    texts: dict[int, tuple[npt.NDArray[np.intp], Text]] = {}
+    for g in np.unique(order).tolist():
+        phrase = groups[g][2]
+        named = np.flatnonzero((order == g).any(axis=1))
+        texts[g] = (named, np.full(len(named), groups[g][0], dtype=object) if phrase is None
+                    else phrase(features.iloc[named]))
+    names = np.asarray([name for name, _, _ in groups], dtype=object)
     for rank in range(k):
         chosen = order[:, rank]
         text = np.empty(len(summed), dtype=object)
-        for g, (name, _members, phrase) in enumerate(groups):
-            picked = chosen == g
-            if not picked.any():
-                continue
-            if phrase is None:
-                text[picked] = name
-            else:
-                text[picked] = phrase(features.iloc[np.flatnonzero(picked)])
+        for g, (named, phrased) in texts.items():
+            picked = np.flatnonzero(chosen == g)
+            if len(picked):
+                text[picked] = phrased[np.searchsorted(named, picked)]
         out[f"reason_{rank + 1}"] = text
-        out[f"reason_{rank + 1}_group"] = np.asarray([groups[g][0] for g in range(len(groups))],
-                                                     dtype=object)[chosen]
+        out[f"reason_{rank + 1}_group"] = names[chosen]
         out[f"reason_{rank + 1}_impact"] = summed[rows, chosen]
     return pd.DataFrame(out, index=contributions.index)

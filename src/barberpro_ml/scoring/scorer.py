@@ -45,7 +45,7 @@ import tempfile
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,9 +84,15 @@ from barberpro_ml.scoring.records import (
     SegmentInfo,
     ServiceSuggestion,
 )
-from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError, build_snapshot
+from barberpro_ml.scoring.snapshot import (
+    CustomerSnapshot,
+    UnknownCustomerError,
+    build_snapshot,
+    customer_blocks,
+    population_inputs,
+)
 
-__all__ = ["DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
+__all__ = ["BLOCK_CUSTOMERS", "DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
            "CustomerScorer", "FeatureSchemaError", "LoadedFamily", "UnknownCustomerError",
            "load_family", "top_barbers"]
 
@@ -107,6 +113,11 @@ FAMILY_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """The :meth:`CustomerScorer.score_frame` columns each family fills (null when it is missing)."""
 RISK_BANDS: tuple[float, float] = (0.3, 0.6)
+BLOCK_CUSTOMERS = 200_000
+"""Customers per block of :meth:`CustomerScorer.score_blocks`: large enough that the
+per-block overhead is small beside the rows' work, small enough that a block's snapshot and
+scores are a fraction of a million customers' (the peak memory is measured by
+``benchmarks/bench_scoring.py --blocks``)."""
 _SNAPSHOTS_KEPT = 4
 
 Progress = Callable[[int, int], None]
@@ -574,6 +585,65 @@ class CustomerScorer:
                 progress(min(start + chunk_size, total), total)
         return pd.concat(parts) if len(parts) > 1 else parts[0]
 
+    def score_blocks(self, data: MarketplaceData, as_of: object = None, *,
+                     block_customers: int = BLOCK_CUSTOMERS, reasons: bool = True,
+                     chunk_size: int = 100_000, progress: Progress | None = None
+                     ) -> Iterator[pd.DataFrame]:
+        """:meth:`score_frame` of every customer, one block of customers at a time, for
+        populations whose snapshot should not be held whole.
+
+        The population-level inputs (:func:`~barberpro_ml.scoring.snapshot.population_inputs`:
+        the lifecycle prior, review totals per barber, next-service prior, campaign effect)
+        are computed once; then each block of ``block_customers`` customers (in id order,
+        :func:`~barberpro_ml.scoring.snapshot.customer_blocks`) gets its own snapshot, is
+        scored and released. The memory beyond the event tables grows with the block, not
+        the population, and the rows equal :meth:`score_frame`'s (tested). Blocks are not
+        cached (:meth:`snapshot` is not used).
+
+        Parameters
+        ----------
+        data, as_of, reasons, chunk_size
+            As for :meth:`score_frame`.
+        block_customers
+            Customers per block (default :data:`BLOCK_CUSTOMERS`).
+        progress
+            Called with ``(customers done, customers total)`` after each block.
+
+        Yields
+        ------
+        pandas.DataFrame
+            One block's rows, in customer-id order, columns as :meth:`score_frame`.
+
+        Raises
+        ------
+        InputError
+            ``block_customers`` or ``chunk_size`` not a positive integer.
+        FeatureSchemaError
+            See :meth:`snapshot`.
+        """
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        stamp = self._data_end(data) if as_of is None else to_as_of(as_of, to_utc=True)
+        blocks = customer_blocks(data, stamp, block_customers)
+        population = population_inputs(data, stamp, definitions=self.definitions)
+        total = int((data.customers["signup_at"] <= stamp).sum())
+        done = 0
+        for block in blocks:
+            snap = build_snapshot(block, stamp, definitions=self.definitions,
+                                  population=population)
+            if done == 0:
+                self._check_schemas(snap.features)
+            parts = []
+            for start in range(0, len(snap.features), chunk_size):
+                ids, cols = self._score_rows(
+                    snap, np.arange(start, min(start + chunk_size, len(snap.features))),
+                    reasons=reasons)
+                parts.append(pd.DataFrame(cols, index=ids))
+            done += len(snap.features)
+            yield pd.concat(parts) if len(parts) > 1 else parts[0]
+            if progress is not None:
+                progress(done, total)
+
     def population(self, data: MarketplaceData, as_of: object = None) -> pd.DataFrame:
         """:meth:`score_frame` of every customer at ``as_of`` without reasons, kept with the
         snapshot (the population views of :mod:`barberpro_ml.scoring.insights` read it)."""
@@ -833,10 +903,12 @@ def top_barbers(recs: RecommenderModel, customer_ids: np.ndarray, neighborhoods:
     """
     assert recs.spec is not None
     users = np.asarray(customer_ids, dtype=np.int64)
-    empty: tuple[list[list[int]], list[list[float]]] = (
-        [[] for _ in range(len(users))], [[] for _ in range(len(users))])
+
+    def empty() -> tuple[list[list[int]], list[list[float]]]:
+        return [[] for _ in range(len(users))], [[] for _ in range(len(users))]
+
     if not len(users) or not len(working):
-        return empty  # no barber working yet (before the first joined): nothing to suggest
+        return empty()  # no barber working yet (before the first joined): nothing to suggest
     k = min(n + 5, recs.spec.max_k)
     request = pd.DataFrame({"user_id": users, "k": np.full(len(users), k, dtype=np.int64)})
     if recs.spec.group_column:
@@ -848,7 +920,7 @@ def top_barbers(recs: RecommenderModel, customer_ids: np.ndarray, neighborhoods:
     keep_working = np.isin(item, working.to_numpy())
     user, item, score = user[keep_working], item[keep_working], score[keep_working]
     if not len(user):
-        return empty
+        return empty()
     # rows come grouped by user in request order, best first: keep each user's first n
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
     run = np.diff(np.r_[starts, len(user)])
@@ -856,10 +928,17 @@ def top_barbers(recs: RecommenderModel, customer_ids: np.ndarray, neighborhoods:
     keep = within < n
     user, item, score = user[keep], item[keep], score[keep]
     bounds = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
-    items_of = dict(zip(user[bounds].tolist(), np.split(item, bounds[1:]), strict=True))
-    scores_of = dict(zip(user[bounds].tolist(), np.split(score, bounds[1:]), strict=True))
-    return ([items_of[u].tolist() if u in items_of else [] for u in users.tolist()],
-            [scores_of[u].tolist() if u in scores_of else [] for u in users.tolist()])
+    # each requested user's run of rows (an empty run for a user without any), then one
+    # slice of two flat Python lists per user: no NumPy call per customer
+    group = pd.Index(user[bounds]).get_indexer(users)
+    found_any = group >= 0
+    lo = np.zeros(len(users), dtype=np.int64)
+    hi = np.zeros(len(users), dtype=np.int64)
+    lo[found_any] = bounds[group[found_any]]
+    hi[found_any] = np.r_[bounds[1:], len(user)][group[found_any]]
+    items, values = item.tolist(), score.tolist()
+    spans = list(zip(lo.tolist(), hi.tolist(), strict=True))
+    return ([items[a:b] for a, b in spans], [values[a:b] for a, b in spans])
 
 
 def _set_threads(estimator: Any, n_jobs: int) -> None:

@@ -12,6 +12,7 @@ the models always run on the request.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -22,16 +23,24 @@ from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import DEFAULT_DEFINITIONS, Definitions
 from barberpro_ml.errors import InputError, NotEnoughDataError, NotFoundError
 from barberpro_ml.evaluation.uplift import POOLED, OfferEffect, campaign_effects
-from barberpro_ml.features import customer_features, customer_rfm, rfm_features
+from barberpro_ml.features import (
+    customer_features,
+    customer_rfm,
+    provider_review_totals,
+    rfm_features,
+)
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.features.lifecycle import lifecycle_stages, population_median_gap
 from barberpro_ml.models.recs.marketplace import (
+    NextServicePrior,
+    booking_interactions,
     customer_neighborhoods,
+    next_service_prior,
     next_service_recommendations,
 )
 
-__all__ = ["N_SERVICES", "CustomerSnapshot", "UnknownCustomerError", "build_snapshot",
-           "working_providers"]
+__all__ = ["N_SERVICES", "CustomerSnapshot", "PopulationInputs", "UnknownCustomerError",
+           "build_snapshot", "customer_blocks", "population_inputs", "working_providers"]
 
 N_SERVICES = 3
 """Next-service suggestions kept per customer."""
@@ -158,9 +167,67 @@ class CustomerSnapshot:
         return np.asarray(pos, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class PopulationInputs:
+    """What a customer's snapshot reads from the whole population at ``as_of``.
+
+    Computed once (:func:`population_inputs`) and handed to :func:`build_snapshot` of every
+    block of customers, so that a block's snapshot equals the whole one's rows: the typical
+    customer's gap (lifecycle prior), the review totals per barber (``main_provider_rating``),
+    the next-service prior, the barbers working, the campaign effect, the first visit.
+    """
+
+    as_of: pd.Timestamp
+    population_gap_days: float
+    review_totals: pd.DataFrame
+    next_services: NextServicePrior | None
+    active_providers: pd.Index
+    offer_effect: OfferEffect | None
+    offer_effect_note: str
+    first_visit: pd.Timestamp | None
+
+
+def population_inputs(data: MarketplaceData, as_of: object, *,
+                      definitions: Definitions = DEFAULT_DEFINITIONS, n_bootstrap: int = 1000,
+                      seed: int = 0) -> PopulationInputs:
+    """The :class:`PopulationInputs` of ``data`` (every customer) at ``as_of``.
+
+    Raises
+    ------
+    InputError
+        ``as_of`` after the last event.
+    """
+    stamp = to_as_of(as_of, to_utc=True)
+    end = data.observation_end
+    if stamp > end:
+        raise InputError(f"as_of {stamp} is after the data's last event ({end}); the data "
+                         "cannot say what a customer looks like then")
+    interactions = booking_interactions(data, stamp, item="service")
+    effect: OfferEffect | None = None
+    note = ""
+    try:
+        effects = campaign_effects(data, stamp, horizon_days=definitions.churn_horizon_days,
+                                   n_bootstrap=n_bootstrap, seed=seed)
+        effect = next((e for e in effects if e.campaign == POOLED), None)
+        if effect is None or effect.relative_reduction is None:
+            note = "; ".join(effect.notes) if effect else "no pooled campaign estimate"
+            effect = None
+    except NotEnoughDataError as exc:  # no campaign closed by as_of
+        note = str(exc)
+    return PopulationInputs(
+        as_of=stamp, population_gap_days=population_median_gap(data, stamp),
+        review_totals=provider_review_totals(data.reviews, stamp),
+        next_services=None if interactions.empty
+        else next_service_prior(data, stamp, interactions=interactions),
+        active_providers=working_providers(data.providers, stamp),
+        offer_effect=effect, offer_effect_note=note,
+        first_visit=(interactions["timestamp"].min() if len(interactions) else None))
+
+
 def build_snapshot(data: MarketplaceData, as_of: object, *,
                    definitions: Definitions = DEFAULT_DEFINITIONS, n_bootstrap: int = 1000,
-                   seed: int = 0) -> CustomerSnapshot:
+                   seed: int = 0, population: PopulationInputs | None = None
+                   ) -> CustomerSnapshot:
     """Compute the :class:`CustomerSnapshot` of ``data`` at ``as_of``.
 
     Parameters
@@ -175,25 +242,30 @@ def build_snapshot(data: MarketplaceData, as_of: object, *,
         horizon of the campaign effect (the served models' definitions).
     n_bootstrap, seed
         For the campaign effect's confidence interval.
+    population
+        :func:`population_inputs` of the whole population at ``as_of``, when ``data`` holds
+        one block of its customers (:func:`customer_blocks`): the block's snapshot then has
+        the whole snapshot's values for its customers. Default: computed from ``data``.
 
     Raises
     ------
     InputError
         ``as_of`` after the last event.
     NotEnoughDataError
-        ``as_of`` before any customer signed up (names the first signup).
+        ``as_of`` before any customer (of ``data``) signed up (names the first signup).
     """
     stamp = to_as_of(as_of, to_utc=True)
-    end = data.observation_end
-    if stamp > end:
-        raise InputError(f"as_of {stamp} is after the data's last event ({end}); the data "
-                         "cannot say what a customer looks like then")
-    features = customer_features(data, stamp)
+    if population is None:
+        population = population_inputs(data, stamp, definitions=definitions,
+                                       n_bootstrap=n_bootstrap, seed=seed)
+    elif population.as_of != stamp:
+        raise InputError(f"population inputs of {population.as_of} given for as_of {stamp}")
+    features = customer_features(data, stamp, provider_reviews=population.review_totals)
     if features.empty:
         first = data.customers["signup_at"].min()
         raise NotEnoughDataError(f"no customer had signed up by as_of {stamp}; the first "
                                  f"signup is at {first}")
-    population_gap = population_median_gap(data, stamp)
+    population_gap = population.population_gap_days
     lifecycle = lifecycle_stages(data, stamp, population_gap_days=population_gap,
                                  active_window_days=definitions.active_window_days,
                                  new_days=definitions.new_customer_days
@@ -202,36 +274,64 @@ def build_snapshot(data: MarketplaceData, as_of: object, *,
     # the BG/NBD inputs as feature columns: what the lifetime-value candidates read
     features = pd.concat([features, rfm_features(data, stamp, features.index, rfm=rfm)],
                          axis=1)
-    if len(rfm):
-        next_services = next_service_recommendations(data, stamp, k=N_SERVICES)
+    if population.next_services is not None:
+        next_services = next_service_recommendations(data, stamp, k=N_SERVICES,
+                                                     prior=population.next_services)
     else:
         next_services = pd.DataFrame(columns=["customer_id", "service_id", "name", "score",
                                               "rank"])
     next_service = next_services.loc[next_services["rank"] == 1].set_index("customer_id")[
         ["service_id", "name", "score"]]
-    active = working_providers(data.providers, stamp)
-    effect: OfferEffect | None = None
-    note = ""
-    try:
-        effects = campaign_effects(data, stamp, horizon_days=definitions.churn_horizon_days,
-                                   n_bootstrap=n_bootstrap, seed=seed)
-        effect = next((e for e in effects if e.campaign == POOLED), None)
-        if effect is None or effect.relative_reduction is None:
-            note = "; ".join(effect.notes) if effect else "no pooled campaign estimate"
-            effect = None
-    except NotEnoughDataError as exc:  # no campaign closed by as_of
-        note = str(exc)
     neighborhoods = customer_neighborhoods(data).reindex(features.index).astype(str)
-    b = data.bookings
-    done = b.loc[(b["status"] == "completed").to_numpy() & (b["scheduled_at"] <= stamp).to_numpy(),
-                 "scheduled_at"]
     return CustomerSnapshot(
         as_of=stamp, features=features, lifecycle=lifecycle, rfm=rfm,
-        next_service=next_service, next_services=next_services, active_providers=active,
-        neighborhoods=neighborhoods, offer_effect=effect, offer_effect_note=note,
+        next_service=next_service, next_services=next_services,
+        active_providers=population.active_providers, neighborhoods=neighborhoods,
+        offer_effect=population.offer_effect, offer_effect_note=population.offer_effect_note,
         population_gap_days=population_gap,
         aligned=_aligned(features, lifecycle, rfm, next_service, neighborhoods),
-        definitions=definitions, first_visit=done.min() if len(done) else None)
+        definitions=definitions, first_visit=population.first_visit)
+
+
+def customer_blocks(data: MarketplaceData, as_of: object, block_customers: int
+                    ) -> Iterator[MarketplaceData]:
+    """The customers signed up by ``as_of``, ``block_customers`` at a time in id order, each
+    block with its own bookings, reviews and interventions (the barber and service tables
+    shared): what :func:`build_snapshot` needs, with :func:`population_inputs`, to build one
+    block's snapshot. Rows keep their order in ``data``.
+
+    Raises
+    ------
+    InputError
+        ``block_customers`` is not a positive integer.
+    """
+    if isinstance(block_customers, bool) or not isinstance(block_customers, int | np.integer) \
+            or block_customers < 1:
+        raise InputError(f"block_customers must be a positive integer, got {block_customers!r}")
+    stamp = to_as_of(as_of, to_utc=True)
+    customers = data.customers
+    signed = np.flatnonzero((customers["signup_at"] <= stamp).to_numpy(dtype=bool))
+    signed = signed[np.argsort(customers["customer_id"].to_numpy()[signed], kind="stable")]
+    tables = {name: getattr(data, name) for name in ("bookings", "reviews", "interventions")}
+    by_customer = {}
+    for name, frame in tables.items():
+        ids = frame["customer_id"].to_numpy()
+        order = np.argsort(ids, kind="stable")
+        by_customer[name] = (order, ids[order])
+    for start in range(0, len(signed), int(block_customers)):
+        rows = signed[start:start + int(block_customers)]
+        block_ids = customers["customer_id"].to_numpy()[rows]
+        parts = {}
+        for name, frame in tables.items():
+            order, sorted_ids = by_customer[name]
+            lo = np.searchsorted(sorted_ids, block_ids[0], side="left")
+            hi = np.searchsorted(sorted_ids, block_ids[-1], side="right")
+            own = order[lo:hi][np.isin(sorted_ids[lo:hi], block_ids)]
+            parts[name] = frame.iloc[np.sort(own)]
+        yield MarketplaceData.from_validated(
+            customers=customers.iloc[rows], providers=data.providers, services=data.services,
+            bookings=parts["bookings"], reviews=parts["reviews"],
+            interventions=parts["interventions"])
 
 
 def working_providers(providers: pd.DataFrame, as_of: pd.Timestamp) -> pd.Index:

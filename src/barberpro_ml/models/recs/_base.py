@@ -273,14 +273,16 @@ def top_k(scores: FloatArray, k: int) -> tuple[IntArray, IntArray, FloatArray, I
                                                 values[ambiguous], kth[ambiguous], k_eff)
             values[ambiguous] = np.take_along_axis(scores[ambiguous], candidates[ambiguous],
                                                    axis=1)
-    rows = np.repeat(np.arange(n_rows), k_eff)
-    cols, flat = candidates.ravel(), values.ravel()
-    finite = np.isfinite(flat)
-    rows, cols, flat = rows[finite], cols[finite], flat[finite]
-    order = np.lexsort((cols, -flat, rows))
-    rows, cols, flat = rows[order], cols[order], flat[order]
-    ranks = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left") + 1
-    return rows.astype(np.intp), cols.astype(np.intp), flat, ranks.astype(np.intp)
+    # each row's k candidates by score, then column (a sort of k per row, not of every row's
+    # candidates together); -inf ones sort last and are dropped
+    order = np.lexsort((candidates, -values), axis=1)
+    candidates = np.take_along_axis(candidates, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1)
+    finite = np.isfinite(values)
+    rows = np.broadcast_to(np.arange(n_rows)[:, None], values.shape)[finite]
+    ranks = np.cumsum(finite, axis=1)[finite]
+    return (rows.astype(np.intp), candidates[finite].astype(np.intp), values[finite],
+            ranks.astype(np.intp))
 
 
 def _break_ties(scores: FloatArray, candidates: IntArray, values: FloatArray,

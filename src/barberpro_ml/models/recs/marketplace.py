@@ -18,6 +18,7 @@ Everything here takes ``(data, as_of)`` and uses only what was known at ``as_of`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -29,15 +30,17 @@ from sklearn.base import clone
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.data.schema import PRICE_TIERS
 from barberpro_ml.features._common import AsOf, to_as_of
-from barberpro_ml.models.recs._base import BaseRecommender, top_k
+from barberpro_ml.models.recs._base import BaseRecommender, IntArray, top_k
 from barberpro_ml.models.recs.item_knn import ItemKNNRecommender
 from barberpro_ml.models.recs.popularity import PopularityRecommender
 
 __all__ = [
+    "NextServicePrior",
     "barber_recommendations",
     "booking_interactions",
     "booking_interactions_split",
     "customer_neighborhoods",
+    "next_service_prior",
     "next_service_recommendations",
     "provider_ratings",
 ]
@@ -62,18 +65,27 @@ def _check_statuses(statuses: Sequence[str]) -> list[str]:
     return list(statuses)
 
 
-def _in_time_order(bookings: pd.DataFrame) -> pd.DataFrame:
-    # a fixed order (not the table's row order) so that ties between items, broken by first
-    # appearance, and sums of floats never depend on how the table happens to be sorted
-    return bookings.sort_values(["scheduled_at", "booking_id"], kind="stable")
+def _in_time_order(bookings: pd.DataFrame, keep: npt.NDArray[np.bool_]) -> IntArray:
+    """Positions of the ``keep`` rows by ``(scheduled_at, booking_id)``.
+
+    A fixed order (not the table's row order) so that ties between items, broken by first
+    appearance, and sums of floats never depend on how the table happens to be sorted. Two
+    stable NumPy passes on the kept rows only give the order of a stable two-key
+    ``sort_values``; pandas' multi-key sort factorizes both columns (hashing that grows
+    faster than the rows at millions of bookings) and copies every column of the table.
+    """
+    rows = np.flatnonzero(keep)
+    by_id = rows[np.argsort(bookings["booking_id"].to_numpy()[rows], kind="stable")]
+    when = bookings["scheduled_at"].to_numpy()[by_id]
+    return by_id[np.argsort(when, kind="stable")]
 
 
-def _frame(bookings: pd.DataFrame, item: str) -> pd.DataFrame:
+def _frame(bookings: pd.DataFrame, item: str, order: IntArray) -> pd.DataFrame:
     return pd.DataFrame({
-        "user_id": bookings["customer_id"].to_numpy(),
-        "item_id": bookings[_item_column(item)].to_numpy(),
-        "weight": np.ones(len(bookings)),
-        "timestamp": bookings["scheduled_at"].to_numpy(),
+        "user_id": bookings["customer_id"].to_numpy()[order],
+        "item_id": bookings[_item_column(item)].to_numpy()[order],
+        "weight": np.ones(len(order)),
+        "timestamp": bookings["scheduled_at"].to_numpy()[order],
     })
 
 
@@ -102,7 +114,7 @@ def booking_interactions(data: MarketplaceData, as_of: AsOf, *, item: ItemKind =
     bookings = data.bookings
     keep = (bookings["scheduled_at"] <= stamp) & bookings["status"].isin(
         _check_statuses(statuses))
-    return _frame(_in_time_order(bookings.loc[keep.to_numpy(dtype=bool)]), item)
+    return _frame(bookings, item, _in_time_order(bookings, keep.to_numpy(dtype=bool)))
 
 
 def booking_interactions_split(
@@ -132,7 +144,7 @@ def booking_interactions_split(
     bookings = data.bookings
     keep = ((bookings["created_at"] > stamp) & (bookings["scheduled_at"] <= end)
             & bookings["status"].isin(_check_statuses(statuses)))
-    test = _frame(_in_time_order(bookings.loc[keep.to_numpy(dtype=bool)]), item)
+    test = _frame(bookings, item, _in_time_order(bookings, keep.to_numpy(dtype=bool)))
     return booking_interactions(data, stamp, item=item, statuses=statuses), test
 
 
@@ -165,10 +177,61 @@ def _fit(model: BaseRecommender | None, interactions: pd.DataFrame,
     return fitted
 
 
+@dataclass(frozen=True)
+class NextServicePrior:
+    """The population-level part of :func:`next_service_recommendations` at one ``as_of``:
+    the neighborhoods' service popularity and the item-to-item conditional probabilities
+    ``P(s | i)``, fitted on every customer's bookings (:func:`next_service_prior`).
+
+    Given to :func:`next_service_recommendations` with the event tables of *some* customers
+    only (a block of a large population), it gives those customers exactly what the whole
+    data would.
+    """
+
+    as_of: pd.Timestamp
+    popularity: PopularityRecommender
+    conditional: npt.NDArray[np.float64]
+    groups: pd.Series
+    names: pd.Series
+
+
+def next_service_prior(data: MarketplaceData, as_of: AsOf, *,
+                       interactions: pd.DataFrame | None = None) -> NextServicePrior:
+    """:class:`NextServicePrior` of every customer's completed bookings up to ``as_of``.
+
+    ``interactions``: :func:`booking_interactions` of ``data`` at ``as_of`` with
+    ``item="service"``, when the caller has them already (default: computed).
+
+    Raises
+    ------
+    ValueError
+        No completed booking scheduled by ``as_of``.
+    """
+    stamp = to_as_of(as_of)
+    if interactions is None:
+        interactions = booking_interactions(data, stamp, item="service")
+    return _next_service_prior(data, stamp, interactions)
+
+
+def _next_service_prior(data: MarketplaceData, stamp: pd.Timestamp,
+                        interactions: pd.DataFrame) -> NextServicePrior:
+    if interactions.empty:
+        raise ValueError(f"no completed booking scheduled by {stamp}: nothing to learn from")
+    groups = customer_neighborhoods(data)
+    popularity = PopularityRecommender(by_group=True).fit(interactions, user_groups=groups)
+    presence = popularity.user_items_.copy()
+    presence.data = np.ones_like(presence.data)
+    co_booked = np.asarray((presence.T @ presence).toarray(), dtype=np.float64)
+    return NextServicePrior(as_of=stamp, popularity=popularity,
+                            conditional=co_booked / co_booked.sum(axis=1, keepdims=True),
+                            groups=groups,
+                            names=data.services.set_index("service_id")["name"])
+
+
 def next_service_recommendations(
     data: MarketplaceData, as_of: AsOf, customer_ids: Sequence[int] | None = None, k: int = 3,
     *, prior_strength: float = 5.0, half_life_days: float | None = 365.0,
-    exclude_seen: bool = False,
+    exclude_seen: bool = False, prior: NextServicePrior | None = None,
 ) -> pd.DataFrame:
     """The services each customer is most likely to book next.
 
@@ -202,6 +265,10 @@ def next_service_recommendations(
         Age at which a booking counts half (None: no decay).
     exclude_seen
         Only services the customer never booked (cross-selling).
+    prior
+        The population-level part (:func:`next_service_prior` at the same ``as_of``), when
+        ``data`` holds only the customers to score (a block of a larger population); by
+        default it is fitted on ``data``.
 
     Returns
     -------
@@ -226,15 +293,12 @@ def next_service_recommendations(
                          f"{half_life_days}")
     customers = _customers_at(data, stamp, customer_ids)
     interactions = booking_interactions(data, stamp, item="service")
-    if interactions.empty:
-        raise ValueError(f"no completed booking scheduled by {stamp}: nothing to learn from")
-    groups = customer_neighborhoods(data)
-    popularity = PopularityRecommender(by_group=True).fit(interactions, user_groups=groups)
+    if prior is None:
+        prior = _next_service_prior(data, stamp, interactions)
+    elif prior.as_of != stamp:
+        raise ValueError(f"the prior was fitted at {prior.as_of}, not at as_of {stamp}")
+    popularity, conditional, groups = prior.popularity, prior.conditional, prior.groups
     items = popularity.item_index_
-    presence = popularity.user_items_.copy()
-    presence.data = np.ones_like(presence.data)
-    co_booked = np.asarray((presence.T @ presence).toarray(), dtype=np.float64)
-    conditional = co_booked / co_booked.sum(axis=1, keepdims=True)
     age_days = (stamp - interactions["timestamp"]).to_numpy() / np.timedelta64(1, "D")
     weight = (np.ones(len(interactions)) if half_life_days is None
               else np.exp2(-age_days / half_life_days))
@@ -243,7 +307,7 @@ def next_service_recommendations(
     counts_all = sp.csr_matrix(
         (weight[keep], (rows[keep], _codes(items, interactions["item_id"])[keep])),
         shape=(len(customers), len(items)))
-    names = data.services.set_index("service_id")["name"]
+    names = prior.names
     frames = []
     offset = 0
     for users, group_scores, _ in popularity.iter_score_blocks(
@@ -252,9 +316,9 @@ def next_service_recommendations(
         offset += len(users)
         n_u = counts.sum(axis=1, keepdims=True)
         has_history = n_u[:, 0] > 0
-        prior = group_scores / group_scores.sum(axis=1, keepdims=True)
-        prior[has_history] = (counts[has_history] / n_u[has_history]) @ conditional
-        prob = (counts + prior_strength * prior) / (n_u + prior_strength)
+        q = group_scores / group_scores.sum(axis=1, keepdims=True)
+        q[has_history] = (counts[has_history] / n_u[has_history]) @ conditional
+        prob = (counts + prior_strength * q) / (n_u + prior_strength)
         if exclude_seen:
             prob[counts > 0] = -np.inf
         r, cols, values, ranks = top_k(prob, k)
