@@ -29,7 +29,7 @@ def scorer(scoring_registry: Any) -> CustomerScorer:
 
 @pytest.fixture(scope="module")
 def client(scorer: CustomerScorer, scoring_registry: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(scorer, scoring_registry.data),
+    with TestClient(create_app(scorer, scoring_registry.data, auth="off"),
                     raise_server_exceptions=False) as c:
         yield c
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,7 +19,8 @@ from typing import Any
 
 import fastapi_offline
 import mlflow
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
@@ -39,10 +39,14 @@ from barberpro_ml.scoring.scorer import CustomerScorer
 from barberpro_ml.service.dependencies import Now
 from barberpro_ml.service.errors import error_response
 from barberpro_ml.service.evidence import RegisteredEvidence
-from barberpro_ml.service.routers import analytics, customers, providers
-from barberpro_ml.service.routers.admin import ADMIN_TOKEN_ENV, admin_router
+from barberpro_ml.service.keys import KeyStore, Scope
+from barberpro_ml.service.routers import admin, analytics, api_management, customers, providers
+from barberpro_ml.service.security import AUTH_RESPONSES, AuthMode, require
 
-__all__ = ["DOCS_STATIC", "Health", "create_app"]
+__all__ = ["DOCS_STATIC", "MAX_BODY_BYTES", "Health", "create_app"]
+
+MAX_BODY_BYTES = 256 * 1024
+"""Default cap on a request body (413 above it): a batch of 1,000 ids is about 15 KB."""
 
 DOCS_STATIC = "/static-docs"
 """Where the service serves the Swagger UI and ReDoc assets (no CDN)."""
@@ -70,8 +74,10 @@ class Health(BaseModel):
 
 
 def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None = None, *,
-               default_as_of: object = None, warm: bool = True,
-               admin_token: str | None = None, tracking_uri: str | None = None) -> FastAPI:
+               default_as_of: object = None, warm: bool = True, auth: AuthMode = "keys",
+               keys: KeyStore | None = None, tracking_uri: str | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES,
+               cors_origins: tuple[str, ...] = ()) -> FastAPI:
     """The FastAPI application serving ``scorer`` over ``data``.
 
     Parameters
@@ -90,13 +96,28 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         Build the default cut-off's snapshot now, so the first request is as fast as the
         rest and a feature-schema mismatch stops the service at start, not at request time
         (a ``LiveScorer`` does so when it is made).
-    admin_token
-        Bearer token of the ``/admin`` routes; default: the environment variable
-        :data:`ADMIN_TOKEN_ENV`; empty or unset: the admin routes answer 403.
+    auth
+        ``"keys"``: every route but ``/health`` and the docs needs an API key from ``keys``
+        with the route's scope (401 without, 403 outside its scopes). ``"off"``: the customer,
+        analytics and provider routes answer without a key; the admin and
+        ``/api-management`` routes still need one (the command line allows ``off`` only on a
+        loopback interface).
+    keys
+        The API keys (:class:`~barberpro_ml.service.keys.KeyStore`); required with
+        ``auth="keys"``; without one, the routes that need a key answer 401.
     tracking_uri
         The registry the analytics routes read the forecast champion and the pricing
         evidence from (default: the current MLflow tracking URI when the app is made).
+    max_body_bytes
+        Largest request body accepted; a larger one is answered 413.
+    cors_origins
+        Origins allowed to call from a browser (CORS); none by default (CORS off).
     """
+    if auth not in ("keys", "off"):
+        raise ValueError(f"auth must be 'keys' or 'off', not {auth!r}")
+    if auth == "keys" and keys is None:
+        raise TypeError("create_app(auth='keys') needs keys=KeyStore(<database url>), or "
+                        "auth='off' for the customer, analytics and provider routes")
     if isinstance(scorer, LiveScorer):
         if data is not None or default_as_of is not None:
             raise TypeError("create_app(live_scorer): the LiveScorer holds the data and the "
@@ -106,7 +127,6 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         if data is None:
             raise TypeError("create_app(scorer, data): the data to serve are missing")
         live = LiveScorer(scorer, data, default_as_of=default_as_of, warm=warm)
-    token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV)
     started = datetime.now(UTC)
     for family, reason in live.current.scorer.unavailable.items():
         log.warning("serving without the %s model: %s", family, reason)
@@ -126,12 +146,20 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                     "metrics from the registered champion models, and business analytics "
                     "(KPIs, growth, competitive position) from the event data. Numbers are "
                     "computed per request from the event data at `as_of`.",
-        docs_url=None, redoc_url=None, lifespan=lifespan,
+        docs_url=None, redoc_url=None, lifespan=lifespan, max_body_size=max_body_bytes,
     )
+    app.state.auth = auth
+    app.state.keys = keys
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization"])
     app.state.live = live
     app.state.evidence = RegisteredEvidence(tracking_uri or mlflow.get_tracking_uri())
     _offline_docs(app)
-    app.include_router(admin_router(token))
+    app.include_router(admin.router, dependencies=[Depends(require("admin"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(api_management.security_router,
+                       dependencies=[Depends(require("admin"))], responses=AUTH_RESPONSES)
 
     @app.exception_handler(BarberproError)
     async def refused(request: Request, exc: BarberproError) -> JSONResponse:
@@ -160,9 +188,12 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                       default_as_of=now.default_as_of.to_pydatetime(), started_at=started,
                       data_loaded_at=now.data_loaded_at, live=live.status(now))
 
-    app.include_router(customers.router)
-    app.include_router(analytics.router)
-    app.include_router(providers.router)
+    scopes: tuple[tuple[Any, Scope], ...] = (
+        (customers.router, "customers:read"), (analytics.router, "analytics:read"),
+        (providers.router, "providers:read"))
+    for router, scope in scopes:
+        app.include_router(router, responses=AUTH_RESPONSES, dependencies=[
+            Depends(require(scope, open_without_auth=True))])
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Any:

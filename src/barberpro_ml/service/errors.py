@@ -10,20 +10,21 @@ from fastapi.responses import JSONResponse
 from barberpro_ml.errors import BarberproError
 from barberpro_ml.scoring.snapshot import UnknownCustomerError
 
-__all__ = ["AdminDisabledError", "AdminTokenError", "error_response"]
+__all__ = ["AuthenticationError", "ScopeError", "error_response"]
 
 
-class AdminDisabledError(BarberproError):
-    """The admin routes were called on a service started without an admin token."""
-
-    http_status = 403
-
-
-class AdminTokenError(BarberproError):
-    """An admin route called without the right bearer token."""
+class AuthenticationError(BarberproError):
+    """A route that needs an API key called without one, or with one that is malformed,
+    unknown, revoked or wrong."""
 
     http_status = 401
     http_headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class ScopeError(BarberproError):
+    """A valid API key called a route outside its scopes."""
+
+    http_status = 403
 
 
 def error_response(exc: BarberproError) -> JSONResponse:
