@@ -27,9 +27,17 @@ Route                              Returns
 ``GET /customer-success/metrics``  :class:`SuccessMetrics` (incl. the seed's 46.3% claim)
 ``POST /admin/refresh``            reload the event data now (admin key), the attempt
 ``GET /api-management/security``   failed-auth counts, keys by last use (admin key)
+``GET /api-management/versioning`` versions, deprecated paths, sunset dates (any key)
 ``GET /api/analytics/...``         business KPIs, growth, competitive position
                                    (:mod:`~barberpro_ml.service.routers.analytics`)
 =================================  ====================================================
+
+Versions (:mod:`~barberpro_ml.service.versioning`): every route above lives under ``/v1``
+(``/v1/customers/{id}/profile``, ``/v1/api/analytics/business-kpis``, ...); the unversioned
+paths are deprecated aliases answering the same, with ``Deprecation``, ``Sunset`` and a
+``Link`` to the successor, all from one table (``GET /v1/api-management/versioning``).
+``/health`` and the docs are not versioned. The ``/v1`` OpenAPI document is checked against a
+committed snapshot (:func:`~barberpro_ml.service.contract.breaking_changes`).
 
 Swaps: every route takes the served models and data once, at the start of the request (the
 ``served_now`` dependency), so a request in flight finishes on what it started with while a

@@ -19,7 +19,7 @@ from typing import Any
 
 import fastapi_offline
 import mlflow
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import (
     get_redoc_html,
@@ -39,9 +39,10 @@ from barberpro_ml.scoring.scorer import CustomerScorer
 from barberpro_ml.service.dependencies import Now
 from barberpro_ml.service.errors import error_response
 from barberpro_ml.service.evidence import RegisteredEvidence
-from barberpro_ml.service.keys import KeyStore, Scope
+from barberpro_ml.service.keys import KeyStore
 from barberpro_ml.service.routers import admin, analytics, api_management, customers, providers
 from barberpro_ml.service.security import AUTH_RESPONSES, AuthMode, require
+from barberpro_ml.service.versioning import CURRENT_PREFIX, DeprecationHeaders
 
 __all__ = ["DOCS_STATIC", "MAX_BODY_BYTES", "Health", "create_app"]
 
@@ -156,10 +157,6 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
     app.state.live = live
     app.state.evidence = RegisteredEvidence(tracking_uri or mlflow.get_tracking_uri())
     _offline_docs(app)
-    app.include_router(admin.router, dependencies=[Depends(require("admin"))],
-                       responses=AUTH_RESPONSES)
-    app.include_router(api_management.security_router,
-                       dependencies=[Depends(require("admin"))], responses=AUTH_RESPONSES)
 
     @app.exception_handler(BarberproError)
     async def refused(request: Request, exc: BarberproError) -> JSONResponse:
@@ -188,12 +185,18 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                       default_as_of=now.default_as_of.to_pydatetime(), started_at=started,
                       data_loaded_at=now.data_loaded_at, live=live.status(now))
 
-    scopes: tuple[tuple[Any, Scope], ...] = (
-        (customers.router, "customers:read"), (analytics.router, "analytics:read"),
-        (providers.router, "providers:read"))
-    for router, scope in scopes:
-        app.include_router(router, responses=AUTH_RESPONSES, dependencies=[
-            Depends(require(scope, open_without_auth=True))])
+    # every area under /v1, and once more at its seed path, deprecated (versioning.py)
+    areas: tuple[tuple[APIRouter, list[Any]], ...] = (
+        (customers.router, [Depends(require("customers:read", open_without_auth=True))]),
+        (analytics.router, [Depends(require("analytics:read", open_without_auth=True))]),
+        (providers.router, [Depends(require("providers:read", open_without_auth=True))]),
+        (admin.router, [Depends(require("admin"))]),
+        (api_management.router, []))
+    for prefix, deprecated in ((CURRENT_PREFIX, None), ("", True)):
+        for router, needs in areas:
+            app.include_router(router, prefix=prefix, deprecated=deprecated,
+                               responses=AUTH_RESPONSES, dependencies=needs)
+    app.add_middleware(DeprecationHeaders)
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Any:

@@ -27,9 +27,9 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
@@ -291,7 +291,8 @@ class KeyStore:
     def failures(self) -> dict[str, int]:
         """Failed authentications and authorisations so far, by reason."""
         with self.engine.connect() as conn:
-            return {r.reason: int(r.count) for r in conn.execute(sa.select(_failures))}
+            rows = conn.execute(sa.select(_failures.c.reason, _failures.c.count)).all()
+        return {str(reason): int(count) for reason, count in rows}
 
 
 def _engine(url: str) -> Engine:
@@ -304,9 +305,8 @@ def _engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def _record(row: object) -> ApiKey:
-    get = row.__getitem__  # type: ignore[attr-defined]
-    return ApiKey(key_id=get("key_id"), name=get("name"),
-                  scopes=[s for s in get("scopes").split(",") if s],
-                  created_at=get("created_at"), revoked_at=get("revoked_at"),
-                  last_used_at=get("last_used_at"))
+def _record(row: Mapping[Any, Any]) -> ApiKey:
+    return ApiKey(key_id=row["key_id"], name=row["name"],
+                  scopes=[s for s in row["scopes"].split(",") if s],
+                  created_at=row["created_at"], revoked_at=row["revoked_at"],
+                  last_used_at=row["last_used_at"])

@@ -45,14 +45,14 @@ AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
 """The statuses :func:`require` adds to a route's documented responses."""
 
 
-def require(scope: Scope, *, open_without_auth: bool = False
+def require(scope: Scope | None, *, open_without_auth: bool = False
             ) -> Callable[..., Caller]:
     """The dependency checking that the caller holds ``scope``.
 
     Parameters
     ----------
     scope
-        What the route needs.
+        What the route needs; None: any valid key.
     open_without_auth
         Let a request without a key through when the app was created with ``auth="off"``.
     """
@@ -74,7 +74,7 @@ def require(scope: Scope, *, open_without_auth: bool = False
                 "`barberpro-ml keys create --name <holder> --scopes <scopes>`")
         key = store.authenticate(credentials.credentials)
         request.state.caller = key
-        if not key.allows(scope):
+        if scope is not None and not key.allows(scope):
             store.record_failure("forbidden")
             raise ScopeError(f"the API key {key.key_id} ({key.name}) has the scopes "
                              f"{', '.join(key.scopes)}; this route needs {scope}")

@@ -1,15 +1,21 @@
 """``/api-management``: the service reporting on itself (the seed's API management platform).
-Every route needs an API key; the scope each needs is set where the app includes it."""
+Every route needs an API key, whatever ``auth`` is; some need the ``admin`` scope."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from barberpro_ml.service.keys import ApiKey, KeyStore
-from barberpro_ml.service.security import AuthMode
+from barberpro_ml.service.security import AuthMode, require
+from barberpro_ml.service.versioning import (
+    API_VERSIONS,
+    CURRENT_PREFIX,
+    DEPRECATED_PATHS,
+    Versioning,
+)
 
-__all__ = ["SecurityReport", "security_router"]
+__all__ = ["SecurityReport", "router"]
 
 
 class SecurityReport(BaseModel):
@@ -24,10 +30,19 @@ class SecurityReport(BaseModel):
     revoked_keys: int
 
 
-security_router = APIRouter(prefix="/api-management", tags=["api-management"])
+router = APIRouter(prefix="/api-management", tags=["api-management"])
 
 
-@security_router.get("/security", response_model=SecurityReport)
+@router.get("/versioning", response_model=Versioning, dependencies=[Depends(require(None))])
+def versioning() -> Versioning:
+    """The API's versions, the deprecated unversioned paths, their successors and sunset
+    dates (any valid key)."""
+    return Versioning(current=CURRENT_PREFIX, versions=list(API_VERSIONS),
+                      deprecated=list(DEPRECATED_PATHS))
+
+
+@router.get("/security", response_model=SecurityReport,
+            dependencies=[Depends(require("admin"))])
 def security(request: Request) -> SecurityReport:
     """Failed-authentication counts by reason and the keys by last use (admin scope)."""
     store: KeyStore = request.app.state.keys
