@@ -243,8 +243,8 @@ def test_admin_refresh_needs_an_admin_key_then_swaps_the_data(
         assert done.status_code == 200, done.text
         assert done.json()["outcome"] == "swapped" and done.json()["kind"] == "data"
         health = c.get("/health").json()
-        assert health["data_end"] == full.observation_end.isoformat()
-        assert health["default_as_of"] == full.observation_end.isoformat()
+        assert health["data_end"] == full.observation_end.isoformat() + "Z"
+        assert health["default_as_of"] == full.observation_end.isoformat() + "Z"
         assert health["customers"] == len(full.customers)
         assert health["data_loaded_at"] > loaded_before
         assert health["live"]["last_data_refresh"]["outcome"] == "swapped"

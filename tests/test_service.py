@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from barberpro_ml.features import active_customers
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.service import MAX_BATCH, create_app
+from service_json import naive, zulu
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_health_reports_the_loaded_model_versions(client: TestClient,
     assert {ref["name"]: ref["version"] for ref in body["models"].values()} == \
         scoring_registry.versions
     assert body["customers"] == len(scoring_registry.data.customers)
-    assert pd.Timestamp(body["data_end"]) == scoring_registry.data.observation_end
+    assert naive(body["data_end"]) == scoring_registry.data.observation_end
 
 
 def test_profile_equals_the_scoring_api(client: TestClient, scorer: CustomerScorer,
@@ -63,12 +64,13 @@ def test_profile_equals_the_scoring_api(client: TestClient, scorer: CustomerScor
     assert response.status_code == 200, response.text
     assert "X-Process-Time-Ms" in response.headers
     expected = scorer.profile(scoring_registry.data, customer)[0]
-    assert response.json() == expected.model_dump(mode="json")
+    assert response.json() == zulu(expected.model_dump(mode="json"))
+    assert response.json()["as_of"].endswith("Z")  # naive UTC written with its zone
     earlier = client.get(f"/customers/{customer}/profile", params={"as_of": "2024-06-30"})
     assert earlier.status_code == 200
     assert earlier.json()["as_of"].startswith("2024-06-30")
-    assert earlier.json() == scorer.profile(scoring_registry.data, customer,
-                                            "2024-06-30")[0].model_dump(mode="json")
+    assert earlier.json() == zulu(scorer.profile(scoring_registry.data, customer,
+                                                 "2024-06-30")[0].model_dump(mode="json"))
 
 
 @pytest.mark.parametrize(("path", "params", "fragment"), [
@@ -495,7 +497,7 @@ def test_every_route_answers_before_the_first_barber_and_the_first_visit(
         assert any("no activity yet" in note and str(first_visit.date()) in note
                    for note in metrics["notes"])
         health = c.get("/health").json()
-        assert pd.Timestamp(health["data_start"]) <= stamp <= pd.Timestamp(health["data_end"])
+        assert naive(health["data_start"]) <= stamp <= naive(health["data_end"])
     before = f"{first['signup_at'] - pd.Timedelta(days=1):%Y-%m-%d}"
     refused = c.get("/customer-success/metrics", params={"as_of": before})
     assert refused.status_code == 422
@@ -509,7 +511,7 @@ def test_no_as_of_in_the_advertised_range_gets_an_internal_error(
         early: tuple[TestClient, Any], fraction: float) -> None:
     c, data = early
     health = c.get("/health").json()
-    start, end = pd.Timestamp(health["data_start"]), pd.Timestamp(health["data_end"])
+    start, end = naive(health["data_start"]), naive(health["data_end"])
     stamp = (start + (end - start) * fraction).floor("s")
     customer = int(data.customers.sort_values("signup_at")["customer_id"].iloc[0])
     for route, response in _every_route(c, customer, f"{stamp:%Y-%m-%dT%H:%M:%S}").items():

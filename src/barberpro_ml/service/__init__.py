@@ -62,8 +62,11 @@ default snapshot synchronously (the answer is the :class:`ReloadAttempt`; reques
 are served from the old data); it needs a key with the ``admin`` scope.
 
 Every route takes an optional ``as_of`` (ISO 8601 date or time; naive means UTC, ``Z`` or an
-offset is converted to naive UTC; default: the data's last event). Errors are JSON
-``{"detail": ..., "error": <type>}``, their status taken from the error's
+offset is converted to naive UTC; default: the data's last event); answers write timestamps
+in UTC with ``Z``. Errors are RFC 9457 problems (``application/problem+json``: ``type``,
+``title``, ``status``, ``detail``, ``instance``, ``error`` <type>, and ``errors`` for request
+validation; :mod:`~barberpro_ml.service.problems`), every status documented in the OpenAPI
+document, their status taken from the error's
 :attr:`~barberpro_ml.errors.BarberproError.http_status` in one handler: 422 for invalid input
 (FastAPI's validation names the field; ours names the problem: an ``as_of`` after the data or
 before the first signup, an oversized batch), 404 for an unknown customer (naming the ids, also

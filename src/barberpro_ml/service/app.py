@@ -1,11 +1,10 @@
-"""The application factory: :func:`create_app`, the error handlers, ``/health``, the offline
-docs and the timing middleware; the routes live in :mod:`barberpro_ml.service.routers`.
+"""The application factory: :func:`create_app`, ``/health``, the offline docs and the timing
+middleware; the routes live in :mod:`barberpro_ml.service.routers`.
 
-Errors are JSON ``{"detail": ..., "error": <type>}``, their status taken from the error's
-:attr:`~barberpro_ml.errors.BarberproError.http_status` in one handler; anything unexpected is
-a 500 (logged; the process keeps serving). FastAPI's own request validation keeps its standard
-422 body (``{"detail": [{"loc": ..., "msg": ..., "type": ...}]}``).
-"""
+Errors are RFC 9457 problems (``application/problem+json``, :mod:`~barberpro_ml.service.problems`),
+their status taken from the error's :attr:`~barberpro_ml.errors.BarberproError.http_status` in
+one handler; FastAPI's request validation is a 422 problem listing the refused inputs in
+``errors``; anything unexpected is a 500 (logged; the process keeps serving)."""
 
 from __future__ import annotations
 
@@ -26,20 +25,24 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import Definitions
-from barberpro_ml.errors import BarberproError
 from barberpro_ml.scoring.live import LiveScorer, LiveStatus
 from barberpro_ml.scoring.records import FamilyStatus, ModelRef
 from barberpro_ml.scoring.scorer import CustomerScorer
 from barberpro_ml.service.dependencies import Now
-from barberpro_ml.service.errors import error_response
 from barberpro_ml.service.evidence import RegisteredEvidence
 from barberpro_ml.service.keys import KeyStore
+from barberpro_ml.service.problems import (
+    BodyLimit,
+    UtcJSONResponse,
+    document_errors,
+    install_handlers,
+)
 from barberpro_ml.service.routers import admin, analytics, api_management, customers, providers
 from barberpro_ml.service.security import AUTH_RESPONSES, AuthMode, require
 from barberpro_ml.service.versioning import CURRENT_PREFIX, DeprecationHeaders
@@ -147,7 +150,8 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                     "metrics from the registered champion models, and business analytics "
                     "(KPIs, growth, competitive position) from the event data. Numbers are "
                     "computed per request from the event data at `as_of`.",
-        docs_url=None, redoc_url=None, lifespan=lifespan, max_body_size=max_body_bytes,
+        docs_url=None, redoc_url=None, lifespan=lifespan,
+        default_response_class=UtcJSONResponse,
     )
     app.state.auth = auth
     app.state.keys = keys
@@ -158,17 +162,7 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
     app.state.evidence = RegisteredEvidence(tracking_uri or mlflow.get_tracking_uri())
     _offline_docs(app)
 
-    @app.exception_handler(BarberproError)
-    async def refused(request: Request, exc: BarberproError) -> JSONResponse:
-        if exc.http_status >= 500:
-            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
-        return error_response(exc)
-
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse(status_code=500, content={
-            "detail": f"internal error ({type(exc).__name__}); the service keeps running"})
+    install_handlers(app, _log_crash)
 
     @app.get("/health", response_model=Health, tags=["service"])
     def health(now: Now) -> Health:
@@ -197,6 +191,10 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
             app.include_router(router, prefix=prefix, deprecated=deprecated,
                                responses=AUTH_RESPONSES, dependencies=needs)
     app.add_middleware(DeprecationHeaders)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    document_errors(app, needs_models=[
+        f"{prefix}{area}" for prefix in (CURRENT_PREFIX, "")
+        for area in ("/customer", "/api/analytics", "/providers", "/admin")])
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Any:
@@ -206,6 +204,13 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         return response
 
     return app
+
+
+def _log_crash(request: Request, exc: Exception, *, expected: bool) -> None:
+    if expected:  # a library error answered with a 5xx: the service works, a dependency not
+        log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+    else:
+        log.exception("unexpected error on %s", request.url.path, exc_info=exc)
 
 
 def _offline_docs(app: FastAPI) -> None:

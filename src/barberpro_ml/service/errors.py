@@ -1,16 +1,13 @@
-"""The service's own errors and the JSON answer to a library error."""
+"""The service's own errors (answered as problems by :mod:`~barberpro_ml.service.problems`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-from fastapi.responses import JSONResponse
+from typing import ClassVar
 
 from barberpro_ml.errors import BarberproError
-from barberpro_ml.scoring.snapshot import UnknownCustomerError
 
-__all__ = ["AuthenticationError", "ScopeError", "error_response"]
+__all__ = ["AuthenticationError", "ScopeError"]
 
 
 class AuthenticationError(BarberproError):
@@ -25,12 +22,3 @@ class ScopeError(BarberproError):
     """A valid API key called a route outside its scopes."""
 
     http_status = 403
-
-
-def error_response(exc: BarberproError) -> JSONResponse:
-    """The JSON answer to a :class:`BarberproError`: its ``http_status``, the message."""
-    content: dict[str, Any] = {"detail": str(exc), "error": type(exc).__name__}
-    if isinstance(exc, UnknownCustomerError):
-        content["unknown_ids"] = exc.missing[:100]
-    return JSONResponse(status_code=exc.http_status, content=content,
-                        headers=dict(exc.http_headers) or None)

@@ -12,7 +12,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.post("/refresh", response_model=ReloadAttempt)
+@router.post("/refresh", response_model=ReloadAttempt, responses={
+    409: {"description": "The data were given in memory: there is no source to reload."}})
 def refresh(request: Request) -> ReloadAttempt:
     """Reload the event data from their source and swap them in (synchronous: the
     answer comes once the new data and their default snapshot are ready; requests are
