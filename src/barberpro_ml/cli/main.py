@@ -961,12 +961,13 @@ def serve_command(
 
     from barberpro_ml.scoring.live import LiveScorer
     from barberpro_ml.service import KeyStore, create_app
+    from barberpro_ml.service.observability import JsonFormatter
 
-    # swaps and refusals are logged by the service: show them beside uvicorn's own lines
+    # the service's own lines (swaps, refusals, one per request) as JSON, with request ids
     service_log = logging.getLogger("barberpro_ml.service")
     if not service_log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        handler.setFormatter(JsonFormatter())
         service_log.addHandler(handler)
     service_log.setLevel(logging.INFO)
     keys = KeyStore(db)

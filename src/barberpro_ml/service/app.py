@@ -25,7 +25,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -37,6 +37,11 @@ from barberpro_ml.scoring.scorer import CustomerScorer
 from barberpro_ml.service.dependencies import Now
 from barberpro_ml.service.evidence import RegisteredEvidence
 from barberpro_ml.service.keys import KeyStore
+from barberpro_ml.service.observability import (
+    Observability,
+    metrics_response,
+    set_model_versions,
+)
 from barberpro_ml.service.problems import (
     BodyLimit,
     UtcJSONResponse,
@@ -192,6 +197,15 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                                responses=AUTH_RESPONSES, dependencies=needs)
     app.add_middleware(DeprecationHeaders)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Observability, scoring_prefixes=(f"{CURRENT_PREFIX}/customers/",
+                                                        "/customers/"))
+    set_model_versions(live.current.scorer.models)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics (text format; summed over workers in multiprocess mode)."""
+        set_model_versions(live.current.scorer.models)
+        return metrics_response(request)
     document_errors(app, needs_models=[
         f"{prefix}{area}" for prefix in (CURRENT_PREFIX, "")
         for area in ("/customer", "/api/analytics", "/providers", "/admin")])
