@@ -4,11 +4,17 @@ without secrets, body size cap, CORS off by default, and the ``keys`` / ``serve`
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -239,3 +245,84 @@ def test_serve_refuses_auth_off_on_a_public_interface() -> None:
     result = CliRunner().invoke(cli, ["serve", "--auth", "off", "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "only on a loopback interface" in result.output
+
+
+# ------------------------------------------------------------------- rate limits, quotas
+def test_token_bucket_and_daily_quota_in_the_store() -> None:
+    store = KeyStore("sqlite://")
+    key = store.create("k", "admin", rate_per_s=2.0, burst=3).key
+    t0 = 1_800_000_000.0
+    assert [store.consume(key, t0).allowed for _ in range(4)] == [True, True, True, False]
+    refused = store.consume(key, t0)
+    assert refused.reason == "rate" and refused.retry_after == pytest.approx(0.5)
+    assert store.consume(key, t0 + 0.5).allowed  # one token back after 1/rate s
+    assert not store.consume(key, t0 + 0.5).allowed
+    assert [store.consume(key, t0 + 100 + i).allowed for i in range(5)] == [True] * 5
+    quota = store.create("q", "admin", burst=100, quota_per_day=2).key
+    day = 86400 * (t0 // 86400) + 3600  # 01:00 UTC
+    assert [store.consume(quota, day + i).allowed for i in range(3)] == [True, True, False]
+    over = store.consume(quota, day + 3)
+    assert over.reason == "quota" and over.retry_after == pytest.approx(86400 - 3600 - 3)
+    assert store.consume(quota, day + 86400).allowed  # the next UTC day
+    with pytest.raises(InputError, match="bad limits"):
+        store.create("z", "admin", rate_per_s=0)
+
+
+def test_over_the_rate_is_429_with_retry_after(scorer: CustomerScorer,
+                                               scoring_registry: Any) -> None:
+    store = KeyStore("sqlite://")
+    token = store.create("slow", "admin", rate_per_s=0.01, burst=2).token
+    with TestClient(create_app(scorer, scoring_registry.data, keys=store, warm=False),
+                    raise_server_exceptions=False) as c:
+        answers = [c.get("/v1/api-management/versioning", headers=bearer(token))
+                   for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        refused = answers[2]
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 100
+        assert "0.01 requests/s" in refused.json()["detail"]
+        spec = c.get("/openapi.json").json()
+        assert "429" in spec["paths"]["/v1/customers/{customer_id}/profile"]["get"]["responses"]
+
+
+def test_the_bucket_is_shared_by_two_uvicorn_workers(scoring_registry: Any,
+                                                    tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'service.db'}"
+    token = KeyStore(db).create("partner", "customers:read", rate_per_s=0.001, burst=10).token
+    port = _free_port()
+    metrics = tmp_path / "prometheus"
+    metrics.mkdir()
+    log = tmp_path / "uvicorn.log"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": scoring_registry.tracking_uri,
+           "BARBERPRO_TEST_DATA": str(scoring_registry.data_dir), "BARBERPRO_SERVICE_DB": db,
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "service_factory:app", "--factory", "--workers", "2",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"), start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, workers = time.monotonic() + 180, 0
+        while workers < 2 and time.monotonic() < deadline:  # both up, each having answered
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                httpx.get(f"{base}/health", timeout=5)
+            except httpx.HTTPError:
+                time.sleep(1)
+                continue
+            workers = len({p.name.split("_")[-1] for p in metrics.glob("counter_*.db")})
+        assert workers == 2, log.read_text()[-3000:]
+        statuses = [httpx.get(f"{base}/v1/api-management/versioning", timeout=30,
+                              headers={"Authorization": f"Bearer {token}"}).status_code
+                    for _ in range(30)]  # a new connection each: spread over the workers
+        assert statuses.count(200) == 10 and statuses.count(429) == 20, statuses
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1012,11 +1012,17 @@ def keys_create_command(
         help="Comma-separated: customers:read, analytics:read, providers:read, admin (admin "
              "grants every scope).")],
     db: ServiceDbOption = None,
+    rate: Annotated[float, typer.Option(
+        min=0.001, help="Requests per second on average (token bucket refill).")] = 20.0,
+    burst: Annotated[int, typer.Option(min=1, help="Requests at once (bucket size).")] = 40,
+    quota_per_day: Annotated[int | None, typer.Option(
+        min=1, help="Requests per UTC day; default: no quota.")] = None,
 ) -> None:
     """Create an API key and print it on stdout, once: it is stored only as a salted hash."""
     from barberpro_ml.service import KeyStore
 
-    issued = KeyStore(db).create(name, scopes)
+    issued = KeyStore(db).create(name, scopes, rate_per_s=rate, burst=burst,
+                                 quota_per_day=quota_per_day)
     console.print(f"created key {issued.key.key_id} for {name} with scopes "
                   f"{','.join(issued.key.scopes)}; it is shown this once, keep it secret:",
                   highlight=False, markup=False, soft_wrap=True)

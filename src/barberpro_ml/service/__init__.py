@@ -55,7 +55,11 @@ any SQLAlchemy URL such as PostgreSQL in production mode). Each router needs its
 ``WWW-Authenticate: Bearer`` without a valid key, 403 outside its scopes.
 ``create_app(..., auth="off")`` (``serve --auth off``, on a loopback interface only) opens
 the customer, analytics and provider routes without a key. Request bodies above
-``max_body_bytes`` are refused with 413; CORS is off unless ``cors_origins`` are given.
+``max_body_bytes`` are refused with 413; CORS is off unless ``cors_origins`` are given. Each
+key has a token bucket (rate, burst) and an optional daily quota, kept in the same database
+and taken atomically per request (correct across workers): over either, 429 with
+``Retry-After``. Request ids, JSON logs and Prometheus ``/metrics``:
+:mod:`~barberpro_ml.service.observability`.
 
 Admin: ``POST /admin/refresh`` reloads the event data from their source and rebuilds the
 default snapshot synchronously (the answer is the :class:`ReloadAttempt`; requests meanwhile

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from barberpro_ml.errors import BarberproError
 
-__all__ = ["AuthenticationError", "ScopeError"]
+__all__ = ["AuthenticationError", "RateLimitedError", "ScopeError"]
 
 
 class AuthenticationError(BarberproError):
@@ -22,3 +22,13 @@ class ScopeError(BarberproError):
     """A valid API key called a route outside its scopes."""
 
     http_status = 403
+
+
+class RateLimitedError(BarberproError):
+    """A key over its request rate or its daily quota (answered with ``Retry-After``)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -39,8 +39,9 @@ from sqlalchemy.exc import IntegrityError
 from barberpro_ml.errors import InputError, NotFoundError
 from barberpro_ml.service.errors import AuthenticationError
 
-__all__ = ["DEFAULT_SERVICE_DB", "SCOPES", "SERVICE_DB_ENV", "ApiKey", "IssuedKey", "KeyStore",
-           "Scope", "parse_scopes", "service_db_url"]
+__all__ = ["DEFAULT_BURST", "DEFAULT_RATE_PER_S", "DEFAULT_SERVICE_DB", "SCOPES",
+           "SERVICE_DB_ENV", "Allowance", "ApiKey", "IssuedKey", "KeyStore", "Scope",
+           "parse_scopes", "service_db_url"]
 
 Scope = Literal["customers:read", "analytics:read", "providers:read", "admin"]
 """What a key may call: one scope per router; ``admin`` also grants every other scope."""
@@ -55,6 +56,10 @@ _TOKEN = re.compile(r"bpk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _LAST_USED_EVERY_S = 60.0
+DEFAULT_RATE_PER_S = 20.0
+"""Requests per second a key may make on average (token bucket refill), unless set per key."""
+DEFAULT_BURST = 40
+"""Requests a key may make at once (token bucket size), unless set per key."""
 
 _metadata = sa.MetaData()
 _keys = sa.Table(
@@ -67,6 +72,17 @@ _keys = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("revoked_at", sa.DateTime, nullable=True),
     sa.Column("last_used_at", sa.DateTime, nullable=True),
+    sa.Column("rate_per_s", sa.Float, nullable=False),
+    sa.Column("burst", sa.Integer, nullable=False),
+    sa.Column("quota_per_day", sa.Integer, nullable=True),
+)
+_buckets = sa.Table(
+    "rate_limits", _metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("day_count", sa.BigInteger, nullable=False),
 )
 _failures = sa.Table(
     "auth_failures", _metadata,
@@ -118,10 +134,21 @@ class ApiKey(BaseModel):
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None = Field(description="Last successful use (to the minute).")
+    rate_per_s: float = Field(description="Token bucket refill: requests per second.")
+    burst: int = Field(description="Token bucket size: requests at once.")
+    quota_per_day: int | None = Field(description="Requests per UTC day; null: no quota.")
 
     def allows(self, scope: Scope) -> bool:
         """Whether this key may call a route needing ``scope`` (``admin`` may call all)."""
         return scope in self.scopes or "admin" in self.scopes
+
+
+class Allowance(BaseModel):
+    """Whether a request may go ahead, else why and how long to wait."""
+
+    allowed: bool
+    reason: Literal["rate", "quota"] | None = None
+    retry_after: float = 0.0
 
 
 class IssuedKey(BaseModel):
@@ -158,8 +185,13 @@ class KeyStore:
         self._lock = threading.Lock()
 
     # -- administration (the command line)
-    def create(self, name: str, scopes: str | Iterable[str]) -> IssuedKey:
+    def create(self, name: str, scopes: str | Iterable[str], *,
+               rate_per_s: float = DEFAULT_RATE_PER_S, burst: int = DEFAULT_BURST,
+               quota_per_day: int | None = None) -> IssuedKey:
         """A new key for ``name`` with ``scopes``; the token is returned once, not stored.
+
+        ``rate_per_s`` and ``burst`` set its token bucket, ``quota_per_day`` its requests per
+        UTC day (None: no quota).
 
         Raises
         ------
@@ -170,11 +202,15 @@ class KeyStore:
             raise InputError(f"bad key name {name!r}: 1 to 64 letters, digits, '.', '_' or "
                              "'-', starting with a letter or digit")
         checked = parse_scopes(scopes)
+        if not (rate_per_s > 0 and burst >= 1 and (quota_per_day is None or quota_per_day >= 1)):
+            raise InputError(f"bad limits for key {name!r}: rate {rate_per_s} must be > 0, "
+                             f"burst {burst} and quota per day {quota_per_day} at least 1")
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
         row = {"key_id": key_id, "name": name, "scopes": ",".join(checked), "salt": salt,
                "secret_hash": _hash(secret, salt), "created_at": _now(), "revoked_at": None,
-               "last_used_at": None}
+               "last_used_at": None, "rate_per_s": float(rate_per_s), "burst": int(burst),
+               "quota_per_day": quota_per_day}
         with self.engine.begin() as conn:
             active = conn.execute(sa.select(_keys.c.key_id).where(
                 _keys.c.name == name, _keys.c.revoked_at.is_(None))).first()
@@ -261,6 +297,48 @@ class KeyStore:
         self._touch(key)
         return key
 
+    def consume(self, key: ApiKey, now: float | None = None) -> Allowance:
+        """Take one request from ``key``'s token bucket and daily quota, atomically in the
+        database (one conditional ``UPDATE``: correct across worker processes).
+
+        Returns
+        -------
+        Allowance
+            ``allowed``, else why (``rate`` or ``quota``) and the seconds to wait.
+        """
+        stamp = time.time() if now is None else now
+        today = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
+        b = _buckets.c
+        refilled = b.tokens + (stamp - b.updated_at) * key.rate_per_s
+        level = sa.case((refilled > key.burst, float(key.burst)), else_=refilled)
+        used = sa.case((b.day == today, b.day_count), else_=0)
+        within = level >= 1
+        if key.quota_per_day is not None:
+            within = sa.and_(within, used < key.quota_per_day)
+        for _ in range(3):  # two workers may insert a key's first row at once
+            with self.engine.begin() as conn:
+                done = conn.execute(_buckets.update().where(b.key_id == key.key_id, within)
+                                    .values(tokens=level - 1, updated_at=stamp, day=today,
+                                            day_count=used + 1))
+                if done.rowcount:
+                    return Allowance(allowed=True)
+                row = conn.execute(sa.select(level.label("level"), used.label("used"))
+                                   .where(b.key_id == key.key_id)).first()
+                if row is None:
+                    try:
+                        conn.execute(_buckets.insert().values(
+                            key_id=key.key_id, tokens=key.burst - 1.0, updated_at=stamp,
+                            day=today, day_count=1))
+                        return Allowance(allowed=True)
+                    except IntegrityError:
+                        continue
+            if key.quota_per_day is not None and row.used >= key.quota_per_day:
+                midnight = (stamp // 86400 + 1) * 86400
+                return Allowance(allowed=False, reason="quota", retry_after=midnight - stamp)
+            return Allowance(allowed=False, reason="rate",
+                             retry_after=(1 - float(row.level)) / key.rate_per_s)
+        raise RuntimeError(f"rate limit row of key {key.key_id} could not be written")
+
     def _touch(self, key: ApiKey) -> None:
         tick = time.monotonic()
         with self._lock:
@@ -300,8 +378,18 @@ def _engine(url: str) -> Engine:
         return sa.create_engine(url, poolclass=sa.pool.StaticPool,
                                 connect_args={"check_same_thread": False})
     if url.startswith("sqlite"):
-        # several worker processes write the same file: wait for the lock instead of failing
-        return sa.create_engine(url, connect_args={"timeout": 30})
+        # several worker processes write the same file: wait for the lock instead of failing;
+        # write-ahead log, synced at checkpoints: a rate-limit update per request costs no fsync
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
 
@@ -309,4 +397,5 @@ def _record(row: Mapping[Any, Any]) -> ApiKey:
     return ApiKey(key_id=row["key_id"], name=row["name"],
                   scopes=[s for s in row["scopes"].split(",") if s],
                   created_at=row["created_at"], revoked_at=row["revoked_at"],
-                  last_used_at=row["last_used_at"])
+                  last_used_at=row["last_used_at"], rate_per_s=row["rate_per_s"],
+                  burst=row["burst"], quota_per_day=row["quota_per_day"])

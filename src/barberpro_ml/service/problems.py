@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from barberpro_ml.errors import BarberproError
 from barberpro_ml.scoring.snapshot import UnknownCustomerError
+from barberpro_ml.service.errors import RateLimitedError
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "BodyLimit", "Problem", "UtcJSONResponse", "ValidationItem",
            "document_errors", "problem_response"]
@@ -90,8 +91,11 @@ def problem_response(status: int, detail: str, error: str, instance: str, *,
 def library_problem(exc: BarberproError, instance: str) -> JSONResponse:
     """The problem answer to a library error: its ``http_status`` and message."""
     unknown = exc.missing[:100] if isinstance(exc, UnknownCustomerError) else None
+    headers = dict(exc.http_headers)
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(int(exc.retry_after))
     return problem_response(exc.http_status, str(exc), type(exc).__name__, instance,
-                            unknown_ids=unknown, headers=exc.http_headers)
+                            unknown_ids=unknown, headers=headers)
 
 
 def validation_problem(exc: RequestValidationError, instance: str) -> JSONResponse:
@@ -139,6 +143,7 @@ _DESCRIPTIONS = {
     "401": "No API key, or a malformed, unknown, revoked or wrong one.",
     "403": "The API key lacks the scope this route needs.",
     "404": "Something the request names does not exist.",
+    "429": "The API key is over its rate or daily quota (Retry-After says when to retry).",
     "413": "The request body is larger than the service accepts.",
     "422": "Invalid input: the problem names each refused value (errors).",
     "500": "Unexpected error (a bug, logged); the service keeps serving.",
@@ -172,7 +177,7 @@ def document_errors(app: FastAPI, *, needs_models: Sequence[str]) -> None:
                 responses = op.setdefault("responses", {})
                 statuses = {s for s in responses if s.startswith(("4", "5"))} | {"500"}
                 if op.get("security"):
-                    statuses |= {"401", "403"}
+                    statuses |= {"401", "403", "429"}
                 if op.get("parameters") or op.get("requestBody"):
                     statuses.add("422")
                 if op.get("requestBody"):

@@ -11,6 +11,7 @@ need none.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -18,7 +19,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from barberpro_ml.service.errors import AuthenticationError, ScopeError
+from barberpro_ml.service.errors import AuthenticationError, RateLimitedError, ScopeError
 from barberpro_ml.service.keys import ApiKey, KeyStore, Scope
 
 __all__ = ["AUTH_RESPONSES", "AuthMode", "Caller", "require"]
@@ -41,6 +42,8 @@ class Caller(BaseModel):
 AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"description": "No API key, or a malformed, unknown, revoked or wrong one."},
     403: {"description": "The API key lacks the scope this route needs."},
+    429: {"description": "The API key is over its rate or daily quota (Retry-After says "
+                         "when to retry)."},
 }
 """The statuses :func:`require` adds to a route's documented responses."""
 
@@ -78,6 +81,14 @@ def require(scope: Scope | None, *, open_without_auth: bool = False
             store.record_failure("forbidden")
             raise ScopeError(f"the API key {key.key_id} ({key.name}) has the scopes "
                              f"{', '.join(key.scopes)}; this route needs {scope}")
+        allowance = store.consume(key)
+        if not allowance.allowed:
+            wait = max(1, math.ceil(allowance.retry_after))
+            what = (f"its quota of {key.quota_per_day} requests per UTC day"
+                    if allowance.reason == "quota"
+                    else f"its rate of {key.rate_per_s:g} requests/s (burst {key.burst})")
+            raise RateLimitedError(f"the API key {key.key_id} ({key.name}) is over {what}; "
+                                   f"retry after {wait} s", retry_after=wait)
         return Caller(key=key)
 
     return caller
