@@ -326,3 +326,28 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_partnerships_show_own_usage_or_all_for_admin(scorer: CustomerScorer,
+                                                      scoring_registry: Any) -> None:
+    store = KeyStore("sqlite://")
+    partner = store.create("partner-x", "customers:read", quota_per_day=5).token
+    other = store.create("partner-y", "analytics:read").token
+    ops = store.create("ops", "admin").token
+    with TestClient(create_app(scorer, scoring_registry.data, keys=store, warm=False),
+                    raise_server_exceptions=False) as c:
+        path = "/v1/api-management/partnerships"
+        assert c.get(path).status_code == 401
+        first = c.get(path, headers=bearer(partner)).json()["partners"]
+        assert [p["name"] for p in first] == ["partner-x"]
+        assert first[0]["used_today"] == 1 and first[0]["remaining_today"] == 4
+        again = c.get(path, headers=bearer(partner)).json()["partners"][0]
+        assert again["used_today"] == 2 and again["remaining_today"] == 3
+        c.get(path, headers=bearer(other))
+        every = {p["name"]: p for p in c.get(path, headers=bearer(ops)).json()["partners"]}
+        assert set(every) == {"partner-x", "partner-y", "ops"}
+        assert every["partner-x"]["used_today"] == 2
+        assert every["partner-y"]["remaining_today"] is None
+        assert every["partner-y"]["used_today"] == 1
+        assert not any(token.split(".")[1] in c.get(path, headers=bearer(ops)).text
+                       for token in (partner, other, ops))

@@ -28,6 +28,7 @@ Route                              Returns
 ``POST /admin/refresh``            reload the event data now (admin key), the attempt
 ``GET /api-management/security``   failed-auth counts, keys by last use (admin key)
 ``GET /api-management/versioning`` versions, deprecated paths, sunset dates (any key)
+``GET /api-management/partnerships`` partners' limits and quota use (own key; all: admin)
 ``GET /api/analytics/...``         business KPIs, growth, competitive position
                                    (:mod:`~barberpro_ml.service.routers.analytics`)
 =================================  ====================================================

@@ -339,6 +339,16 @@ class KeyStore:
                              retry_after=(1 - float(row.level)) / key.rate_per_s)
         raise RuntimeError(f"rate limit row of key {key.key_id} could not be written")
 
+    def used_today(self, key_ids: Iterable[str], now: float | None = None) -> dict[str, int]:
+        """Requests each key made this UTC day (keys without any: absent)."""
+        today = datetime.fromtimestamp(time.time() if now is None else now,
+                                       UTC).strftime("%Y-%m-%d")
+        wanted = list(key_ids)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_buckets.c.key_id, _buckets.c.day_count).where(
+                _buckets.c.key_id.in_(wanted), _buckets.c.day == today)).all()
+        return {str(k): int(n) for k, n in rows}
+
     def _touch(self, key: ApiKey) -> None:
         tick = time.monotonic()
         with self._lock:
