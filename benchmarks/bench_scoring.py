@@ -129,7 +129,7 @@ def over_http(scorer: CustomerScorer, data: MarketplaceData, n_requests: int,
     from barberpro_ml.service import create_app
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(scorer, data), host="127.0.0.1",
+    server = uvicorn.Server(uvicorn.Config(create_app(scorer, data, auth="off"), host="127.0.0.1",
                                            port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

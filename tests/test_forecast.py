@@ -271,7 +271,7 @@ def test_forecast_job_registers_a_model_serving_the_gated_forecast(
     segments = tmp_path / "segments.yaml"
     segments.write_text(yaml.safe_dump({"model": {"k_values": [3, 4]}}))
     assert JOBS["segments"].run(segments, data=sample).promoted
-    app = create_app(CustomerScorer.from_registry(), sample)
+    app = create_app(CustomerScorer.from_registry(), sample, auth="off")
     with TestClient(app, raise_server_exceptions=False) as client:
         r = client.get("/api/analytics/financial-intelligence",
                        params={"measure": "bookings", "neighborhood": "downtown",

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.registry import promote, regate
 from barberpro_ml.scoring import CustomerScorer, LiveScorer
-from barberpro_ml.service import ADMIN_TOKEN_ENV, create_app
+from barberpro_ml.service import KeyStore, create_app
 
 SOURCE = "barberpro-churn"
 
@@ -112,7 +112,7 @@ def test_a_poll_swaps_in_a_new_verified_champion(scoring_registry: Any, name: st
     assert after.scorer.ltv is before.scorer.ltv and after.scorer.recs is before.scorer.recs
     assert after.data is before.data and after.models_loaded_at > before.models_loaded_at
 
-    with TestClient(create_app(live), raise_server_exceptions=False) as c:
+    with TestClient(create_app(live, auth="off"), raise_server_exceptions=False) as c:
         health = c.get("/health").json()
         assert health["models"]["churn"]["version"] == v2
         assert health["families"]["churn"] == {"family": "churn", "name": name,
@@ -140,7 +140,7 @@ def test_an_unverified_champion_is_not_swapped_and_health_says_why(
     assert f"v{v2} refused" in attempt.not_swapped["churn"]
     assert "outside `promote`" in attempt.not_swapped["churn"]
     assert live.current.scorer.versions()[name] == v1
-    with TestClient(create_app(live), raise_server_exceptions=False) as c:
+    with TestClient(create_app(live, auth="off"), raise_server_exceptions=False) as c:
         health = c.get("/health").json()
         assert health["status"] == "ok"
         assert health["models"]["churn"]["version"] == v1
@@ -170,7 +170,7 @@ def test_a_load_error_is_reported_and_the_old_model_keeps_serving(
     assert attempt.error is not None and attempt.swapped == {}
     assert f"loading {name} v{v2} failed" in attempt.not_swapped["churn"]
     assert live.current.scorer.versions()[name] == v1
-    with TestClient(create_app(live), raise_server_exceptions=False) as c:
+    with TestClient(create_app(live, auth="off"), raise_server_exceptions=False) as c:
         health = c.get("/health").json()
         last = health["live"]["last_model_reload"]
         assert last["outcome"] == "failed" and last["error"] == attempt.error
@@ -206,9 +206,8 @@ def scorer(scoring_registry: Any) -> CustomerScorer:
     return CustomerScorer.from_registry(tracking_uri=scoring_registry.tracking_uri)
 
 
-def test_admin_refresh_needs_the_token_then_swaps_the_data(
-        scoring_registry: Any, scorer: CustomerScorer, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_admin_refresh_needs_an_admin_key_then_swaps_the_data(
+        scoring_registry: Any, scorer: CustomerScorer, tmp_path: Path) -> None:
     folder = tmp_path / "events"
     simulate(SimulationConfig(n_customers=300, seed=3)).save(folder)
     load = functools.partial(MarketplaceData.load, folder)
@@ -217,33 +216,35 @@ def test_admin_refresh_needs_the_token_then_swaps_the_data(
     newcomer = int(full.customers["customer_id"].max())
     old_end = live.current.data.observation_end
 
-    monkeypatch.delenv(ADMIN_TOKEN_ENV, raising=False)
-    with TestClient(create_app(live), raise_server_exceptions=False) as c:
-        off = c.post("/admin/refresh")
-        assert off.status_code == 403, off.text
-        assert off.json()["error"] == "AdminDisabledError"
-        assert ADMIN_TOKEN_ENV in off.json()["detail"]
+    with TestClient(create_app(live, auth="off"), raise_server_exceptions=False) as c:
+        off = c.post("/admin/refresh")  # no key store: no key can pass, even with auth off
+        assert off.status_code == 401, off.text
+        assert "no key store" in off.json()["detail"]
 
-    monkeypatch.setenv(ADMIN_TOKEN_ENV, "correct horse battery staple")
-    with TestClient(create_app(live), raise_server_exceptions=False) as c:
+    keys = KeyStore(f"sqlite:///{tmp_path / 'service.db'}")
+    partner = keys.create("partner", "customers:read,analytics:read,providers:read").token
+    with TestClient(create_app(live, auth="off", keys=keys),
+                    raise_server_exceptions=False) as c:
         for headers in ({}, {"Authorization": "Bearer wrong"},
                         {"Authorization": "Basic Y29ycmVjdDpob3JzZQ=="}):
             refused = c.post("/admin/refresh", headers=headers)
             assert refused.status_code == 401, (headers, refused.text)
             assert refused.headers["WWW-Authenticate"] == "Bearer"
-            assert refused.json()["error"] == "AdminTokenError"
+            assert refused.json()["error"] == "AuthenticationError"
+        forbidden = c.post("/admin/refresh", headers={"Authorization": f"Bearer {partner}"})
+        assert forbidden.status_code == 403 and "admin" in forbidden.json()["detail"]
         assert live.current.data.observation_end == old_end
 
         full.save(folder)  # the source now holds newer events
         assert c.get(f"/customers/{newcomer}/profile").status_code == 404
         loaded_before = c.get("/health").json()["data_loaded_at"]
-        right = {"Authorization": "Bearer correct horse battery staple"}
+        right = {"Authorization": f"Bearer {keys.create('ops', 'admin').token}"}
         done = c.post("/admin/refresh", headers=right)
         assert done.status_code == 200, done.text
         assert done.json()["outcome"] == "swapped" and done.json()["kind"] == "data"
         health = c.get("/health").json()
-        assert health["data_end"] == full.observation_end.isoformat()
-        assert health["default_as_of"] == full.observation_end.isoformat()
+        assert health["data_end"] == full.observation_end.isoformat() + "Z"
+        assert health["default_as_of"] == full.observation_end.isoformat() + "Z"
         assert health["customers"] == len(full.customers)
         assert health["data_loaded_at"] > loaded_before
         assert health["live"]["last_data_refresh"]["outcome"] == "swapped"
@@ -262,12 +263,12 @@ def test_admin_refresh_needs_the_token_then_swaps_the_data(
 
 
 def test_data_given_in_memory_cannot_be_refreshed(scoring_registry: Any,
-                                                   scorer: CustomerScorer,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ADMIN_TOKEN_ENV, "t")
-    with TestClient(create_app(scorer, scoring_registry.data),
+                                                   scorer: CustomerScorer) -> None:
+    keys = KeyStore("sqlite://")
+    token = keys.create("ops", "admin").token
+    with TestClient(create_app(scorer, scoring_registry.data, keys=keys),
                     raise_server_exceptions=False) as c:
-        response = c.post("/admin/refresh", headers={"Authorization": "Bearer t"})
+        response = c.post("/admin/refresh", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 409
         assert response.json()["error"] == "NoDataSourceError"
         assert c.get("/health").json()["live"]["poll_interval_s"] == 0
@@ -301,8 +302,8 @@ def test_a_champion_swap_under_load_on_loopback_loses_no_request(
     ids = [int(i) for i in live.current.scorer.snapshot(scoring_registry.data)
            .features.index[:500]]
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(live), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(live, auth="off"), host="127.0.0.1",
+                                           port=port, log_level="warning"))
     serving = threading.Thread(target=server.run, daemon=True)
     serving.start()
     base = f"http://127.0.0.1:{port}"

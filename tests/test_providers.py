@@ -249,7 +249,7 @@ def test_departure_job_registers_and_gates(mlflow_store: Any, tmp_path: Path) ->
 @pytest.fixture(scope="module")
 def client(scoring_registry: Any) -> Iterator[TestClient]:
     scorer = CustomerScorer.from_registry(tracking_uri=scoring_registry.tracking_uri)
-    app = create_app(scorer, scoring_registry.data)
+    app = create_app(scorer, scoring_registry.data, auth="off")
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 

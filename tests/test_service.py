@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from barberpro_ml.features import active_customers
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.service import MAX_BATCH, create_app
+from service_json import naive, zulu
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def scorer(scoring_registry: Any) -> CustomerScorer:
 
 @pytest.fixture(scope="module")
 def client(scorer: CustomerScorer, scoring_registry: Any) -> Iterator[TestClient]:
-    app = create_app(scorer, scoring_registry.data)
+    app = create_app(scorer, scoring_registry.data, auth="off")
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -54,7 +55,7 @@ def test_health_reports_the_loaded_model_versions(client: TestClient,
     assert {ref["name"]: ref["version"] for ref in body["models"].values()} == \
         scoring_registry.versions
     assert body["customers"] == len(scoring_registry.data.customers)
-    assert pd.Timestamp(body["data_end"]) == scoring_registry.data.observation_end
+    assert naive(body["data_end"]) == scoring_registry.data.observation_end
 
 
 def test_profile_equals_the_scoring_api(client: TestClient, scorer: CustomerScorer,
@@ -63,12 +64,13 @@ def test_profile_equals_the_scoring_api(client: TestClient, scorer: CustomerScor
     assert response.status_code == 200, response.text
     assert "X-Process-Time-Ms" in response.headers
     expected = scorer.profile(scoring_registry.data, customer)[0]
-    assert response.json() == expected.model_dump(mode="json")
+    assert response.json() == zulu(expected.model_dump(mode="json"))
+    assert response.json()["as_of"].endswith("Z")  # naive UTC written with its zone
     earlier = client.get(f"/customers/{customer}/profile", params={"as_of": "2024-06-30"})
     assert earlier.status_code == 200
     assert earlier.json()["as_of"].startswith("2024-06-30")
-    assert earlier.json() == scorer.profile(scoring_registry.data, customer,
-                                            "2024-06-30")[0].model_dump(mode="json")
+    assert earlier.json() == zulu(scorer.profile(scoring_registry.data, customer,
+                                                 "2024-06-30")[0].model_dump(mode="json"))
 
 
 @pytest.mark.parametrize(("path", "params", "fragment"), [
@@ -162,7 +164,7 @@ def test_openapi_docs_list_every_route(client: TestClient) -> None:
 def test_a_crash_inside_a_route_is_a_500_and_the_service_keeps_serving(
         scorer: CustomerScorer, scoring_registry: Any, customer: int,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    app = create_app(scorer, scoring_registry.data)
+    app = create_app(scorer, scoring_registry.data, auth="off")
     with TestClient(app, raise_server_exceptions=False) as c:
         def boom(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("disk on fire")
@@ -195,25 +197,33 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> 
     raise AssertionError(f"{url} did not come up in {timeout} s")
 
 
-def test_barberpro_serve_answers_over_loopback(scoring_registry: Any, customer: int) -> None:
+def test_barberpro_serve_answers_over_loopback(scoring_registry: Any, customer: int,
+                                               tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": scoring_registry.tracking_uri,
-           "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+           "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+           "BARBERPRO_SERVICE_DB": f"sqlite:///{tmp_path / 'service.db'}"}
+    made = subprocess.run([sys.executable, "-m", "barberpro_ml.cli", "keys", "create", "--name",
+                           "partner-x", "--scopes", "customers:read"], env=env,
+                          capture_output=True, text=True, check=True)
+    key = {"Authorization": f"Bearer {made.stdout.strip()}"}
     process = subprocess.Popen(
         [sys.executable, "-m", "barberpro_ml.cli", "serve", "--data",
          str(scoring_registry.data_dir), "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait(f"http://127.0.0.1:{port}/health", process)
-        response = httpx.get(f"http://127.0.0.1:{port}/customers/{customer}/profile",
-                             timeout=30.0)
+        url = f"http://127.0.0.1:{port}/customers/{customer}/profile"
+        assert httpx.get(url, timeout=30.0).status_code == 401
+        response = httpx.get(url, headers=key, timeout=30.0)
         assert response.status_code == 200
         assert response.json()["customer_id"] == customer
-        assert httpx.get(f"http://127.0.0.1:{port}/customers/987654321/profile",
+        assert httpx.get(f"http://127.0.0.1:{port}/customers/987654321/profile", headers=key,
                          timeout=30.0).status_code == 404
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        output = process.communicate(timeout=30)[0].decode()
+    assert "API keys in sqlite:///" in output and made.stdout.strip() not in output
 
 
 def _request(scorer: CustomerScorer, family: str, rows: pd.DataFrame,
@@ -281,7 +291,8 @@ def _without(scorer: CustomerScorer, *families: str) -> CustomerScorer:
 
 def test_degraded_service_answers_what_it_can_and_503_for_the_rest(
         scorer: CustomerScorer, scoring_registry: Any, customer: int) -> None:
-    app = create_app(_without(scorer, "recs", "segments"), scoring_registry.data)
+    app = create_app(_without(scorer, "recs", "segments"), scoring_registry.data,
+                     auth="off")
     with TestClient(app, raise_server_exceptions=False) as c:
         health = c.get("/health").json()
         assert health["status"] == "degraded"
@@ -317,7 +328,7 @@ def test_degraded_service_answers_what_it_can_and_503_for_the_rest(
 
 def test_metrics_without_churn_model_are_null_with_the_reason(
         scorer: CustomerScorer, scoring_registry: Any, customer: int) -> None:
-    app = create_app(_without(scorer, "churn"), scoring_registry.data)
+    app = create_app(_without(scorer, "churn"), scoring_registry.data, auth="off")
     with TestClient(app, raise_server_exceptions=False) as c:
         metrics = c.get("/customer-success/metrics").json()
         assert metrics["mean_churn_probability_active"] is None
@@ -421,7 +432,7 @@ def test_errors_map_to_their_http_status(scorer: CustomerScorer, scoring_registr
                                 spec.model_copy(update={"features": extra}))
     other = CustomerScorer(churn=broken, ltv=scorer.ltv, recs=scorer.recs,
                            segments=scorer.segments, bgnbd=scorer.bgnbd, models=scorer.models)
-    app = create_app(other, scoring_registry.data, warm=False)
+    app = create_app(other, scoring_registry.data, warm=False, auth="off")
     with TestClient(app, raise_server_exceptions=False) as c:
         response = c.get(f"/customers/{customer}/profile")
         assert response.status_code == 503
@@ -436,7 +447,7 @@ def early(scorer: CustomerScorer) -> Iterator[tuple[TestClient, Any]]:
     from barberpro_ml.data import SimulationConfig, simulate
 
     data = simulate(SimulationConfig(n_customers=300, seed=3))
-    with TestClient(create_app(scorer, data), raise_server_exceptions=False) as c:
+    with TestClient(create_app(scorer, data, auth="off"), raise_server_exceptions=False) as c:
         yield c, data
 
 
@@ -486,7 +497,7 @@ def test_every_route_answers_before_the_first_barber_and_the_first_visit(
         assert any("no activity yet" in note and str(first_visit.date()) in note
                    for note in metrics["notes"])
         health = c.get("/health").json()
-        assert pd.Timestamp(health["data_start"]) <= stamp <= pd.Timestamp(health["data_end"])
+        assert naive(health["data_start"]) <= stamp <= naive(health["data_end"])
     before = f"{first['signup_at'] - pd.Timedelta(days=1):%Y-%m-%d}"
     refused = c.get("/customer-success/metrics", params={"as_of": before})
     assert refused.status_code == 422
@@ -500,7 +511,7 @@ def test_no_as_of_in_the_advertised_range_gets_an_internal_error(
         early: tuple[TestClient, Any], fraction: float) -> None:
     c, data = early
     health = c.get("/health").json()
-    start, end = pd.Timestamp(health["data_start"]), pd.Timestamp(health["data_end"])
+    start, end = naive(health["data_start"]), naive(health["data_end"])
     stamp = (start + (end - start) * fraction).floor("s")
     customer = int(data.customers.sort_values("signup_at")["customer_id"].iloc[0])
     for route, response in _every_route(c, customer, f"{stamp:%Y-%m-%dT%H:%M:%S}").items():

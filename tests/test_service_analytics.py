@@ -18,6 +18,7 @@ from barberpro_ml.analytics import FUNNEL_STAGES, MEASURES, cohorts, funnel, kpi
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.service import create_app
 from barberpro_ml.service.routers.analytics import DEFAULT_MEASURES
+from service_json import naive
 
 BASE = "/api/analytics"
 
@@ -29,7 +30,7 @@ def scorer(scoring_registry: Any) -> CustomerScorer:
 
 @pytest.fixture(scope="module")
 def client(scorer: CustomerScorer, scoring_registry: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(scorer, scoring_registry.data),
+    with TestClient(create_app(scorer, scoring_registry.data, auth="off"),
                     raise_server_exceptions=False) as c:
         yield c
 
@@ -51,7 +52,7 @@ def _assert_rows_equal(rows: list[dict[str, Any]], table: pd.DataFrame, keys: li
             got = row["group"][key]
             want = expected[key]
             if isinstance(want, pd.Timestamp):
-                assert pd.Timestamp(got) == want
+                assert naive(got) == want
             else:
                 assert got == _json(want)
         for name in measures:
@@ -65,7 +66,7 @@ def test_business_kpis_default_headline_equals_kpis(client: TestClient, scorer: 
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["measures"] == list(DEFAULT_MEASURES)
-    assert pd.Timestamp(body["as_of"]) == data.observation_end
+    assert naive(body["as_of"]) == data.observation_end
     assert body["by"] == [] and body["freq"] is None and body["end"] is None
     expected = kpis(data, list(DEFAULT_MEASURES), as_of=data.observation_end,
                     definitions=scorer.definitions)
@@ -106,8 +107,8 @@ def test_business_kpis_by_dimensions_and_month_equal_kpis(
                     end="2024-07-01", freq="month", as_of="2024-09-30",
                     definitions=scorer.definitions)
     _assert_rows_equal(body["rows"], expected, ["month", "neighborhood", "price_tier"], measures)
-    assert pd.Timestamp(body["start"]) == pd.Timestamp("2024-01-01")
-    assert pd.Timestamp(body["end"]) == pd.Timestamp("2024-07-01")
+    assert naive(body["start"]) == pd.Timestamp("2024-01-01")
+    assert naive(body["end"]) == pd.Timestamp("2024-07-01")
     assert set(body["dimensions"]) == {"month", "neighborhood", "price_tier"}
     assert {"retained_customers", "retention_base", "reviews"} <= set(body["definitions"])
     # repeated parameters mean the same as comma-separated ones
@@ -144,7 +145,7 @@ def test_growth_analytics_equals_funnel_and_cohorts(client: TestClient, scorer: 
     assert response.status_code == 200, response.text
     body = response.json()
     as_of = pd.Timestamp("2024-10-15")
-    assert pd.Timestamp(body["as_of"]) == as_of
+    assert naive(body["as_of"]) == as_of
     total = funnel(data, as_of, by=None, definitions=scorer.definitions)
     assert [s["stage"] for s in body["funnel"]] == list(FUNNEL_STAGES)
     assert [s["customers"] for s in body["funnel"]] == total["customers"].tolist()
@@ -202,18 +203,19 @@ def test_competitive_intelligence_shares_reconcile(client: TestClient, scorer: C
     periods = body["growth_periods"]
     assert periods["freq"] == "month"
     end = data.observation_end
-    assert pd.Timestamp(periods["last_period_end"]) == end.to_period("M").start_time
+    assert naive(periods["last_period_end"]) == end.to_period("M").start_time
     growth = kpis(data, "bookings", by="price_tier", freq="month",
-                  start=periods["previous_period_start"], end=periods["last_period_end"],
+                  start=naive(periods["previous_period_start"]),
+                  end=naive(periods["last_period_end"]),
                   definitions=scorer.definitions)
     for r in body["price_tiers"]:
         mine = growth[growth["price_tier"] == r["segment"]].set_index("month")["bookings"]
-        last = int(mine.get(pd.Timestamp(periods["last_period_start"]), 0))
-        previous = int(mine.get(pd.Timestamp(periods["previous_period_start"]), 0))
+        last = int(mine.get(naive(periods["last_period_start"]), 0))
+        previous = int(mine.get(naive(periods["previous_period_start"]), 0))
         assert (r["last_period_bookings"], r["previous_period_bookings"]) == (last, previous)
         assert r["bookings_growth"] == pytest.approx(last / previous - 1)
     weekly = client.get(f"{BASE}/competitive-intelligence", params={"freq": "week"}).json()
-    start = pd.Timestamp(weekly["growth_periods"]["last_period_start"])
+    start = naive(weekly["growth_periods"]["last_period_start"])
     assert start.dayofweek == 0  # ISO weeks start on Monday
     shares = ("segment", "share_of_bookings", "share_of_net_revenue", "price_position")
     assert [[r[k] for k in shares] for r in weekly["neighborhoods"]] == \
@@ -242,7 +244,8 @@ def test_bad_query_parameters_are_422_naming_the_value(client: TestClient, route
                                                        fragments: list[str]) -> None:
     response = client.get(f"{BASE}/{route}", params=params)
     assert response.status_code == 422, response.text
-    errors = response.json()["detail"]
+    assert response.headers["content-type"] == "application/problem+json"
+    errors = response.json()["errors"]
     assert isinstance(errors, list) and errors[0]["loc"] == ["query", loc]
     for fragment in fragments:
         assert fragment in errors[0]["msg"], (fragment, errors[0]["msg"])

@@ -10,6 +10,7 @@ import contextlib
 import enum
 import errno
 import functools
+import ipaddress
 import logging
 import os
 import socket
@@ -946,6 +947,34 @@ def _check_port_free(host: str, port: int) -> None:
             raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+class AuthChoice(enum.StrEnum):
+    """``serve --auth``."""
+
+    keys = "keys"
+    off = "off"
+
+
+ServiceDbOption = Annotated[str | None, typer.Option(
+    "--db", help="SQLAlchemy URL of the service's database (API keys); default: "
+                 "$BARBERPRO_SERVICE_DB, else sqlite:///barberpro-service.db (a file in the "
+                 "current folder).")]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 @app.command("serve")
 @friendly_errors
 def serve_command(
@@ -962,47 +991,129 @@ def serve_command(
         min=0, help="Seconds between reloads of the event data from --data (0: off; "
                     "POST /admin/refresh reloads on demand).")] = 0.0,
     tracking_uri: TrackingOption = None,
+    auth: Annotated[AuthChoice, typer.Option(
+        help="keys: every route but /health and the docs needs an API key (`barberpro-ml keys "
+             "create`); off: the customer, analytics and provider routes answer without one "
+             "(allowed on a loopback --host only; admin and /api-management still need a "
+             "key).")] = AuthChoice.keys,
+    db: ServiceDbOption = None,
 ) -> None:
     """Serve the customer-intelligence API (FastAPI, OpenAPI docs at /docs), following the
     registry's alias and, on request or on an interval, the event data.
 
-    The admin route (POST /admin/refresh) needs the environment variable
-    BARBERPRO_ADMIN_TOKEN, sent as 'Authorization: Bearer <token>'.
+    Callers send an API key as 'Authorization: Bearer <key>' (made with `barberpro-ml keys
+    create`); POST /admin/refresh needs a key with the admin scope.
     """
     from barberpro_ml.features._common import to_as_of
 
+    if auth is AuthChoice.off and not _is_loopback(host):
+        raise UserError(f"--auth off is allowed only on a loopback interface (127.0.0.1, ::1, "
+                        f"localhost), not --host {host}: anyone who can reach {host} could "
+                        "call the service; create keys with `barberpro-ml keys create` and "
+                        "serve with --auth keys")
     _check_port_free(host, port)
     if as_of is not None:
         to_as_of(as_of, name="--as-of")
     import uvicorn
 
     from barberpro_ml.scoring.live import LiveScorer
-    from barberpro_ml.service import ADMIN_TOKEN_ENV, create_app
+    from barberpro_ml.service import KeyStore, create_app
+    from barberpro_ml.service.observability import JsonFormatter
 
-    # swaps and refusals are logged by the service: show them beside uvicorn's own lines
+    # the service's own lines (swaps, refusals, one per request) as JSON, with request ids
     service_log = logging.getLogger("barberpro_ml.service")
     if not service_log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        handler.setFormatter(JsonFormatter())
         service_log.addHandler(handler)
     service_log.setLevel(logging.INFO)
+    keys = KeyStore(db)
     scorer, events = _scoring_inputs(data, tracking_uri, alias)
     with console.status("building the default snapshot"):
         live = LiveScorer(scorer, events, default_as_of=as_of,
                           load_data=functools.partial(MarketplaceData.load, data),
                           data_source=str(data), poll_interval=poll_interval,
                           data_refresh_interval=data_refresh_interval)
-        application = create_app(live)
+        application = create_app(live, auth=auth.value, keys=keys)
     follows = (f"checking @{alias} in the registry every {poll_interval:g} s"
                if poll_interval else "not following the registry (--poll-interval 0)")
     refresh = (f"reloading {data} every {data_refresh_interval:g} s" if data_refresh_interval
                else "data reloaded on POST /admin/refresh only")
-    admin = ("POST /admin/refresh enabled" if os.environ.get(ADMIN_TOKEN_ENV)
-             else f"admin routes off (set {ADMIN_TOKEN_ENV} to enable them)")
-    console.print(f"{follows}; {refresh}; {admin}", highlight=False, markup=False,
-                  soft_wrap=True)
+    console.print(f"{follows}; {refresh}", highlight=False, markup=False, soft_wrap=True)
+    active = keys.list()
+    service_log.info("API keys in %s: %d active", _hide_password(keys.url), len(active))
+    if auth is AuthChoice.off:
+        service_log.warning("authentication is OFF for the customer, analytics and provider "
+                            "routes (bound to loopback %s only); admin and /api-management "
+                            "routes still need an API key", host)
+    elif not active:
+        service_log.warning("no active API key: every call but /health and the docs will be "
+                            "refused; create one with `barberpro-ml keys create --name <holder> "
+                            "--scopes <scopes>`")
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+# ------------------------------------------------------------------------------- API keys
+keys_app = typer.Typer(
+    help="API keys of the service: create (shown once), list (no secrets), revoke.",
+    no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+@friendly_errors
+def keys_create_command(
+    name: Annotated[str, typer.Option(help="The key holder, e.g. partner-x.")],
+    scopes: Annotated[str, typer.Option(
+        help="Comma-separated: customers:read, analytics:read, providers:read, admin (admin "
+             "grants every scope).")],
+    db: ServiceDbOption = None,
+    rate: Annotated[float, typer.Option(
+        min=0.001, help="Requests per second on average (token bucket refill).")] = 20.0,
+    burst: Annotated[int, typer.Option(min=1, help="Requests at once (bucket size).")] = 40,
+    quota_per_day: Annotated[int | None, typer.Option(
+        min=1, help="Requests per UTC day; default: no quota.")] = None,
+) -> None:
+    """Create an API key and print it on stdout, once: it is stored only as a salted hash."""
+    from barberpro_ml.service import KeyStore
+
+    issued = KeyStore(db).create(name, scopes, rate_per_s=rate, burst=burst,
+                                 quota_per_day=quota_per_day)
+    console.print(f"created key {issued.key.key_id} for {name} with scopes "
+                  f"{','.join(issued.key.scopes)}; it is shown this once, keep it secret:",
+                  highlight=False, markup=False, soft_wrap=True)
+    out.print(issued.token, highlight=False, markup=False, soft_wrap=True)
+
+
+@keys_app.command("revoke")
+@friendly_errors
+def keys_revoke_command(
+    name_or_id: Annotated[str, typer.Argument(help="The key's name or id.")],
+    db: ServiceDbOption = None,
+) -> None:
+    """Revoke a key: refused from the next request on, in every worker."""
+    from barberpro_ml.service import KeyStore
+
+    key = KeyStore(db).revoke(name_or_id)
+    console.print(f"revoked key {key.key_id} ({key.name})", highlight=False, markup=False)
+
+
+@keys_app.command("list")
+@friendly_errors
+def keys_list_command(
+    db: ServiceDbOption = None,
+    revoked: Annotated[bool, typer.Option(help="Include revoked keys.")] = False,
+) -> None:
+    """The keys by last use: id, name, scopes, dates; never a secret."""
+    from barberpro_ml.service import KeyStore
+
+    table = Table("key_id", "name", "scopes", "created_at", "last_used_at", "revoked_at")
+    for key in KeyStore(db).list(include_revoked=revoked):
+        table.add_row(key.key_id, key.name, ",".join(key.scopes), f"{key.created_at:%F %T}",
+                      f"{key.last_used_at:%F %T}" if key.last_used_at else "never",
+                      f"{key.revoked_at:%F %T}" if key.revoked_at else "")
+    out.print(table)
 
 
 # ------------------------------------------------------------------- production mode (infra)

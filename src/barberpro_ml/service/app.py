@@ -1,17 +1,15 @@
-"""The application factory: :func:`create_app`, the error handlers, ``/health``, the offline
-docs and the timing middleware; the routes live in :mod:`barberpro_ml.service.routers`.
+"""The application factory: :func:`create_app`, ``/health``, the offline docs and the timing
+middleware; the routes live in :mod:`barberpro_ml.service.routers`.
 
-Errors are JSON ``{"detail": ..., "error": <type>}``, their status taken from the error's
-:attr:`~barberpro_ml.errors.BarberproError.http_status` in one handler; anything unexpected is
-a 500 (logged; the process keeps serving). FastAPI's own request validation keeps its standard
-422 body (``{"detail": [{"loc": ..., "msg": ..., "type": ...}]}``).
-"""
+Errors are RFC 9457 problems (``application/problem+json``, :mod:`~barberpro_ml.service.problems`),
+their status taken from the error's :attr:`~barberpro_ml.errors.BarberproError.http_status` in
+one handler; FastAPI's request validation is a 422 problem listing the refused inputs in
+``errors``; anything unexpected is a 500 (logged; the process keeps serving)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,29 +18,44 @@ from typing import Any
 
 import fastapi_offline
 import mlflow
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import Definitions
-from barberpro_ml.errors import BarberproError
 from barberpro_ml.scoring.live import LiveScorer, LiveStatus
 from barberpro_ml.scoring.records import FamilyStatus, ModelRef
 from barberpro_ml.scoring.scorer import CustomerScorer
 from barberpro_ml.service.dependencies import Now
-from barberpro_ml.service.errors import error_response
 from barberpro_ml.service.evidence import RegisteredEvidence
-from barberpro_ml.service.routers import analytics, customers, providers
-from barberpro_ml.service.routers.admin import ADMIN_TOKEN_ENV, admin_router
+from barberpro_ml.service.keys import KeyStore
+from barberpro_ml.service.observability import (
+    Observability,
+    metrics_response,
+    set_model_versions,
+)
+from barberpro_ml.service.problems import (
+    BodyLimit,
+    UtcJSONResponse,
+    document_errors,
+    install_handlers,
+)
+from barberpro_ml.service.routers import admin, analytics, api_management, customers, providers
+from barberpro_ml.service.security import AUTH_RESPONSES, AuthMode, require
+from barberpro_ml.service.versioning import CURRENT_PREFIX, DeprecationHeaders
 
-__all__ = ["DOCS_STATIC", "Health", "create_app"]
+__all__ = ["DOCS_STATIC", "MAX_BODY_BYTES", "Health", "create_app"]
+
+MAX_BODY_BYTES = 256 * 1024
+"""Default cap on a request body (413 above it): a batch of 1,000 ids is about 15 KB."""
 
 DOCS_STATIC = "/static-docs"
 """Where the service serves the Swagger UI and ReDoc assets (no CDN)."""
@@ -70,8 +83,10 @@ class Health(BaseModel):
 
 
 def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None = None, *,
-               default_as_of: object = None, warm: bool = True,
-               admin_token: str | None = None, tracking_uri: str | None = None) -> FastAPI:
+               default_as_of: object = None, warm: bool = True, auth: AuthMode = "keys",
+               keys: KeyStore | None = None, tracking_uri: str | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES,
+               cors_origins: tuple[str, ...] = ()) -> FastAPI:
     """The FastAPI application serving ``scorer`` over ``data``.
 
     Parameters
@@ -90,13 +105,28 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         Build the default cut-off's snapshot now, so the first request is as fast as the
         rest and a feature-schema mismatch stops the service at start, not at request time
         (a ``LiveScorer`` does so when it is made).
-    admin_token
-        Bearer token of the ``/admin`` routes; default: the environment variable
-        :data:`ADMIN_TOKEN_ENV`; empty or unset: the admin routes answer 403.
+    auth
+        ``"keys"``: every route but ``/health`` and the docs needs an API key from ``keys``
+        with the route's scope (401 without, 403 outside its scopes). ``"off"``: the customer,
+        analytics and provider routes answer without a key; the admin and
+        ``/api-management`` routes still need one (the command line allows ``off`` only on a
+        loopback interface).
+    keys
+        The API keys (:class:`~barberpro_ml.service.keys.KeyStore`); required with
+        ``auth="keys"``; without one, the routes that need a key answer 401.
     tracking_uri
         The registry the analytics routes read the forecast champion and the pricing
         evidence from (default: the current MLflow tracking URI when the app is made).
+    max_body_bytes
+        Largest request body accepted; a larger one is answered 413.
+    cors_origins
+        Origins allowed to call from a browser (CORS); none by default (CORS off).
     """
+    if auth not in ("keys", "off"):
+        raise ValueError(f"auth must be 'keys' or 'off', not {auth!r}")
+    if auth == "keys" and keys is None:
+        raise TypeError("create_app(auth='keys') needs keys=KeyStore(<database url>), or "
+                        "auth='off' for the customer, analytics and provider routes")
     if isinstance(scorer, LiveScorer):
         if data is not None or default_as_of is not None:
             raise TypeError("create_app(live_scorer): the LiveScorer holds the data and the "
@@ -106,7 +136,6 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         if data is None:
             raise TypeError("create_app(scorer, data): the data to serve are missing")
         live = LiveScorer(scorer, data, default_as_of=default_as_of, warm=warm)
-    token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV)
     started = datetime.now(UTC)
     for family, reason in live.current.scorer.unavailable.items():
         log.warning("serving without the %s model: %s", family, reason)
@@ -127,23 +156,18 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                     "(KPIs, growth, competitive position) from the event data. Numbers are "
                     "computed per request from the event data at `as_of`.",
         docs_url=None, redoc_url=None, lifespan=lifespan,
+        default_response_class=UtcJSONResponse,
     )
+    app.state.auth = auth
+    app.state.keys = keys
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization"])
     app.state.live = live
     app.state.evidence = RegisteredEvidence(tracking_uri or mlflow.get_tracking_uri())
     _offline_docs(app)
-    app.include_router(admin_router(token))
 
-    @app.exception_handler(BarberproError)
-    async def refused(request: Request, exc: BarberproError) -> JSONResponse:
-        if exc.http_status >= 500:
-            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
-        return error_response(exc)
-
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse(status_code=500, content={
-            "detail": f"internal error ({type(exc).__name__}); the service keeps running"})
+    install_handlers(app, _log_crash)
 
     @app.get("/health", response_model=Health, tags=["service"])
     def health(now: Now) -> Health:
@@ -160,9 +184,31 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                       default_as_of=now.default_as_of.to_pydatetime(), started_at=started,
                       data_loaded_at=now.data_loaded_at, live=live.status(now))
 
-    app.include_router(customers.router)
-    app.include_router(analytics.router)
-    app.include_router(providers.router)
+    # every area under /v1, and once more at its seed path, deprecated (versioning.py)
+    areas: tuple[tuple[APIRouter, list[Any]], ...] = (
+        (customers.router, [Depends(require("customers:read", open_without_auth=True))]),
+        (analytics.router, [Depends(require("analytics:read", open_without_auth=True))]),
+        (providers.router, [Depends(require("providers:read", open_without_auth=True))]),
+        (admin.router, [Depends(require("admin"))]),
+        (api_management.router, []))
+    for prefix, deprecated in ((CURRENT_PREFIX, None), ("", True)):
+        for router, needs in areas:
+            app.include_router(router, prefix=prefix, deprecated=deprecated,
+                               responses=AUTH_RESPONSES, dependencies=needs)
+    app.add_middleware(DeprecationHeaders)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Observability, scoring_prefixes=(f"{CURRENT_PREFIX}/customers/",
+                                                        "/customers/"))
+    set_model_versions(live.current.scorer.models)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics (text format; summed over workers in multiprocess mode)."""
+        set_model_versions(live.current.scorer.models)
+        return metrics_response(request)
+    document_errors(app, needs_models=[
+        f"{prefix}{area}" for prefix in (CURRENT_PREFIX, "")
+        for area in ("/customer", "/api/analytics", "/providers", "/admin")])
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Any:
@@ -172,6 +218,13 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         return response
 
     return app
+
+
+def _log_crash(request: Request, exc: Exception, *, expected: bool) -> None:
+    if expected:  # a library error answered with a 5xx: the service works, a dependency not
+        log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+    else:
+        log.exception("unexpected error on %s", request.url.path, exc_info=exc)
 
 
 def _offline_docs(app: FastAPI) -> None:

@@ -19,7 +19,6 @@ from barberpro_ml.scoring.insights import (
 from barberpro_ml.scoring.records import CustomerProfile, CustomerRecommendations
 from barberpro_ml.scoring.snapshot import UnknownCustomerError
 from barberpro_ml.service.dependencies import AsOf, Now
-from barberpro_ml.service.errors import error_response
 
 __all__ = ["MAX_BATCH", "BatchProfileRequest", "BatchProfileResponse", "CustomerJourney",
            "JourneyVisit", "SegmentTable", "router"]
@@ -92,15 +91,19 @@ class CustomerJourney(BaseModel):
 router = APIRouter()
 
 
+_UNKNOWN: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown customer at as_of (named in the detail and unknown_ids)."}}
+
+
 @router.get("/customers/{customer_id}/profile", response_model=CustomerProfile,
-            tags=["customers"])
+            tags=["customers"], responses=_UNKNOWN)
 def profile(now: Now, customer_id: CustomerId, as_of: AsOf = None) -> CustomerProfile:
     """Churn risk with reasons, value, segment, lifecycle, suggestions and an action."""
     return now.scorer.profile(now.data, customer_id, now.cutoff(as_of))[0]
 
 
 @router.get("/customers/{customer_id}/recommendations",
-            response_model=CustomerRecommendations, tags=["customers"])
+            response_model=CustomerRecommendations, tags=["customers"], responses=_UNKNOWN)
 def recommendations(now: Now, customer_id: CustomerId, as_of: AsOf = None,
                     k: Annotated[int, Query(ge=1, le=20)] = 5) -> CustomerRecommendations:
     """Next services and ``k`` barbers still working at ``as_of`` (503 without the
@@ -110,7 +113,7 @@ def recommendations(now: Now, customer_id: CustomerId, as_of: AsOf = None,
 
 
 @router.post("/customers/batch-profile", response_model=BatchProfileResponse,
-             tags=["customers"])
+             tags=["customers"], responses=_UNKNOWN)
 def batch_profile(now: Now, request: Annotated[BatchProfileRequest, Body()]) -> Any:
     """Profiles of 1 to 1000 customers, in request order (a repeated id at each of its
     positions)."""
@@ -122,7 +125,7 @@ def batch_profile(now: Now, request: Annotated[BatchProfileRequest, Body()]) -> 
         return BatchProfileResponse(profiles=profiles, not_found=[])
     except UnknownCustomerError as exc:
         if not request.skip_unknown:
-            return error_response(exc)
+            raise
         missing = set(exc.missing)
         known = [i for i in ids if i not in missing]
         profiles = scorer.profile_batch(data, known, stamp) if known else []
@@ -147,7 +150,7 @@ def segments(now: Now, as_of: AsOf = None, by: SegmentKind = "rfm") -> dict[str,
 
 
 @router.get("/customers/{customer_id}/journey", response_model=CustomerJourney,
-            tags=["customers"])
+            tags=["customers"], responses=_UNKNOWN)
 def journey(now: Now, customer_id: CustomerId, as_of: AsOf = None,
             step_days: Annotated[int, Query(ge=1, le=365)] = 30) -> dict[str, Any]:
     """Lifecycle stage every ``step_days`` since signup, transitions and visits."""

@@ -1,0 +1,411 @@
+"""API keys of the service: issued, checked and revoked in the service's database.
+
+A key is ``bpk_<key_id>.<secret>``: ``key_id`` (16 hex digits) names the row, ``secret`` (32
+random bytes, URL-safe base64) is shown once, when the key is made, and never stored or logged.
+The database keeps, per key, a random 16-byte salt and the scrypt hash of the secret
+(``hashlib.scrypt``, n=2**14, r=8, p=1: ~16 MiB and tens of milliseconds per hash, so a stolen
+table is expensive to attack); a presented secret is hashed with the row's salt and compared in
+constant time (:func:`hmac.compare_digest`).
+
+Paying scrypt on every request would cost more than the request itself, so a process remembers
+the SHA-256 of a secret it has verified once (in memory only; a 256-bit random secret cannot be
+recovered from it). Every request still reads the key's row, so a revocation or a change of
+scopes holds from the next request on, in every worker process. ``last_used_at`` is written at
+most once a minute per key and process (a write per request would serialise the workers on the
+database); failed authentications are counted in the database by reason.
+
+The database is any SQLAlchemy URL: a SQLite file by default (:data:`DEFAULT_SERVICE_DB`, or
+the environment variable :data:`SERVICE_DB_ENV`), PostgreSQL in production mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from barberpro_ml.errors import InputError, NotFoundError
+from barberpro_ml.service.errors import AuthenticationError
+
+__all__ = ["DEFAULT_BURST", "DEFAULT_RATE_PER_S", "DEFAULT_SERVICE_DB", "SCOPES",
+           "SERVICE_DB_ENV", "Allowance", "ApiKey", "IssuedKey", "KeyStore", "Scope",
+           "parse_scopes", "service_db_url"]
+
+Scope = Literal["customers:read", "analytics:read", "providers:read", "admin"]
+"""What a key may call: one scope per router; ``admin`` also grants every other scope."""
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+
+SERVICE_DB_ENV = "BARBERPRO_SERVICE_DB"
+"""Environment variable with the SQLAlchemy URL of the service's database."""
+DEFAULT_SERVICE_DB = "sqlite:///barberpro-service.db"
+"""The service's database when neither ``--db`` nor :data:`SERVICE_DB_ENV` names one."""
+
+_TOKEN = re.compile(r"bpk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+_LAST_USED_EVERY_S = 60.0
+DEFAULT_RATE_PER_S = 20.0
+"""Requests per second a key may make on average (token bucket refill), unless set per key."""
+DEFAULT_BURST = 40
+"""Requests a key may make at once (token bucket size), unless set per key."""
+
+_metadata = sa.MetaData()
+_keys = sa.Table(
+    "api_keys", _metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, index=True),
+    sa.Column("scopes", sa.String(256), nullable=False),
+    sa.Column("salt", sa.LargeBinary(16), nullable=False),
+    sa.Column("secret_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime, nullable=True),
+    sa.Column("last_used_at", sa.DateTime, nullable=True),
+    sa.Column("rate_per_s", sa.Float, nullable=False),
+    sa.Column("burst", sa.Integer, nullable=False),
+    sa.Column("quota_per_day", sa.Integer, nullable=True),
+)
+_buckets = sa.Table(
+    "rate_limits", _metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("day_count", sa.BigInteger, nullable=False),
+)
+_failures = sa.Table(
+    "auth_failures", _metadata,
+    sa.Column("reason", sa.String(32), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("last_at", sa.DateTime, nullable=False),
+)
+
+
+def service_db_url(url: str | None = None) -> str:
+    """``url``, else the environment variable :data:`SERVICE_DB_ENV`, else
+    :data:`DEFAULT_SERVICE_DB`."""
+    return url or os.environ.get(SERVICE_DB_ENV) or DEFAULT_SERVICE_DB
+
+
+def parse_scopes(text: str | Iterable[str]) -> tuple[Scope, ...]:
+    """Scopes from ``"customers:read,analytics:read"`` (or a list), checked and sorted.
+
+    Raises
+    ------
+    InputError
+        An empty list or a scope that does not exist (naming it and the valid ones).
+    """
+    given = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
+    given = [s for s in given if s]
+    unknown = sorted({s for s in given if s not in SCOPES})
+    if unknown:
+        raise InputError(f"unknown scope(s) {', '.join(unknown)}; valid scopes: "
+                         f"{', '.join(SCOPES)}")
+    if not given:
+        raise InputError(f"no scope given; valid scopes: {', '.join(SCOPES)}")
+    return tuple(s for s in SCOPES if s in given)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _hash(secret: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
+
+
+class ApiKey(BaseModel):
+    """A key as the store describes it: never its secret or hash."""
+
+    key_id: str
+    name: str = Field(description="The key holder (a partner's name, say).")
+    scopes: list[Scope]
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None = Field(description="Last successful use (to the minute).")
+    rate_per_s: float = Field(description="Token bucket refill: requests per second.")
+    burst: int = Field(description="Token bucket size: requests at once.")
+    quota_per_day: int | None = Field(description="Requests per UTC day; null: no quota.")
+
+    def allows(self, scope: Scope) -> bool:
+        """Whether this key may call a route needing ``scope`` (``admin`` may call all)."""
+        return scope in self.scopes or "admin" in self.scopes
+
+
+class Allowance(BaseModel):
+    """Whether a request may go ahead, else why and how long to wait."""
+
+    allowed: bool
+    reason: Literal["rate", "quota"] | None = None
+    retry_after: float = 0.0
+
+
+class IssuedKey(BaseModel):
+    """A new key: ``token`` is what the holder sends; it is shown this once."""
+
+    key: ApiKey
+    token: str
+
+
+class KeyStore:
+    """API keys and failed-authentication counts in a SQLAlchemy database.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL (default: :func:`service_db_url`); the tables are created if missing.
+
+    Examples
+    --------
+    >>> store = KeyStore("sqlite://")
+    >>> issued = store.create("partner-x", "customers:read")
+    >>> store.authenticate(issued.token).name
+    'partner-x'
+    >>> store.revoke("partner-x").revoked_at is not None
+    True
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = service_db_url(url)
+        self.engine: Engine = _engine(self.url)
+        _metadata.create_all(self.engine)
+        self._verified: dict[str, bytes] = {}
+        self._used: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # -- administration (the command line)
+    def create(self, name: str, scopes: str | Iterable[str], *,
+               rate_per_s: float = DEFAULT_RATE_PER_S, burst: int = DEFAULT_BURST,
+               quota_per_day: int | None = None) -> IssuedKey:
+        """A new key for ``name`` with ``scopes``; the token is returned once, not stored.
+
+        ``rate_per_s`` and ``burst`` set its token bucket, ``quota_per_day`` its requests per
+        UTC day (None: no quota).
+
+        Raises
+        ------
+        InputError
+            A bad name or scope, or an active key of that name already exists.
+        """
+        if not _NAME.fullmatch(name):
+            raise InputError(f"bad key name {name!r}: 1 to 64 letters, digits, '.', '_' or "
+                             "'-', starting with a letter or digit")
+        checked = parse_scopes(scopes)
+        if not (rate_per_s > 0 and burst >= 1 and (quota_per_day is None or quota_per_day >= 1)):
+            raise InputError(f"bad limits for key {name!r}: rate {rate_per_s} must be > 0, "
+                             f"burst {burst} and quota per day {quota_per_day} at least 1")
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        row = {"key_id": key_id, "name": name, "scopes": ",".join(checked), "salt": salt,
+               "secret_hash": _hash(secret, salt), "created_at": _now(), "revoked_at": None,
+               "last_used_at": None, "rate_per_s": float(rate_per_s), "burst": int(burst),
+               "quota_per_day": quota_per_day}
+        with self.engine.begin() as conn:
+            active = conn.execute(sa.select(_keys.c.key_id).where(
+                _keys.c.name == name, _keys.c.revoked_at.is_(None))).first()
+            if active is not None:
+                raise InputError(f"an active key named {name!r} exists ({active.key_id}); "
+                                 "revoke it first or choose another name")
+            conn.execute(_keys.insert().values(**row))
+        return IssuedKey(key=_record(row), token=f"bpk_{key_id}.{secret}")
+
+    def revoke(self, name_or_id: str) -> ApiKey:
+        """Revoke the active key of that name, or the key with that id.
+
+        Raises
+        ------
+        NotFoundError
+            No active key has that name or id.
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(_keys).where(
+                sa.or_(_keys.c.name == name_or_id, _keys.c.key_id == name_or_id),
+                _keys.c.revoked_at.is_(None))).first()
+            if row is None:
+                raise NotFoundError(f"no active key named or with id {name_or_id!r} "
+                                    "(`barberpro-ml keys list` shows them)")
+            conn.execute(_keys.update().where(_keys.c.key_id == row.key_id)
+                         .values(revoked_at=_now()))
+        with self._lock:
+            self._verified.pop(row.key_id, None)
+        return self.get(row.key_id)
+
+    def get(self, key_id: str) -> ApiKey:
+        """The key with id ``key_id`` (:class:`NotFoundError` if none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_keys).where(_keys.c.key_id == key_id)).first()
+        if row is None:
+            raise NotFoundError(f"no key with id {key_id!r}")
+        return _record(row._mapping)
+
+    def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        """Every key, most recently used first (never used last), without secrets."""
+        query = sa.select(_keys)
+        if not include_revoked:
+            query = query.where(_keys.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            rows = [_record(r._mapping) for r in conn.execute(query)]
+        return sorted(rows, key=lambda k: (k.last_used_at is None,
+                                           -(k.last_used_at or k.created_at).timestamp(),
+                                           k.name))
+
+    # -- requests
+    def authenticate(self, token: str) -> ApiKey:
+        """The key ``token`` belongs to, checked against the database.
+
+        Raises
+        ------
+        AuthenticationError
+            A malformed, unknown, revoked or wrong token (counted by reason; the message
+            never repeats the token).
+        """
+        match = _TOKEN.fullmatch(token)
+        if match is None:
+            self.record_failure("malformed")
+            raise AuthenticationError("malformed API key: expected 'bpk_<key id>.<secret>' as "
+                                      "printed by `barberpro-ml keys create`")
+        key_id, secret = match.groups()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_keys).where(_keys.c.key_id == key_id)).first()
+        if row is None:
+            self.record_failure("unknown")
+            raise AuthenticationError(f"unknown API key {key_id}")
+        if row.revoked_at is not None:
+            self.record_failure("revoked")
+            raise AuthenticationError(f"API key {key_id} ({row.name}) was revoked on "
+                                      f"{row.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
+        fingerprint = hashlib.sha256(secret.encode()).digest()
+        known = self._verified.get(key_id)
+        if known is None or not hmac.compare_digest(known, fingerprint):
+            if not hmac.compare_digest(_hash(secret, row.salt), row.secret_hash):
+                self.record_failure("wrong_secret")
+                raise AuthenticationError(f"wrong secret for API key {key_id}")
+            with self._lock:
+                self._verified[key_id] = fingerprint
+        key = _record(row._mapping)
+        self._touch(key)
+        return key
+
+    def consume(self, key: ApiKey, now: float | None = None) -> Allowance:
+        """Take one request from ``key``'s token bucket and daily quota, atomically in the
+        database (one conditional ``UPDATE``: correct across worker processes).
+
+        Returns
+        -------
+        Allowance
+            ``allowed``, else why (``rate`` or ``quota``) and the seconds to wait.
+        """
+        stamp = time.time() if now is None else now
+        today = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
+        b = _buckets.c
+        refilled = b.tokens + (stamp - b.updated_at) * key.rate_per_s
+        level = sa.case((refilled > key.burst, float(key.burst)), else_=refilled)
+        used = sa.case((b.day == today, b.day_count), else_=0)
+        within = level >= 1
+        if key.quota_per_day is not None:
+            within = sa.and_(within, used < key.quota_per_day)
+        for _ in range(3):  # two workers may insert a key's first row at once
+            with self.engine.begin() as conn:
+                done = conn.execute(_buckets.update().where(b.key_id == key.key_id, within)
+                                    .values(tokens=level - 1, updated_at=stamp, day=today,
+                                            day_count=used + 1))
+                if done.rowcount:
+                    return Allowance(allowed=True)
+                row = conn.execute(sa.select(level.label("level"), used.label("used"))
+                                   .where(b.key_id == key.key_id)).first()
+                if row is None:
+                    try:
+                        conn.execute(_buckets.insert().values(
+                            key_id=key.key_id, tokens=key.burst - 1.0, updated_at=stamp,
+                            day=today, day_count=1))
+                        return Allowance(allowed=True)
+                    except IntegrityError:
+                        continue
+            if key.quota_per_day is not None and row.used >= key.quota_per_day:
+                midnight = (stamp // 86400 + 1) * 86400
+                return Allowance(allowed=False, reason="quota", retry_after=midnight - stamp)
+            return Allowance(allowed=False, reason="rate",
+                             retry_after=(1 - float(row.level)) / key.rate_per_s)
+        raise RuntimeError(f"rate limit row of key {key.key_id} could not be written")
+
+    def used_today(self, key_ids: Iterable[str], now: float | None = None) -> dict[str, int]:
+        """Requests each key made this UTC day (keys without any: absent)."""
+        today = datetime.fromtimestamp(time.time() if now is None else now,
+                                       UTC).strftime("%Y-%m-%d")
+        wanted = list(key_ids)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_buckets.c.key_id, _buckets.c.day_count).where(
+                _buckets.c.key_id.in_(wanted), _buckets.c.day == today)).all()
+        return {str(k): int(n) for k, n in rows}
+
+    def _touch(self, key: ApiKey) -> None:
+        tick = time.monotonic()
+        with self._lock:
+            if tick - self._used.get(key.key_id, -_LAST_USED_EVERY_S) < _LAST_USED_EVERY_S:
+                return
+            self._used[key.key_id] = tick
+        with self.engine.begin() as conn:
+            conn.execute(_keys.update().where(_keys.c.key_id == key.key_id)
+                         .values(last_used_at=_now()))
+
+    def record_failure(self, reason: str) -> None:
+        """Count one failed authentication or authorisation (``reason``: ``missing``,
+        ``malformed``, ``unknown``, ``revoked``, ``wrong_secret``, ``forbidden``)."""
+        stamp = _now()
+        for _ in range(3):  # two workers may insert the first row of a reason at once
+            with self.engine.begin() as conn:
+                done = conn.execute(_failures.update().where(_failures.c.reason == reason)
+                                    .values(count=_failures.c.count + 1, last_at=stamp))
+                if done.rowcount:
+                    return
+                try:
+                    conn.execute(_failures.insert().values(reason=reason, count=1,
+                                                           last_at=stamp))
+                    return
+                except IntegrityError:
+                    continue
+
+    def failures(self) -> dict[str, int]:
+        """Failed authentications and authorisations so far, by reason."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_failures.c.reason, _failures.c.count)).all()
+        return {str(reason): int(count) for reason, count in rows}
+
+
+def _engine(url: str) -> Engine:
+    if url in ("sqlite://", "sqlite:///:memory:"):  # one shared in-memory database
+        return sa.create_engine(url, poolclass=sa.pool.StaticPool,
+                                connect_args={"check_same_thread": False})
+    if url.startswith("sqlite"):
+        # several worker processes write the same file: wait for the lock instead of failing;
+        # write-ahead log, synced at checkpoints: a rate-limit update per request costs no fsync
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _record(row: Mapping[Any, Any]) -> ApiKey:
+    return ApiKey(key_id=row["key_id"], name=row["name"],
+                  scopes=[s for s in row["scopes"].split(",") if s],
+                  created_at=row["created_at"], revoked_at=row["revoked_at"],
+                  last_used_at=row["last_used_at"], rate_per_s=row["rate_per_s"],
+                  burst=row["burst"], quota_per_day=row["quota_per_day"])
