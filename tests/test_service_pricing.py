@@ -86,7 +86,7 @@ def scorer(scoring_registry: Any) -> CustomerScorer:
 
 @pytest.fixture(scope="module")
 def client(scorer: CustomerScorer, pricing_store: PricingStore) -> Iterator[TestClient]:
-    app = create_app(scorer, pricing_store.data, warm=False,
+    app = create_app(scorer, pricing_store.data, warm=False, auth="off",
                      tracking_uri=pricing_store.tracking_uri)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
@@ -198,7 +198,7 @@ def test_marketplace_optimisation_without_a_verified_champion_is_503(
         scorer: CustomerScorer, pricing_store: PricingStore, mlflow_template_db: Path,
         tmp_path: Path, barber: tuple[int, str]) -> None:
     empty = _store(mlflow_template_db, tmp_path)
-    app = create_app(scorer, pricing_store.data, warm=False, tracking_uri=empty)
+    app = create_app(scorer, pricing_store.data, warm=False, auth="off", tracking_uri=empty)
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get(f"/providers/{barber[0]}/{ROUTE}")
         assert r.status_code == 503
