@@ -207,3 +207,35 @@ def test_marketplace_optimisation_without_a_verified_champion_is_503(
     spec = app.openapi()["paths"][f"/providers/{{provider_id}}/{ROUTE}"]["get"]
     assert spec["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "MarketplaceOptimization")
+
+
+def test_recommendations_rank_the_supported_price_rise_or_say_why_there_is_none(
+        client: TestClient, pricing_store: PricingStore, scorer: CustomerScorer,
+        mlflow_template_db: Path, tmp_path: Path, barber: tuple[int, str]) -> None:
+    """/recommendations includes a ``raise_prices`` action exactly when the champion's
+    recommended rise for the barber's tier has a revenue change whose lower bound is above 0
+    (what /marketplace-optimization says), and names the champion or why there is none."""
+    provider_id, tier = barber
+    body = client.get(f"/v1/providers/{provider_id}/recommendations").json()
+    optimisation = client.get(f"/v1/providers/{provider_id}/{ROUTE}").json()
+    recommended = next(p for p in optimisation["proposals"] if p["source"] == "recommended")
+    pricing_actions = [a for a in body["actions"] if a["action"] == "raise_prices"]
+    supported = recommended["price_change"] > 0 and recommended["supported"]
+    assert len(pricing_actions) == int(supported)
+    if supported:
+        (action,) = pricing_actions
+        assert action["gain_per_month"] == recommended["revenue_per_month_change"]
+        assert action["gain_low"] == recommended["revenue_per_month_change_low"] > 0
+    else:
+        assert body["pricing"].startswith("No pricing action")
+        assert f"the {tier} tier" in body["pricing"]
+    assert len(body["actions"]) <= 3
+    # without a champion the other actions are answered, and the reason is given
+    empty = _store(mlflow_template_db, tmp_path)
+    app = create_app(scorer, pricing_store.data, warm=False, auth="off", tracking_uri=empty)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        alone = c.get(f"/v1/providers/{provider_id}/recommendations")
+    assert alone.status_code == 200
+    assert "no barberpro-pricing@champion" in alone.json()["pricing"]
+    others = [a for a in body["actions"] if a["action"] != "raise_prices"]
+    assert alone.json()["actions"][:len(others)] == others  # a price rise may take a slot

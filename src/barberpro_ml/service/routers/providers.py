@@ -33,7 +33,7 @@ from barberpro_ml.providers import (
     provider_actions,
     score_components,
 )
-from barberpro_ml.providers.actions import MessageType
+from barberpro_ml.providers.actions import ActionSource, MessageType
 from barberpro_ml.scoring.live import Served
 from barberpro_ml.service.dependencies import AsOf, Now
 from barberpro_ml.service.evidence import RegisteredEvidence, ServedPricing
@@ -315,8 +315,55 @@ def _performance(scores: pd.DataFrame, provider_id: int, stamp: pd.Timestamp
         left_out=list(scores.attrs["dropped_components"]))
 
 
-_PRICING_NOTE = ("Pricing actions come from the pricing work (barberpro_ml.providers.pricing, "
-                 "GET /providers/{id}/marketplace-optimization); not included here yet.")
+def _pricing_actions(request: Request, now: Served, provider_id: int, stamp: pd.Timestamp
+                     ) -> tuple[ActionSource | None, str]:
+    """The price change the verified pricing champion supports for the barber's tier, as an
+    action ranked with the others, and a sentence saying where pricing stands.
+
+    The action is offered only when the tier's recommended rise has a revenue change whose
+    lower bound is above 0 (the same evidence as ``/marketplace-optimization``); without a
+    verified champion the other actions are answered alone and the sentence says why.
+    """
+    evidence: RegisteredEvidence = request.app.state.evidence
+    try:
+        pricing = evidence.pricing()
+    except ModelUnavailableError as exc:
+        return None, f"No pricing action: {exc}"
+    spec = pricing.model.spec
+    assert spec is not None
+    provider = _on_platform(now, provider_id, stamp)
+    tier = str(provider["price_tier"])
+    recommended = next((r for r in spec.recommended if str(r.get("price_tier")) == tier), None)
+    rise = float(recommended["price_change"]) if recommended else 0.0
+    source = f"{evidence.pricing_model} v{pricing.version}"
+    if rise <= 0:
+        return None, (f"No pricing action: for the {tier} tier no rise the evidence covers has "
+                      f"a revenue change whose lower bound is above 0 ({source}; details: "
+                      "GET /v1/providers/{id}/marketplace-optimization).")
+    per_service = _revenue_per_service(now, provider_id, stamp, spec.post_weeks)
+    proposal = _proposal(pricing, tier, rise, "recommended", per_service)
+    if not proposal.supported:
+        return None, (f"No pricing action: the {tier} tier's recommended rise of {rise:.1%} "
+                      f"is not supported for this barber ({source}).")
+    cell = proposal.evidence
+    action = ProviderAction(
+        provider_id=int(provider_id), action="raise_prices",
+        title=f"Raise prices by {rise:.1%}",
+        detail=(f"A {rise:.1%} rise on every service: revenue {proposal.revenue_change:+.1%} "
+                f"[{proposal.revenue_change_low:+.1%}, {proposal.revenue_change_high:+.1%}] "
+                f"from the {cell.scope} price elasticity {cell.elasticity:+.2f} "
+                f"[{cell.elasticity_low:+.2f}, {cell.elasticity_high:+.2f}] "
+                f"({cell.n_events} price rises)."),
+        component="price_elasticity", current_value=0.0, target_value=rise,
+        change_per_month=rise, change_unit="relative price change",
+        gain_per_month=proposal.revenue_per_month_change,
+        gain_low=proposal.revenue_per_month_change_low,
+        gain_high=proposal.revenue_per_month_change_high, interval=float(spec.level),
+        assumption=("Revenue over the weeks after a rise at constant elasticity, on your "
+                    "completed visits of the last weeks; causal evidence from other barbers' "
+                    "price rises (double machine learning)."))
+    return (lambda _components, _scores: [action]), (
+        f"Pricing from the verified {source} champion (included when supported).")
 
 
 @router.get("/{provider_id}/performance", response_model=ProviderPerformance)
@@ -328,16 +375,20 @@ def performance(now: Now, provider_id: ProviderId, as_of: AsOf = None) -> Provid
 
 
 @router.get("/{provider_id}/recommendations", response_model=ProviderRecommendations)
-def recommendations(now: Now, provider_id: ProviderId, as_of: AsOf = None
+def recommendations(request: Request, now: Now, provider_id: ProviderId, as_of: AsOf = None
                     ) -> ProviderRecommendations:
     """At most three actions ranked by expected monthly gain, with intervals, each traced to
-    a measured component."""
+    a measured component; a price rise is among them when the verified pricing champion
+    supports one for the barber's tier (the sentence in ``pricing`` says where pricing
+    stands)."""
     stamp, components, scores, _ = _scored(now, as_of)
     _check(scores, provider_id, stamp)
+    source, note = _pricing_actions(request, now, provider_id, stamp)
     return ProviderRecommendations(
         provider_id=provider_id, as_of=stamp.to_pydatetime(),
-        actions=provider_actions(components, scores, provider_ids=[provider_id]),
-        pricing=_PRICING_NOTE)
+        actions=provider_actions(components, scores, provider_ids=[provider_id],
+                                 pricing=source),
+        pricing=note)
 
 
 def _on_platform(now: Served, provider_id: int, stamp: pd.Timestamp) -> dict[str, Any]:
