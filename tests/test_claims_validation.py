@@ -472,3 +472,13 @@ def test_any_out_of_range_value_is_refused(data: st.DataObject,
     with pytest.raises(ClaimsError) as err:
         _load_one(_claim(family=family, metric=spec.name, claimed=value, direction=direction))
     assert [p.field for p in err.value.problems] == ["claimed"]
+
+
+def test_every_shipped_beats_claim_is_strict() -> None:
+    """A claim that a model *beats* a baseline is ``> 0`` (or ``< 0``), not ``>= 0``: since
+    a point mass exactly on a non-strict threshold passes (gates.check.bootstrap_p_value), a
+    model identical to its baseline (difference 0 in every replicate) must not "beat" it."""
+    claims = load_claims(CLAIMS_FILE).claims
+    beats = [c for c in claims if "beats" in c.id]
+    assert len(beats) >= 5
+    assert [c.id for c in beats if not c.strict] == []
