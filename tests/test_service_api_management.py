@@ -227,3 +227,18 @@ def test_usage_is_exact_with_concurrent_writers(tmp_path: Path) -> None:
         t.join()
     got = {r.status_class: r.requests for r in KeyStore(url).usage()}
     assert got == {"2xx": 4 * n, "4xx": 2 * n, "5xx": 2 * n}
+
+
+def test_a_registry_without_the_served_versions_degrades_the_report(
+        client: TestClient, store: KeyStore, tmp_path: Path) -> None:
+    """The served models stay served; the report says their evidence cannot be read."""
+    app: Any = client.app
+    app.state.evidence = RegisteredEvidence(f"sqlite:///{tmp_path / 'other.db'}")
+    ops = store.create("ops", "admin").token
+    answer = client.get(f"{MGMT}/health-report", headers=bearer(ops))
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    served = [f for f in report["families"] if f["served_version"] is not None]
+    assert served and all(f["state"] == "verified" and f["evidence_error"] for f in served)
+    assert report["status"] == "degraded"
+    assert sum("gate evidence not readable" in r for r in report["reasons"]) == len(served)

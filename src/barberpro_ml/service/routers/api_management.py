@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, Field
 
+from barberpro_ml.errors import BarberproError
 from barberpro_ml.gates import ClaimVerdict
 from barberpro_ml.scoring.live import LiveScorer
 from barberpro_ml.service.evidence import RegisteredEvidence
@@ -217,6 +218,9 @@ class FamilyHealth(BaseModel):
     promoted_at: datetime | None
     problems: list[str] = Field(description="Why not served, not verified, or why the bound "
                                             "verdicts could not be read.")
+    evidence_error: str | None = Field(
+        default=None, description="Why the registry could not be read for this family (the "
+                                  "tracking server down, the version deleted...).")
     verdicts: list[VerdictSummary]
 
 
@@ -252,10 +256,11 @@ def _family(evidence: RegisteredEvidence, family: str, name: str, served: str | 
             state: str | None, reason: str | None) -> FamilyHealth:
     try:
         found = evidence.gate_evidence(name, served)
-    except (MlflowException, OSError) as exc:
-        return FamilyHealth(family=family, name=name, state="unknown", served_version=served,
-                            champion_version=None, verified=False, promoted_at=None,
-                            problems=[f"registry not readable: {exc}"], verdicts=[])
+    except (BarberproError, MlflowException, OSError) as exc:
+        return FamilyHealth(family=family, name=name, state=state or "unknown",
+                            served_version=served, champion_version=None, verified=False,
+                            promoted_at=None, problems=[reason] if reason else [],
+                            evidence_error=f"{type(exc).__name__}: {exc}", verdicts=[])
     check = found.verification
     if state is None:  # read from the registry per request: its champion is what is served
         state = "missing" if found.champion is None else \
@@ -287,6 +292,8 @@ def _health(request: Request) -> HealthReport:
                for f in families
                if f.state in ("unverified", "unknown")
                or (f.family in now.scorer.status and f.state == "missing")]
+    reasons += [f"{f.family} ({f.name}): gate evidence not readable: {f.evidence_error}"
+                for f in families if f.evidence_error and f.state != "unknown"]
     if errors.error_rate is not None and errors.error_rate > ERROR_RATE_DEGRADED:
         reasons.append(f"{errors.server_errors} of today's {errors.requests} answers were "
                        f"server errors ({errors.error_rate:.1%} > {ERROR_RATE_DEGRADED:.0%})")
@@ -306,7 +313,8 @@ def health_report(request: Request) -> HealthReport:
     """Liveness; per model family the version served, the registry's champion, its
     verification and the gate verdicts bound to it; the data's last event and age; today's
     error rate over all workers; ``degraded`` with the reasons when a customer model is not
-    served, a champion does not verify, or over 1% of today's answers are 5xx (admin)."""
+    served, a champion does not verify, the registry cannot be read, or over 1% of today's
+    answers are 5xx (admin)."""
     return _health(request)
 
 
