@@ -317,6 +317,16 @@ def test_the_bucket_is_shared_by_two_uvicorn_workers(scoring_registry: Any,
                               headers={"Authorization": f"Bearer {token}"}).status_code
                     for _ in range(30)]  # a new connection each: spread over the workers
         assert statuses.count(200) == 10 and statuses.count(429) == 20, statuses
+        # both workers count usage in the same table (each writes just after answering)
+        key_id = token.split(".")[0].removeprefix("bpk_")
+        route, counted = "/v1/api-management/versioning", {}
+        for _ in range(50):
+            counted = {r.status_class: r.requests for r in KeyStore(db).usage()
+                       if r.key_id == key_id and r.route == route}
+            if sum(counted.values()) >= 30:
+                break
+            time.sleep(0.1)
+        assert counted == {"2xx": 10, "4xx": 20}, counted
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -160,6 +160,7 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
     )
     app.state.auth = auth
     app.state.keys = keys
+    app.state.started_at = started
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["Authorization"])
@@ -198,7 +199,8 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
     app.add_middleware(DeprecationHeaders)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(Observability, scoring_prefixes=(f"{CURRENT_PREFIX}/customers/",
-                                                        "/customers/"))
+                                                        "/customers/"),
+                       record_usage=None if keys is None else keys.record_usage)
     set_model_versions(live.current.scorer.models)
 
     @app.get("/metrics", include_in_schema=False)

@@ -19,12 +19,17 @@ from mlflow import MlflowClient
 
 from barberpro_ml.errors import ModelUnavailableError
 from barberpro_ml.gates import ClaimVerdict
-from barberpro_ml.registry import alias_version, read_bound_gate, verify_champion
+from barberpro_ml.registry import (
+    ChampionVerification,
+    alias_version,
+    read_bound_gate,
+    verify_champion,
+)
 from barberpro_ml.registry.forecast_model import ForecastModel, champion_forecast
 from barberpro_ml.registry.pricing_model import PricingModel, champion_pricing
 
-__all__ = ["FORECAST_MODEL", "PRICING_MODEL", "RegisteredEvidence", "ServedForecast",
-           "ServedPricing"]
+__all__ = ["FORECAST_MODEL", "PRICING_MODEL", "GateEvidence", "RegisteredEvidence",
+           "ServedForecast", "ServedPricing"]
 
 FORECAST_MODEL = "barberpro-forecast"
 """Registered name of the weekly forecast (:mod:`barberpro_ml.jobs.forecast`)."""
@@ -50,6 +55,18 @@ class ServedPricing:
     verdicts: tuple[ClaimVerdict, ...]
 
 
+@dataclass(frozen=True)
+class GateEvidence:
+    """A registered model's ``@champion`` verification and the verdicts bound to a version."""
+
+    champion: str | None
+    """The version ``@champion`` points to now (None: no champion)."""
+    verification: ChampionVerification
+    verdicts: tuple[ClaimVerdict, ...]
+    problems: tuple[str, ...]
+    """Why the bound gate result could not be read (empty when ``verdicts`` were)."""
+
+
 class RegisteredEvidence:
     """Reads (and caches per version) the forecast and pricing champions and their verdicts."""
 
@@ -64,6 +81,22 @@ class RegisteredEvidence:
 
     def _client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def gate_evidence(self, name: str, version: str | None = None) -> GateEvidence:
+        """``name``'s champion verification and the verdicts bound to ``version`` (default:
+        the champion's); a few registry queries, nothing loaded or cached."""
+        client = self._client()
+        verification = verify_champion(name, client=client)
+        champion = verification.version
+        version = version or champion
+        if version is None:
+            return GateEvidence(champion=None, verification=verification, verdicts=(),
+                                problems=(f"{name} has no @champion",))
+        _, bound, _, problems = read_bound_gate(name, version, client)
+        if bound is None:
+            return GateEvidence(champion, verification, (),
+                                tuple(problems or ["no bound gate result"]))
+        return GateEvidence(champion, verification, tuple(bound.result.claims), tuple(problems))
 
     def forecast(self) -> ServedForecast:
         """The verified forecast champion.

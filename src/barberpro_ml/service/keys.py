@@ -20,6 +20,7 @@ the environment variable :data:`SERVICE_DB_ENV`), PostgreSQL in production mode.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import os
@@ -28,7 +29,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
@@ -39,9 +40,9 @@ from sqlalchemy.exc import IntegrityError
 from barberpro_ml.errors import InputError, NotFoundError
 from barberpro_ml.service.errors import AuthenticationError
 
-__all__ = ["DEFAULT_BURST", "DEFAULT_RATE_PER_S", "DEFAULT_SERVICE_DB", "SCOPES",
-           "SERVICE_DB_ENV", "Allowance", "ApiKey", "IssuedKey", "KeyStore", "Scope",
-           "parse_scopes", "service_db_url"]
+__all__ = ["ANONYMOUS", "DEFAULT_BURST", "DEFAULT_RATE_PER_S", "DEFAULT_SERVICE_DB",
+           "SCOPES", "SERVICE_DB_ENV", "Allowance", "ApiKey", "IssuedKey", "KeyStore", "Scope",
+           "UsageRow", "parse_scopes", "service_db_url"]
 
 Scope = Literal["customers:read", "analytics:read", "providers:read", "admin"]
 """What a key may call: one scope per router; ``admin`` also grants every other scope."""
@@ -60,6 +61,8 @@ DEFAULT_RATE_PER_S = 20.0
 """Requests per second a key may make on average (token bucket refill), unless set per key."""
 DEFAULT_BURST = 40
 """Requests a key may make at once (token bucket size), unless set per key."""
+ANONYMOUS = "anonymous"
+"""The ``key_id`` of usage rows for requests made without a (valid) key."""
 
 _metadata = sa.MetaData()
 _keys = sa.Table(
@@ -83,6 +86,15 @@ _buckets = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("day", sa.String(10), nullable=False),
     sa.Column("day_count", sa.BigInteger, nullable=False),
+)
+_usage = sa.Table(
+    "api_usage", _metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("route", sa.String(256), primary_key=True),
+    sa.Column("status_class", sa.String(3), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("latency_s", sa.Float, nullable=False),
 )
 _failures = sa.Table(
     "auth_failures", _metadata,
@@ -149,6 +161,18 @@ class Allowance(BaseModel):
     allowed: bool
     reason: Literal["rate", "quota"] | None = None
     retry_after: float = 0.0
+
+
+class UsageRow(BaseModel):
+    """Requests of one UTC day, key, route template and status class, and their latency."""
+
+    day: date
+    key_id: str = Field(description="The key's id, or 'anonymous' (no key, or a refused one).")
+    route: str = Field(description="Route template ('/v1/customers/{customer_id}/profile'), "
+                                   "or 'unmatched' for paths no route answers.")
+    status_class: str = Field(description="'2xx', '3xx', '4xx' or '5xx'.")
+    requests: int
+    latency_s: float = Field(description="Summed time from request to the answer's end.")
 
 
 class IssuedKey(BaseModel):
@@ -375,6 +399,48 @@ class KeyStore:
                     return
                 except IntegrityError:
                     continue
+
+    def record_usage(self, key_id: str | None, route: str, status: int, seconds: float,
+                     now: float | None = None) -> None:
+        """Count one answered request in its (UTC day, key, route, status class) row: one
+        ``UPDATE ... SET count = count + 1`` (an ``INSERT`` for the day's first), atomic in
+        the database, so the counts are right whatever number of worker processes write."""
+        stamp = time.time() if now is None else now
+        day = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
+        where = {"day": day, "key_id": key_id or ANONYMOUS, "route": route[:256],
+                 "status_class": f"{status // 100}xx"}
+        u = _usage.c
+        for _ in range(3):  # two workers may insert the same first row at once
+            with self.engine.begin() as conn:
+                done = conn.execute(_usage.update().where(
+                    *(u[name] == value for name, value in where.items()))
+                    .values(count=u.count + 1, latency_s=u.latency_s + seconds))
+                if done.rowcount:
+                    return
+                try:
+                    conn.execute(_usage.insert().values(**where, count=1, latency_s=seconds))
+                    return
+                except IntegrityError:
+                    continue
+        raise RuntimeError(f"usage row {where} could not be written")
+
+    def usage(self, days: int = 1, key_id: str | None = None,
+              now: float | None = None) -> builtins.list[UsageRow]:
+        """The usage rows of the last ``days`` UTC days (today included), of one key or all,
+        most requests first."""
+        if days < 1:
+            raise InputError(f"days must be at least 1, not {days}")
+        today = datetime.fromtimestamp(time.time() if now is None else now, UTC).date()
+        first = (today - timedelta(days=days - 1)).isoformat()
+        u = _usage.c
+        query = sa.select(_usage).where(u.day >= first)
+        if key_id is not None:
+            query = query.where(u.key_id == key_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(u.count.desc(), u.day, u.route)).all()
+        return [UsageRow(day=date.fromisoformat(r.day), key_id=r.key_id, route=r.route,
+                         status_class=r.status_class, requests=int(r._mapping["count"]),
+                         latency_s=float(r.latency_s)) for r in rows]
 
     def failures(self) -> dict[str, int]:
         """Failed authentications and authorisations so far, by reason."""

@@ -13,6 +13,13 @@
   With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before the
   workers start: each writes its samples there and ``/metrics`` sums them over all workers
   (prometheus_client's multiprocess mode).
+- Usage: with a key store, every answered request is also counted in the service's database,
+  per (UTC day, key id or ``anonymous``, route template, status class) with its summed
+  latency (:meth:`~barberpro_ml.service.keys.KeyStore.record_usage`): one atomic ``UPDATE``
+  after the answer is sent, in a worker thread (the event loop does not wait on the
+  database). ``/v1/api-management/analytics`` and the health report read it; unlike the
+  Prometheus counters it is shared by all workers without a shared folder and survives
+  restarts.
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -101,10 +109,14 @@ def metrics_response(_: Request) -> Response:
 
 
 class Observability:
-    """ASGI middleware: the request id, one access log line and the metrics per request."""
+    """ASGI middleware: the request id, one access log line, the metrics and, given
+    ``record_usage`` (``(key_id, route, status, seconds)``), the usage row per request."""
 
-    def __init__(self, app: ASGIApp, scoring_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, scoring_prefixes: tuple[str, ...] = (),
+                 record_usage: Callable[[str | None, str, int, float], None] | None = None
+                 ) -> None:
         self.app, self.scoring_prefixes = app, scoring_prefixes
+        self.record_usage = record_usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,10 +147,16 @@ class Observability:
             if route.startswith(self.scoring_prefixes):
                 SCORING.labels(route).observe(elapsed)
             caller = scope.get("state", {}).get("caller")
+            key_id = getattr(caller, "key_id", None)
             access_log.info("request", extra={
                 "method": method, "route": route, "path": scope["path"], "status": status,
-                "duration_ms": round(elapsed * 1e3, 2),
-                "key_id": getattr(caller, "key_id", None)})
+                "duration_ms": round(elapsed * 1e3, 2), "key_id": key_id})
+            if self.record_usage is not None:
+                try:
+                    await anyio.to_thread.run_sync(self.record_usage, key_id, route, status,
+                                                   elapsed)
+                except Exception:  # the answer is sent; a lost count must not fail it
+                    access_log.exception("usage of %s %s not recorded", method, route)
             _REQUEST_ID.reset(token)
 
 
