@@ -288,6 +288,9 @@ def test_scoring_in_blocks_equals_scoring_the_whole_population(
                                             progress=lambda done, total: seen.append(done)))
     assert len(whole) % 383 != 0 and seen[-1] == len(whole) and len(seen) > 1
     pd.testing.assert_frame_equal(blocked, whole, check_exact=True)
+    for size in (len(whole), len(whole) + 1):  # one block: the data's own tables
+        (one,) = scorer.score_blocks(data, as_of, block_customers=size)
+        pd.testing.assert_frame_equal(one, whole, check_exact=True)
 
     # a tiny block: the snapshot's every table equals the whole snapshot's rows
     population = population_inputs(data, as_of, definitions=scorer.definitions)

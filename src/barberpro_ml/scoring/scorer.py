@@ -652,9 +652,11 @@ class CustomerScorer:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         stamp = self._data_end(data) if as_of is None else to_as_of(as_of, to_utc=True)
-        blocks = customer_blocks(data, stamp, block_customers)
+        blocks: Iterator[MarketplaceData] = customer_blocks(data, stamp, block_customers)
         population = population_inputs(data, stamp, definitions=self.definitions)
         total = int((data.customers["signup_at"] <= stamp).sum())
+        if type(block_customers) is int and block_customers >= total:
+            blocks = iter([data])  # one block: the tables themselves, not a copy of them
         done = 0
         for block in blocks:
             snap = build_snapshot(block, stamp, definitions=self.definitions,
