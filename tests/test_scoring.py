@@ -7,6 +7,7 @@ fed the same point-in-time features; the profile must agree exactly.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,9 @@ def test_scoring_in_blocks_equals_scoring_the_whole_population(
                                             progress=lambda done, total: seen.append(done)))
     assert len(whole) % 383 != 0 and seen[-1] == len(whole) and len(seen) > 1
     pd.testing.assert_frame_equal(blocked, whole, check_exact=True)
+    for size in (len(whole), len(whole) + 1):  # one block: the data's own tables
+        (one,) = scorer.score_blocks(data, as_of, block_customers=size)
+        pd.testing.assert_frame_equal(one, whole, check_exact=True)
 
     # a tiny block: the snapshot's every table equals the whole snapshot's rows
     population = population_inputs(data, as_of, definitions=scorer.definitions)
@@ -307,6 +311,141 @@ def test_scoring_in_blocks_equals_scoring_the_whole_population(
     assert sum(sizes) == len(whole) and sizes[-1] == len(whole) % 1000
     with pytest.raises(InputError, match="block_customers"):
         next(scorer.score_blocks(data, as_of, block_customers=0))
+
+
+# --------------------------------------------------------------------------- score job in blocks
+def _written_whole(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """What the score job wrote before it streamed: the whole frame, one ``to_parquet``."""
+    from barberpro_ml.jobs.score import write_parquet_atomically
+
+    write_parquet_atomically(frame, path)
+    return pd.read_parquet(path)
+
+
+@pytest.mark.parametrize(("block_customers", "days_before_end"), [(383, 20), (7, 560)])
+def test_the_score_job_streams_blocks_into_the_file_the_whole_frame_gives(
+        scorer: CustomerScorer, scoring_registry: Any, tmp_path: Path, block_customers: int,
+        days_before_end: int) -> None:
+    """Blocks that do not divide the population (and 7-customer blocks, at an earlier cut-off
+    to keep them few), appended to one Parquet file under the declared schema, read back as
+    exactly the file of ``score_frame`` written whole; the summary is counted block by block."""
+    from barberpro_ml.jobs import score as score_job
+
+    data = scoring_registry.data
+    as_of = data.observation_end - pd.Timedelta(days=days_before_end)
+    whole = scorer.score_frame(data, as_of)
+    assert len(whole) % block_customers != 0 and len(whole) > 3 * block_customers
+    expected = _written_whole(whole, tmp_path / "whole.parquet")
+    seen: list[tuple[int, int]] = []
+    cfg = score_job.ScoreConfig(out=str(tmp_path / "out" / "blocked.parquet"), as_of=as_of,
+                                block_customers=block_customers, chunk_size=50)
+    result = score_job.run(cfg, data=data, scorer=scorer,
+                           progress=lambda done, total: seen.append((done, total)))
+    got = pd.read_parquet(result.path)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert len(seen) == -(-len(whole) // block_customers) and seen[-1] == (len(whole),) * 2
+    assert result.n_profiles == len(whole) and result.as_of == as_of.to_pydatetime()
+    assert result.actions == whole["action"].value_counts().to_dict()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["blocked.parquet"]
+
+
+def test_a_column_null_in_some_blocks_keeps_its_declared_type(
+        scorer: CustomerScorer, scoring_registry: Any, tmp_path: Path) -> None:
+    """Slices of a scored frame where columns are all null (a string, a nullable int, a
+    list), and a scorer missing three families (their columns null in every block): the
+    streamed file equals the whole frame's."""
+    from barberpro_ml.jobs.score import write_parquet_blocks
+
+    data = scoring_registry.data
+    whole = scorer.score_frame(data, data.observation_end - pd.Timedelta(days=20))
+    # block 1 (30 rows): a string, a nullable int, a list and an int column all null, which
+    # are filled in the other blocks
+    first = whole.index[-30:]
+    frame = pd.concat([whole.loc[first], whole.drop(index=first)]).astype({"r_score": float})
+    frame.loc[first, ["reason_1", "next_service_id", "recommended_barbers"]] = None
+    frame.loc[first, "r_score"] = np.nan
+    assert frame.iloc[:30][["next_service_id", "reason_1", "r_score"]].isna().all().all()
+    assert frame.iloc[30:][["next_service_id", "reason_1", "r_score"]].notna().any().all()
+    blocks = [frame.iloc[:30], frame.iloc[30:31], frame.iloc[31:]]
+    path = tmp_path / "blocks.parquet"
+    assert write_parquet_blocks(iter(blocks), scorer.frame_schema(), path) == len(frame)
+    expected = _written_whole(frame, tmp_path / "whole.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(path), expected, check_exact=True)
+
+    three_missing = _partial(scorer, "churn", "recs", "segments")
+    as_of = data.observation_end - pd.Timedelta(days=20)
+    expected = _written_whole(three_missing.score_frame(data, as_of),
+                              tmp_path / "partial-whole.parquet")
+    assert expected["r_score"].isna().all() and expected["recommended_barbers"].isna().all()
+    written = write_parquet_blocks(three_missing.score_blocks(data, as_of, block_customers=999),
+                                   three_missing.frame_schema(), path)
+    assert written == len(expected)
+    pd.testing.assert_frame_equal(pd.read_parquet(path), expected, check_exact=True)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(0, 400), max_size=6))
+def test_any_split_into_blocks_writes_the_same_file(
+        scorer: CustomerScorer, scoring_registry: Any, tmp_path: Path, cuts: list[int]) -> None:
+    from barberpro_ml.jobs.score import write_parquet_blocks
+
+    data = scoring_registry.data
+    frame = scorer.score_frame(data, data.observation_end - pd.Timedelta(days=500))
+    frame = frame.iloc[:400]
+    bounds = [0, *sorted(cuts), len(frame)]
+    blocks = [frame.iloc[a:b] for a, b in itertools.pairwise(bounds)]
+    path = tmp_path / "split.parquet"
+    write_parquet_blocks(blocks, scorer.frame_schema(), path)
+    expected = _written_whole(frame, tmp_path / "split-whole.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(path), expected, check_exact=True)
+
+
+def test_a_block_off_the_declared_schema_is_refused_and_leaves_no_file(
+        scorer: CustomerScorer, scoring_registry: Any, tmp_path: Path) -> None:
+    from barberpro_ml.jobs.score import write_parquet_blocks
+
+    data = scoring_registry.data
+    frame = scorer.score_frame(data, data.observation_end - pd.Timedelta(days=500)).iloc[:20]
+    path = tmp_path / "p.parquet"
+    extra = frame.assign(surprise=1.0)
+    with pytest.raises(ValueError, match=r"surprise.*FRAME_COLUMN_TYPES"):
+        write_parquet_blocks([frame.iloc[:10], extra.iloc[10:]], scorer.frame_schema(), path)
+    wrong = frame.astype({"n_visits": object})
+    wrong.iloc[0, wrong.columns.get_loc("n_visits")] = "many"
+    with pytest.raises(ValueError, match="does not fit the declared schema"):
+        write_parquet_blocks([wrong], scorer.frame_schema(), path)
+    assert list(tmp_path.iterdir()) == []
+    assert scorer.frame_columns() == frame.columns.tolist()
+    assert scorer.frame_columns(reasons=False) == scorer.score_frame(
+        data, data.observation_end - pd.Timedelta(days=500), reasons=False).columns.tolist()
+
+
+def test_cli_score_block_customers(scoring_registry: Any, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from barberpro_ml.jobs.score import ScoreConfig
+    from barberpro_ml.scoring.scorer import BLOCK_CUSTOMERS
+
+    assert ScoreConfig().block_customers == BLOCK_CUSTOMERS
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", scoring_registry.tracking_uri)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    base = ["score", "--as-of", "2024-06-30", "--data", str(scoring_registry.data_dir),
+            "--no-reasons"]
+    files = {}
+    for blocks in ("250", None):
+        out = tmp_path / f"profiles-{blocks}.parquet"
+        args = [*base, "--out", str(out), *(["--block-customers", blocks] if blocks else [])]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        files[blocks] = pd.read_parquet(out)
+    assert len(files["250"]) > 250
+    pd.testing.assert_frame_equal(files["250"], files[None], check_exact=True)
+    spark = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "s"), "--engine", "spark",
+                                     "--block-customers", "9"])
+    assert spark.exit_code != 0 and "--buckets" in spark.output
+    zero = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "z"),
+                                    "--block-customers", "0"])
+    assert zero.exit_code == 2
 
 
 def _action_frame(**columns: Any) -> pd.DataFrame:

@@ -696,6 +696,10 @@ def score_command(
     reasons: Annotated[bool | None, typer.Option(help="Phrase the churn reasons.")] = None,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Customers per model call.")]
     = None,
+    block_customers: Annotated[int | None, typer.Option(
+        min=1, help="Customers per block: each block is snapshotted, scored, appended to the "
+                    "Parquet file and released, so memory grows with the block, not the "
+                    "population (default 200,000). Only with --engine local.")] = None,
     jobs: Annotated[int | None, typer.Option(help="Threads for the boosted models and their "
                                                   "SHAP values (-1: every core).")] = None,
     config: ConfigOption = None,
@@ -714,8 +718,12 @@ def score_command(
     """Profile every customer at AS_OF with the registered models; write one Parquet row each."""
     cfg = score_job.load_config(config, out=str(out_file) if out_file else None, as_of=as_of,
                                 data=data, alias=alias,
-                                reasons=reasons, chunk_size=chunk_size, n_jobs=jobs)
+                                reasons=reasons, chunk_size=chunk_size,
+                                block_customers=block_customers, n_jobs=jobs)
     if engine is Engine.spark:
+        if block_customers is not None:
+            raise UserError("--block-customers is for --engine local; the Spark engine's unit "
+                            "of work is a customer bucket (--buckets)")
         _score_on_spark(cfg, tracking_uri, master, buckets)
         return
     if master is not None:

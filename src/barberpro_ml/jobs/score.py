@@ -2,13 +2,18 @@
 
 Reads top to bottom like the data flow::
 
-    event tables -> the verified @champion of each family (their definitions) -> snapshot at
-    as_of -> score in chunks -> write Parquet atomically (a reader never sees half a file)
+    event tables -> the verified @champion of each family (their definitions) -> population
+    inputs at as_of -> per block of customers: snapshot, score in chunks, append to the Parquet
+    file (one Arrow schema declared by the scorer) -> move the file into place (a reader never
+    sees half a file)
+
+Only one block of profiles is in memory at a time; the summary is counted block by block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,10 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from barberpro_ml.config import load_yaml_model, resolve_config_path, shipped_config
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.data.sources import is_database_url, load_source
-from barberpro_ml.errors import InputError
+from barberpro_ml.errors import InputError, NotEnoughDataError
 from barberpro_ml.features._common import to_as_of
 
-__all__ = ["ScoreConfig", "ScoreResult", "load_config", "run"]
+__all__ = ["ScoreConfig", "ScoreResult", "load_config", "run", "write_parquet_atomically",
+           "write_parquet_blocks"]
 
 Progress = Callable[[int, int], None]
 
@@ -46,6 +52,10 @@ class ScoreConfig(BaseModel):
     """Phrase the churn reasons (SHAP contributions)."""
     chunk_size: int = Field(50_000, ge=1, le=10_000_000)
     """Customers per model call."""
+    block_customers: int = Field(200_000, ge=1, le=100_000_000)
+    """Customers per block: each block gets its own snapshot, is scored, appended to the
+    Parquet file and released (default: the library's
+    :data:`~barberpro_ml.scoring.scorer.BLOCK_CUSTOMERS`)."""
     n_jobs: int = Field(-1, ge=-1)
     """Threads for the boosted models and their SHAP values (-1: every core)."""
 
@@ -112,10 +122,72 @@ def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
             partial.unlink()
 
 
+def write_parquet_blocks(blocks: Iterable[pd.DataFrame], schema: Any, path: Path) -> int:
+    """Append ``blocks`` to one Parquet file of ``schema``, beside ``path``, and move it into
+    place: as :func:`write_parquet_atomically`, with one block in memory at a time.
+
+    Parameters
+    ----------
+    blocks
+        Frames whose index and columns are exactly the schema's fields (index first).
+    schema
+        The ``pyarrow.Schema`` of every block, declared up front (a column that is all null in
+        one block keeps its type).
+    path
+        The Parquet file to write.
+
+    Returns
+    -------
+    int
+        Rows written.
+
+    Raises
+    ------
+    InputError
+        The file cannot be written.
+    ValueError
+        A block's columns are not the schema's, or its values do not fit it.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    expected = list(schema.names)
+    partial = path.with_name(path.name + ".partial")
+    rows = 0
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with pq.ParquetWriter(partial, schema) as writer:
+            for block in blocks:
+                got = [block.index.name, *block.columns]
+                if got != expected:
+                    raise ValueError(
+                        f"a block of {len(block):,} profiles has columns {got}, the declared "
+                        f"schema {expected}: declare the scorer's columns in FRAME_COLUMN_TYPES")
+                try:
+                    table = pa.Table.from_pandas(block, schema=schema, preserve_index=True)
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                    raise ValueError(
+                        f"a block of {len(block):,} profiles (customers "
+                        f"{block.index.min()}..{block.index.max()}) does not fit the declared "
+                        f"schema: {exc}") from None
+                writer.write_table(table)
+                rows += len(block)
+        partial.replace(path)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if partial.is_file():
+            partial.unlink()
+    return rows
+
+
 def run(config: ScoreConfig | str | Path | None = None, *, tracking_uri: str | None = None,
         data: MarketplaceData | None = None, scorer: Any = None,
         progress: Progress | None = None) -> ScoreResult:
-    """Profile every customer at ``as_of`` and write them as Parquet.
+    """Profile every customer at ``as_of`` and write them as Parquet, block by block
+    (:meth:`~barberpro_ml.scoring.CustomerScorer.score_blocks`, ``cfg.block_customers`` at a
+    time): the file's rows equal :meth:`~barberpro_ml.scoring.CustomerScorer.score_frame`'s
+    written whole, and only one block of profiles is held in memory.
 
     Parameters
     ----------
@@ -127,7 +199,7 @@ def run(config: ScoreConfig | str | Path | None = None, *, tracking_uri: str | N
         Already-loaded event data / :class:`~barberpro_ml.scoring.CustomerScorer` (default:
         load them as the config says).
     progress
-        Called with ``(rows done, rows total)`` after each chunk.
+        Called with ``(customers done, customers total)`` after each block.
 
     Returns
     -------
@@ -147,13 +219,25 @@ def run(config: ScoreConfig | str | Path | None = None, *, tracking_uri: str | N
     if scorer is None:
         configure_tracking(tracking_uri)
         scorer = CustomerScorer.from_registry(alias=cfg.alias, n_jobs=cfg.n_jobs)
-    snap = scorer.snapshot(data, cfg.as_of)
-    frame = scorer.score_frame(data, snap.as_of, reasons=cfg.reasons,
-                               chunk_size=cfg.chunk_size, progress=progress)
-    write_parquet_atomically(frame, out)
-    counts = frame["action"].value_counts() if "action" in frame else {}
+    stamp = scorer.cut_off(data, cfg.as_of)
+    signups = data.customers["signup_at"]
+    if not (signups <= stamp).any():  # as score_frame refuses it: no file of no one
+        raise NotEnoughDataError(f"no customer had signed up by as_of {stamp}; the first "
+                                 f"signup is at {signups.min()}")
+    counts: Counter[str] = Counter()
+
+    def counted(blocks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for block in blocks:
+            counts.update(block["action"].astype(str).tolist())
+            yield block
+
+    n_profiles = write_parquet_blocks(
+        counted(scorer.score_blocks(data, stamp, block_customers=cfg.block_customers,
+                                    reasons=cfg.reasons, chunk_size=cfg.chunk_size,
+                                    progress=progress)),
+        scorer.frame_schema(reasons=cfg.reasons), out)
     return ScoreResult(
-        path=str(out), n_profiles=len(frame), as_of=snap.as_of.to_pydatetime(),
-        actions={str(k): int(v) for k, v in dict(counts).items()},
+        path=str(out), n_profiles=n_profiles, as_of=stamp.to_pydatetime(),
+        actions=dict(counts.most_common()),
         models={f: f"{ref.name} v{ref.version} (@{ref.alias})"
                 for f, ref in scorer.models.items()})

@@ -93,8 +93,8 @@ from barberpro_ml.scoring.snapshot import (
 )
 
 __all__ = ["BLOCK_CUSTOMERS", "DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
-           "CustomerScorer", "FeatureSchemaError", "LoadedFamily", "UnknownCustomerError",
-           "load_family", "top_barbers"]
+           "FRAME_COLUMN_TYPES", "CustomerScorer", "FeatureSchemaError", "LoadedFamily",
+           "UnknownCustomerError", "frame_columns", "frame_schema", "load_family", "top_barbers"]
 
 FAMILIES: tuple[str, ...] = ("churn", "ltv", "recs", "segments")
 """The model families a scorer serves."""
@@ -113,6 +113,23 @@ FAMILY_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """The :meth:`CustomerScorer.score_frame` columns each family fills (null when it is missing)."""
 RISK_BANDS: tuple[float, float] = (0.3, 0.6)
+FRAME_COLUMN_TYPES: dict[str, str] = {
+    "as_of": "timestamp", "churn_probability": "float", "risk_band": "string",
+    "in_churn_population": "bool",
+    # reason_1..k ("string"), reason_i_group ("string"), reason_i_impact ("float") go here
+    "expected_value_12m": "float", "probability_alive": "float", "rfm_segment": "string",
+    "r_score": "int", "f_score": "int", "m_score": "int", "cluster": "int",
+    "cluster_name": "string", "lifecycle_stage": "string", "lifecycle_reason": "string",
+    "usual_gap_days": "float", "days_since_last_visit": "float", "n_visits": "int",
+    "next_service_id": "int", "next_service": "string", "next_service_probability": "float",
+    "recommended_barbers": "int list", "barber_scores": "float list", "action": "string",
+    "action_text": "string", "offer_expected_gain": "float",
+}
+"""The declared type of every :meth:`CustomerScorer.score_frame` column, in column order
+(the reasons follow ``in_churn_population``). A column may be null in any row (an ``int``
+column of a family not served holds NaN in the frame), so an Arrow schema built from these
+(:meth:`CustomerScorer.frame_schema`) holds every block of :meth:`CustomerScorer.score_blocks`,
+whichever of its columns happen to be all null."""
 BLOCK_CUSTOMERS = 200_000
 """Customers per block of :meth:`CustomerScorer.score_blocks`: large enough that the
 per-block overhead is small beside the rows' work, small enough that a block's snapshot and
@@ -491,6 +508,17 @@ class CustomerScorer:
         """
         return self.snapshot(data, as_of).n_active
 
+    def cut_off(self, data: MarketplaceData, as_of: object = None) -> pd.Timestamp:
+        """The cut-off every scoring method uses for ``as_of``: the data's last event when
+        None, else ``as_of`` as naive UTC (a time-zone-aware one converted).
+
+        Raises
+        ------
+        InputError
+            ``as_of`` unreadable or outside the timestamp range.
+        """
+        return self._data_end(data) if as_of is None else to_as_of(as_of, to_utc=True)
+
     def _data_end(self, data: MarketplaceData) -> pd.Timestamp:
         """``data.observation_end``, remembered per data object (it scans every table)."""
         with self._lock:
@@ -624,9 +652,11 @@ class CustomerScorer:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         stamp = self._data_end(data) if as_of is None else to_as_of(as_of, to_utc=True)
-        blocks = customer_blocks(data, stamp, block_customers)
+        blocks: Iterator[MarketplaceData] = customer_blocks(data, stamp, block_customers)
         population = population_inputs(data, stamp, definitions=self.definitions)
         total = int((data.customers["signup_at"] <= stamp).sum())
+        if type(block_customers) is int and block_customers >= total:
+            blocks = iter([data])  # one block: the tables themselves, not a copy of them
         done = 0
         for block in blocks:
             snap = build_snapshot(block, stamp, definitions=self.definitions,
@@ -643,6 +673,16 @@ class CustomerScorer:
             yield pd.concat(parts) if len(parts) > 1 else parts[0]
             if progress is not None:
                 progress(done, total)
+
+    def frame_columns(self, *, reasons: bool = True) -> list[str]:
+        """The columns of :meth:`score_frame` with this scorer's ``n_reasons``
+        (:func:`frame_columns`)."""
+        return frame_columns(reasons=reasons, n_reasons=self.n_reasons)
+
+    def frame_schema(self, *, reasons: bool = True) -> Any:
+        """The Arrow schema of :meth:`score_frame`'s rows with this scorer's ``n_reasons``
+        (:func:`frame_schema`)."""
+        return frame_schema(reasons=reasons, n_reasons=self.n_reasons)
 
     def population(self, data: MarketplaceData, as_of: object = None) -> pd.DataFrame:
         """:meth:`score_frame` of every customer at ``as_of`` without reasons, kept with the
@@ -871,6 +911,78 @@ class CustomerScorer:
                 model_versions=versions,
             ))
         return profiles
+
+
+def frame_columns(*, reasons: bool = True, n_reasons: int = 3) -> list[str]:
+    """The columns of :meth:`CustomerScorer.score_frame` (and of every block of
+    :meth:`CustomerScorer.score_blocks`), in order: :data:`FRAME_COLUMN_TYPES` with
+    ``reason_1..k [+ _group, _impact]`` after ``in_churn_population`` when ``reasons``.
+
+    Parameters
+    ----------
+    reasons
+        With the ``reason_*`` columns.
+    n_reasons
+        The scorer's ``n_reasons`` (``k``).
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> frame_columns(n_reasons=1)[:8]
+    ['as_of', 'churn_probability', 'risk_band', 'in_churn_population', 'reason_1', \
+'reason_1_group', 'reason_1_impact', 'expected_value_12m']
+    """
+    names = list(FRAME_COLUMN_TYPES)
+    if reasons:
+        cut = names.index("in_churn_population") + 1
+        names[cut:cut] = [f"reason_{i}{suffix}" for i in range(1, n_reasons + 1)
+                          for suffix in ("", "_group", "_impact")]
+    return names
+
+
+def frame_schema(*, reasons: bool = True, n_reasons: int = 3) -> Any:
+    """The Arrow schema of :meth:`CustomerScorer.score_frame`'s rows, from the declared column
+    types (:data:`FRAME_COLUMN_TYPES`), never from the data: one schema for every block of
+    :meth:`CustomerScorer.score_blocks`, whichever columns are all null in a block.
+
+    Parameters
+    ----------
+    reasons, n_reasons
+        As for :func:`frame_columns`.
+
+    Returns
+    -------
+    pyarrow.Schema
+        ``customer_id`` (int64, the frame's index) then :func:`frame_columns`: ``string``
+        columns as ``pa.string()``, ``int`` as nullable int64 (pandas reads an int64 column
+        with nulls back as float64 NaN, as it reads :meth:`~CustomerScorer.score_frame`'s
+        frame written whole), ``float`` as float64, ``timestamp`` as naive ``timestamp[ns]``,
+        lists as ``list<int64>`` / ``list<double>``; with the pandas metadata that makes
+        ``pandas.read_parquet`` restore the ``customer_id`` index.
+
+    Examples
+    --------
+    >>> schema = frame_schema(reasons=False)
+    >>> str(schema.field("next_service_id").type), str(schema.field("barber_scores").type)
+    ('int64', 'list<item: double>')
+    """
+    import pyarrow as pa
+
+    types = {"timestamp": pa.timestamp("ns"), "float": pa.float64(), "int": pa.int64(),
+             "bool": pa.bool_(), "string": pa.string(), "int list": pa.list_(pa.int64()),
+             "float list": pa.list_(pa.float64())}
+    declared = {f"reason_{i}{suffix}": kind for i in range(1, n_reasons + 1)
+                for suffix, kind in (("", "string"), ("_group", "string"),
+                                     ("_impact", "float"))} | FRAME_COLUMN_TYPES
+    schema = pa.schema([pa.field("customer_id", pa.int64())]
+                       + [pa.field(name, types[declared[name]])
+                          for name in frame_columns(reasons=reasons, n_reasons=n_reasons)])
+    # the pandas metadata (the index column) of a zero-row frame of the schema
+    empty = schema.empty_table().to_pandas().set_index("customer_id")
+    return pa.Table.from_pandas(empty, schema=schema, preserve_index=True).schema
 
 
 def top_barbers(recs: RecommenderModel, customer_ids: np.ndarray, neighborhoods: np.ndarray,
