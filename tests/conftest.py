@@ -8,6 +8,7 @@ URI, environment and working directory are restored afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -208,10 +209,7 @@ SCORING_CLAIMS = [
 def scoring_registry(mlflow_template_db: Path,
                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedRegistry]:
     """Champions of churn, LTV, recs and segments in a private store (once per session)."""
-    import mlflow
     import yaml
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils as tracking_utils
 
     from barberpro_ml.data import SimulationConfig, simulate
     from barberpro_ml.jobs import JOBS
@@ -232,28 +230,14 @@ def scoring_registry(mlflow_template_db: Path,
         {"id": f"test-{family}", "family": family, "metric": metric, "claimed": claimed,
          "direction": "at_least", "policy": "point", "source": "test floor"}
         for family, metric, claimed in SCORING_CLAIMS]}))
-    previous_uri = tracking_utils._tracking_uri
     versions: dict[str, str] = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
-                     "MLFLOW_RUN_ID"):
-            mp.delenv(name, raising=False)
-        mp.chdir(root)
-        mlflow.set_tracking_uri(uri)
-        mp.setattr(fluent, "_active_experiment_id", None)
-        try:
-            for family, job in SCORING_JOBS.items():
-                config = root / f"{family}.yaml"
-                config.write_text(yaml.safe_dump({**job, "claims": str(claims)}))
-                outcome = JOBS[family].run(config, data=data, tracking_uri=uri)
-                assert outcome.promoted, f"{family} was not promoted: {outcome.verdicts}"
-                versions[outcome.model_name] = outcome.version
-        finally:
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
-            mlflow.set_tracking_uri(previous_uri)
+    with isolated_tracking(uri, root):
+        for family, job in SCORING_JOBS.items():
+            config = root / f"{family}.yaml"
+            config.write_text(yaml.safe_dump({**job, "claims": str(claims)}))
+            outcome = JOBS[family].run(config, data=data, tracking_uri=uri)
+            assert outcome.promoted, f"{family} was not promoted: {outcome.verdicts}"
+            versions[outcome.model_name] = outcome.version
     yield TrainedRegistry(tracking_uri=uri, root=root, data=data, data_dir=data_dir,
                           versions=versions)
 
@@ -304,3 +288,30 @@ def postgres_cluster() -> Iterator[Any]:
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def isolated_tracking(uri: str, root: Path) -> Iterator[None]:
+    """MLflow pointed at ``uri`` for the block: the environment (registry, experiment and run
+    variables cleared), the fluent API's state and the working directory (``root``); every run
+    still open is ended and the previous tracking URI restored afterwards."""
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    previous = tracking_utils._tracking_uri
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
+                     "MLFLOW_RUN_ID"):
+            mp.delenv(name, raising=False)
+        mp.chdir(root)
+        mlflow.set_tracking_uri(uri)
+        mp.setattr(fluent, "_active_experiment_id", None)
+        try:
+            yield
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run()
+            mlflow.set_tracking_uri(previous)

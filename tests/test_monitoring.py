@@ -36,6 +36,7 @@ from barberpro_ml.monitoring.champions import (
     TAG_VERDICT,
     monitor_champions,
 )
+from conftest import isolated_tracking
 
 SEED = 11
 N = 2500
@@ -56,9 +57,6 @@ class Champion:
 def churn_champion(mlflow_template_db: Path, tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[Champion]:
     """A churn champion in a private store, with a quiet and a shocked copy of its data."""
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     from barberpro_ml.jobs import JOBS
 
     root = tmp_path_factory.mktemp("monitor-registry")
@@ -84,26 +82,12 @@ def churn_champion(mlflow_template_db: Path, tmp_path_factory: pytest.TempPathFa
         "model": {"n_estimators": 60, "learning_rate": 0.1, "random_state": 0, "n_jobs": 1},
         "evaluation": {"n_bootstrap": 100, "seed": 0, "min_slice_size": 100},
         "claims": str(claims)}))
-    previous_uri = tracking_utils._tracking_uri
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
-                     "MLFLOW_RUN_ID"):
-            mp.delenv(name, raising=False)
-        mp.chdir(root)
-        mlflow.set_tracking_uri(uri)
-        mp.setattr(fluent, "_active_experiment_id", None)
-        try:
-            outcome = JOBS["churn"].run(config, data=quiet, tracking_uri=uri)
-            assert outcome.promoted, outcome.verdicts
-            yield Champion(tracking_uri=uri, root=root, quiet_dir=quiet_dir,
-                           shocked_dir=shocked_dir, end=quiet.observation_end.normalize(),
-                           version=str(outcome.version))
-        finally:
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
-            mlflow.set_tracking_uri(previous_uri)
+    with isolated_tracking(uri, root):
+        outcome = JOBS["churn"].run(config, data=quiet, tracking_uri=uri)
+        assert outcome.promoted, outcome.verdicts
+        yield Champion(tracking_uri=uri, root=root, quiet_dir=quiet_dir,
+                       shocked_dir=shocked_dir, end=quiet.observation_end.normalize(),
+                       version=str(outcome.version))
 
 
 def run_cli(champion: Champion, *args: str) -> Any:

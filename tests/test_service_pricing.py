@@ -22,6 +22,7 @@ from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.registry.pricing_model import champion_pricing
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.service import create_app
+from conftest import isolated_tracking
 
 ROUTE = "marketplace-optimization"
 
@@ -48,10 +49,6 @@ def _store(template: Path, root: Path) -> str:
 def pricing_store(mlflow_template_db: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[PricingStore]:
     """`train pricing` on a small simulated world, in a private store."""
-    import mlflow
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     from barberpro_ml.jobs import pricing
 
     root = tmp_path_factory.mktemp("pricing-registry")
@@ -60,22 +57,8 @@ def pricing_store(mlflow_template_db: Path,
     cfg = pricing.load_config(model={**pricing.PricingJobConfig().model, "n_rep": 1,
                                      "scopes": ["pooled", "tier", "service_tier"],
                                      "min_events": 10})
-    previous = tracking_utils._tracking_uri
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
-                     "MLFLOW_RUN_ID"):
-            mp.delenv(name, raising=False)
-        mp.chdir(root)
-        mlflow.set_tracking_uri(uri)
-        mp.setattr(fluent, "_active_experiment_id", None)
-        try:
-            result = pricing.run(cfg, data=data, tracking_uri=uri)
-        finally:
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
-            mlflow.set_tracking_uri(previous)
+    with isolated_tracking(uri, root):
+        result = pricing.run(cfg, data=data, tracking_uri=uri)
     yield PricingStore(tracking_uri=uri, data=data, result=result)
 
 
