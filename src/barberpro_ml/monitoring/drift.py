@@ -42,6 +42,7 @@ import pandas as pd
 from scipy import stats
 
 from barberpro_ml.errors import InputError
+from barberpro_ml.gates.check import holm_adjust
 
 __all__ = [
     "DRIFT_COLUMNS",
@@ -184,7 +185,8 @@ def benjamini_hochberg(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 
 def holm(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Holm's step-down adjusted p-values (family-wise error; NaN left out).
+    """Holm's step-down adjusted p-values (family-wise error; NaN left out): the gates'
+    :func:`~barberpro_ml.gates.check.holm_adjust` over the p-values that are not NaN.
 
     Examples
     --------
@@ -193,13 +195,8 @@ def holm(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = p[order] * (m - np.arange(m))
-    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    ok = ~np.isnan(p)
+    out[ok] = holm_adjust(p[ok])  # the gates' Holm, over the p-values that exist
     return out
 
 
