@@ -105,7 +105,8 @@ def check(fit: dict[str, Any], data: Any, at: str, defs: Definitions,
 def line(seed: int, name: str, at: str, h: ModelHealth) -> dict[str, Any]:
     perf = {m.metric: m for m in h.performance}
     auc, cal = perf.get("roc_auc"), perf.get("rms_calibration_error")
-    flagged = [r.column for r in h.features if r.drifted and not r.trending]
+    flagged = [r.column for r in h.features if r.counts]
+    explained = [r.column for r in h.features if r.drifted and not r.trending and r.explained_by]
     return {"seed": seed, "scenario": name, "as_of": at, "verdict": h.verdict,
             "auc": None if auc is None else round(auc.value, 4),
             "auc_p_holm": None if auc is None or auc.p_holm is None else float(f"{auc.p_holm:.3g}"),
@@ -114,7 +115,8 @@ def line(seed: int, name: str, at: str, h: ModelHealth) -> dict[str, Any]:
             else float(f"{cal.p_holm:.3g}"),
             "score_psi": round(h.score.psi, 3),
             "n_trending": sum(r.trending for r in h.features),
-            "drifted_inputs": ",".join(flagged[:4])}
+            "drifted_inputs": ",".join(flagged[:4]),
+            "explained_inputs": ",".join(explained[:4])}
 
 
 def rate(hits: int, n: int) -> dict[str, Any]:
@@ -136,12 +138,17 @@ def main() -> None:
     parser.add_argument("--n-bootstrap", type=int, default=300)
     parser.add_argument("--trend-threshold", type=float, default=None,
                         help="MonitorSettings.trend_threshold (default: the library's)")
+    parser.add_argument("--count-actions", action="store_true",
+                        help="MonitorSettings(explain_actions=False): count inputs moved by "
+                             "recorded campaigns like any other (the rule before)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
     defs = Definitions()
-    settings = (MonitorSettings() if args.trend_threshold is None
-                else MonitorSettings(trend_threshold=args.trend_threshold))
+    chosen: dict[str, Any] = {"explain_actions": not args.count_actions}
+    if args.trend_threshold is not None:
+        chosen["trend_threshold"] = args.trend_threshold
+    settings = MonitorSettings(**chosen)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -161,6 +168,7 @@ def main() -> None:
         "seeds": args.seeds, "first_seed": args.first_seed, "customers": args.customers,
         "shock_at": args.shock_at, "price_rise": args.price_rise, "exodus": args.exodus,
         "trend_threshold": settings.trend_threshold,
+        "explain_actions": settings.explain_actions,
         "seconds": round(time.perf_counter() - started, 1)}
     quiet_rows = table[table.scenario == "quiet"]
     result["false_alarm"] = rate(int((quiet_rows.verdict != "ok").sum()), len(quiet_rows))

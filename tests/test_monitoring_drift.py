@@ -219,3 +219,39 @@ def test_verdict_order_degraded_then_drifted_then_ok() -> None:
     assert verdict([], [_row("x", 1.0, True, trending=True)], quiet)[0] == "ok"
     assert verdict([], [], _row("score", 0.5, True))[0] == "drifted"
     assert verdict([], [_row("x", 0.01, False)], quiet) == ("ok", [])
+
+
+def test_an_input_explained_by_recorded_actions_is_reported_not_counted() -> None:
+    quiet = _row("score", 0.01, False)
+    moved = _row("discount_share", 0.6, True).model_copy(
+        update={"explained_by": "1 retention campaign(s) sent between ..."})
+    assert not moved.counts and _row("x", 0.6, True).counts
+    assert verdict([], [moved], quiet) == ("ok", [])
+    status, reasons = verdict([], [moved, _row("spend_90d", 0.4, True)], quiet)
+    assert status == "drifted" and "spend_90d" in reasons[0] and "discount" not in reasons[0]
+
+
+def test_scheduled_explanations_name_the_campaigns_sent_in_the_window() -> None:
+    from barberpro_ml.data import SimulationConfig, simulate
+    from barberpro_ml.features import feature_catalog
+    from barberpro_ml.monitoring import scheduled_explanations
+
+    data = simulate(SimulationConfig(n_customers=300, seed=3))
+    sent = data.interventions.groupby("campaign", observed=True)["sent_at"].min().sort_values()
+    assert len(sent) >= 2
+    first, second = sent.iloc[0], sent.iloc[1]
+    moved = set(feature_catalog().query("moved_by == 'interventions'")["name"])
+    assert {"discount_share", "n_offers", "days_since_last_offer"} <= moved
+    columns = ["discount_share", "n_offers", "visits_90d", "spend_90d", "unknown_column"]
+    # a window holding the first campaign only: the campaign columns, with its name
+    got = scheduled_explanations(data, columns, first - pd.Timedelta(days=1),
+                                 second - pd.Timedelta(days=1))
+    assert set(got) == {"discount_share", "n_offers"}
+    assert str(sent.index[0]) in got["discount_share"] and str(sent.index[1]) not in got[
+        "discount_share"]
+    assert got["discount_share"].startswith("1 retention campaign")
+    # a window between campaigns, or ending just before one: nothing is explained
+    assert scheduled_explanations(data, columns, first, second - pd.Timedelta(seconds=1)) == {}
+    # both campaigns: counted and named
+    both = scheduled_explanations(data, columns, first - pd.Timedelta(days=1), second)
+    assert both["n_offers"].startswith("2 retention campaign")

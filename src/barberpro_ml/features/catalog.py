@@ -42,6 +42,12 @@ class FeatureSpec:
         Look-back window in days, or ``None`` for lifetime / point values.
     nan_when
         When the value is missing because it is undefined ("" if never missing).
+    moved_by
+        The event table of the marketplace's *own* recorded actions that moves the value
+        (``"interventions"``: retention campaigns, their offers and discounts), "" when none
+        does. The monitor reads it: when such actions were taken between a model's training
+        snapshot and the monitoring date, a drift of the column is explained by them, reported
+        but not taken as a change of the market (:func:`barberpro_ml.monitoring.check_model`).
     """
 
     name: str
@@ -49,12 +55,14 @@ class FeatureSpec:
     description: str
     window: int | None = None
     nan_when: str = ""
+    moved_by: str = ""
 
 
 def customer_feature_specs(windows: Sequence[int] = DEFAULT_WINDOWS) -> list[FeatureSpec]:
     """Specs of :func:`barberpro_ml.features.customer_features` columns, in column order."""
     ws = check_windows(windows)
     no_visit = "no visit yet"
+    campaigns = "interventions"
     specs = [
         FeatureSpec("tenure_days", "float64", "Days since the customer signed up."),
         FeatureSpec("acquisition_channel", "category",
@@ -116,8 +124,9 @@ def customer_feature_specs(windows: Sequence[int] = DEFAULT_WINDOWS) -> list[Fea
                     "customer paid for the same service before: > 0 means a price rise.",
                     nan_when="no earlier visit for the last visit's service"),
         FeatureSpec("discount_share", "float64", "Share of visits with a discount.",
-                    nan_when=no_visit),
-        FeatureSpec("discount_total", "float64", "Total discount received on visits."),
+                    nan_when=no_visit, moved_by=campaigns),
+        FeatureSpec("discount_total", "float64", "Total discount received on visits.",
+                    moved_by=campaigns),
         FeatureSpec("n_services_used", "int64", "Distinct services among the visits."),
         FeatureSpec("main_service", "category",
                     "Most visited service_id (ties: most recent); categories: services table's.",
@@ -125,16 +134,18 @@ def customer_feature_specs(windows: Sequence[int] = DEFAULT_WINDOWS) -> list[Fea
         FeatureSpec("main_service_share", "float64", "Share of visits for the main service.",
                     nan_when=no_visit),
         FeatureSpec("n_interventions", "int64",
-                    "Retention campaigns the customer was part of (treated or control)."),
-        FeatureSpec("n_offers", "int64", "Retention offers actually made (treated = True)."),
+                    "Retention campaigns the customer was part of (treated or control).",
+                    moved_by=campaigns),
+        FeatureSpec("n_offers", "int64", "Retention offers actually made (treated = True).",
+                    moved_by=campaigns),
         FeatureSpec("days_since_last_intervention", "float64",
                     "Days since the customer last entered a campaign (treated or control).",
-                    nan_when="never in a campaign"),
+                    nan_when="never in a campaign", moved_by=campaigns),
         FeatureSpec("last_intervention_treated", "float64",
                     "1.0 if the customer was treated in their most recent campaign, else 0.0.",
-                    nan_when="never in a campaign"),
+                    nan_when="never in a campaign", moved_by=campaigns),
         FeatureSpec("days_since_last_offer", "float64", "Days since the last offer made.",
-                    nan_when="never offered"),
+                    nan_when="never offered", moved_by=campaigns),
         FeatureSpec("has_upcoming_booking", "int8",
                     "1 if a booking made by as_of is scheduled after as_of."),
         FeatureSpec("days_to_next_booking", "float64",
@@ -206,6 +217,7 @@ def _frame(specs: list[FeatureSpec]) -> pd.DataFrame:
         "window": pd.array([s.window for s in specs], dtype="Int64"),
         "description": pd.array([s.description for s in specs], dtype="str"),
         "nan_when": pd.array([s.nan_when for s in specs], dtype="str"),
+        "moved_by": pd.array([s.moved_by for s in specs], dtype="str"),
     })
 
 
@@ -221,8 +233,9 @@ def feature_catalog(windows: Sequence[int] = DEFAULT_WINDOWS) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``name``, ``dtype``, ``window`` (days, ``<NA>`` for lifetime or point values),
-        ``description`` and ``nan_when`` (when the value is undefined, "" if never), in the
-        order of the feature columns.
+        ``description``, ``nan_when`` (when the value is undefined, "" if never) and
+        ``moved_by`` (the table of the marketplace's own actions that moves the value, "" if
+        none; see :class:`FeatureSpec`), in the order of the feature columns.
 
     Examples
     --------

@@ -20,6 +20,7 @@ from barberpro_ml.monitoring.checks import (
     check_model,
     degradation_test,
     population_features,
+    scheduled_explanations,
     verdict,
 )
 from barberpro_ml.monitoring.drift import (
@@ -51,5 +52,6 @@ __all__ = [
     "holm",
     "population_features",
     "psi",
+    "scheduled_explanations",
     "verdict",
 ]

@@ -125,14 +125,17 @@ def gate_figures(name: str, version: str, client: MlflowClient) -> list[GateFigu
 
 
 def plot_drift(health: ModelHealth, k: int = 15) -> Figure:
-    """Bar chart of the ``k`` largest PSIs (the score first): red drifted, grey trending."""
+    """Bar chart of the ``k`` largest PSIs (the score first): red drifted, grey trending or
+    explained by the marketplace's own actions."""
     rows = [health.score, *health.features][: k + 1]
     fig = Figure(figsize=(7.5, 0.32 * len(rows) + 1.4))
     ax = fig.add_subplot()
-    labels = [r.column + (" (trending)" if r.trending else "") for r in rows][::-1]
+    labels = [r.column + (" (trending)" if r.trending else
+                          " (explained)" if r.drifted and r.explained_by else "")
+              for r in rows][::-1]
     values = [r.psi for r in rows][::-1]
-    colours = ["#9e9e9e" if r.trending else "#d62728" if r.drifted else "#1f77b4"
-               for r in rows][::-1]
+    colours = ["#9e9e9e" if r.trending or (r.drifted and r.explained_by) else
+               "#d62728" if r.drifted else "#1f77b4" for r in rows][::-1]
     ax.barh(labels, values, color=colours)
     ax.axvline(health.settings.psi_threshold, color="black", lw=0.8, ls="--")
     ax.set_xlabel(f"PSI, training snapshot {health.reference_as_of} vs {health.as_of}")
@@ -164,8 +167,10 @@ def _drift_html(health: ModelHealth) -> str:
 def _log_health(prefix: str, health: ModelHealth) -> None:
     metrics: dict[str, float] = {
         f"{prefix}.score_psi": health.score.psi,
-        f"{prefix}.inputs_drifted": float(sum(r.drifted and not r.trending
-                                              for r in health.features)),
+        f"{prefix}.inputs_drifted": float(sum(r.counts for r in health.features)),
+        f"{prefix}.inputs_explained": float(sum(r.drifted and not r.trending
+                                                and bool(r.explained_by)
+                                                for r in health.features)),
         f"{prefix}.inputs_trending": float(sum(r.trending for r in health.features)),
         f"{prefix}.verdict_code": float(EXIT_CODES[health.verdict]),
     }

@@ -7,7 +7,10 @@ Two questions, each answered point in time from the data:
   ``(as_of - horizon, as_of]``, with a percentile bootstrap CI; compared with the figure the
   gate measured for the version by a one-sided test (:func:`degradation_test`);
 * **drift**: each model input and the score, between the training snapshot (the version's last
-  training cut-off) and ``as_of`` (:func:`~barberpro_ml.monitoring.drift.feature_drift`).
+  training cut-off) and ``as_of`` (:func:`~barberpro_ml.monitoring.drift.feature_drift`);
+  inputs that moved while the version was trained (*trending*) or that the marketplace's own
+  recorded actions moved since (*explained*, :func:`scheduled_explanations`) are reported
+  without counting.
 
 The verdict (:func:`verdict`): ``degraded`` when the matured metric is significantly below the
 gate's, else ``drifted`` when the score or at least one input drifted, else ``ok``.
@@ -32,6 +35,7 @@ from barberpro_ml.errors import InputError, NotEnoughDataError
 from barberpro_ml.evaluation import EvaluationReport, evaluate_ltv, evaluate_scores
 from barberpro_ml.features import (
     active_customers,
+    customer_feature_specs,
     customer_features,
     training_frame,
     with_rfm_features,
@@ -58,6 +62,7 @@ __all__ = [
     "check_model",
     "degradation_test",
     "population_features",
+    "scheduled_explanations",
     "verdict",
 ]
 
@@ -114,6 +119,10 @@ class MonitorSettings(BaseModel):
     usual upper bound of a "stable" PSI, so a column that was not stable while the version was
     fit and gated is not taken as evidence of a market change later."""
     correction: Correction = "bh"
+    explain_actions: bool = True
+    """Read the feature catalogue's ``moved_by``: an input moved by the marketplace's own
+    actions recorded since the training snapshot (retention campaigns) is reported as
+    *explained*, not counted (:func:`scheduled_explanations`). False: every input counts."""
     n_bins: int = Field(10, ge=2, le=100)
     n_bootstrap: int = Field(500, ge=50, le=100_000)
     seed: int = Field(0, ge=0)
@@ -179,6 +188,17 @@ class DriftRow(BaseModel):
     (``trend_psi >= trend_threshold``): it moves with time by construction (ages, lifetime
     totals, accumulating ratings), so its drift is reported but does not make the champion
     ``drifted``."""
+    explained_by: str = ""
+    """The marketplace's own recorded actions between the training snapshot and ``as_of``
+    that move this column (its catalogue's ``moved_by``; e.g. "2 retention campaigns sent
+    ..."), "" when none: a drift so explained is a change the marketplace made itself, reported
+    but not taken as a change of the market (:func:`scheduled_explanations`)."""
+
+    @property
+    def counts(self) -> bool:
+        """The column drifted, was stable during training and no recorded action explains it:
+        it makes the champion ``drifted``."""
+        return self.drifted and not self.trending and not self.explained_by
 
 
 class ModelHealth(BaseModel):
@@ -263,13 +283,71 @@ def _drift_row(row: dict[str, Any]) -> DriftRow:
                     test=str(row["test"]), statistic=_opt(row["statistic"]),
                     p_value=_opt(row["p_value"]), p_adjusted=_opt(row.get("p_adjusted")),
                     drifted=bool(row["drifted"]), trend_psi=_opt(row.get("trend_psi")),
-                    trending=bool(row.get("trending", False)))
+                    trending=bool(row.get("trending", False)),
+                    explained_by=str(row.get("explained_by") or ""))
+
+
+def scheduled_explanations(data: MarketplaceData, columns: list[str], since: object,
+                           until: object) -> dict[str, str]:
+    """The columns among ``columns`` that the marketplace's own actions recorded in
+    ``(since, until]`` move, each with the sentence naming those actions.
+
+    A column's catalogue entry says which table of actions moves it
+    (:attr:`~barberpro_ml.features.FeatureSpec.moved_by`; today ``interventions``: retention
+    campaigns move the discount and offer columns). When that table has rows sent in the
+    window, a drift of the column is the marketplace's own doing -- the campaign calendar, not
+    the market -- and the monitor reports it without counting it. When it has none, the column
+    is judged like any other. A change that such an input carries into the model's quality is
+    still caught by the matured-label check.
+
+    Parameters
+    ----------
+    data
+        The event data.
+    columns
+        The model's inputs.
+    since, until
+        The training snapshot and the monitoring date.
+
+    Returns
+    -------
+    dict
+        Column name to explanation, for the explained columns only.
+
+    Examples
+    --------
+    >>> from barberpro_ml.data import SimulationConfig, simulate
+    >>> data = simulate(SimulationConfig(n_customers=300, seed=1))
+    >>> sorted(scheduled_explanations(data, ["discount_share", "visits_90d"],
+    ...                               "2023-05-01", "2023-12-31"))
+    ['discount_share']
+    >>> scheduled_explanations(data, ["discount_share"], "2023-11-01", "2023-12-31")
+    {}
+    """
+    lo, hi = to_as_of(since, "since"), to_as_of(until, "until")
+    moved = {spec.name: spec.moved_by for spec in customer_feature_specs() if spec.moved_by}
+    tables: dict[str, str] = {}
+    for table in sorted({moved[c] for c in columns if c in moved}):
+        if table != "interventions":
+            continue
+        frame = data.interventions
+        sent = frame.loc[(frame["sent_at"] > lo) & (frame["sent_at"] <= hi)]
+        if sent.empty:
+            continue
+        names = sorted(map(str, sent["campaign"].unique()))
+        first, last = sent["sent_at"].min(), sent["sent_at"].max()
+        tables[table] = (f"{len(names)} retention campaign(s) sent between {first:%Y-%m-%d} "
+                         f"and {last:%Y-%m-%d} ({', '.join(names[:4])}"
+                         f"{', ...' if len(names) > 4 else ''}), after the training snapshot "
+                         f"{lo:%Y-%m-%d}")
+    return {c: tables[moved[c]] for c in columns if c in moved and moved[c] in tables}
 
 
 def verdict(performance: list[MaturedPerformance], features: list[DriftRow],
             score: DriftRow) -> tuple[Verdict, list[str]]:
     """``degraded`` (a metric's one-sided test rejected after Holm), else ``drifted`` (the
-    score, or an input that is not trending, drifted), else ``ok``; one reason per finding."""
+    score, or an input neither trending nor explained by recorded actions, drifted; see
+    :attr:`DriftRow.counts`), else ``ok``; one reason per finding."""
     reasons: list[str] = []
     for m in performance:
         if m.degraded and m.gate is not None:
@@ -278,15 +356,15 @@ def verdict(performance: list[MaturedPerformance], features: list[DriftRow],
                 f"[{m.ci_low:.4f}, {m.ci_high:.4f}] vs {m.gate.value:.4f} at the gate, worse by "
                 f"more than the {m.margin:g} tolerated (one-sided p = {m.p_value:.2g}, Holm "
                 f"{m.p_holm:.2g})")
-    if score.drifted and not score.trending:
+    if score.counts:
         reasons.append(f"the score distribution drifted (PSI {score.psi:.3f})")
-    drifted = [r for r in features if r.drifted and not r.trending]
+    drifted = [r for r in features if r.counts]
     if drifted:
         top = ", ".join(f"{r.column} (PSI {r.psi:.2f})" for r in drifted[:5])
         reasons.append(f"{len(drifted)} input(s) drifted: {top}")
     if any(m.degraded for m in performance):
         return "degraded", reasons
-    if (score.drifted and not score.trending) or drifted:
+    if score.counts or drifted:
         return "drifted", reasons
     return "ok", reasons
 
@@ -436,6 +514,9 @@ def check_model(predict: Callable[[pd.DataFrame], npt.NDArray[np.float64]], fami
                               n_bins=settings.n_bins)
             score_row |= {"trend_psi": score_trend,
                           "trending": score_trend >= settings.trend_threshold}
+    if settings.explain_actions:
+        explained = scheduled_explanations(data, input_columns, ref_at, now)
+        table["explained_by"] = table["column"].map(explained).fillna("")
     rows = [_drift_row({str(k): v for k, v in r.items()}) for r in table.to_dict("records")]
     score = _drift_row(score_row)
 
