@@ -21,6 +21,13 @@ Rules, in order (vectorised over customers):
 The offer's value assumes the measured average effect applies to the customer (a constant
 relative effect); the campaigns targeted lapsing customers, so the effect is best read for them.
 
+**With an uplift model** (a verified ``barberpro-uplift`` champion,
+:class:`~barberpro_ml.interventions.UpliftModel`), rule 2 is the model's targeting policy
+instead: the offer goes to the customers for whom *its* expected churn reduction x the value
+of keeping them exceeds the offer's expected cost (``treat``), with its ``expected_gain``; the
+pooled effect and the churn probability are not used for the decision. Rules 1, 3 and 4 are
+unchanged. Without one, the rule above is the fallback.
+
 Without a churn model (no verified churn champion served), rule 2 cannot be evaluated and the
 high-risk trigger of rule 3 is unknown: no offer is considered (``offer_expected_gain`` NaN),
 reminders follow the lifecycle stage alone, and rules 1 and 4 are unchanged. The value side of
@@ -31,7 +38,8 @@ not change the actions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,7 +47,35 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from barberpro_ml.evaluation.uplift import OfferEffect, offer_pays
 
-__all__ = ["OfferPolicy", "recommend_actions"]
+__all__ = ["OfferPolicy", "UpliftDecision", "UpliftPolicyModel", "recommend_actions"]
+
+
+class UpliftPolicyModel(Protocol):
+    """What the scorer needs of an uplift model (:class:`barberpro_ml.interventions.UpliftModel`
+    fits): its spec's feature names and discount, and a pyfunc ``predict`` answering
+    ``uplift``, ``expected_gain`` and ``treat`` per row."""
+
+    @property
+    def spec(self) -> Any: ...
+
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class UpliftDecision:
+    """The uplift model's answer for a block of customers (rule 2 with an uplift model)."""
+
+    uplift: np.ndarray
+    """Expected churn reduction of the offer, per customer."""
+    expected_gain: np.ndarray
+    """``uplift x value - cost``, per customer."""
+    treat: np.ndarray
+    """``expected_gain > 0``."""
+    discount: float
+    """The offer's discount (the model's)."""
+    label: str
+    """The model's name and version, for the texts."""
 
 
 class OfferPolicy(BaseModel):
@@ -86,11 +122,13 @@ def recommend_actions(frame: pd.DataFrame, effect: OfferEffect | None,
 
 def _actions(columns: Mapping[str, Any], effect: OfferEffect | None,
              policy: OfferPolicy | None = None, *, effect_note: str = "",
-             churn_unavailable: str | None = None) -> dict[str, np.ndarray]:
+             churn_unavailable: str | None = None,
+             uplift: UpliftDecision | None = None) -> dict[str, np.ndarray]:
     """:func:`recommend_actions` on columns given as arrays (the scorer's hot path).
 
     ``churn_unavailable``: why there is no churn probability (then ``churn_probability`` and
-    ``risk_band`` are not read; see the module docstring).
+    ``risk_band`` are not read; see the module docstring). ``uplift``: the uplift model's
+    decisions for these rows, which then decide rule 2.
     """
     policy = policy or OfferPolicy()
     visits = np.asarray(columns["n_visits"], dtype=np.int64)
@@ -115,7 +153,10 @@ def _actions(columns: Mapping[str, Any], effect: OfferEffect | None,
     gain = np.full(n, np.nan)
     pays = np.zeros(n, dtype=bool)
     has_visit = visits > 0
-    if rr is not None and has_visit.any():
+    if uplift is not None:
+        gain[has_visit] = uplift.expected_gain[has_visit]
+        pays = has_visit & uplift.treat
+    elif rr is not None and has_visit.any():
         yearly = np.minimum(365.0 / np.maximum(gap, 1.0), policy.max_visits_per_year)
         value = spend * yearly
         cost = policy.discount * spend
@@ -128,11 +169,17 @@ def _actions(columns: Mapping[str, Any], effect: OfferEffect | None,
     text = np.full(n, "on rhythm: no action needed", dtype=object)
     remind = has_visit & ~pays & overdue
     action[remind] = "reminder"
-    suffix = "; an offer does not pay" if rr is not None else f"; no offer: {why_not}"
+    suffix = ("; an offer does not pay" if rr is not None or uplift is not None
+              else f"; no offer: {why_not}")
     text[remind] = ("send a reminder to book " + service_text[remind] + ": " + reason[remind]
                     + suffix)
     action[pays] = "retention_offer"
-    if rr is not None:
+    if uplift is not None:
+        text[pays] = [f"send a {uplift.discount:.0%} offer on {s}: expected gain {g:.0f} "
+                      f"({uplift.label} expects {u:.1%} less churn for this customer)"
+                      for s, g, u in zip(service_text[pays], gain[pays], uplift.uplift[pays],
+                                         strict=True)]
+    elif rr is not None:
         bound = "at least " if policy.use_lower_bound else ""
         text[pays] = [f"send a {policy.discount:.0%} offer on {s}: expected gain {g:.0f} "
                       f"(churn risk {q:.0%}; the campaigns measured {bound}{rr:.0%} less churn)"

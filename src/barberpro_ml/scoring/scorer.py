@@ -68,7 +68,7 @@ from barberpro_ml.registry.models import (
 )
 from barberpro_ml.registry.promotion import CHAMPION, alias_version, load_champion
 from barberpro_ml.registry.recs_model import RecommenderModel
-from barberpro_ml.scoring.actions import OfferPolicy, _actions
+from barberpro_ml.scoring.actions import OfferPolicy, UpliftDecision, UpliftPolicyModel, _actions
 from barberpro_ml.scoring.reasons import churn_reasons
 from barberpro_ml.scoring.records import (
     BarberSuggestion,
@@ -102,6 +102,10 @@ DEFAULT_MODEL_NAMES: dict[str, str] = {
     "churn": "barberpro-churn", "ltv": "barberpro-ltv", "recs": "barberpro-recs",
     "segments": "barberpro-segments",
 }
+UPLIFT_MODEL_NAME = "barberpro-uplift"
+"""The targeting model the scorer's retention offers follow when its champion is verified
+(``barberpro-ml train uplift``); not a profile family: without it the pooled-campaign rule
+decides (:attr:`CustomerScorer.action_source`)."""
 FAMILY_FIELDS: dict[str, str] = {"churn": "churn", "ltv": "value", "recs": "barbers",
                                  "segments": "segment"}
 """The :class:`CustomerProfile` field group each family fills (null when it is missing)."""
@@ -246,6 +250,14 @@ class CustomerScorer:
         Reasons and barbers per profile.
     offer_policy
         The action rules (:mod:`barberpro_ml.scoring.actions`).
+    uplift
+        The targeting model of retention offers (``barberpro-uplift``, an
+        :class:`~barberpro_ml.interventions.UpliftModel`): when given, a customer gets the
+        retention offer where *it* says the offer pays for them (its expected uplift x value >
+        cost), instead of the pooled-campaign rule of :mod:`~barberpro_ml.scoring.actions`.
+        None: that rule (the fallback).
+    uplift_ref, uplift_note
+        What was loaded as ``uplift``; why there is none (shown by :attr:`action_source`).
     n_jobs
         Threads the boosted models predict with (set on the loaded estimators). 1 by default:
         a request is a few rows, where thread start-up and contention cost more than they
@@ -274,7 +286,12 @@ class CustomerScorer:
                  definitions: Definitions = DEFAULT_DEFINITIONS, bgnbd_note: str = "",
                  risk_bands: tuple[float, float] = RISK_BANDS, n_reasons: int = 3,
                  n_barbers: int = 3, offer_policy: OfferPolicy | None = None,
-                 n_jobs: int = 1) -> None:
+                 n_jobs: int = 1, uplift: UpliftPolicyModel | None = None,
+                 uplift_ref: ModelRef | None = None, uplift_note: str = "") -> None:
+        if uplift is not None and (getattr(uplift, "spec", None) is None
+                                   or not callable(getattr(uplift, "predict", None))):
+            raise TypeError(f"uplift: expected a loaded uplift model (barberpro-uplift), got "
+                            f"{type(uplift).__name__}")
         given: dict[str, Any] = {"churn": churn, "ltv": ltv, "recs": recs,
                                  "segments": segments}
         for family, kind in (("churn", EstimatorModel), ("ltv", EstimatorModel),
@@ -320,6 +337,10 @@ class CustomerScorer:
         self.n_barbers = n_barbers
         self.offer_policy = offer_policy or OfferPolicy()
         self.n_jobs = n_jobs
+        self.uplift = uplift
+        self.uplift_ref = uplift_ref
+        self.uplift_note = uplift_note or ("" if uplift is not None
+                                           else "no uplift model given")
         for wrapper in (churn, ltv):
             if wrapper is not None:
                 _set_threads(wrapper.estimator, n_jobs)
@@ -399,6 +420,13 @@ class CustomerScorer:
         if "ltv" in loaded:
             bgnbd, note = _ltv_bgnbd(loaded["ltv"].model, refs["ltv"], uri)
         wrappers: dict[str, Any] = {family: found.model for family, found in loaded.items()}
+        if "uplift" not in kwargs:
+            uplift_name = names.get("uplift", UPLIFT_MODEL_NAME)
+            try:
+                found_uplift = load_family("uplift", uplift_name, alias=alias, tracking_uri=uri)
+                kwargs |= {"uplift": found_uplift.model, "uplift_ref": found_uplift.ref}
+            except (ModelUnavailableError, UnverifiedChampionError) as exc:
+                kwargs["uplift_note"] = str(exc)
         scorer = cls(**wrappers, bgnbd=bgnbd, bgnbd_note=note, models=refs, status=status,
                      definitions=definitions, **kwargs)
         scorer._tagged = tagged
@@ -441,7 +469,8 @@ class CustomerScorer:
                             status=self.status, definitions=definitions,
                             risk_bands=self.risk_bands, n_reasons=self.n_reasons,
                             n_barbers=self.n_barbers, offer_policy=self.offer_policy,
-                            n_jobs=self.n_jobs)
+                            n_jobs=self.n_jobs, uplift=self.uplift, uplift_ref=self.uplift_ref,
+                            uplift_note=self.uplift_note)
         scorer._tagged = tagged
         return scorer
 
@@ -454,6 +483,15 @@ class CustomerScorer:
         """Family -> why it is not served, for the families that are not."""
         return {family: st.reason or st.state for family, st in self.status.items()
                 if not st.served}
+
+    @property
+    def action_source(self) -> str:
+        """Where the retention-offer decisions come from: the uplift model served (name and
+        version), or the pooled-campaign rule and why no uplift model is served."""
+        if self.uplift is not None:
+            label = _ref_label(self.uplift_ref) if self.uplift_ref is not None else "given"
+            return f"uplift model {label}"
+        return f"pooled campaign effect rule ({self.uplift_note})"
 
     def require(self, family: str, what: str) -> None:
         """Refuse ``what`` when ``family`` is not served.
@@ -533,6 +571,14 @@ class CustomerScorer:
         return end
 
     def _check_schemas(self, features: pd.DataFrame) -> None:
+        if self.uplift is not None:
+            lacking = [c for c in self.uplift.spec.features if c not in features.columns]
+            if lacking:
+                label = (_ref_label(self.uplift_ref) if self.uplift_ref is not None
+                         else "given")
+                raise FeatureSchemaError(
+                    f"the uplift model {label} needs {len(lacking)} column(s) the feature "
+                    f"builder does not produce: {lacking[:10]}")
         for family, wrapper in (("churn", self.churn), ("ltv", self.ltv),
                                 ("segments", self.segments)):
             if wrapper is None:
@@ -767,8 +813,26 @@ class CustomerScorer:
             cols["barber_scores"] = np.full(n, None, dtype=object)
         cols |= _actions({**cols, "spend_per_visit": at["spend_per_visit"]},
                          snap.offer_effect, self.offer_policy, effect_note=snap.offer_effect_note,
-                         churn_unavailable=self.unavailable.get("churn"))
+                         churn_unavailable=self.unavailable.get("churn"),
+                         uplift=self._uplift(X))
         return ids, cols
+
+    def _uplift(self, X: pd.DataFrame) -> UpliftDecision | None:
+        """The uplift model's decision for the rows of ``X`` (None: no uplift model)."""
+        if self.uplift is None:
+            return None
+        names = list(self.uplift.spec.features)
+        frame = X[names]
+        numbers = {c: (frame[c].cat.codes.astype(np.float64).where(frame[c].cat.codes >= 0)
+                       if isinstance(frame[c].dtype, pd.CategoricalDtype)
+                       else frame[c].astype(np.float64)) for c in names}
+        out = self.uplift.predict(None, pd.DataFrame(numbers, index=X.index))
+        label = (_ref_label(self.uplift_ref) if self.uplift_ref is not None
+                 else "the uplift model")
+        return UpliftDecision(uplift=out["uplift"].to_numpy(dtype=np.float64),
+                              expected_gain=out["expected_gain"].to_numpy(dtype=np.float64),
+                              treat=out["treat"].to_numpy(dtype=bool),
+                              discount=float(self.uplift.spec.discount), label=label)
 
     def _probability_alive(self, at: dict[str, np.ndarray]) -> np.ndarray:
         seen = ~np.isnan(at["frequency"])

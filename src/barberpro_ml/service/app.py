@@ -80,6 +80,10 @@ class Health(BaseModel):
     live: LiveStatus = Field(description="Registry polling and data refresh: intervals, the "
                                          "last attempts (time, outcome, error), and why a "
                                          "version the registry points to is not served.")
+    actions: str = Field(description="Where the retention-offer decisions of the profiles "
+                                     "come from: the uplift model served (barberpro-uplift "
+                                     "@champion, loaded at start), or the pooled campaign "
+                                     "effect rule and why no uplift model is served.")
 
 
 def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None = None, *,
@@ -183,7 +187,8 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                       data_start=start.to_pydatetime(),
                       data_end=data.observation_end.to_pydatetime(),
                       default_as_of=now.default_as_of.to_pydatetime(), started_at=started,
-                      data_loaded_at=now.data_loaded_at, live=live.status(now))
+                      data_loaded_at=now.data_loaded_at, live=live.status(now),
+                      actions=scorer.action_source)
 
     # every area under /v1, and once more at its seed path, deprecated (versioning.py)
     areas: tuple[tuple[APIRouter, list[Any]], ...] = (
