@@ -28,6 +28,7 @@ from barberpro_ml.features.lifecycle import (
     lifecycle_stages,
     population_median_gap,
 )
+from barberpro_ml.features.matrix import model_matrix
 from barberpro_ml.features.provider import provider_features
 from barberpro_ml.features.rfm import (
     RFM_FEATURES,
@@ -67,6 +68,7 @@ __all__ = [
     "lifecycle_journey",
     "lifecycle_stages",
     "ltv_labels",
+    "model_matrix",
     "next_service_labels",
     "population_median_gap",
     "provider_feature_catalog",

@@ -31,7 +31,7 @@ from scipy.stats import chi2
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.errors import InputError, NotEnoughDataError
 from barberpro_ml.evaluation.uplift import offer_outcomes
-from barberpro_ml.features import customer_features
+from barberpro_ml.features import customer_features, model_matrix
 from barberpro_ml.features._common import AsOf, to_as_of
 
 __all__ = ["DEFAULT_SRM_ALPHA", "campaign_frame", "model_matrix", "sample_ratio_mismatch"]
@@ -89,20 +89,6 @@ def sample_ratio_mismatch(interventions: pd.DataFrame, *, treat_fraction: float 
         "n_treated": n_treated, "n_control": n_control, "expected_treated": expected_t,
         "chi_square": stat, "p_value": p_value, "mismatch": p_value < alpha,
     }).rename_axis("campaign")
-
-
-def model_matrix(features: pd.DataFrame) -> pd.DataFrame:
-    """Features as numbers for the tree learners: categoricals by their codes (NaN kept).
-
-    Categories come from the whole customers table (see
-    :func:`barberpro_ml.features.customer_features`), so a code means the same at every cut-off.
-    """
-    out = features.copy()
-    for name in out.columns:
-        if isinstance(out[name].dtype, pd.CategoricalDtype):
-            codes = out[name].cat.codes.astype(np.float64)
-            out[name] = codes.where(codes >= 0, np.nan)
-    return out.astype(np.float64)
 
 
 def campaign_frame(data: MarketplaceData, as_of: AsOf | None = None, *,

@@ -57,6 +57,7 @@ from mlflow import MlflowClient
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import DEFAULT_DEFINITIONS, Definitions
 from barberpro_ml.errors import InputError, ModelUnavailableError, UnverifiedChampionError
+from barberpro_ml.features import model_matrix
 from barberpro_ml.features._common import to_as_of
 from barberpro_ml.models.clv import BetaGeoModel, BetaGeoParams
 from barberpro_ml.registry.binding import verify_champion
@@ -821,12 +822,7 @@ class CustomerScorer:
         """The uplift model's decision for the rows of ``X`` (None: no uplift model)."""
         if self.uplift is None:
             return None
-        names = list(self.uplift.spec.features)
-        frame = X[names]
-        numbers = {c: (frame[c].cat.codes.astype(np.float64).where(frame[c].cat.codes >= 0)
-                       if isinstance(frame[c].dtype, pd.CategoricalDtype)
-                       else frame[c].astype(np.float64)) for c in names}
-        out = self.uplift.predict(None, pd.DataFrame(numbers, index=X.index))
+        out = self.uplift.predict(None, model_matrix(X[list(self.uplift.spec.features)]))
         label = (_ref_label(self.uplift_ref) if self.uplift_ref is not None
                  else "the uplift model")
         return UpliftDecision(uplift=out["uplift"].to_numpy(dtype=np.float64),
