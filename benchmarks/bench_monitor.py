@@ -11,6 +11,11 @@ calibration error with bootstrap CIs (the unsliced churn claims). The same model
 monitored (:func:`barberpro_ml.monitoring.check_model`) at each ``--quiet-dates`` on the quiet
 marketplace and at each ``--shock-dates`` on the shocked ones.
 
+With the same data, the recommendations champion is an item-kNN recommender fitted as the
+recommendations job lays it out at the deployment date (bookings before deployment - 90 days;
+its gate figures NDCG@10 and recall@10 on the 90 days after, bootstrap CIs), monitored by
+:func:`barberpro_ml.monitoring.check_recommender` at the same dates (``recs_*`` in the output).
+
 A quiet check that is not ``ok`` is a false alarm; a shock check that is not ``ok`` is a
 detection. Rates are given with Wilson 95% intervals (checks of one seed share the model and
 the marketplace, so the intervals are optimistic about independence).
@@ -41,13 +46,25 @@ from _common import emit
 
 from barberpro_ml.data import SimulationConfig, simulate
 from barberpro_ml.definitions import Definitions
-from barberpro_ml.evaluation import evaluate_scores
+from barberpro_ml.evaluation import evaluate_recommender, evaluate_scores
 from barberpro_ml.evaluation.proportions import wilson_interval
 from barberpro_ml.features import training_frame, with_rfm_features
 from barberpro_ml.models import ChurnClassifier
-from barberpro_ml.monitoring import GateFigure, ModelHealth, MonitorSettings, check_model
+from barberpro_ml.models.recs import (
+    ItemKNNRecommender,
+    booking_interactions_split,
+    customer_neighborhoods,
+)
+from barberpro_ml.monitoring import (
+    GateFigure,
+    ModelHealth,
+    MonitorSettings,
+    check_model,
+    check_recommender,
+)
 
 START, END = "2022-01-01", "2025-07-01"
+RECS_HORIZON = 90
 DEPLOYED = pd.Timestamp("2024-01-01")
 CLAIMS = (("roc_auc", "at_least"), ("accuracy", "at_least"),
           ("rms_calibration_error", "at_most"))
@@ -88,8 +105,19 @@ def train(data: Any, defs: Definitions, n_bootstrap: int) -> dict[str, Any]:
     gates = [GateFigure(metric=m, direction=d, value=report.metrics[m].value,  # type: ignore[arg-type]
                         ci_low=report.metrics[m].ci_low, ci_high=report.metrics[m].ci_high)
              for m, d in CLAIMS]
+    # the recommendations job's layout at DEPLOYED: fit before its test cut-off, judged after
+    recs_test = DEPLOYED - pd.Timedelta(days=RECS_HORIZON)
+    groups = customer_neighborhoods(data)
+    r_train, r_test = booking_interactions_split(data, recs_test, RECS_HORIZON)
+    recommender = ItemKNNRecommender().fit(r_train, user_groups=groups)
+    ranking = evaluate_recommender(recommender, r_train, r_test, k=10, n_bootstrap=n_bootstrap,
+                                   seed=0, baseline=None, user_groups=groups)
+    recs_gates = [GateFigure(metric=m, value=ranking.metrics[m].value,
+                             ci_low=ranking.metrics[m].ci_low, ci_high=ranking.metrics[m].ci_high)
+                  for m in ("ndcg@10", "recall@10")]
     return {"model": model, "columns": list(X_tr.columns), "gates": gates,
-            "reference": cuts[-1], "trend_from": cuts[0], "trend_to": test}
+            "reference": cuts[-1], "trend_from": cuts[0], "trend_to": test,
+            "recommender": recommender, "recs_gates": recs_gates, "recs_test": recs_test}
 
 
 def check(fit: dict[str, Any], data: Any, at: str, defs: Definitions,
@@ -100,6 +128,25 @@ def check(fit: dict[str, Any], data: Any, at: str, defs: Definitions,
                        input_columns=fit["columns"], gates=fit["gates"],
                        trend_from=fit["trend_from"], trend_to=fit["trend_to"],
                        settings=settings)
+
+
+def check_recs(fit: dict[str, Any], data: Any, at: str,
+               settings: MonitorSettings | None = None) -> ModelHealth:
+    return check_recommender(fit["recommender"], data, at, reference_as_of=fit["recs_test"],
+                             horizon_days=RECS_HORIZON, gates=fit["recs_gates"],
+                             settings=settings)
+
+
+def recs_line(h: ModelHealth) -> dict[str, Any]:
+    perf = {m.metric: m for m in h.performance}
+    ndcg = perf.get("ndcg@10")
+    return {"recs_verdict": h.verdict,
+            "recs_ndcg": None if ndcg is None else round(ndcg.value, 4),
+            "recs_ndcg_p_holm": None if ndcg is None or ndcg.p_holm is None
+            else float(f"{ndcg.p_holm:.3g}"),
+            "recs_booked_psi": round(next(r.psi for r in h.features
+                                          if r.column == "booked_barber"), 3),
+            "recs_top_psi": round(h.score.psi, 3)}
 
 
 def line(seed: int, name: str, at: str, h: ModelHealth) -> dict[str, Any]:
@@ -155,13 +202,15 @@ def main() -> None:
         quiet = scenario("quiet", seed, args.customers, args.shock_at, 0, 0)
         fit = train(quiet, defs, args.n_bootstrap)
         for at in args.quiet_dates.split(","):
-            rows.append(line(seed, "quiet", at, check(fit, quiet, at, defs, settings)))
+            rows.append(line(seed, "quiet", at, check(fit, quiet, at, defs, settings))
+                        | recs_line(check_recs(fit, quiet, at, settings)))
             print(rows[-1], flush=True)
         for name in ("price_rise", "exodus"):
             shocked = scenario(name, seed, args.customers, args.shock_at, args.price_rise,
                                args.exodus)
             for at in args.shock_dates.split(","):
-                rows.append(line(seed, name, at, check(fit, shocked, at, defs, settings)))
+                rows.append(line(seed, name, at, check(fit, shocked, at, defs, settings))
+                            | recs_line(check_recs(fit, shocked, at, settings)))
                 print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     result: dict[str, Any] = {
@@ -179,6 +228,18 @@ def main() -> None:
             result[f"detection_{name}_{at}"] = rate(int((sub.verdict != "ok").sum()), len(sub))
     result["verdicts"] = {f"{k[0]} {k[1]}": int(v) for k, v in
                           table.groupby(["scenario", "verdict"]).size().items()}
+    # the recommendations champion, judged on the same marketplaces and dates
+    result["recs_false_alarm"] = rate(int((quiet_rows.recs_verdict != "ok").sum()),
+                                      len(quiet_rows))
+    for name in ("price_rise", "exodus"):
+        part = table[table.scenario == name]
+        result[f"recs_detection_{name}"] = rate(int((part.recs_verdict != "ok").sum()),
+                                                len(part))
+        for at, sub in part.groupby("as_of"):
+            result[f"recs_detection_{name}_{at}"] = rate(
+                int((sub.recs_verdict != "ok").sum()), len(sub))
+    result["recs_verdicts"] = {f"{k[0]} {k[1]}": int(v) for k, v in
+                               table.groupby(["scenario", "recs_verdict"]).size().items()}
     result["median_score_psi"] = {k: float(np.median(v)) for k, v in
                                   table.groupby("scenario").score_psi}
     emit(result, args.json)

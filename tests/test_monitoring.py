@@ -211,7 +211,7 @@ def test_monitor_user_errors_are_one_line_exit_2(churn_champion: Champion) -> No
     assert "after the data's last event" in late.output
     assert "Traceback" not in late.output
     unknown = run_cli(churn_champion, "--as-of", "2024-06-01", "--data",
-                      str(churn_champion.quiet_dir), "--families", "churn,recs")
+                      str(churn_champion.quiet_dir), "--families", "churn,forecast")
     assert unknown.exit_code == 2
     assert "cannot be monitored" in unknown.output
 
@@ -276,3 +276,78 @@ def test_the_training_snapshot_is_read_from_the_runs_cutoffs() -> None:
                                   "test_cutoff": "2024-10-02"}, "m", "1")
     assert (first, last, test) == (pd.Timestamp("2024-01-05"), pd.Timestamp("2024-04-05"),
                                    pd.Timestamp("2024-10-02"))
+
+
+# ------------------------------------------------------------------- the recommendations champion
+def _fitted_recommender(data: MarketplaceData, ref: pd.Timestamp) -> tuple[Any, list[GateFigure]]:
+    from barberpro_ml.evaluation import evaluate_recommender
+    from barberpro_ml.models.recs import (
+        ItemKNNRecommender,
+        booking_interactions_split,
+        customer_neighborhoods,
+    )
+
+    groups = customer_neighborhoods(data)
+    train, test = booking_interactions_split(data, ref, 90)
+    model = ItemKNNRecommender().fit(train, user_groups=groups)
+    report = evaluate_recommender(model, train, test, k=10, n_bootstrap=200, baseline=None,
+                                  user_groups=groups)
+    return model, [GateFigure(metric=m, value=report.metrics[m].value,
+                              ci_low=report.metrics[m].ci_low,
+                              ci_high=report.metrics[m].ci_high)
+                   for m in ("ndcg@10", "recall@10")]
+
+
+def test_a_barber_exodus_moves_the_recommenders_bookings_and_a_quiet_market_does_not(
+        churn_champion: Champion) -> None:
+    from barberpro_ml.errors import InputError
+    from barberpro_ml.monitoring import check_recommender
+
+    quiet = MarketplaceData.load(churn_champion.quiet_dir)
+    shocked = MarketplaceData.load(churn_champion.shocked_dir)
+    ref = pd.Timestamp("2024-05-01")
+    model, gates = _fitted_recommender(quiet, ref)
+    args: dict[str, Any] = {"reference_as_of": ref, "horizon_days": 90, "gates": gates}
+    calm = check_recommender(model, quiet, "2024-12-31", **args)
+    hit = check_recommender(model, shocked, "2024-12-31", **args)
+    by_column = {h.family: {r.column: r for r in h.features} for h in (calm,)}
+    assert not by_column["recs"]["booked_barber"].drifted
+    assert calm.verdict == "ok", calm.reasons
+    moved = {r.column: r for r in hit.features}["booked_barber"]
+    assert moved.drifted and moved.psi > 10 * by_column["recs"]["booked_barber"].psi
+    assert hit.verdict != "ok" and any("booked_barber" in r for r in hit.reasons)
+    # customers unseen at fit are reported, never counted
+    assert {r.column: r for r in hit.features}["cold_customer"].trending
+    assert {m.metric for m in calm.performance} == {"ndcg@10", "recall@10"}
+    with pytest.raises(InputError, match="no window has matured since the gate"):
+        check_recommender(model, quiet, "2024-07-01", **args)
+    with pytest.raises(InputError, match="after the data's last event"):
+        check_recommender(model, quiet, "2030-01-01", **args)
+
+
+def test_monitoring_the_recs_champion_at_its_first_matured_date_reproduces_its_gate(
+        scoring_registry: Any, tmp_path: Path) -> None:
+    source = Path(scoring_registry.tracking_uri.removeprefix("sqlite:///"))
+    db = tmp_path / "mlflow.db"
+    with sqlite3.connect(source) as con, sqlite3.connect(db) as copy:
+        con.backup(copy)
+    con.close()
+    copy.close()
+    uri = f"sqlite:///{db}"
+    data = scoring_registry.data
+    with isolated_tracking(uri, tmp_path):
+        result = monitor_champions(data, data.observation_end.normalize(), families=["recs"],
+                                   tracking_uri=uri)
+        (check,) = result.checks
+        assert check.health is not None, check.skipped
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        gate_value = float(client.get_metric_history(
+            client.get_model_version("barberpro-recs", check.version).run_id,
+            "ndcg_10")[-1].value)
+    health = check.health
+    # the matured window is the gate's own test window: the same rankings, the same number
+    ndcg = {m.metric: m for m in health.performance}["ndcg@10"]
+    assert ndcg.gate is not None and ndcg.value == pytest.approx(ndcg.gate.value, abs=1e-12)
+    assert ndcg.value == pytest.approx(gate_value, abs=1e-9)
+    assert {r.column: r.psi for r in health.features}["booked_barber"] == pytest.approx(0.0)
+    assert health.verdict == "ok" and result.exit_code == 0

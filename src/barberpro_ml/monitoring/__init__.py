@@ -4,6 +4,8 @@
 - :mod:`~barberpro_ml.monitoring.checks`: one champion's health at a date from the event data:
   matured-label performance against the gate's figures, drift since the training snapshot,
   a verdict (``ok`` / ``degraded`` / ``drifted``).
+- :mod:`~barberpro_ml.monitoring.recs`: the same for the recommendations champion (its
+  rankings against the barbers customers chose; drift of those choices and of its top picks).
 - :mod:`~barberpro_ml.monitoring.champions`: every registered champion checked, logged to an
   MLflow run and tagged on its version (``barberpro-ml monitor``).
 """
@@ -19,6 +21,7 @@ from barberpro_ml.monitoring.checks import (
     Verdict,
     check_model,
     degradation_test,
+    judge_performance,
     population_features,
     scheduled_explanations,
     verdict,
@@ -32,10 +35,12 @@ from barberpro_ml.monitoring.drift import (
     holm,
     psi,
 )
+from barberpro_ml.monitoring.recs import RECS_DRIFT_INPUTS, check_recommender
 
 __all__ = [
     "MONITORED",
     "PSI_THRESHOLD",
+    "RECS_DRIFT_INPUTS",
     "DriftRow",
     "GateFigure",
     "MaturedPerformance",
@@ -46,10 +51,12 @@ __all__ = [
     "adjust_p_values",
     "benjamini_hochberg",
     "check_model",
+    "check_recommender",
     "column_drift",
     "degradation_test",
     "feature_drift",
     "holm",
+    "judge_performance",
     "population_features",
     "psi",
     "scheduled_explanations",

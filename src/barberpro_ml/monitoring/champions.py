@@ -1,7 +1,8 @@
 """Every champion checked at a date: logged to one MLflow run and tagged on its version.
 
 ``monitor_champions(data, as_of)`` (``barberpro-ml monitor --as-of DATE``), for each family
-(:data:`~barberpro_ml.monitoring.checks.MONITORED`: churn and LTV):
+(:data:`MONITORED_FAMILIES`: churn, LTV and recommendations; the recommender's form of steps
+2-3 is :mod:`barberpro_ml.monitoring.recs`):
 
 1. the verified ``@champion`` is loaded (:func:`~barberpro_ml.scoring.load_family`; a missing
    or unverified champion is reported and skipped);
@@ -47,12 +48,14 @@ from barberpro_ml.monitoring.checks import (
     Verdict,
     check_model,
 )
+from barberpro_ml.monitoring.recs import check_recommender
 from barberpro_ml.registry import alias_version, read_bound_gate
-from barberpro_ml.registry.tracking import configure_tracking
+from barberpro_ml.registry.tracking import configure_tracking, metric_key
 from barberpro_ml.scoring import DEFAULT_MODEL_NAMES, load_family
 
 __all__ = [
     "EXIT_CODES",
+    "MONITORED_FAMILIES",
     "MONITOR_EXPERIMENT",
     "TAG_AS_OF",
     "TAG_REASONS",
@@ -70,6 +73,10 @@ TAG_VERDICT = "monitor.verdict"
 TAG_AS_OF = "monitor.as_of"
 TAG_RUN = "monitor.run_id"
 TAG_REASONS = "monitor.reasons"
+MONITORED_FAMILIES: tuple[str, ...] = (*MONITORED, "recs")
+"""Every family ``monitor`` checks: the tabular ones (:data:`MONITORED`) by
+:func:`~barberpro_ml.monitoring.check_model`, recommendations by
+:func:`~barberpro_ml.monitoring.check_recommender`."""
 EXIT_CODES: dict[Verdict, int] = {"ok": 0, "drifted": 5, "degraded": 6}
 """Exit status of ``barberpro-ml monitor`` by the worst verdict."""
 _SEVERITY: dict[Verdict, int] = {"ok": 0, "drifted": 1, "degraded": 2}
@@ -175,11 +182,12 @@ def _log_health(prefix: str, health: ModelHealth) -> None:
         f"{prefix}.verdict_code": float(EXIT_CODES[health.verdict]),
     }
     for m in health.performance:
-        metrics[f"{prefix}.{m.metric}"] = m.value
-        metrics[f"{prefix}.{m.metric}_ci_low"] = m.ci_low
-        metrics[f"{prefix}.{m.metric}_ci_high"] = m.ci_high
+        key = metric_key(prefix, m.metric)  # "recs.ndcg_10": MLflow refuses "@"
+        metrics[key] = m.value
+        metrics[f"{key}_ci_low"] = m.ci_low
+        metrics[f"{key}_ci_high"] = m.ci_high
         if m.p_holm is not None:
-            metrics[f"{prefix}.{m.metric}_p_holm"] = m.p_holm
+            metrics[f"{key}_p_holm"] = m.p_holm
     mlflow.log_metrics(metrics)
     mlflow.set_tag(f"{prefix}.verdict", health.verdict)
     mlflow.log_text(health.model_dump_json(indent=2), f"{prefix}/health.json")
@@ -218,6 +226,8 @@ def _check_family(family: str, name: str, data: MarketplaceData, as_of: pd.Times
                              skipped=f"{name} v{version} has no source run to read its "
                                      "training snapshot from")
     params = client.get_run(loaded.ref.run_id).data.params
+    if family == "recs":
+        return _check_recs(wrapper, name, version, params, data, as_of, client, settings)
     try:
         first, last, test = _cutoffs(params, name, version)
     except InputError as exc:  # the other families are still monitored
@@ -229,6 +239,22 @@ def _check_family(family: str, name: str, data: MarketplaceData, as_of: pd.Times
         gates=gate_figures(name, version, client), trend_from=first, trend_to=test,
         settings=settings, model_name=name, version=version)
     return ChampionCheck(family=family, model_name=name, version=version, health=health)
+
+
+def _check_recs(wrapper: Any, name: str, version: str, params: dict[str, str],
+                data: MarketplaceData, as_of: pd.Timestamp, client: MlflowClient,
+                settings: MonitorSettings) -> ChampionCheck:
+    test = params.get("test_cutoff")
+    if not test:
+        return ChampionCheck(family="recs", model_name=name, version=version,
+                             skipped=f"{name} v{version}: its run has no test_cutoff parameter "
+                                     "(was it trained by `barberpro-ml train recs`?)")
+    horizon = int(params.get("horizon_days", "90"))
+    health = check_recommender(
+        wrapper.recommender, data, as_of, reference_as_of=test, horizon_days=horizon,
+        gates=gate_figures(name, version, client), settings=settings, model_name=name,
+        version=version)
+    return ChampionCheck(family="recs", model_name=name, version=version, health=health)
 
 
 def monitor_champions(data: MarketplaceData, as_of: object, *,
@@ -245,7 +271,7 @@ def monitor_champions(data: MarketplaceData, as_of: object, *,
     as_of
         The monitoring date (naive UTC).
     families
-        Families to monitor (default: every one in :data:`MONITORED`).
+        Families to monitor (default: every one in :data:`MONITORED_FAMILIES`).
     names
         Registered model name per family (default: ``barberpro-<family>``).
     tracking_uri
@@ -274,11 +300,11 @@ def monitor_champions(data: MarketplaceData, as_of: object, *,
     ('ok', 0)
     """
     settings = settings or MonitorSettings()
-    chosen = list(families) if families else list(MONITORED)
-    unknown = [f for f in chosen if f not in MONITORED]
+    chosen = list(families) if families else list(MONITORED_FAMILIES)
+    unknown = [f for f in chosen if f not in MONITORED_FAMILIES]
     if unknown:
         raise InputError(f"--families: {unknown} cannot be monitored; choose among "
-                         f"{sorted(MONITORED)}")
+                         f"{sorted(MONITORED_FAMILIES)}")
     stamp = to_as_of(as_of, "as_of")
     if stamp > data.observation_end:
         raise InputError(f"--as-of {stamp:%Y-%m-%d} is after the data's last event "

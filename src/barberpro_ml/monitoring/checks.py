@@ -18,7 +18,7 @@ gate's, else ``drifted`` when the score or at least one input drifted, else ``ok
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,6 +61,7 @@ __all__ = [
     "Verdict",
     "check_model",
     "degradation_test",
+    "judge_performance",
     "population_features",
     "scheduled_explanations",
     "verdict",
@@ -393,17 +394,29 @@ def _matured(predict: Callable[[pd.DataFrame], npt.NDArray[np.float64]], spec: M
     else:
         report = evaluate_ltv(y, {"model": p_hat}, n_bootstrap=settings.n_bootstrap,
                               seed=settings.seed, family=spec.family)
+    return judge_performance(report.metrics, gates, spec.metric, predicted_at, len(y),
+                             settings)
+
+
+def judge_performance(metrics: Mapping[str, Any], gates: list[GateFigure],
+                      default_metric: str, predicted_at: pd.Timestamp, n: int,
+                      settings: MonitorSettings) -> tuple[list[MaturedPerformance], str]:
+    """Every gate figure's metric, re-measured (``metrics``: name -> a
+    :class:`~barberpro_ml.evaluation.MetricEstimate` with its bootstrap replicates), tested by
+    :func:`degradation_test` with the metric's margin and Holm across them; without gate
+    figures, ``default_metric`` reported untested. Metrics the report lacks (those that need
+    a baseline model) are named in the note."""
     wanted: list[GateFigure | None] = list(gates) if gates else [None]
     notes: list[str] = []
     rows: list[dict[str, Any]] = []
     for gate in wanted:
-        metric = gate.metric if gate is not None else spec.metric
-        est = report.metrics.get(metric)
+        metric = gate.metric if gate is not None else default_metric
+        est = metrics.get(metric)
         if est is None or not np.isfinite(est.value):
             notes.append(f"{metric} cannot be re-measured from the model alone")
             continue
         row: dict[str, Any] = {"metric": metric, "predicted_at": f"{predicted_at:%Y-%m-%d}",
-                               "n": len(y), "value": est.value, "ci_low": est.ci_low,
+                               "n": n, "value": est.value, "ci_low": est.ci_low,
                                "ci_high": est.ci_high, "gate": gate}
         if gate is not None:
             margin = settings.margins.get(metric, 0.0)
