@@ -33,12 +33,13 @@ from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.scoring.live import LiveScorer, LiveStatus
 from barberpro_ml.scoring.records import FamilyStatus, ModelRef
-from barberpro_ml.scoring.scorer import CustomerScorer
+from barberpro_ml.scoring.scorer import CustomerScorer, SnapshotCacheInfo
 from barberpro_ml.service.dependencies import Now
 from barberpro_ml.service.evidence import RegisteredEvidence
 from barberpro_ml.service.keys import KeyStore
 from barberpro_ml.service.observability import (
     Observability,
+    count_snapshot_cache,
     metrics_response,
     set_model_versions,
 )
@@ -80,6 +81,9 @@ class Health(BaseModel):
     live: LiveStatus = Field(description="Registry polling and data refresh: intervals, the "
                                          "last attempts (time, outcome, error), and why a "
                                          "version the registry points to is not served.")
+    snapshot_cache: SnapshotCacheInfo = Field(
+        description="This worker's snapshot cache (one snapshot per cut-off): its policy, "
+                    "content, hits, misses and evictions since the models were loaded.")
 
 
 def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None = None, *,
@@ -137,6 +141,8 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
             raise TypeError("create_app(scorer, data): the data to serve are missing")
         live = LiveScorer(scorer, data, default_as_of=default_as_of, warm=warm)
     started = datetime.now(UTC)
+    # the scorer's cache events as Prometheus counters (carried over to swapped-in scorers)
+    live.current.scorer.on_snapshot_cache = count_snapshot_cache
     for family, reason in live.current.scorer.unavailable.items():
         log.warning("serving without the %s model: %s", family, reason)
 
@@ -183,7 +189,8 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                       data_start=start.to_pydatetime(),
                       data_end=data.observation_end.to_pydatetime(),
                       default_as_of=now.default_as_of.to_pydatetime(), started_at=started,
-                      data_loaded_at=now.data_loaded_at, live=live.status(now))
+                      data_loaded_at=now.data_loaded_at, live=live.status(now),
+                      snapshot_cache=scorer.snapshot_cache_info())
 
     # every area under /v1, and once more at its seed path, deprecated (versioning.py)
     areas: tuple[tuple[APIRouter, list[Any]], ...] = (
