@@ -1,4 +1,4 @@
-"""The application factory: :func:`create_app`, ``/health``, the offline docs and the timing
+"""The application factory: :func:`create_app`, ``/health``, the offline docs and the
 middleware; the routes live in :mod:`barberpro_ml.service.routers`.
 
 Errors are RFC 9457 problems (``application/problem+json``, :mod:`~barberpro_ml.service.problems`),
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
@@ -90,7 +89,7 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                default_as_of: object = None, warm: bool = True, auth: AuthMode = "keys",
                keys: KeyStore | None = None, tracking_uri: str | None = None,
                max_body_bytes: int = MAX_BODY_BYTES,
-               cors_origins: tuple[str, ...] = ()) -> FastAPI:
+               cors_origins: tuple[str, ...] = (), middleware: bool = True) -> FastAPI:
     """The FastAPI application serving ``scorer`` over ``data``.
 
     Parameters
@@ -125,9 +124,17 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         Largest request body accepted; a larger one is answered 413.
     cors_origins
         Origins allowed to call from a browser (CORS); none by default (CORS off).
+    middleware
+        False: the same routes without any middleware (no request ids, access logs,
+        metrics, usage rows, deprecation headers, body cap or timing header), and only with
+        ``auth="off"``: what ``benchmarks/bench_service.py`` compares the full service with
+        to measure what the middleware, the keys and the limits cost. Not for serving.
     """
     if auth not in ("keys", "off"):
         raise ValueError(f"auth must be 'keys' or 'off', not {auth!r}")
+    if not middleware and auth != "off":
+        raise ValueError("create_app(middleware=False) is the bare app of the benchmark: it "
+                         "needs auth='off' (no keys, no limits)")
     if auth == "keys" and keys is None:
         raise TypeError("create_app(auth='keys') needs keys=KeyStore(<database url>), or "
                         "auth='off' for the customer, analytics and provider routes")
@@ -203,11 +210,12 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         for router, needs in areas:
             app.include_router(router, prefix=prefix, deprecated=deprecated,
                                responses=AUTH_RESPONSES, dependencies=needs)
-    app.add_middleware(DeprecationHeaders)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(Observability, scoring_prefixes=(f"{CURRENT_PREFIX}/customers/",
-                                                        "/customers/"),
-                       record_usage=None if keys is None else keys.record_usage)
+    if middleware:
+        app.add_middleware(DeprecationHeaders)
+        app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+        app.add_middleware(Observability, scoring_prefixes=(f"{CURRENT_PREFIX}/customers/",
+                                                            "/customers/"),
+                           record_usage=None if keys is None else keys.record_usage)
     set_model_versions(live.current.scorer.models)
 
     @app.get("/metrics", include_in_schema=False)
@@ -218,13 +226,6 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
     document_errors(app, needs_models=[
         f"{prefix}{area}" for prefix in (CURRENT_PREFIX, "")
         for area in ("/customer", "/api/analytics", "/providers", "/admin")])
-
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Any) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Process-Time-Ms"] = f"{(time.perf_counter() - start) * 1e3:.2f}"
-        return response
 
     return app
 
