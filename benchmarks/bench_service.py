@@ -303,7 +303,7 @@ def throughput_at_p99(full: Server, headers: dict[str, str], ids: np.ndarray,
     for i in ids[:5]:  # warm-up: the default snapshot again, after the rotation
         httpx.get(f"{full.base}/v1/customers/{int(i)}/profile", headers=headers,
                   timeout=120).raise_for_status()
-    rate, steps, best = 4.0, [], None
+    rate, steps, best = 2.0, [], None
     stop_at = time.monotonic() + cap_s
     while time.monotonic() < stop_at and rate < 2000:
         n = max(100, int(rate * seconds))
