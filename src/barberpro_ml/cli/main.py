@@ -10,7 +10,6 @@ import contextlib
 import enum
 import errno
 import functools
-import ipaddress
 import logging
 import os
 import socket
@@ -604,7 +603,7 @@ AliasOption = Annotated[str, typer.Option(help="Registry alias of the models to 
 
 
 def _scoring_inputs(source: str, tracking_uri: str | None, alias: str,
-                    n_jobs: int = 1) -> tuple[Any, Any]:
+                    n_jobs: int = 1, **options: Any) -> tuple[Any, Any]:
     from barberpro_ml.registry import configure_tracking
     from barberpro_ml.scoring import CustomerScorer
 
@@ -617,7 +616,7 @@ def _scoring_inputs(source: str, tracking_uri: str | None, alias: str,
     configure_tracking(tracking_uri)
     with console.status(f"loading the @{alias} models"):
         try:
-            scorer = CustomerScorer.from_registry(alias=alias, n_jobs=n_jobs)
+            scorer = CustomerScorer.from_registry(alias=alias, n_jobs=n_jobs, **options)
         except BarberproError:
             raise
         except LookupError as exc:  # no such alias: nothing to serve with
@@ -969,12 +968,9 @@ ServiceDbOption = Annotated[str | None, typer.Option(
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    from barberpro_ml.service.worker import is_loopback
+
+    return is_loopback(host)
 
 
 def _hide_password(url: str) -> str:
@@ -1005,6 +1001,16 @@ def serve_command(
              "(allowed on a loopback --host only; admin and /api-management still need a "
              "key).")] = AuthChoice.keys,
     db: ServiceDbOption = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Worker processes (uvicorn). Each loads the models and data; keys, rate "
+                    "limits, quotas and usage are shared through --db, Prometheus /metrics "
+                    "through a fresh PROMETHEUS_MULTIPROC_DIR (summed over workers).")] = 1,
+    snapshot_cache: Annotated[int, typer.Option(
+        min=1, help="Feature snapshots (one per cut-off) kept per worker, least recently used "
+                    "evicted; a request at a cut-off not kept rebuilds its snapshot.")] = 4,
+    snapshot_cache_mib: Annotated[float | None, typer.Option(
+        min=0.001, help="Also evict while the kept snapshots take more than this many MiB "
+                        "per worker (default: no memory budget).")] = None,
 ) -> None:
     """Serve the customer-intelligence API (FastAPI, OpenAPI docs at /docs), following the
     registry's alias and, on request or on an interval, the event data.
@@ -1026,17 +1032,21 @@ def serve_command(
 
     from barberpro_ml.scoring.live import LiveScorer
     from barberpro_ml.service import KeyStore, create_app
-    from barberpro_ml.service.observability import JsonFormatter
+    from barberpro_ml.service.worker import configure_json_logging
 
     # the service's own lines (swaps, refusals, one per request) as JSON, with request ids
+    configure_json_logging()
     service_log = logging.getLogger("barberpro_ml.service")
-    if not service_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter())
-        service_log.addHandler(handler)
-    service_log.setLevel(logging.INFO)
     keys = KeyStore(db)
-    scorer, events = _scoring_inputs(data, tracking_uri, alias)
+    if workers > 1:
+        _serve_workers(workers, data=data, host=host, port=port, as_of=as_of, alias=alias,
+                       poll_interval=poll_interval,
+                       data_refresh_interval=data_refresh_interval, tracking_uri=tracking_uri,
+                       auth=auth, keys=keys, snapshot_cache=snapshot_cache,
+                       snapshot_cache_mib=snapshot_cache_mib)
+        return
+    scorer, events = _scoring_inputs(data, tracking_uri, alias, snapshot_cache=snapshot_cache,
+                                     snapshot_cache_mib=snapshot_cache_mib)
     with console.status("building the default snapshot"):
         live = LiveScorer(scorer, events, default_as_of=as_of,
                           load_data=functools.partial(MarketplaceData.load, data),
@@ -1060,6 +1070,49 @@ def serve_command(
                             "--scopes <scopes>`")
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def _serve_workers(workers: int, *, data: str, host: str, port: int, as_of: datetime | None,
+                   alias: str, poll_interval: float, data_refresh_interval: float,
+                   tracking_uri: str | None, auth: AuthChoice, keys: Any,
+                   snapshot_cache: int, snapshot_cache_mib: float | None) -> None:
+    """``serve --workers N``: uvicorn starts N processes, each building the app of
+    :mod:`barberpro_ml.service.worker` from the settings handed over in the environment."""
+    import tempfile
+
+    import uvicorn
+
+    from barberpro_ml.registry import configure_tracking
+    from barberpro_ml.service.keys import SERVICE_DB_ENV
+    from barberpro_ml.service.worker import ServeSettings, reset_metrics_dir
+
+    if not is_database_url(data) and not Path(data).exists():
+        raise UserError(f"no event tables at {data}: run `barberpro-ml pipeline` first, or "
+                        "pass --data FOLDER|URL")
+    settings = ServeSettings(data=data, host=host, auth=auth.value, alias=alias, as_of=as_of,
+                             poll_interval=poll_interval,
+                             data_refresh_interval=data_refresh_interval,
+                             snapshot_cache=snapshot_cache,
+                             snapshot_cache_mib=snapshot_cache_mib)
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = reset_metrics_dir(Path(given) if given else Path(
+        tempfile.mkdtemp(prefix="barberpro-prometheus-")))
+    os.environ.update({**settings.to_env(), SERVICE_DB_ENV: keys.url,
+                       "MLFLOW_TRACKING_URI": configure_tracking(tracking_uri),
+                       "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                       "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
+    service_log = logging.getLogger("barberpro_ml.service")
+    service_log.info("API keys in %s: %d active", _hide_password(keys.url), len(keys.list()))
+    if auth is AuthChoice.off:
+        service_log.warning("authentication is OFF for the customer, analytics and provider "
+                            "routes (bound to loopback %s only); admin and /api-management "
+                            "routes still need an API key", host)
+    console.print(f"{workers} workers, each loading the @{alias} models and {data}; "
+                  f"Prometheus samples in {metrics_dir}", highlight=False, markup=False,
+                  soft_wrap=True)
+    console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    uvicorn.run("barberpro_ml.service.worker:app", factory=True, workers=workers, host=host,
+                port=port, log_level="info")
 
 
 # ------------------------------------------------------------------------------- API keys

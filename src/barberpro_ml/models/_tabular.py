@@ -13,6 +13,7 @@ containing ``[``, ``]`` or ``<``; the original names are kept in :attr:`TabularS
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -44,9 +45,21 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 def _is_numeric_dtype(dtype: Any) -> bool:
-    return pd.api.types.is_bool_dtype(dtype) or (
+    try:
+        return _NUMERIC_DTYPES[dtype]
+    except (KeyError, TypeError):  # TypeError: an unhashable dtype, not remembered
+        pass
+    numeric = bool(pd.api.types.is_bool_dtype(dtype) or (
         pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
-    )
+    ))
+    if len(_NUMERIC_DTYPES) < 256:
+        with contextlib.suppress(TypeError):
+            _NUMERIC_DTYPES[dtype] = numeric
+    return numeric
+
+
+# dtype -> numeric: asked for every column of every request (pandas' checks cost ~10 us each)
+_NUMERIC_DTYPES: dict[Any, bool] = {}
 
 
 def _examples(values: Any) -> str:
@@ -109,9 +122,10 @@ class TabularSchema:
             )
         out: dict[str, np.ndarray] = {}
         unseen: list[str] = []
+        encoded_columns = self.encoded_columns
         numeric = [i for i, name in enumerate(self.columns) if name not in self.categories]
-        dtypes = frame.dtypes
-        if numeric and all(_is_numeric_dtype(dtypes.iloc[i]) for i in numeric):
+        dtypes = list(frame.dtypes)  # positional access to a dtypes Series is slow
+        if numeric and all(_is_numeric_dtype(dtypes[i]) for i in numeric):
             # One conversion for all numeric columns: per-column Series access dominates the
             # cost of scoring a single row.
             block = frame.iloc[:, numeric].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -119,9 +133,9 @@ class TabularSchema:
             for j, i in enumerate(numeric):
                 if bad[j]:
                     _numeric_column(frame.iloc[:, i], self.columns[i])  # raises, naming it
-                out[self.encoded_columns[i]] = block[:, j]
+                out[encoded_columns[i]] = block[:, j]
         for position, (name, encoded) in enumerate(
-            zip(self.columns, self.encoded_columns, strict=True)
+            zip(self.columns, encoded_columns, strict=True)
         ):
             if encoded in out:
                 continue

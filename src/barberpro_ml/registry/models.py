@@ -238,13 +238,14 @@ class FeatureSchema(BaseModel):
 
     def _already_prepared(self, frame: pd.DataFrame) -> bool:
         """Whether every model column is present, unique and already in its training dtype."""
-        dtypes = frame.dtypes
         if not frame.columns.is_unique:
             return False
+        # a dict, not the dtypes Series: a label lookup per column and request adds up
+        dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
         for c in self.columns:
-            if c.name not in dtypes.index:
+            dtype = dtypes.get(c.name)
+            if dtype is None:
                 return False
-            dtype = dtypes[c.name]
             if c.kind == "category":
                 if not _same_categories(dtype, c):
                     return False

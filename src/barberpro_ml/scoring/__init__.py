@@ -42,7 +42,9 @@ from barberpro_ml.scoring.scorer import (
     CustomerScorer,
     FeatureSchemaError,
     LoadedFamily,
+    SnapshotCacheInfo,
     load_family,
+    snapshot_nbytes,
 )
 from barberpro_ml.scoring.snapshot import CustomerSnapshot, UnknownCustomerError, build_snapshot
 
@@ -75,6 +77,7 @@ __all__ = [
     "SegmentInfo",
     "Served",
     "ServiceSuggestion",
+    "SnapshotCacheInfo",
     "SuccessMetrics",
     "UnknownCustomerError",
     "build_snapshot",
@@ -83,5 +86,6 @@ __all__ = [
     "load_family",
     "recommend_actions",
     "segment_summary",
+    "snapshot_nbytes",
     "success_metrics",
 ]

@@ -15,9 +15,9 @@ scores customers from the event data at any ``as_of``:
 
 Features are built by :func:`~barberpro_ml.features.customer_features`, the code the models were
 trained with, once per ``(data, as_of)`` (:func:`~barberpro_ml.scoring.snapshot.build_snapshot`,
-cached for the last few cut-offs); the models then run on the requested rows only. Each model's
-feature schema (the columns and dtypes it was trained on, stored with it) is checked against
-the snapshot when the snapshot is built: a mismatch is refused with
+cached for the last ``snapshot_cache`` cut-offs used); the models then run on the requested
+rows only. Each model's feature schema (the columns and dtypes it was trained on, stored with
+it) is checked against the snapshot when the snapshot is built: a mismatch is refused with
 :class:`FeatureSchemaError` naming the model, its version and the columns. The numbers are
 those of the registered pyfunc models: churn and LTV go through the same
 :class:`~barberpro_ml.registry.EstimatorModel.predict`, the barbers through
@@ -53,6 +53,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from pydantic import BaseModel, Field
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import DEFAULT_DEFINITIONS, Definitions
@@ -93,9 +94,10 @@ from barberpro_ml.scoring.snapshot import (
     population_inputs,
 )
 
-__all__ = ["BLOCK_CUSTOMERS", "DEFAULT_MODEL_NAMES", "FAMILIES", "FAMILY_COLUMNS", "FAMILY_FIELDS",
-           "FRAME_COLUMN_TYPES", "CustomerScorer", "FeatureSchemaError", "LoadedFamily",
-           "UnknownCustomerError", "frame_columns", "frame_schema", "load_family", "top_barbers"]
+__all__ = ["BLOCK_CUSTOMERS", "DEFAULT_MODEL_NAMES", "DEFAULT_SNAPSHOT_CACHE", "FAMILIES",
+           "FAMILY_COLUMNS", "FAMILY_FIELDS", "FRAME_COLUMN_TYPES", "CustomerScorer",
+           "FeatureSchemaError", "LoadedFamily", "SnapshotCacheInfo", "UnknownCustomerError",
+           "frame_columns", "frame_schema", "load_family", "snapshot_nbytes", "top_barbers"]
 
 FAMILIES: tuple[str, ...] = ("churn", "ltv", "recs", "segments")
 """The model families a scorer serves."""
@@ -140,9 +142,38 @@ BLOCK_CUSTOMERS = 200_000
 per-block overhead is small beside the rows' work, small enough that a block's snapshot and
 scores are a fraction of a million customers' (the peak memory is measured by
 ``benchmarks/bench_scoring.py --blocks``)."""
-_SNAPSHOTS_KEPT = 4
+DEFAULT_SNAPSHOT_CACHE = 4
+"""Snapshots a :class:`CustomerScorer` keeps by default (the most recently used cut-offs)."""
 
 Progress = Callable[[int, int], None]
+CacheEvent = Callable[[str], None]
+"""Told ``"hit"``, ``"miss"`` or ``"eviction"`` on every snapshot cache event (metrics)."""
+
+
+def snapshot_nbytes(snap: CustomerSnapshot) -> int:
+    """Bytes held by ``snap``'s frames and arrays (``memory_usage(deep=True)``: strings
+    included), what the snapshot cache's memory budget counts."""
+    total = 0
+    for frame in (snap.features, snap.lifecycle, snap.rfm, snap.next_service,
+                  snap.next_services):
+        total += int(frame.memory_usage(deep=True).sum())
+    total += int(snap.neighborhoods.memory_usage(deep=True))
+    total += int(snap.active_providers.memory_usage(deep=True))
+    total += sum(int(a.nbytes) for a in snap.aligned.values())
+    return total
+
+
+class SnapshotCacheInfo(BaseModel):
+    """The scorer's snapshot cache: its policy, what it holds and what it did since start."""
+
+    max_entries: int = Field(description="Cut-offs kept at most (least recently used evicted).")
+    max_mib: float | None = Field(description="Memory budget of the kept snapshots in MiB "
+                                              "(None: entries only).")
+    entries: int
+    mib: float = Field(description="Memory of the kept snapshots (pandas deep memory usage).")
+    hits: int
+    misses: int = Field(description="Snapshots built (each a full feature build).")
+    evictions: int
 
 
 class FeatureSchemaError(InputError):
@@ -263,6 +294,20 @@ class CustomerScorer:
         Threads the boosted models predict with (set on the loaded estimators). 1 by default:
         a request is a few rows, where thread start-up and contention cost more than they
         save; a service scales with workers. Raise it for large :meth:`score_frame` runs.
+    snapshot_cache
+        Snapshots (one per cut-off and data) kept, least recently used evicted first. A
+        snapshot is every customer's features at one ``as_of``: building one is the cost of a
+        request at a new cut-off (a second on 2,500 customers), keeping one costs memory
+        (:func:`snapshot_nbytes`; measured per 10k customers by
+        ``benchmarks/bench_service.py``). Requests rotating over more cut-offs than this
+        rebuild a snapshot each time. The scored population of a cut-off is kept beside its
+        snapshot, under the same limit.
+    snapshot_cache_mib
+        Also evict (oldest first) while the kept snapshots take more than this many MiB; the
+        snapshot just built is always kept. None: only ``snapshot_cache`` limits.
+    on_snapshot_cache
+        Called with ``"hit"``, ``"miss"`` or ``"eviction"`` on every cache event (the
+        service's Prometheus counters); :meth:`snapshot_cache_info` has the totals.
 
     Raises
     ------
@@ -288,7 +333,10 @@ class CustomerScorer:
                  risk_bands: tuple[float, float] = RISK_BANDS, n_reasons: int = 3,
                  n_barbers: int = 3, offer_policy: OfferPolicy | None = None,
                  n_jobs: int = 1, uplift: UpliftPolicyModel | None = None,
-                 uplift_ref: ModelRef | None = None, uplift_note: str = "") -> None:
+                 uplift_ref: ModelRef | None = None, uplift_note: str = "",
+                 snapshot_cache: int = DEFAULT_SNAPSHOT_CACHE,
+                 snapshot_cache_mib: float | None = None,
+                 on_snapshot_cache: CacheEvent | None = None) -> None:
         if uplift is not None and (getattr(uplift, "spec", None) is None
                                    or not callable(getattr(uplift, "predict", None))):
             raise TypeError(f"uplift: expected a loaded uplift model (barberpro-uplift), got "
@@ -309,6 +357,12 @@ class CustomerScorer:
         for name, value in (("n_reasons", n_reasons), ("n_barbers", n_barbers)):
             if not 1 <= value <= 20:
                 raise ValueError(f"{name} must be in [1, 20], got {value}")
+        if isinstance(snapshot_cache, bool) or not isinstance(snapshot_cache, int) \
+                or snapshot_cache < 1:
+            raise ValueError(f"snapshot_cache must be an integer >= 1, got {snapshot_cache!r}")
+        if snapshot_cache_mib is not None and not snapshot_cache_mib > 0:
+            raise ValueError(f"snapshot_cache_mib must be > 0 or None, got "
+                             f"{snapshot_cache_mib!r}")
         self.churn = churn
         self.ltv = ltv
         self.recs = recs
@@ -342,6 +396,11 @@ class CustomerScorer:
         self.uplift_ref = uplift_ref
         self.uplift_note = uplift_note or ("" if uplift is not None
                                            else "no uplift model given")
+        self.snapshot_cache = snapshot_cache
+        self.snapshot_cache_mib = snapshot_cache_mib
+        self.on_snapshot_cache = on_snapshot_cache
+        self._cache_counts = {"hit": 0, "miss": 0, "eviction": 0}
+        self._snapshot_bytes: dict[tuple[int, pd.Timestamp], int] = {}
         for wrapper in (churn, ltv):
             if wrapper is not None:
                 _set_threads(wrapper.estimator, n_jobs)
@@ -471,7 +530,9 @@ class CustomerScorer:
                             risk_bands=self.risk_bands, n_reasons=self.n_reasons,
                             n_barbers=self.n_barbers, offer_policy=self.offer_policy,
                             n_jobs=self.n_jobs, uplift=self.uplift, uplift_ref=self.uplift_ref,
-                            uplift_note=self.uplift_note)
+                            uplift_note=self.uplift_note, snapshot_cache=self.snapshot_cache,
+                            snapshot_cache_mib=self.snapshot_cache_mib,
+                            on_snapshot_cache=self.on_snapshot_cache)
         scorer._tagged = tagged
         return scorer
 
@@ -511,7 +572,8 @@ class CustomerScorer:
     def snapshot(self, data: MarketplaceData, as_of: object = None) -> CustomerSnapshot:
         """The :class:`CustomerSnapshot` of ``data`` at ``as_of`` (default: the data's last
         event; a time-zone-aware ``as_of`` is converted to naive UTC), built with the scorer's
-        definitions once and kept for the last few cut-offs.
+        definitions once and kept under the cache policy (``snapshot_cache`` cut-offs, least
+        recently used evicted first; ``snapshot_cache_mib``).
 
         Raises
         ------
@@ -527,17 +589,53 @@ class CustomerScorer:
             hit = self._snapshots.get(key)
             if hit is not None and hit[0]() is data:
                 self._snapshots.move_to_end(key)
-                return hit[1]
+                self._cache_counts["hit"] += 1
+                found: CustomerSnapshot | None = hit[1]
+            else:
+                found = None
+        if found is not None:
+            self._tell("hit")
+            return found
         snap = build_snapshot(data, stamp, definitions=self.definitions)
         self._check_schemas(snap.features)
+        size = snapshot_nbytes(snap)
+        evicted = 0
         with self._lock:
+            self._cache_counts["miss"] += 1
             self._snapshots[key] = (weakref.ref(data), snap)
+            self._snapshot_bytes[key] = size
             # data no longer referenced (replaced by a refresh): free their snapshots now
+            # (not counted as evictions: nothing could ask for them again)
             for stale in [k for k, (ref, _) in self._snapshots.items() if ref() is None]:
                 del self._snapshots[stale]
-            while len(self._snapshots) > _SNAPSHOTS_KEPT:
-                self._snapshots.popitem(last=False)
+                self._snapshot_bytes.pop(stale, None)
+            budget = (None if self.snapshot_cache_mib is None
+                      else self.snapshot_cache_mib * 2**20)
+            while len(self._snapshots) > self.snapshot_cache or (
+                    budget is not None and len(self._snapshots) > 1
+                    and sum(self._snapshot_bytes.values()) > budget):
+                old, _ = self._snapshots.popitem(last=False)
+                self._snapshot_bytes.pop(old, None)
+                evicted += 1
+            self._cache_counts["eviction"] += evicted
+        self._tell("miss")
+        for _ in range(evicted):
+            self._tell("eviction")
         return snap
+
+    def snapshot_cache_info(self) -> SnapshotCacheInfo:
+        """The snapshot cache's policy, content and hits, misses and evictions so far."""
+        with self._lock:
+            return SnapshotCacheInfo(
+                max_entries=self.snapshot_cache, max_mib=self.snapshot_cache_mib,
+                entries=len(self._snapshots),
+                mib=sum(self._snapshot_bytes.get(k, 0) for k in self._snapshots) / 2**20,
+                hits=self._cache_counts["hit"], misses=self._cache_counts["miss"],
+                evictions=self._cache_counts["eviction"])
+
+    def _tell(self, event: str) -> None:
+        if self.on_snapshot_cache is not None:
+            self.on_snapshot_cache(event)
 
     def active_customers(self, data: MarketplaceData, as_of: object = None) -> int:
         """Customers active at ``as_of`` under the served models' definitions.
@@ -567,7 +665,7 @@ class CustomerScorer:
         end = data.observation_end
         with self._lock:
             self._ends[id(data)] = (weakref.ref(data), end)
-            while len(self._ends) > _SNAPSHOTS_KEPT:
+            while len(self._ends) > self.snapshot_cache:
                 self._ends.pop(next(iter(self._ends)))
         return end
 
@@ -742,7 +840,7 @@ class CustomerScorer:
         scored = self.score_frame(data, snap.as_of, reasons=False)
         with self._lock:
             self._populations[snap.as_of] = (snap, scored)
-            while len(self._populations) > _SNAPSHOTS_KEPT:
+            while len(self._populations) > self.snapshot_cache:
                 self._populations.popitem(last=False)
         return scored
 

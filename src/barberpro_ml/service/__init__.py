@@ -5,7 +5,10 @@
 :class:`~barberpro_ml.data.MarketplaceData`; ``create_app(live)`` from a
 :class:`~barberpro_ml.scoring.live.LiveScorer`, which swaps in a new verified champion or
 refreshed event data while the service runs (a fixed scorer and data are wrapped in one that
-never reloads). ``barberpro-ml serve`` runs it with uvicorn, following the registry.
+never reloads). ``barberpro-ml serve`` runs it with uvicorn, following the registry; with
+``--workers N``, N processes each build the app of :mod:`~barberpro_ml.service.worker` from
+environment variables the command sets (keys, limits and usage shared through the database,
+Prometheus samples through a fresh ``PROMETHEUS_MULTIPROC_DIR``).
 
 Layout (FastAPI's "bigger applications"): :mod:`~barberpro_ml.service.app` (the factory, the
 error handlers, ``/health``, the offline docs, the middleware),

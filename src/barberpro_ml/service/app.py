@@ -1,4 +1,4 @@
-"""The application factory: :func:`create_app`, ``/health``, the offline docs and the timing
+"""The application factory: :func:`create_app`, ``/health``, the offline docs and the
 middleware; the routes live in :mod:`barberpro_ml.service.routers`.
 
 Errors are RFC 9457 problems (``application/problem+json``, :mod:`~barberpro_ml.service.problems`),
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
@@ -33,12 +32,13 @@ from barberpro_ml.data import MarketplaceData
 from barberpro_ml.definitions import Definitions
 from barberpro_ml.scoring.live import LiveScorer, LiveStatus
 from barberpro_ml.scoring.records import FamilyStatus, ModelRef
-from barberpro_ml.scoring.scorer import CustomerScorer
+from barberpro_ml.scoring.scorer import CustomerScorer, SnapshotCacheInfo
 from barberpro_ml.service.dependencies import Now
 from barberpro_ml.service.evidence import RegisteredEvidence
 from barberpro_ml.service.keys import KeyStore
 from barberpro_ml.service.observability import (
     Observability,
+    count_snapshot_cache,
     metrics_response,
     set_model_versions,
 )
@@ -84,13 +84,16 @@ class Health(BaseModel):
                                      "come from: the uplift model served (barberpro-uplift "
                                      "@champion, loaded at start), or the pooled campaign "
                                      "effect rule and why no uplift model is served.")
+    snapshot_cache: SnapshotCacheInfo = Field(
+        description="This worker's snapshot cache (one snapshot per cut-off): its policy, "
+                    "content, hits, misses and evictions since the models were loaded.")
 
 
 def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None = None, *,
                default_as_of: object = None, warm: bool = True, auth: AuthMode = "keys",
                keys: KeyStore | None = None, tracking_uri: str | None = None,
                max_body_bytes: int = MAX_BODY_BYTES,
-               cors_origins: tuple[str, ...] = ()) -> FastAPI:
+               cors_origins: tuple[str, ...] = (), middleware: bool = True) -> FastAPI:
     """The FastAPI application serving ``scorer`` over ``data``.
 
     Parameters
@@ -125,9 +128,17 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         Largest request body accepted; a larger one is answered 413.
     cors_origins
         Origins allowed to call from a browser (CORS); none by default (CORS off).
+    middleware
+        False: the same routes without any middleware (no request ids, access logs,
+        metrics, usage rows, deprecation headers, body cap or timing header), and only with
+        ``auth="off"``: what ``benchmarks/bench_service.py`` compares the full service with
+        to measure what the middleware, the keys and the limits cost. Not for serving.
     """
     if auth not in ("keys", "off"):
         raise ValueError(f"auth must be 'keys' or 'off', not {auth!r}")
+    if not middleware and auth != "off":
+        raise ValueError("create_app(middleware=False) is the bare app of the benchmark: it "
+                         "needs auth='off' (no keys, no limits)")
     if auth == "keys" and keys is None:
         raise TypeError("create_app(auth='keys') needs keys=KeyStore(<database url>), or "
                         "auth='off' for the customer, analytics and provider routes")
@@ -141,6 +152,8 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
             raise TypeError("create_app(scorer, data): the data to serve are missing")
         live = LiveScorer(scorer, data, default_as_of=default_as_of, warm=warm)
     started = datetime.now(UTC)
+    # the scorer's cache events as Prometheus counters (carried over to swapped-in scorers)
+    live.current.scorer.on_snapshot_cache = count_snapshot_cache
     for family, reason in live.current.scorer.unavailable.items():
         log.warning("serving without the %s model: %s", family, reason)
 
@@ -188,7 +201,8 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
                       data_end=data.observation_end.to_pydatetime(),
                       default_as_of=now.default_as_of.to_pydatetime(), started_at=started,
                       data_loaded_at=now.data_loaded_at, live=live.status(now),
-                      actions=scorer.action_source)
+                      actions=scorer.action_source,
+                      snapshot_cache=scorer.snapshot_cache_info())
 
     # every area under /v1, and once more at its seed path, deprecated (versioning.py)
     areas: tuple[tuple[APIRouter, list[Any]], ...] = (
@@ -201,11 +215,12 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         for router, needs in areas:
             app.include_router(router, prefix=prefix, deprecated=deprecated,
                                responses=AUTH_RESPONSES, dependencies=needs)
-    app.add_middleware(DeprecationHeaders)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(Observability, scoring_prefixes=(f"{CURRENT_PREFIX}/customers/",
-                                                        "/customers/"),
-                       record_usage=None if keys is None else keys.record_usage)
+    if middleware:
+        app.add_middleware(DeprecationHeaders)
+        app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+        app.add_middleware(Observability, scoring_prefixes=(f"{CURRENT_PREFIX}/customers/",
+                                                            "/customers/"),
+                           record_usage=None if keys is None else keys.record_usage)
     set_model_versions(live.current.scorer.models)
 
     @app.get("/metrics", include_in_schema=False)
@@ -216,13 +231,6 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
     document_errors(app, needs_models=[
         f"{prefix}{area}" for prefix in (CURRENT_PREFIX, "")
         for area in ("/customer", "/api/analytics", "/providers", "/admin")])
-
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Any) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Process-Time-Ms"] = f"{(time.perf_counter() - start) * 1e3:.2f}"
-        return response
 
     return app
 

@@ -2,14 +2,18 @@
 
 - Request id: ``X-Request-ID`` is taken from the request when it is a sane token (1 to 128 of
   ``A-Z a-z 0-9 . _ -``), else a new one is made; it is returned in the answer's
-  ``X-Request-ID`` and carried by every log line written while the request runs.
+  ``X-Request-ID`` and carried by every log line written while the request runs. The answer
+  also says how long it took to start (``X-Process-Time-Ms``), from this one pure ASGI
+  layer (no ``BaseHTTPMiddleware``, whose task group and streams cost more per request).
 - Logs: :class:`JsonFormatter` writes one JSON object per line (``ts``, ``level``, ``logger``,
   ``message``, ``request_id`` and the record's extra fields); each request writes one
   ``request`` line (method, route template, status, duration, key id; never a key).
 - Metrics (``GET /metrics``, Prometheus text format, no key: bind the service to an internal
   interface): ``barberpro_http_requests_total`` and ``barberpro_http_request_duration_seconds``
   by route template, method and status; ``barberpro_scoring_duration_seconds`` for the routes
-  that score customers; ``barberpro_model_version_info`` (1 per served family, name, version).
+  that score customers; ``barberpro_model_version_info`` (1 per served family, name, version);
+  ``barberpro_snapshot_cache_events_total`` by ``event`` (``hit``, ``miss``: a snapshot built,
+  ``eviction``) of the scorer's snapshot cache.
   With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before the
   workers start: each writes its samples there and ``/metrics`` sums them over all workers
   (prometheus_client's multiprocess mode).
@@ -49,8 +53,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["JsonFormatter", "Observability", "metrics_response", "request_id",
-           "set_model_versions"]
+__all__ = ["JsonFormatter", "Observability", "count_snapshot_cache", "metrics_response",
+           "request_id", "set_model_versions"]
 
 _REQUEST_ID = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -67,6 +71,14 @@ SCORING = Histogram("barberpro_scoring_duration_seconds",
                     "recommendations, journeys).", ["route"], buckets=_LATENCY_BUCKETS)
 MODELS = Gauge("barberpro_model_version_info", "1 for each model family and version served.",
                ["family", "name", "version"], multiprocess_mode="liveall")
+SNAPSHOT_CACHE = Counter("barberpro_snapshot_cache_events",
+                         "Snapshot cache events of the scorer: hit, miss (a snapshot built), "
+                         "eviction.", ["event"])
+
+
+def count_snapshot_cache(event: str) -> None:
+    """Count one snapshot cache event (the scorer's ``on_snapshot_cache``)."""
+    SNAPSHOT_CACHE.labels(event).inc()
 
 
 def request_id() -> str:
@@ -132,8 +144,10 @@ class Observability:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                took = f"{(time.perf_counter() - start) * 1e3:.2f}".encode()
                 message = {**message, "headers": [*message.get("headers", []),
-                                                   (b"x-request-id", rid.encode())]}
+                                                   (b"x-request-id", rid.encode()),
+                                                   (b"x-process-time-ms", took)]}
             await send(message)
 
         try:
