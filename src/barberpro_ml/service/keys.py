@@ -255,6 +255,7 @@ class KeyStore:
                "quota_per_day": quota_per_day}
         try:
             with self.engine.begin() as conn:
+                _durable(conn)
                 active = conn.execute(sa.select(_keys.c.key_id).where(
                     _keys.c.name == name, _keys.c.revoked_at.is_(None))).first()
                 if active is None:
@@ -280,6 +281,7 @@ class KeyStore:
             No active key has that name or id.
         """
         with self.engine.begin() as conn:
+            _durable(conn)
             row = conn.execute(sa.select(_keys).where(
                 sa.or_(_keys.c.name == name_or_id, _keys.c.key_id == name_or_id),
                 _keys.c.revoked_at.is_(None))).first()
@@ -532,7 +534,25 @@ def _engine(url: str) -> Engine:
     parsed = sa.make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):  # psycopg 3 is the driver installed
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
+    engine = sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
+
+    # The per-request writes (bucket, usage, failures, last use) commit without waiting for
+    # the WAL flush, as SQLite's synchronous=NORMAL above: a crash may lose the last fraction
+    # of a second of counts, never consistency. Keys created or revoked are flushed
+    # (_durable).
+    @sa.event.listens_for(engine, "connect")
+    def _asynchronous_commit(connection: Any, _: Any) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+        connection.commit()
+
+    return engine
+
+
+def _durable(conn: Connection) -> None:
+    """Make this transaction's commit wait for the disk (PostgreSQL; SQLite's is already)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SET LOCAL synchronous_commit TO on"))
 
 
 def _record(row: Mapping[Any, Any]) -> ApiKey:
