@@ -36,7 +36,7 @@ QA_RECORD := .barberpro/quality-assurance.json
 test: $(STAMP)
 	rm -f $(QA_JUNIT)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q --junitxml=$(QA_JUNIT); status=$$?; \
-	$(BIN)/python -m barberpro_ml.service.quality $(QA_JUNIT) --out $(QA_RECORD); exit $$status
+	$(BIN)/python -m barberpro_ml.service.record_tests $(QA_JUNIT) --out $(QA_RECORD); exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments

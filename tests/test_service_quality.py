@@ -5,6 +5,7 @@ through the HTTP client, and ``unknown`` when there is no record or it is unread
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -86,7 +87,13 @@ def test_a_file_that_is_not_a_report_is_refused(tmp_path: Path) -> None:
 def test_the_command_records_a_run_and_removes_a_stale_record(junit: Path,
                                                               tmp_path: Path) -> None:
     record = tmp_path / "out" / "quality-assurance.json"
-    assert main([str(junit), "--out", str(record)]) == 0
+    # what `make test` runs after pytest
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m",
+                           "barberpro_ml.service.record_tests", str(junit), "--out", str(record)],
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 failed, 1 errors, 1 skipped, 1 xfailed" in done.stderr
     written = json.loads(record.read_text())
     assert written["run"]["failed"] == 1 and written["coverage"]["status"] == "unknown"
     # pytest wrote no report this time (it crashed before the end): no record, not an old one

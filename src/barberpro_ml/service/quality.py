@@ -1,7 +1,8 @@
 """The last test run, as recorded when it ran, for ``GET /v1/api-management/quality-assurance``.
 
 ``make test`` (which CI runs, ``.ci/run``) has pytest write a JUnit XML report and then
-summarises it here (``python -m barberpro_ml.service.quality <junit.xml> --out <record>``) into
+summarises it here (``python -m barberpro_ml.service.record_tests <junit.xml> --out <record>``,
+which calls :func:`main`) into
 a small JSON record at :data:`DEFAULT_QA_RECORD` (``.barberpro/quality-assurance.json`` under
 the working directory): counts (passed, failed, errors, skipped, xfailed), the run's wall-clock
 duration, when it finished and the git commit it ran at (with whether the tree had uncommitted
@@ -143,9 +144,10 @@ def summarise_junit(junit: Path, *, command: str = "make test",
     >>> xml = ('<testsuites><testsuite time="1.5"><testcase name="a"/>'
     ...        '<testcase name="b"><skipped type="pytest.xfail" message=""/></testcase>'
     ...        '</testsuite></testsuites>')
-    >>> with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
-    ...     _ = f.write(xml)
-    >>> run = summarise_junit(Path(f.name))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     report = Path(folder) / "junit.xml"
+    ...     _ = report.write_text(xml)
+    ...     run = summarise_junit(report)
     >>> (run.passed, run.xfailed, run.total, run.duration_s)
     (1, 1, 2, 1.5)
     """
@@ -199,7 +201,7 @@ def write_record(run: TestRun, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m barberpro_ml.service.quality JUNIT --out RECORD``: summarise a run; with
+    """``python -m barberpro_ml.service.record_tests JUNIT --out RECORD``: summarise a run; with
     no JUnit report (pytest did not get to write one) remove a stale record instead."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("junit", type=Path)
@@ -220,7 +222,3 @@ def main(argv: list[str] | None = None) -> int:
           f"{run.errors} errors, {run.skipped} skipped, {run.xfailed} xfailed",
           file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
