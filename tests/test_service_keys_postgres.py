@@ -231,3 +231,11 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password(
     assert "hunter2" not in str(caught.value) and "BARBERPRO_SERVICE_DB" in str(caught.value)
     result = CliRunner().invoke(cli, ["keys", "list", "--db", url])
     assert result.exit_code == 4 and "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("url", ["mysql://u:hunter2@db.example/service", "oracle://x@y/z",
+                                 "no url at all hunter2", "postgresql://u:hunter2@h:port/db"])
+def test_a_database_other_than_sqlite_or_postgresql_is_refused(url: str) -> None:
+    with pytest.raises(InputError, match=r"SQLite or PostgreSQL|not a SQLAlchemy URL") as caught:
+        KeyStore(url)
+    assert "hunter2" not in str(caught.value) and "BARBERPRO_SERVICE_DB" in str(caught.value)

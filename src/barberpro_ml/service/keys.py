@@ -468,7 +468,7 @@ def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
     """The dialect's ``INSERT`` with ``ON CONFLICT`` (PostgreSQL and SQLite share the syntax)."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
-    return sqlite.insert(table)  # the only other dialect _create_tables lets through
+    return sqlite.insert(table)  # the only other dialect _engine lets through
 
 
 def _insert_new(conn: Connection, table: sa.Table, **values: Any) -> bool:
@@ -496,9 +496,6 @@ def _create_tables(engine: Engine) -> None:
     """Create the missing tables (and their indexes); on PostgreSQL under an advisory lock, so
     that workers starting together on an empty database wait for each other instead of
     failing on a duplicate ``CREATE TABLE``."""
-    if engine.dialect.name not in ("postgresql", "sqlite"):
-        raise InputError(f"the service's database must be SQLite or PostgreSQL, not "
-                         f"{engine.dialect.name!r} ({SERVICE_DB_ENV} or --db)")
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -512,6 +509,15 @@ def _create_tables(engine: Engine) -> None:
 
 
 def _engine(url: str) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):  # not repeated: it may hold a password
+        raise InputError("the service's database is not a SQLAlchemy URL (e.g. "
+                         "sqlite:///service.db or postgresql://user@host/service; "
+                         f"{SERVICE_DB_ENV} or --db)") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
+        raise InputError(f"the service's database must be SQLite or PostgreSQL, not "
+                         f"{parsed.get_backend_name()!r} ({SERVICE_DB_ENV} or --db)")
     if url in ("sqlite://", "sqlite:///:memory:"):  # one shared in-memory database
         return sa.create_engine(url, poolclass=sa.pool.StaticPool,
                                 connect_args={"check_same_thread": False})
@@ -531,7 +537,6 @@ def _engine(url: str) -> Engine:
     # READ COMMITTED (PostgreSQL's default, set in case the server's is stricter): the
     # bucket's conditional UPDATE then waits for and re-reads a row a concurrent worker changed
     # instead of failing with a serialisation error
-    parsed = sa.make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):  # psycopg 3 is the driver installed
         parsed = parsed.set(drivername="postgresql+psycopg")
     engine = sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
