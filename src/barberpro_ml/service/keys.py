@@ -20,9 +20,9 @@ database of ``barberpro-ml infra up``). Every write that several worker processe
 atomic statement, on both: the token bucket is one conditional ``UPDATE`` (PostgreSQL, at READ
 COMMITTED, which this module sets, makes a concurrent ``UPDATE`` wait for the row's lock and then
 re-evaluate its ``WHERE`` and ``SET`` on the row's newest version [1]_; SQLite runs one writer at
-a time), a missing first row is added with ``INSERT ... ON CONFLICT DO NOTHING`` and the counters
-with ``INSERT ... ON CONFLICT DO UPDATE SET count = count + 1``, so no transaction ever fails on a
-duplicate key. Creating the tables at start is serialised on PostgreSQL by a transaction-level
+a time), a missing first row is added with ``INSERT ... ON CONFLICT DO NOTHING`` and a counter's
+with ``INSERT ... ON CONFLICT DO UPDATE SET count = count + 1``, so no transaction ever fails on
+a duplicate key. Creating the tables at start is serialised on PostgreSQL by a transaction-level
 advisory lock, so workers starting together on an empty database do not collide.
 
 References
@@ -425,19 +425,20 @@ class KeyStore:
         ``malformed``, ``unknown``, ``revoked``, ``wrong_secret``, ``forbidden``)."""
         stamp = _now()
         with self.engine.begin() as conn:
-            conn.execute(_upsert(conn, _failures, {"reason": reason}, count=1, last_at=stamp))
+            _count(conn, _failures, {"reason": reason}, count=1, last_at=stamp)
 
     def record_usage(self, key_id: str | None, route: str, status: int, seconds: float,
                      now: float | None = None) -> None:
         """Count one answered request in its (UTC day, key, route, status class) row: one
-        ``INSERT ... ON CONFLICT DO UPDATE SET count = count + 1``, atomic in the database,
-        so the counts are right whatever number of worker processes write."""
+        ``UPDATE ... SET count = count + 1`` (for the day's first, ``INSERT ... ON CONFLICT DO
+        UPDATE``), atomic in the database, so the counts are right whatever number of worker
+        processes write."""
         stamp = time.time() if now is None else now
         day = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
         where = {"day": day, "key_id": key_id or ANONYMOUS, "route": route[:256],
                  "status_class": f"{status // 100}xx"}
         with self.engine.begin() as conn:
-            conn.execute(_upsert(conn, _usage, where, count=1, latency_s=seconds))
+            _count(conn, _usage, where, count=1, latency_s=seconds)
 
     def usage(self, days: int = 1, key_id: str | None = None,
               now: float | None = None) -> builtins.list[UsageRow]:
@@ -478,15 +479,26 @@ def _insert_new(conn: Connection, table: sa.Table, **values: Any) -> bool:
     return conn.execute(statement.returning(*table.primary_key.columns)).first() is not None
 
 
-def _upsert(conn: Connection, table: sa.Table, where: Mapping[str, Any], **add: Any) -> Any:
-    """``INSERT`` the row ``where`` with ``add``, or add ``add``'s numbers to the existing row
-    (a non-number, a timestamp say, is overwritten): one atomic statement."""
+def _count(conn: Connection, table: sa.Table, where: Mapping[str, Any], **add: Any) -> None:
+    """Add ``add``'s numbers to the row ``where`` (a non-number, a timestamp say, is
+    overwritten), inserting it when missing; each statement atomic.
+
+    The plain ``UPDATE`` first: the common case (the row exists) costs what it did before
+    PostgreSQL was supported (measured: SQLite's upsert is ~50 µs slower per call). The day's
+    first call inserts with ``ON CONFLICT DO UPDATE``, so two workers inserting the same row at
+    once both count, and no transaction fails on a duplicate key.
+    """
     numeric = {n for n, v in add.items() if isinstance(v, int | float)}
+    new = {n: table.c[n] + v if n in numeric else v for n, v in add.items()}
+    done = conn.execute(table.update().where(*(table.c[n] == v for n, v in where.items()))
+                        .values(**new))
+    if done.rowcount:
+        return
     statement = _dialect_insert(conn, table).values(**where, **add)
-    return statement.on_conflict_do_update(
+    conn.execute(statement.on_conflict_do_update(
         index_elements=list(where),
         set_={n: table.c[n] + statement.excluded[n] if n in numeric else statement.excluded[n]
-              for n in add})
+              for n in add}))
 
 
 _SCHEMA_LOCK = 0x6270_6b65_7973  # "bpkeys": the advisory lock serialising table creation
@@ -534,11 +546,11 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    if parsed.drivername in ("postgresql", "postgres"):  # psycopg 3 is the driver installed
+        parsed = parsed.set(drivername="postgresql+psycopg")
     # READ COMMITTED (PostgreSQL's default, set in case the server's is stricter): the
     # bucket's conditional UPDATE then waits for and re-reads a row a concurrent worker changed
     # instead of failing with a serialisation error
-    if parsed.drivername in ("postgresql", "postgres"):  # psycopg 3 is the driver installed
-        parsed = parsed.set(drivername="postgresql+psycopg")
     engine = sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
 
     # The per-request writes (bucket, usage, failures, last use) commit without waiting for
@@ -555,7 +567,8 @@ def _engine(url: str) -> Engine:
 
 
 def _durable(conn: Connection) -> None:
-    """Make this transaction's commit wait for the disk (PostgreSQL; SQLite's is already)."""
+    """Make this transaction's commit wait for the WAL flush (PostgreSQL; SQLite in WAL mode
+    with synchronous=NORMAL loses no commit when a process crashes, only on power loss)."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SET LOCAL synchronous_commit TO on"))
 
