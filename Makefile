@@ -3,7 +3,9 @@
 #               logging to the local SQLite MLflow store (sqlite:///mlflow.db), then profile
 #               every customer with the promoted models (outputs/profiles.parquet) and
 #               write the HTML report (outputs/report.html)
-#   make test   create .venv, install with the dev extras, run the test suite
+#   make test   create .venv, install with the dev extras, run the test suite and record the
+#               run's counts for the service (.barberpro/quality-assurance.json, served by
+#               GET /v1/api-management/quality-assurance)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -26,8 +28,15 @@ demo: $(STAMP)
 	MLFLOW_TRACKING_URI=$(DEMO_STORE) $(BIN)/barberpro-ml score --out outputs/profiles.parquet
 	MLFLOW_TRACKING_URI=$(DEMO_STORE) $(BIN)/barberpro-ml report --out outputs/report.html
 
+# pytest's exit status is make's; the record is written whatever the outcome (or removed when
+# pytest wrote no report), so the service never reports an older run as the last one
+QA_JUNIT  := .barberpro/junit.xml
+QA_RECORD := .barberpro/quality-assurance.json
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	rm -f $(QA_JUNIT)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --junitxml=$(QA_JUNIT); status=$$?; \
+	$(BIN)/python -m barberpro_ml.service.record_tests $(QA_JUNIT) --out $(QA_RECORD); exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments

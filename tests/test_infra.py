@@ -144,6 +144,22 @@ def _runs_in_postgres(infra: Infra) -> int:
     return int(row[0])
 
 
+def test_the_service_database_is_exported_and_holds_the_keys(infra: Infra,
+                                                             tmp_path: Path) -> None:
+    from barberpro_ml.service import KeyStore
+
+    status = cli("infra", "status", "--dir", str(infra.folder))
+    url = exports(status.stdout)["BARBERPRO_SERVICE_DB"]
+    assert url.startswith("postgresql+psycopg://") and url.split("?")[0].endswith("/service")
+    # the exported variable is the `keys` commands' (and `serve`'s) default database
+    env = {**infra.env(), "BARBERPRO_SERVICE_DB": url}
+    made = cli("keys", "create", "--name", "partner-x", "--scopes", "customers:read",
+               env=env, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert KeyStore(url).authenticate(made.stdout.strip()).name == "partner-x"
+    assert not list(tmp_path.glob("*.db"))  # no SQLite file beside
+
+
 def test_the_pipeline_score_and_serving_run_against_the_server(infra: Infra,
                                                                tmp_path: Path) -> None:
     from mlflow import MlflowClient

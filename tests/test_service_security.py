@@ -285,9 +285,16 @@ def test_over_the_rate_is_429_with_retry_after(scorer: CustomerScorer,
         assert "429" in spec["paths"]["/v1/customers/{customer_id}/profile"]["get"]["responses"]
 
 
-def test_the_bucket_is_shared_by_two_uvicorn_workers(scoring_registry: Any,
-                                                    tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'service.db'}"
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_bucket_is_shared_by_two_uvicorn_workers(scoring_registry: Any, tmp_path: Path,
+                                                    backend: str,
+                                                    request: pytest.FixtureRequest) -> None:
+    if backend == "postgresql":  # production mode: the keys in a PostgreSQL database
+        cluster = request.getfixturevalue("postgres_cluster")
+        cluster.create_database(name := f"service_workers_{os.getpid()}")
+        db = cluster.url(name)
+    else:
+        db = f"sqlite:///{tmp_path / 'service.db'}"
     token = KeyStore(db).create("partner", "customers:read", rate_per_s=0.001, burst=10).token
     port = _free_port()
     metrics = tmp_path / "prometheus"

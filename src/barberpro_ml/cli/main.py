@@ -964,7 +964,7 @@ class AuthChoice(enum.StrEnum):
 ServiceDbOption = Annotated[str | None, typer.Option(
     "--db", help="SQLAlchemy URL of the service's database (API keys); default: "
                  "$BARBERPRO_SERVICE_DB, else sqlite:///barberpro-service.db (a file in the "
-                 "current folder).")]
+                 "current folder); SQLite or PostgreSQL (postgresql://...).")]
 
 
 def _is_loopback(host: str) -> bool:
@@ -1214,7 +1214,8 @@ def infra_up_command(
     if before.up:
         console.print(f"already up in {before.folder}; nothing started", highlight=False,
                       markup=False)
-        now = before
+        # idempotent: starts nothing, creates a database a newer version added (`service`)
+        now = infra.up(folder)
     else:
         with console.status("starting PostgreSQL and the MLflow server"):
             now = infra.up(folder, postgres_port=postgres_port, mlflow_port=mlflow_port,

@@ -4,9 +4,11 @@
 ``.barberpro/infra``, or ``BARBERPRO_INFRA_DIR``):
 
 1. a PostgreSQL cluster (:class:`~barberpro_ml.infra.postgres.LocalPostgres`: ``initdb`` on first
-   use, a free port on 127.0.0.1, a generated password in a 0600 file) with two databases,
-   ``mlflow`` (the tracking server's backend store) and ``events`` (the marketplace's event
-   tables, see :mod:`barberpro_ml.data.sql`);
+   use, a free port on 127.0.0.1, a generated password in a 0600 file) with three databases,
+   ``mlflow`` (the tracking server's backend store), ``events`` (the marketplace's event
+   tables, see :mod:`barberpro_ml.data.sql`) and ``service`` (the service's API keys, rate
+   limits and usage, see :mod:`barberpro_ml.service.keys`; its tables are created by the first
+   ``keys`` command or service start);
 2. an ``mlflow server`` (:class:`~barberpro_ml.infra.mlflow_server.LocalMlflowServer`) on that
    backend store, with a local artifact folder served through the server (proxied
    artifacts),
@@ -34,6 +36,7 @@ __all__ = [
     "DEFAULT_INFRA_DIR",
     "EVENTS_DATABASE",
     "MLFLOW_DATABASE",
+    "SERVICE_DATABASE",
     "InfraStatus",
     "LocalMlflowServer",
     "LocalPostgres",
@@ -46,6 +49,7 @@ __all__ = [
 DEFAULT_INFRA_DIR = ".barberpro/infra"
 MLFLOW_DATABASE = "mlflow"
 EVENTS_DATABASE = "events"
+SERVICE_DATABASE = "service"
 
 
 def default_infra_dir() -> Path:
@@ -62,6 +66,7 @@ class InfraStatus:
     mlflow: MlflowServerStatus
     tracking_uri: str | None
     events_url: str | None
+    service_db_url: str | None = None
 
     @property
     def up(self) -> bool:
@@ -71,8 +76,11 @@ class InfraStatus:
         """Shell lines exporting the URIs (empty when not up)."""
         if not self.up:
             return ""
-        return (f"export MLFLOW_TRACKING_URI={self.tracking_uri}\n"
-                f"export BARBERPRO_EVENTS_URL='{self.events_url}'\n")
+        lines = (f"export MLFLOW_TRACKING_URI={self.tracking_uri}\n"
+                 f"export BARBERPRO_EVENTS_URL='{self.events_url}'\n")
+        if self.service_db_url is not None:
+            lines += f"export BARBERPRO_SERVICE_DB='{self.service_db_url}'\n"
+        return lines
 
 
 def _parts(folder: Path) -> tuple[LocalPostgres, LocalMlflowServer]:
@@ -86,7 +94,8 @@ def status(folder: str | os.PathLike[str] | None = None) -> InfraStatus:
     pg, ml = postgres.status(), server.status()
     return InfraStatus(folder=root, postgres=pg, mlflow=ml,
                        tracking_uri=ml.tracking_uri,
-                       events_url=postgres.url(EVENTS_DATABASE) if pg.running else None)
+                       events_url=postgres.url(EVENTS_DATABASE) if pg.running else None,
+                       service_db_url=postgres.url(SERVICE_DATABASE) if pg.running else None)
 
 
 def up(folder: str | os.PathLike[str] | None = None, *, postgres_port: int | None = None,
@@ -104,7 +113,7 @@ def up(folder: str | os.PathLike[str] | None = None, *, postgres_port: int | Non
     root.mkdir(parents=True, exist_ok=True)
     if not postgres.status().running:
         postgres.start(postgres_port)
-    for database in (MLFLOW_DATABASE, EVENTS_DATABASE):
+    for database in (MLFLOW_DATABASE, EVENTS_DATABASE, SERVICE_DATABASE):
         postgres.create_database(database)
     if not server.status().running:
         server.start(postgres.url(MLFLOW_DATABASE), port=mlflow_port, workers=workers)

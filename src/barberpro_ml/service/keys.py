@@ -15,7 +15,19 @@ most once a minute per key and process (a write per request would serialise the 
 database); failed authentications are counted in the database by reason.
 
 The database is any SQLAlchemy URL: a SQLite file by default (:data:`DEFAULT_SERVICE_DB`, or
-the environment variable :data:`SERVICE_DB_ENV`), PostgreSQL in production mode.
+the environment variable :data:`SERVICE_DB_ENV`), PostgreSQL in production mode (the ``service``
+database of ``barberpro-ml infra up``). Every write that several worker processes race on is one
+atomic statement, on both: the token bucket is one conditional ``UPDATE`` (PostgreSQL, at READ
+COMMITTED, which this module sets, makes a concurrent ``UPDATE`` wait for the row's lock and then
+re-evaluate its ``WHERE`` and ``SET`` on the row's newest version [1]_; SQLite runs one writer at
+a time), a missing first row is added with ``INSERT ... ON CONFLICT DO NOTHING`` and a counter's
+with ``INSERT ... ON CONFLICT DO UPDATE SET count = count + 1``, so no transaction ever fails on
+a duplicate key. Creating the tables at start is serialised on PostgreSQL by a transaction-level
+advisory lock, so workers starting together on an empty database do not collide.
+
+References
+----------
+.. [1] PostgreSQL documentation, 13.2.1 "Read Committed Isolation Level".
 """
 
 from __future__ import annotations
@@ -34,10 +46,11 @@ from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from barberpro_ml.errors import InputError, NotFoundError
+from barberpro_ml.errors import InfraError, InputError, NotFoundError
 from barberpro_ml.service.errors import AuthenticationError
 
 __all__ = ["ANONYMOUS", "DEFAULT_BURST", "DEFAULT_RATE_PER_S", "DEFAULT_SERVICE_DB",
@@ -57,6 +70,7 @@ _TOKEN = re.compile(r"bpk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _LAST_USED_EVERY_S = 60.0
+_CONSUME_ATTEMPTS = 8
 DEFAULT_RATE_PER_S = 20.0
 """Requests per second a key may make on average (token bucket refill), unless set per key."""
 DEFAULT_BURST = 40
@@ -79,6 +93,10 @@ _keys = sa.Table(
     sa.Column("burst", sa.Integer, nullable=False),
     sa.Column("quota_per_day", sa.Integer, nullable=True),
 )
+# at most one active key per name, also when two `keys create` race (partial unique index)
+sa.Index("api_keys_active_name", _keys.c.name, unique=True,
+         sqlite_where=_keys.c.revoked_at.is_(None),
+         postgresql_where=_keys.c.revoked_at.is_(None))
 _buckets = sa.Table(
     "rate_limits", _metadata,
     sa.Column("key_id", sa.String(16), primary_key=True),
@@ -203,7 +221,7 @@ class KeyStore:
     def __init__(self, url: str | None = None) -> None:
         self.url = service_db_url(url)
         self.engine: Engine = _engine(self.url)
-        _metadata.create_all(self.engine)
+        _create_tables(self.engine)
         self._verified: dict[str, bytes] = {}
         self._used: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -235,13 +253,23 @@ class KeyStore:
                "secret_hash": _hash(secret, salt), "created_at": _now(), "revoked_at": None,
                "last_used_at": None, "rate_per_s": float(rate_per_s), "burst": int(burst),
                "quota_per_day": quota_per_day}
-        with self.engine.begin() as conn:
-            active = conn.execute(sa.select(_keys.c.key_id).where(
-                _keys.c.name == name, _keys.c.revoked_at.is_(None))).first()
-            if active is not None:
-                raise InputError(f"an active key named {name!r} exists ({active.key_id}); "
-                                 "revoke it first or choose another name")
-            conn.execute(_keys.insert().values(**row))
+        try:
+            with self.engine.begin() as conn:
+                _durable(conn)
+                active = conn.execute(sa.select(_keys.c.key_id).where(
+                    _keys.c.name == name, _keys.c.revoked_at.is_(None))).first()
+                if active is None:
+                    conn.execute(_keys.insert().values(**row))
+        except IntegrityError:  # another `keys create` of that name committed in between
+            active = None
+            with self.engine.connect() as conn:
+                active = conn.execute(sa.select(_keys.c.key_id).where(
+                    _keys.c.name == name, _keys.c.revoked_at.is_(None))).first()
+            if active is None:
+                raise
+        if active is not None:
+            raise InputError(f"an active key named {name!r} exists ({active.key_id}); "
+                             "revoke it first or choose another name")
         return IssuedKey(key=_record(row), token=f"bpk_{key_id}.{secret}")
 
     def revoke(self, name_or_id: str) -> ApiKey:
@@ -253,6 +281,7 @@ class KeyStore:
             No active key has that name or id.
         """
         with self.engine.begin() as conn:
+            _durable(conn)
             row = conn.execute(sa.select(_keys).where(
                 sa.or_(_keys.c.name == name_or_id, _keys.c.key_id == name_or_id),
                 _keys.c.revoked_at.is_(None))).first()
@@ -333,35 +362,43 @@ class KeyStore:
         stamp = time.time() if now is None else now
         today = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
         b = _buckets.c
-        refilled = b.tokens + (stamp - b.updated_at) * key.rate_per_s
+        # workers' clocks are read before they queue for the row, so a request may carry an
+        # earlier stamp than the row's: it refills nothing rather than a negative amount
+        later = b.updated_at < stamp
+        refilled = b.tokens + sa.case((later, (stamp - b.updated_at) * key.rate_per_s),
+                                      else_=0.0)
         level = sa.case((refilled > key.burst, float(key.burst)), else_=refilled)
         used = sa.case((b.day == today, b.day_count), else_=0)
         within = level >= 1
         if key.quota_per_day is not None:
             within = sa.and_(within, used < key.quota_per_day)
-        for _ in range(3):  # two workers may insert a key's first row at once
+        # Retried only when the row changed between the UPDATE and the SELECT that explains
+        # its refusal: another worker added the key's first row (invisible to the UPDATE,
+        # visible to the SELECT), or refilled the bucket up to a later clock than ours.
+        for _ in range(_CONSUME_ATTEMPTS):
             with self.engine.begin() as conn:
                 done = conn.execute(_buckets.update().where(b.key_id == key.key_id, within)
-                                    .values(tokens=level - 1, updated_at=stamp, day=today,
+                                    .values(tokens=level - 1,
+                                            updated_at=sa.case((later, stamp),
+                                                               else_=b.updated_at), day=today,
                                             day_count=used + 1))
                 if done.rowcount:
                     return Allowance(allowed=True)
                 row = conn.execute(sa.select(level.label("level"), used.label("used"))
                                    .where(b.key_id == key.key_id)).first()
                 if row is None:
-                    try:
-                        conn.execute(_buckets.insert().values(
-                            key_id=key.key_id, tokens=key.burst - 1.0, updated_at=stamp,
-                            day=today, day_count=1))
+                    if _insert_new(conn, _buckets, key_id=key.key_id, tokens=key.burst - 1.0,
+                                   updated_at=stamp, day=today, day_count=1):
                         return Allowance(allowed=True)
-                    except IntegrityError:
-                        continue
+                    continue  # another worker added it first: take from its row
             if key.quota_per_day is not None and row.used >= key.quota_per_day:
                 midnight = (stamp // 86400 + 1) * 86400
                 return Allowance(allowed=False, reason="quota", retry_after=midnight - stamp)
-            return Allowance(allowed=False, reason="rate",
-                             retry_after=(1 - float(row.level)) / key.rate_per_s)
-        raise RuntimeError(f"rate limit row of key {key.key_id} could not be written")
+            if float(row.level) < 1:
+                return Allowance(allowed=False, reason="rate",
+                                 retry_after=(1 - float(row.level)) / key.rate_per_s)
+        # still racing after that many attempts: refuse (never over-grant), briefly
+        return Allowance(allowed=False, reason="rate", retry_after=min(1.0, 1 / key.rate_per_s))
 
     def used_today(self, key_ids: Iterable[str], now: float | None = None) -> dict[str, int]:
         """Requests each key made this UTC day (keys without any: absent)."""
@@ -387,42 +424,21 @@ class KeyStore:
         """Count one failed authentication or authorisation (``reason``: ``missing``,
         ``malformed``, ``unknown``, ``revoked``, ``wrong_secret``, ``forbidden``)."""
         stamp = _now()
-        for _ in range(3):  # two workers may insert the first row of a reason at once
-            with self.engine.begin() as conn:
-                done = conn.execute(_failures.update().where(_failures.c.reason == reason)
-                                    .values(count=_failures.c.count + 1, last_at=stamp))
-                if done.rowcount:
-                    return
-                try:
-                    conn.execute(_failures.insert().values(reason=reason, count=1,
-                                                           last_at=stamp))
-                    return
-                except IntegrityError:
-                    continue
+        with self.engine.begin() as conn:
+            _count(conn, _failures, {"reason": reason}, count=1, last_at=stamp)
 
     def record_usage(self, key_id: str | None, route: str, status: int, seconds: float,
                      now: float | None = None) -> None:
         """Count one answered request in its (UTC day, key, route, status class) row: one
-        ``UPDATE ... SET count = count + 1`` (an ``INSERT`` for the day's first), atomic in
-        the database, so the counts are right whatever number of worker processes write."""
+        ``UPDATE ... SET count = count + 1`` (for the day's first, ``INSERT ... ON CONFLICT DO
+        UPDATE``), atomic in the database, so the counts are right whatever number of worker
+        processes write."""
         stamp = time.time() if now is None else now
         day = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
         where = {"day": day, "key_id": key_id or ANONYMOUS, "route": route[:256],
                  "status_class": f"{status // 100}xx"}
-        u = _usage.c
-        for _ in range(3):  # two workers may insert the same first row at once
-            with self.engine.begin() as conn:
-                done = conn.execute(_usage.update().where(
-                    *(u[name] == value for name, value in where.items()))
-                    .values(count=u.count + 1, latency_s=u.latency_s + seconds))
-                if done.rowcount:
-                    return
-                try:
-                    conn.execute(_usage.insert().values(**where, count=1, latency_s=seconds))
-                    return
-                except IntegrityError:
-                    continue
-        raise RuntimeError(f"usage row {where} could not be written")
+        with self.engine.begin() as conn:
+            _count(conn, _usage, where, count=1, latency_s=seconds)
 
     def usage(self, days: int = 1, key_id: str | None = None,
               now: float | None = None) -> builtins.list[UsageRow]:
@@ -449,7 +465,71 @@ class KeyStore:
         return {str(reason): int(count) for reason, count in rows}
 
 
+def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's ``INSERT`` with ``ON CONFLICT`` (PostgreSQL and SQLite share the syntax)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)  # the only other dialect _engine lets through
+
+
+def _insert_new(conn: Connection, table: sa.Table, **values: Any) -> bool:
+    """Insert the row unless one with its primary key exists; whether it was inserted."""
+    # RETURNING, not rowcount: psycopg reports no row count for an INSERT that did nothing
+    statement = _dialect_insert(conn, table).values(**values).on_conflict_do_nothing()
+    return conn.execute(statement.returning(*table.primary_key.columns)).first() is not None
+
+
+def _count(conn: Connection, table: sa.Table, where: Mapping[str, Any], **add: Any) -> None:
+    """Add ``add``'s numbers to the row ``where`` (a non-number, a timestamp say, is
+    overwritten), inserting it when missing; each statement atomic.
+
+    The plain ``UPDATE`` first: the common case (the row exists) costs what it did before
+    PostgreSQL was supported (measured: SQLite's upsert is ~50 µs slower per call). The day's
+    first call inserts with ``ON CONFLICT DO UPDATE``, so two workers inserting the same row at
+    once both count, and no transaction fails on a duplicate key.
+    """
+    numeric = {n for n, v in add.items() if isinstance(v, int | float)}
+    new = {n: table.c[n] + v if n in numeric else v for n, v in add.items()}
+    done = conn.execute(table.update().where(*(table.c[n] == v for n, v in where.items()))
+                        .values(**new))
+    if done.rowcount:
+        return
+    statement = _dialect_insert(conn, table).values(**where, **add)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=list(where),
+        set_={n: table.c[n] + statement.excluded[n] if n in numeric else statement.excluded[n]
+              for n in add}))
+
+
+_SCHEMA_LOCK = 0x6270_6b65_7973  # "bpkeys": the advisory lock serialising table creation
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the missing tables (and their indexes); on PostgreSQL under an advisory lock, so
+    that workers starting together on an empty database wait for each other instead of
+    failing on a duplicate ``CREATE TABLE``."""
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+            _metadata.create_all(conn)
+    except OperationalError as error:  # unreachable server, no such database, bad password
+        reason = " ".join(str(getattr(error, "orig", None) or error).split())
+        raise InfraError(f"the service's database {engine.url.render_as_string()} cannot be "
+                         f"opened: {reason[:400]} (check --db or {SERVICE_DB_ENV}; "
+                         "`barberpro-ml infra up` starts a local PostgreSQL)") from None
+
+
 def _engine(url: str) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):  # not repeated: it may hold a password
+        raise InputError("the service's database is not a SQLAlchemy URL (e.g. "
+                         "sqlite:///service.db or postgresql://user@host/service; "
+                         f"{SERVICE_DB_ENV} or --db)") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
+        raise InputError(f"the service's database must be SQLite or PostgreSQL, not "
+                         f"{parsed.get_backend_name()!r} ({SERVICE_DB_ENV} or --db)")
     if url in ("sqlite://", "sqlite:///:memory:"):  # one shared in-memory database
         return sa.create_engine(url, poolclass=sa.pool.StaticPool,
                                 connect_args={"check_same_thread": False})
@@ -466,7 +546,31 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    if parsed.drivername in ("postgresql", "postgres"):  # psycopg 3 is the driver installed
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    # READ COMMITTED (PostgreSQL's default, set in case the server's is stricter): the
+    # bucket's conditional UPDATE then waits for and re-reads a row a concurrent worker changed
+    # instead of failing with a serialisation error
+    engine = sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
+
+    # The per-request writes (bucket, usage, failures, last use) commit without waiting for
+    # the WAL flush, as SQLite's synchronous=NORMAL above: a crash may lose the last fraction
+    # of a second of counts, never consistency. Keys created or revoked are flushed
+    # (_durable).
+    @sa.event.listens_for(engine, "connect")
+    def _asynchronous_commit(connection: Any, _: Any) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+        connection.commit()
+
+    return engine
+
+
+def _durable(conn: Connection) -> None:
+    """Make this transaction's commit wait for the WAL flush (PostgreSQL; SQLite in WAL mode
+    with synchronous=NORMAL loses no commit when a process crashes, only on power loss)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SET LOCAL synchronous_commit TO on"))
 
 
 def _record(row: Mapping[Any, Any]) -> ApiKey:

@@ -16,6 +16,7 @@ from barberpro_ml.gates import ClaimVerdict
 from barberpro_ml.scoring.live import LiveScorer
 from barberpro_ml.service.evidence import RegisteredEvidence
 from barberpro_ml.service.keys import ApiKey, KeyStore, Scope, UsageRow
+from barberpro_ml.service.quality import QualityAssurance, read_quality
 from barberpro_ml.service.security import AuthMode, require
 from barberpro_ml.service.versioning import (
     API_VERSIONS,
@@ -26,8 +27,8 @@ from barberpro_ml.service.versioning import (
 )
 
 __all__ = ["ERROR_RATE_DEGRADED", "Dashboard", "Documentation", "FamilyHealth",
-           "HealthReport", "PartnerUsage", "Partnerships", "SecurityReport", "UsageAnalytics",
-           "router"]
+           "HealthReport", "PartnerUsage", "Partnerships", "QualityAssurance", "SecurityReport",
+           "UsageAnalytics", "router"]
 
 ERROR_RATE_DEGRADED = 0.01
 """Share of today's answers that are server errors (5xx) above which the health report says
@@ -345,6 +346,16 @@ def documentation(request: Request) -> Documentation:
     """Links to the OpenAPI document, Swagger UI and ReDoc (served offline), and the
     versioning table (any valid key)."""
     return _documentation(request)
+
+
+@router.get("/quality-assurance", response_model=QualityAssurance,
+            dependencies=[Depends(require(None))])
+def quality_assurance() -> QualityAssurance:
+    """The last test run's counts, duration, time and git commit, and coverage, as recorded by
+    `make test` (the file named by BARBERPRO_QA_RECORD, else .barberpro/quality-assurance.json
+    under the service's working directory); `unknown` when there is no record (any valid
+    key)."""
+    return read_quality()
 
 
 # -- dashboard ---------------------------------------------------------------------------------
