@@ -111,6 +111,7 @@ def test_a_revoked_key_is_refused_from_the_next_request(client: TestClient, keys
 def test_security_report_counts_failures_and_lists_keys_without_secrets(
         client: TestClient, keys: KeyStore, customer: int, tokens: dict[str, str]) -> None:
     before = keys.failures()
+    keys.revoke(keys.create("revoked-for-the-report", "customers:read").key.key_id)
     client.get(f"/customers/{customer}/profile")
     client.get(f"/customers/{customer}/profile", headers=bearer(tokens["analyst"]))
     report = client.get("/api-management/security", headers=bearer(tokens["ops"]))
@@ -119,7 +120,7 @@ def test_security_report_counts_failures_and_lists_keys_without_secrets(
     assert body["failed_auth"]["missing"] == before.get("missing", 0) + 1
     assert body["failed_auth"]["forbidden"] == before.get("forbidden", 0) + 1
     names = [k["name"] for k in body["keys"]]
-    assert "ops" in names and "to-revoke" not in names
+    assert "ops" in names and "revoked-for-the-report" not in names
     assert body["revoked_keys"] >= 1
     used = [k for k in body["keys"] if k["last_used_at"] is not None]
     assert used and names[:len(used)] == [k["name"] for k in used]  # used keys first
