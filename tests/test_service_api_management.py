@@ -5,6 +5,7 @@ whatever the order or the number of writers."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 
+from barberpro_ml.errors import InputError
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.service import KeyStore, create_app
 from barberpro_ml.service.evidence import RegisteredEvidence
@@ -242,3 +244,27 @@ def test_a_registry_without_the_served_versions_degrades_the_report(
     assert served and all(f["state"] == "verified" and f["evidence_error"] for f in served)
     assert report["status"] == "degraded"
     assert sum("gate evidence not readable" in r for r in report["reasons"]) == len(served)
+
+
+def test_a_serving_store_counts_usage_in_memory_and_writes_it_exactly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    buffered, reader = KeyStore(url, usage_flush_s=3600.0), KeyStore(url)
+    for status in (200, 200, 200, 404, 500):
+        buffered.record_usage("k", "/v1/x", status, 0.25)
+    assert reader.usage() == []  # nothing written yet: counted in memory
+    assert {r.status_class: r.requests for r in buffered.usage()} == {
+        "2xx": 3, "4xx": 1, "5xx": 1}  # its own reads write first
+    buffered.record_usage("k", "/v1/x", 200, 0.25)
+    buffered.flush_usage()
+    rows = {r.status_class: r for r in reader.usage()}
+    assert rows["2xx"].requests == 4 and rows["2xx"].latency_s == pytest.approx(1.0)
+    # with a short period the background thread writes without being asked
+    quick = KeyStore(url, usage_flush_s=0.05)
+    quick.record_usage("k", "/v1/y", 200, 0.1)
+    for _ in range(100):
+        if any(r.route == "/v1/y" for r in reader.usage()):
+            break
+        time.sleep(0.05)
+    assert [r.requests for r in reader.usage() if r.route == "/v1/y"] == [1]
+    with pytest.raises(InputError, match="usage_flush_s"):
+        KeyStore(url, usage_flush_s=-1)

@@ -369,3 +369,37 @@ def test_partnerships_show_own_usage_or_all_for_admin(scorer: CustomerScorer,
         assert every["partner-y"]["used_today"] == 1
         assert not any(token.split(".")[1] in c.get(path, headers=bearer(ops)).text
                        for token in (partner, other, ops))
+
+
+def test_a_serving_store_trusts_a_verified_key_for_its_cache_period(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    admin = KeyStore(url)  # `keys revoke` in another process
+    token = admin.create("cached", "customers:read").token
+    serving = KeyStore(url, key_cache_s=3600.0)
+    uncached = KeyStore(url)
+    assert serving.authenticate(token).name == "cached"
+    with pytest.raises(AuthenticationError, match="wrong secret"):  # a trusted id, wrong secret
+        serving.authenticate(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
+    assert uncached.authenticate(token).name == "cached"
+    admin.revoke("cached")
+    # another process's revocation: refused at once without a cache, after the period with one
+    with pytest.raises(AuthenticationError, match="revoked"):
+        uncached.authenticate(token)
+    assert serving.authenticate(token).name == "cached"
+    # a wrong secret for a trusted key id is checked against the database (revoked by now)
+    wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with pytest.raises(AuthenticationError, match="revoked"):
+        serving.authenticate(wrong)
+    # revoked in the serving process itself: refused from the next request
+    second = admin.create("cached-2", "customers:read").token
+    assert serving.authenticate(second).name == "cached-2"
+    serving.revoke("cached-2")
+    with pytest.raises(AuthenticationError, match="revoked"):
+        serving.authenticate(second)
+    expired = KeyStore(url, key_cache_s=0.05)
+    third = admin.create("cached-3", "customers:read").token
+    assert expired.authenticate(third).name == "cached-3"
+    admin.revoke("cached-3")
+    time.sleep(0.1)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        expired.authenticate(third)

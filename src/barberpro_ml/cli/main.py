@@ -1032,12 +1032,13 @@ def serve_command(
 
     from barberpro_ml.scoring.live import LiveScorer
     from barberpro_ml.service import KeyStore, create_app
+    from barberpro_ml.service.keys import SERVICE_KEY_CACHE_S, SERVICE_USAGE_FLUSH_S
     from barberpro_ml.service.worker import configure_json_logging
 
     # the service's own lines (swaps, refusals, one per request) as JSON, with request ids
     configure_json_logging()
     service_log = logging.getLogger("barberpro_ml.service")
-    keys = KeyStore(db)
+    keys = KeyStore(db, key_cache_s=SERVICE_KEY_CACHE_S, usage_flush_s=SERVICE_USAGE_FLUSH_S)
     if workers > 1:
         _serve_workers(workers, data=data, host=host, port=port, as_of=as_of, alias=alias,
                        poll_interval=poll_interval,

@@ -32,6 +32,7 @@ References
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import hashlib
 import hmac
@@ -54,7 +55,8 @@ from barberpro_ml.errors import InfraError, InputError, NotFoundError
 from barberpro_ml.service.errors import AuthenticationError
 
 __all__ = ["ANONYMOUS", "DEFAULT_BURST", "DEFAULT_RATE_PER_S", "DEFAULT_SERVICE_DB",
-           "SCOPES", "SERVICE_DB_ENV", "Allowance", "ApiKey", "IssuedKey", "KeyStore", "Scope",
+           "SCOPES", "SERVICE_DB_ENV", "SERVICE_KEY_CACHE_S", "SERVICE_USAGE_FLUSH_S",
+           "Allowance", "ApiKey", "IssuedKey", "KeyStore", "Scope",
            "UsageRow", "parse_scopes", "service_db_url"]
 
 Scope = Literal["customers:read", "analytics:read", "providers:read", "admin"]
@@ -70,6 +72,13 @@ _TOKEN = re.compile(r"bpk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _LAST_USED_EVERY_S = 60.0
+SERVICE_KEY_CACHE_S = 1.0
+"""How long a serving worker trusts a key it verified without reading its row again: a key
+revoked by another process (``keys revoke``, another worker) is refused within this many
+seconds; in the process that revoked it, at once."""
+SERVICE_USAGE_FLUSH_S = 1.0
+"""How often a serving worker writes the usage rows it counted in memory (and at exit):
+``/api-management/analytics`` lags the other workers by at most this much."""
 _CONSUME_ATTEMPTS = 8
 DEFAULT_RATE_PER_S = 20.0
 """Requests per second a key may make on average (token bucket refill), unless set per key."""
@@ -207,6 +216,15 @@ class KeyStore:
     ----------
     url
         SQLAlchemy URL (default: :func:`service_db_url`); the tables are created if missing.
+    key_cache_s
+        Seconds a verified key is trusted without reading its row again (0, the default: every
+        :meth:`authenticate` reads it). The service uses :data:`SERVICE_KEY_CACHE_S`.
+    usage_flush_s
+        Seconds :meth:`record_usage` counts in memory before writing (0, the default: one
+        write per call). Positive: a background thread writes every ``usage_flush_s`` and at
+        exit; :meth:`usage` and :meth:`flush_usage` write this store's counts first. The
+        service uses :data:`SERVICE_USAGE_FLUSH_S`. The token bucket and the quotas are never
+        cached: every :meth:`consume` is one atomic ``UPDATE``.
 
     Examples
     --------
@@ -218,13 +236,23 @@ class KeyStore:
     True
     """
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, key_cache_s: float = 0.0,
+                 usage_flush_s: float = 0.0) -> None:
+        if key_cache_s < 0 or usage_flush_s < 0:
+            raise InputError(f"key_cache_s and usage_flush_s must be >= 0, got {key_cache_s} "
+                             f"and {usage_flush_s}")
         self.url = service_db_url(url)
+        self.key_cache_s = key_cache_s
+        self.usage_flush_s = usage_flush_s
         self.engine: Engine = _engine(self.url)
         _create_tables(self.engine)
         self._verified: dict[str, bytes] = {}
+        self._trusted: dict[str, tuple[ApiKey, float]] = {}
         self._used: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str, str, str], list[float]] = {}
+        self._flusher: threading.Thread | None = None
+        self._flush_lock = threading.Lock()
 
     # -- administration (the command line)
     def create(self, name: str, scopes: str | Iterable[str], *,
@@ -292,6 +320,7 @@ class KeyStore:
                          .values(revoked_at=_now()))
         with self._lock:
             self._verified.pop(row.key_id, None)
+            self._trusted.pop(row.key_id, None)
         return self.get(row.key_id)
 
     def get(self, key_id: str) -> ApiKey:
@@ -329,6 +358,16 @@ class KeyStore:
             raise AuthenticationError("malformed API key: expected 'bpk_<key id>.<secret>' as "
                                       "printed by `barberpro-ml keys create`")
         key_id, secret = match.groups()
+        fingerprint = hashlib.sha256(secret.encode()).digest()
+        if self.key_cache_s > 0:
+            with self._lock:
+                trusted = self._trusted.get(key_id)
+                known = self._verified.get(key_id)
+            if (trusted is not None and known is not None
+                    and time.monotonic() - trusted[1] < self.key_cache_s
+                    and hmac.compare_digest(known, fingerprint)):
+                self._touch(trusted[0])
+                return trusted[0]
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(_keys).where(_keys.c.key_id == key_id)).first()
         if row is None:
@@ -338,7 +377,6 @@ class KeyStore:
             self.record_failure("revoked")
             raise AuthenticationError(f"API key {key_id} ({row.name}) was revoked on "
                                       f"{row.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
-        fingerprint = hashlib.sha256(secret.encode()).digest()
         known = self._verified.get(key_id)
         if known is None or not hmac.compare_digest(known, fingerprint):
             if not hmac.compare_digest(_hash(secret, row.salt), row.secret_hash):
@@ -347,6 +385,9 @@ class KeyStore:
             with self._lock:
                 self._verified[key_id] = fingerprint
         key = _record(row._mapping)
+        if self.key_cache_s > 0:
+            with self._lock:
+                self._trusted[key_id] = (key, time.monotonic())
         self._touch(key)
         return key
 
@@ -437,8 +478,52 @@ class KeyStore:
         day = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
         where = {"day": day, "key_id": key_id or ANONYMOUS, "route": route[:256],
                  "status_class": f"{status // 100}xx"}
-        with self.engine.begin() as conn:
-            _count(conn, _usage, where, count=1, latency_s=seconds)
+        if self.usage_flush_s <= 0:
+            with self.engine.begin() as conn:
+                _count(conn, _usage, where, count=1, latency_s=seconds)
+            return
+        row = (where["day"], where["key_id"], where["route"], where["status_class"])
+        with self._lock:
+            counted = self._pending.setdefault(row, [0.0, 0.0])
+            counted[0] += 1
+            counted[1] += seconds
+            start = self._flusher is None
+            if start:
+                self._flusher = threading.Thread(target=self._flush_every, daemon=True,
+                                                 name="barberpro-usage-flush")
+        if start:
+            assert self._flusher is not None
+            self._flusher.start()
+            atexit.register(self.flush_usage)
+
+    def flush_usage(self) -> None:
+        """Write the usage counted in memory (``usage_flush_s > 0``) to the database now."""
+        with self._flush_lock:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            if not pending:
+                return
+            try:
+                with self.engine.begin() as conn:  # all rows or none
+                    for (day, key_id, route, status_class), (count, latency) in pending.items():
+                        _count(conn, _usage, {"day": day, "key_id": key_id, "route": route,
+                                              "status_class": status_class},
+                               count=int(count), latency_s=latency)
+            except Exception:
+                with self._lock:  # keep them for the next attempt
+                    for row, (count, latency) in pending.items():
+                        counted = self._pending.setdefault(row, [0.0, 0.0])
+                        counted[0] += count
+                        counted[1] += latency
+                raise
+
+    def _flush_every(self) -> None:
+        while True:
+            time.sleep(self.usage_flush_s)
+            try:
+                self.flush_usage()
+            except Exception:  # the next round retries; never kill the thread
+                continue
 
     def usage(self, days: int = 1, key_id: str | None = None,
               now: float | None = None) -> builtins.list[UsageRow]:
@@ -446,6 +531,7 @@ class KeyStore:
         most requests first."""
         if days < 1:
             raise InputError(f"days must be at least 1, not {days}")
+        self.flush_usage()
         today = datetime.fromtimestamp(time.time() if now is None else now, UTC).date()
         first = (today - timedelta(days=days - 1)).isoformat()
         u = _usage.c

@@ -152,7 +152,7 @@ def app() -> FastAPI:
     from barberpro_ml.scoring import CustomerScorer
     from barberpro_ml.scoring.live import LiveScorer
     from barberpro_ml.service.app import create_app
-    from barberpro_ml.service.keys import KeyStore
+    from barberpro_ml.service.keys import SERVICE_KEY_CACHE_S, SERVICE_USAGE_FLUSH_S, KeyStore
 
     settings = ServeSettings.from_env()
     if settings.auth == "off" and not is_loopback(settings.host):
@@ -168,4 +168,6 @@ def app() -> FastAPI:
                       data_source=settings.data, poll_interval=settings.poll_interval,
                       data_refresh_interval=settings.data_refresh_interval)
     log.info("worker %d serving (snapshot cache %d)", os.getpid(), settings.snapshot_cache)
-    return create_app(live, auth=settings.auth, keys=KeyStore())
+    return create_app(live, auth=settings.auth,
+                      keys=KeyStore(key_cache_s=SERVICE_KEY_CACHE_S,
+                                    usage_flush_s=SERVICE_USAGE_FLUSH_S))
