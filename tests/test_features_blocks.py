@@ -146,3 +146,49 @@ def test_blocks_hold_only_their_customers_events(simulated: Any) -> None:
             pd.testing.assert_frame_equal(getattr(block, name), own)
     signed = simulated.customers.loc[simulated.customers["signup_at"] <= as_of, "customer_id"]
     assert np.array_equal(np.concatenate(seen), np.sort(signed.to_numpy()))
+
+
+@SETTINGS
+@given(st.data())
+def test_internal_blocks_of_customer_features_change_nothing(draw: st.DataObject) -> None:
+    """``customer_features`` on a population of more than twice its working block goes
+    through blocks of customers; with any working block size the frame is the one-pass
+    frame, exactly."""
+    import barberpro_ml.features.customer as customer_module
+
+    data = draw.draw(marketplace_data())
+    as_of = draw.draw(as_of_for(data))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(customer_module, "WORKING_BLOCK_CUSTOMERS", 10**12)
+        one_pass = customer_features(data, as_of)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(customer_module, "WORKING_BLOCK_CUSTOMERS", draw.draw(st.integers(1, 3)))
+        blocked = customer_features(data, as_of)
+    pd.testing.assert_frame_equal(blocked, one_pass, check_exact=True)
+
+
+def test_internal_blocks_on_a_simulated_marketplace(simulated: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import barberpro_ml.features.customer as customer_module
+
+    as_of = simulated.observation_end - pd.Timedelta(days=45)
+    one_pass = customer_features(simulated, as_of)
+    assert len(one_pass) <= 2 * customer_module.WORKING_BLOCK_CUSTOMERS  # one pass above
+    monkeypatch.setattr(customer_module, "WORKING_BLOCK_CUSTOMERS", 41)
+    pd.testing.assert_frame_equal(customer_features(simulated, as_of), one_pass,
+                                  check_exact=True)
+
+
+def test_id_coder_lookup_table_starts_at_the_smallest_id() -> None:
+    """A block of consecutive ids far from 0 is coded by a lookup table too; ids outside
+    it, on either side, are refused with examples."""
+    from barberpro_ml.features._common import IdCoder
+
+    coder = IdCoder.from_ids(np.arange(1_000_000, 1_000_050))
+    assert coder._lut is not None and len(coder._lut) == 50
+    assert coder.encode([1_000_049, 1_000_000, 1_000_007]).tolist() == [49, 0, 7]
+    for bad in ([999_999], [1_000_050], [-5, 1_000_001]):
+        with pytest.raises(InputError, match=r"1 event\(s\) refer to a customer unknown"):
+            coder.encode(bad, "customer")
+    sparse = IdCoder.from_ids([3, 10**9])  # not compact: binary search, same codes
+    assert sparse._lut is None and sparse.encode([10**9, 3]).tolist() == [1, 0]

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from barberpro_ml.data import MarketplaceData
-from barberpro_ml.errors import InputError
 from barberpro_ml.features._common import check_windows, to_as_of
 from barberpro_ml.features.catalog import DEFAULT_WINDOWS, customer_feature_specs
 from barberpro_ml.features.customer import customer_features, provider_review_totals
+from barberpro_ml.features.partition import check_block_customers, customer_blocks
 
 __all__ = ["BLOCK_CUSTOMERS", "customer_blocks", "customer_feature_blocks",
            "feature_arrow_schema"]
@@ -35,76 +35,6 @@ block's working arrays stay a few hundred MiB."""
 
 # Categorical features whose categories are ids (integers), not labels.
 _ID_CATEGORIES = frozenset({"main_service"})
-
-
-def _check_block_customers(block_customers: object) -> int:
-    if isinstance(block_customers, bool) or not isinstance(block_customers, int | np.integer) \
-            or block_customers < 1:
-        raise InputError(f"block_customers must be a positive integer, got {block_customers!r}")
-    return int(block_customers)
-
-
-def customer_blocks(data: MarketplaceData, as_of: object, block_customers: int
-                    ) -> Iterator[MarketplaceData]:
-    """The customers signed up by ``as_of``, ``block_customers`` at a time in id order, each
-    block with its own bookings, reviews and interventions (the barber and service tables
-    shared).
-
-    What :func:`customer_feature_blocks` and scoring's
-    :func:`~barberpro_ml.scoring.snapshot.build_snapshot` (with its population inputs) run on.
-    Rows keep their order in ``data``; the tables are not validated again
-    (:meth:`MarketplaceData.from_validated`).
-
-    Parameters
-    ----------
-    data
-        The validated event tables.
-    as_of
-        Cut-off (naive UTC, or time-zone aware: converted); customers who signed up later are
-        in no block.
-    block_customers
-        Customers per block (the last block may hold fewer).
-
-    Yields
-    ------
-    MarketplaceData
-        One block's tables.
-
-    Raises
-    ------
-    InputError
-        ``block_customers`` is not a positive integer.
-
-    Examples
-    --------
-    >>> [len(b.customers) for b in customer_blocks(data, "2024-06-30", 1000)]  # doctest: +SKIP
-    [1000, 1000, 412]
-    """
-    size = _check_block_customers(block_customers)
-    stamp = to_as_of(as_of, to_utc=True)
-    customers = data.customers
-    signed = np.flatnonzero((customers["signup_at"] <= stamp).to_numpy(dtype=bool))
-    signed = signed[np.argsort(customers["customer_id"].to_numpy()[signed], kind="stable")]
-    tables = {name: getattr(data, name) for name in ("bookings", "reviews", "interventions")}
-    by_customer = {}
-    for name, frame in tables.items():
-        ids = frame["customer_id"].to_numpy()
-        order = np.argsort(ids, kind="stable")
-        by_customer[name] = (order, ids[order])
-    for start in range(0, len(signed), size):
-        rows = signed[start:start + size]
-        block_ids = customers["customer_id"].to_numpy()[rows]
-        parts = {}
-        for name, frame in tables.items():
-            order, sorted_ids = by_customer[name]
-            lo = np.searchsorted(sorted_ids, block_ids[0], side="left")
-            hi = np.searchsorted(sorted_ids, block_ids[-1], side="right")
-            own = order[lo:hi][np.isin(sorted_ids[lo:hi], block_ids)]
-            parts[name] = frame.iloc[np.sort(own)]
-        yield MarketplaceData.from_validated(
-            customers=customers.iloc[rows], providers=data.providers, services=data.services,
-            bookings=parts["bookings"], reviews=parts["reviews"],
-            interventions=parts["interventions"])
 
 
 def customer_feature_blocks(data: MarketplaceData, as_of: object, *,
@@ -152,7 +82,7 @@ def customer_feature_blocks(data: MarketplaceData, as_of: object, *,
     ...                                      block_customers=100_000):  # doctest: +SKIP
     ...     block.to_parquet(f"features-{block.index[0]}.parquet")
     """
-    size = _check_block_customers(block_customers)
+    size = check_block_customers(block_customers)
     stamp = to_as_of(as_of)
     ws = check_windows(windows)
     if provider_reviews is None:
