@@ -5,7 +5,12 @@ For each size ``n`` (``--sizes``, default ``10000,100000``) on the single-machin
 
 1. **generate**: a contract-valid marketplace of ``n`` customers
    (:func:`bench_features.synthetic`, ~12 bookings each over two years);
-2. **features**: :func:`~barberpro_ml.features.customer_features` at the data's end;
+2. **features**: :func:`~barberpro_ml.features.customer_features` at the data's end (the
+   whole frame);
+   **features_blocks**: the same features streamed by
+   :func:`~barberpro_ml.features.customer_feature_blocks` (``--feature-block-customers`` per
+   block, each block dropped once computed, as a Parquet writer would): its peak memory is a
+   block's, not the population's;
 3. **snapshot**: :meth:`CustomerScorer.snapshot`, every per-customer input of scoring
    (features, lifecycle, next services...);
 4. **score**: :meth:`CustomerScorer.score_frame` without reasons;
@@ -46,6 +51,7 @@ this process's RSS).
 
     python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--json out.json]
                                      [--spark --tracking-uri sqlite:///mlflow.db]
+                                     [--spark-up-to 1000000 --driver-memory 6g]
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ import pandas as pd
 from _common import PeakRss, emit  # benchmarks/ is on sys.path when run as a script
 from bench_features import synthetic
 
-from barberpro_ml.features import churn_labels, customer_features
+from barberpro_ml.features import churn_labels, customer_feature_blocks, customer_features
 from barberpro_ml.models import ChurnClassifier, _boosted
 from barberpro_ml.registry.models import EstimatorModel
 from barberpro_ml.scoring import CustomerScorer
@@ -104,11 +110,22 @@ def train_scorer(train_rows: int, seed: int) -> tuple[CustomerScorer, dict[str, 
                     "trees": model._rounds()[1], "blend_weight": model.blend_weight_}
 
 
-def run_size(scorer: CustomerScorer, n: int, seed: int, direct: bool) -> dict[str, Any]:
+def _stream(blocks: Any) -> int:
+    """Consume blocks one at a time, keeping none: the customers seen."""
+    return sum(len(block) for block in blocks)
+
+
+def run_size(scorer: CustomerScorer, n: int, seed: int, direct: bool,
+             feature_block: int = 100_000) -> dict[str, Any]:
     out: dict[str, Any] = {"customers": n}
     data, out["generate"] = stage(lambda: synthetic(n, seed))
     out["bookings"] = len(data.bookings)
-    _, out["features"] = stage(lambda: customer_features(data, data.observation_end))
+    whole, out["features"] = stage(lambda: customer_features(data, data.observation_end))
+    n_whole = len(whole)
+    del whole
+    streamed, out["features_blocks"] = stage(lambda: _stream(customer_feature_blocks(
+        data, data.observation_end, block_customers=feature_block)))
+    assert streamed == n_whole
     _, out["snapshot"] = stage(lambda: scorer.snapshot(data))
     _, out["score"] = stage(lambda: scorer.score_frame(data, reasons=False))
     scored, out["score_reasons"] = stage(lambda: scorer.score_frame(data, reasons=True))
@@ -157,7 +174,8 @@ def run_spark(session: Any, n: int, seed: int, tracking_uri: str, buckets: int,
     return out
 
 
-STAGES = ("generate", "features", "snapshot", "score", "score_reasons", "score_reasons_direct",
+STAGES = ("generate", "features", "features_blocks", "snapshot", "score", "score_reasons",
+          "score_reasons_direct",
           "spark_events", "spark_features", "spark_score")
 
 
@@ -220,25 +238,33 @@ def main() -> None:
                              "champions) on --master, sizes up to --spark-up-to")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--spark-up-to", type=int, default=100_000)
+    parser.add_argument("--spark-from", type=int, default=0,
+                        help="the Spark stages only for sizes from this one")
+    parser.add_argument("--feature-block-customers", type=int, default=100_000,
+                        help="customers per block of the features_blocks stage")
     parser.add_argument("--buckets", type=int, default=8)
+    parser.add_argument("--driver-memory", default="2g",
+                        help="spark.driver.memory: with a local master the driver JVM holds "
+                             "the executors too (1M customers' events need more than 2g)")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI",
                                                                  "sqlite:///mlflow.db"),
                         help="the registry whose champions --spark scores with")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     scorer, model = train_scorer(args.train_rows, args.seed)
-    results = [run_size(scorer, n, args.seed, n <= args.direct_up_to) for n in sizes]
+    results = [run_size(scorer, n, args.seed, n <= args.direct_up_to,
+                        args.feature_block_customers) for n in sizes]
     if args.spark:
         import tempfile
 
         from barberpro_ml import spark as bspark
 
         start = time.perf_counter()
-        session = bspark.spark_session(args.master)
+        session = bspark.spark_session(args.master, driver_memory=args.driver_memory)
         model["spark_session_start_s"] = time.perf_counter() - start
         with tempfile.TemporaryDirectory(prefix="bench-scale-spark-") as tmp:
             for r in results:
-                if r["customers"] <= args.spark_up_to:
+                if args.spark_from <= r["customers"] <= args.spark_up_to:
                     r.update(run_spark(session, r["customers"], args.seed, args.tracking_uri,
                                        args.buckets, tmp))
         session.stop()

@@ -191,6 +191,49 @@ def validate_command(
     _print_counts(loaded.data, f"{loaded.location}: valid (data set {loaded.name})")
 
 
+@app.command("features")
+@friendly_errors
+def features_command(
+    out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write (one row per "
+                                                         "customer, indexed by customer_id).")],
+    as_of: Annotated[datetime, typer.Option(help="Cut-off (naive UTC, inclusive).")],
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Folder of event tables, or a PostgreSQL URL (default: what "
+                       "`barberpro-ml pipeline` wrote).")] = None,
+    block_customers: Annotated[int, typer.Option(
+        min=1, help="Customers per block: each block's features are computed, appended to the "
+                    "Parquet file and released, so memory beyond the event tables grows with "
+                    "the block, not the population.")] = 200_000,
+) -> None:
+    """Point-in-time features of every customer signed up by AS_OF, one Parquet row each."""
+    from barberpro_ml.features import customer_feature_blocks, feature_arrow_schema
+    from barberpro_ml.features._common import to_as_of
+    from barberpro_ml.jobs.score import check_output, write_parquet_blocks
+
+    stamp = to_as_of(as_of, name="--as-of")
+    check_output(out_file)
+    source = data if data is not None else DEFAULT_SCORING_DATA
+    if not is_database_url(source) and not Path(source).exists():
+        raise UserError(f"no event tables at {source}: run `barberpro-ml pipeline` first, or "
+                        "pass --data FOLDER|URL")
+    events = load_source(source).data
+    total = int((events.customers["signup_at"] <= stamp).sum())
+    with progress_bar("features") as progress:
+        task = progress.add_task("features", total=total)
+
+        def blocks() -> Iterator[Any]:
+            for block in customer_feature_blocks(events, stamp,
+                                                 block_customers=block_customers):
+                yield block
+                progress.advance(task, len(block))
+
+        n = write_parquet_blocks(blocks(), feature_arrow_schema(), out_file,
+                                 what="customers' features",
+                                 declared_in="the feature catalogue")
+    out.print(f"wrote {n:,} customers' features at {stamp} to {out_file}", soft_wrap=True,
+              highlight=False, markup=False)
+
+
 @import_app.command("transactions")
 @friendly_errors
 def import_transactions_command(

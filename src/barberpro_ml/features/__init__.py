@@ -5,6 +5,11 @@ events known at ``as_of`` (``created_at <= as_of``; booking outcomes once
 ``scheduled_at <= as_of``); labels look only at ``(as_of, as_of + horizon_days]``.
 """
 
+from barberpro_ml.features.blocks import (
+    customer_blocks,
+    customer_feature_blocks,
+    feature_arrow_schema,
+)
 from barberpro_ml.features.catalog import (
     DEFAULT_WINDOWS,
     FeatureSpec,
@@ -60,9 +65,12 @@ __all__ = [
     "check_time_layout",
     "churn_labels",
     "completed_transactions",
+    "customer_blocks",
+    "customer_feature_blocks",
     "customer_feature_specs",
     "customer_features",
     "customer_rfm",
+    "feature_arrow_schema",
     "feature_catalog",
     "last_labelable_as_of",
     "lifecycle_journey",

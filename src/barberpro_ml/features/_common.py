@@ -83,21 +83,25 @@ def ratio(numerator: npt.ArrayLike, denominator: npt.ArrayLike) -> FloatArray:
 class IdCoder:
     """Maps external integer ids to dense codes ``0..n-1`` (the position in the sorted ids).
 
-    A lookup table is used when the ids are compact (the usual case: ids from a sequence),
-    binary search otherwise.
+    A lookup table from the smallest id is used when the ids are compact (the usual case: ids
+    from a sequence, or a block of consecutive customers of one), binary search otherwise.
     """
 
     ids: IntArray
     _lut: IntArray | None
+    _offset: int = 0
 
     @classmethod
     def from_ids(cls, ids: npt.ArrayLike) -> IdCoder:
         sorted_ids = np.sort(np.asarray(ids, dtype=np.int64))
-        lut = None
-        if len(sorted_ids) and int(sorted_ids[-1]) <= 4 * len(sorted_ids) + 1024:
-            lut = np.full(int(sorted_ids[-1]) + 1, -1, dtype=np.int64)
-            lut[sorted_ids] = np.arange(len(sorted_ids), dtype=np.int64)
-        return cls(sorted_ids, lut)
+        if not len(sorted_ids):
+            return cls(sorted_ids, None)
+        low, high = int(sorted_ids[0]), int(sorted_ids[-1])
+        if high - low > 4 * len(sorted_ids) + 1024:
+            return cls(sorted_ids, None)
+        lut = np.full(high - low + 1, -1, dtype=np.int64)
+        lut[sorted_ids - low] = np.arange(len(sorted_ids), dtype=np.int64)
+        return cls(sorted_ids, lut, low)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,10 +116,19 @@ class IdCoder:
         v = np.asarray(values, dtype=np.int64)
         if len(v) == 0:
             return np.empty(0, dtype=np.int64)
-        if self._lut is not None:
-            inside = (v >= 0) & (v < len(self._lut))
+        low = self._offset
+        if self._lut is not None and int(v.min()) >= low \
+                and int(v.max()) - low < len(self._lut):
+            # one gather and few row-sized temporaries: at millions of rows every temporary
+            # is fresh memory from the kernel, whose page faults grew faster than the rows
+            codes = self._lut[v - low] if low else self._lut[v]
+            if int(codes.min()) >= 0:
+                return codes
+            unknown = codes < 0
+        elif self._lut is not None:
+            inside = (v >= low) & (v - low < len(self._lut))
             codes = np.full(len(v), -1, dtype=np.int64)
-            codes[inside] = self._lut[v[inside]]
+            codes[inside] = self._lut[v[inside] - low]
             unknown = codes < 0
         else:
             codes = np.minimum(np.searchsorted(self.ids, v), max(len(self.ids) - 1, 0))
@@ -143,12 +156,17 @@ def sort_by_group_time(group: IntArray, time_ns: IntArray, tiebreak: IntArray) -
     n = len(group)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    seconds = (time_ns - time_ns.min()) // 10**9
+    seconds = time_ns - time_ns.min()
+    seconds //= 10**9
     if int(seconds.max()) >= 2**31 or int(group.max()) >= 2**31:
         return np.lexsort((tiebreak, time_ns, group)).astype(np.int64)
-    key = (group.astype(np.int64) << 32) | seconds
-    perm = np.argsort(key).astype(np.int64)
+    key = group.astype(np.int64)  # a copy, shifted in place (fewer row-sized temporaries)
+    key <<= 32
+    key |= seconds
+    del seconds
+    perm = np.argsort(key).astype(np.int64, copy=False)
     sorted_key = key[perm]
+    del key
     ties = sorted_key[1:] == sorted_key[:-1]
     if ties.any():
         involved = np.zeros(n, dtype=bool)
@@ -253,10 +271,15 @@ def pair_runs(group_sorted: IntArray, rank: IntArray, value: IntArray, n_values:
     b_value = _bits(max(n_values - 1, 1))
     b_group = _bits(int(group_sorted.max()))
     if b_rank + b_value + b_group <= 62:
-        key = (group_sorted << (b_value + b_rank)) | (value << b_rank) | rank
+        # in place where possible: each row-sized temporary avoided is memory the kernel
+        # need not fault in (the cost that grew faster than the rows at millions of them)
+        key = group_sorted << (b_value + b_rank)
+        key |= value << b_rank
+        key |= rank
         key.sort()
         pair = key >> b_rank
-        ranks_in_key_order = key & ((1 << b_rank) - 1)
+        ranks_in_key_order = key
+        ranks_in_key_order &= (1 << b_rank) - 1
         groups_in_key_order = pair >> b_value
     else:
         order = np.lexsort((rank, value, group_sorted))
@@ -271,7 +294,8 @@ def pair_runs(group_sorted: IntArray, rank: IntArray, value: IntArray, n_values:
     first_row = np.flatnonzero(np.concatenate(([True], group_sorted[1:] != group_sorted[:-1])))
     group_first = np.zeros(int(group_sorted.max()) + 1, dtype=np.int64)
     group_first[group_sorted[first_row]] = first_row
-    row_order = group_first[groups_in_key_order] + ranks_in_key_order
+    row_order = group_first[groups_in_key_order]
+    row_order += ranks_in_key_order
     return PairRuns(
         group=groups_in_key_order[run_starts],
         value=value[row_order[run_starts]],

@@ -46,8 +46,14 @@ from barberpro_ml.features._common import (
     to_as_of,
 )
 from barberpro_ml.features.catalog import DEFAULT_WINDOWS, assemble, customer_feature_specs
+from barberpro_ml.features.partition import customer_blocks
 
 Columns = dict[str, object]
+
+WORKING_BLOCK_CUSTOMERS = 50_000
+"""Customers per internal block of :func:`customer_features` on populations of more than
+twice as many: ~600,000 bookings, whose working arrays (a few MiB each) are reused from the
+allocator's heap and stay in the caches."""
 
 
 def _status_codes(bookings: pd.DataFrame) -> tuple[npt.NDArray[np.int8], int, int, int]:
@@ -151,7 +157,10 @@ def customer_features(data: MarketplaceData, as_of: AsOf, *,
     Notes
     -----
     The computation is a few sorts and ``np.bincount`` passes over the bookings, whatever the
-    number of customers; ``benchmarks/bench_features.py`` measures it.
+    number of customers; ``benchmarks/bench_features.py`` measures it. Populations of more
+    than twice :data:`WORKING_BLOCK_CUSTOMERS` customers go through in blocks of that many
+    (:func:`~barberpro_ml.features.customer_blocks`, the review totals computed once), so that
+    the working arrays stay small: the same rows, a cost linear in the bookings.
 
     Examples
     --------
@@ -161,7 +170,22 @@ def customer_features(data: MarketplaceData, as_of: AsOf, *,
     stamp = to_as_of(as_of)
     ws = check_windows(windows)
     cut = int(stamp.value)
+    if provider_reviews is None:
+        provider_reviews = provider_review_totals(data.reviews, stamp)
+    n_customers = int(np.count_nonzero(ns(data.customers["signup_at"]) <= cut))
+    if n_customers > 2 * WORKING_BLOCK_CUSTOMERS:
+        # Large populations go through in blocks of customers whose working arrays stay
+        # small: one pass over the whole tables makes every temporary fresh memory from the
+        # kernel (page faults) and every gather a cache miss, costs that grew faster than
+        # the rows. The blocks run the code below; their rows are the whole run's.
+        return pd.concat([_features(block, cut, ws, provider_reviews)
+                          for block in customer_blocks(data, stamp, WORKING_BLOCK_CUSTOMERS)])
+    return _features(data, cut, ws, provider_reviews)
 
+
+def _features(data: MarketplaceData, cut: int, ws: tuple[int, ...],
+              provider_reviews: pd.DataFrame) -> pd.DataFrame:
+    """:func:`customer_features` of every customer of ``data`` in one pass."""
     customers = data.customers
     kept = customers.loc[ns(customers["signup_at"]) <= cut]
     kept_ids = kept["customer_id"].to_numpy()
@@ -173,8 +197,6 @@ def customer_features(data: MarketplaceData, as_of: AsOf, *,
         cols[name] = kept[name].array.take(row_order)
     # One helper per table or topic: their large temporaries are freed as each returns.
     cols |= _booking_features(data, coder, cut)
-    if provider_reviews is None:
-        provider_reviews = provider_review_totals(data.reviews, stamp)
     cols |= _visit_features(data, coder, cut, ws, provider_reviews)
     cols |= _review_features(data, coder, cut)
     cols |= _campaign_features(data, coder, cut)

@@ -122,7 +122,9 @@ def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
             partial.unlink()
 
 
-def write_parquet_blocks(blocks: Iterable[pd.DataFrame], schema: Any, path: Path) -> int:
+def write_parquet_blocks(blocks: Iterable[pd.DataFrame], schema: Any, path: Path, *,
+                         what: str = "profiles",
+                         declared_in: str = "the scorer's FRAME_COLUMN_TYPES") -> int:
     """Append ``blocks`` to one Parquet file of ``schema``, beside ``path``, and move it into
     place: as :func:`write_parquet_atomically`, with one block in memory at a time.
 
@@ -135,6 +137,8 @@ def write_parquet_blocks(blocks: Iterable[pd.DataFrame], schema: Any, path: Path
         one block keeps its type).
     path
         The Parquet file to write.
+    what, declared_in
+        What a row is and where the schema is declared, for the error messages.
 
     Returns
     -------
@@ -161,13 +165,13 @@ def write_parquet_blocks(blocks: Iterable[pd.DataFrame], schema: Any, path: Path
                 got = [block.index.name, *block.columns]
                 if got != expected:
                     raise ValueError(
-                        f"a block of {len(block):,} profiles has columns {got}, the declared "
-                        f"schema {expected}: declare the scorer's columns in FRAME_COLUMN_TYPES")
+                        f"a block of {len(block):,} {what} has columns {got}, the declared "
+                        f"schema {expected}: declare the columns in {declared_in}")
                 try:
                     table = pa.Table.from_pandas(block, schema=schema, preserve_index=True)
                 except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                     raise ValueError(
-                        f"a block of {len(block):,} profiles (customers "
+                        f"a block of {len(block):,} {what} (customers "
                         f"{block.index.min()}..{block.index.max()}) does not fit the declared "
                         f"schema: {exc}") from None
                 writer.write_table(table)

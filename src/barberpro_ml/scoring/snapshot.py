@@ -12,7 +12,6 @@ the models always run on the request.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -30,6 +29,7 @@ from barberpro_ml.features import (
     rfm_features,
 )
 from barberpro_ml.features._common import to_as_of
+from barberpro_ml.features.blocks import customer_blocks
 from barberpro_ml.features.lifecycle import lifecycle_stages, population_median_gap
 from barberpro_ml.models.recs.marketplace import (
     NextServicePrior,
@@ -291,47 +291,6 @@ def build_snapshot(data: MarketplaceData, as_of: object, *,
         population_gap_days=population_gap,
         aligned=_aligned(features, lifecycle, rfm, next_service, neighborhoods),
         definitions=definitions, first_visit=population.first_visit)
-
-
-def customer_blocks(data: MarketplaceData, as_of: object, block_customers: int
-                    ) -> Iterator[MarketplaceData]:
-    """The customers signed up by ``as_of``, ``block_customers`` at a time in id order, each
-    block with its own bookings, reviews and interventions (the barber and service tables
-    shared): what :func:`build_snapshot` needs, with :func:`population_inputs`, to build one
-    block's snapshot. Rows keep their order in ``data``.
-
-    Raises
-    ------
-    InputError
-        ``block_customers`` is not a positive integer.
-    """
-    if isinstance(block_customers, bool) or not isinstance(block_customers, int | np.integer) \
-            or block_customers < 1:
-        raise InputError(f"block_customers must be a positive integer, got {block_customers!r}")
-    stamp = to_as_of(as_of, to_utc=True)
-    customers = data.customers
-    signed = np.flatnonzero((customers["signup_at"] <= stamp).to_numpy(dtype=bool))
-    signed = signed[np.argsort(customers["customer_id"].to_numpy()[signed], kind="stable")]
-    tables = {name: getattr(data, name) for name in ("bookings", "reviews", "interventions")}
-    by_customer = {}
-    for name, frame in tables.items():
-        ids = frame["customer_id"].to_numpy()
-        order = np.argsort(ids, kind="stable")
-        by_customer[name] = (order, ids[order])
-    for start in range(0, len(signed), int(block_customers)):
-        rows = signed[start:start + int(block_customers)]
-        block_ids = customers["customer_id"].to_numpy()[rows]
-        parts = {}
-        for name, frame in tables.items():
-            order, sorted_ids = by_customer[name]
-            lo = np.searchsorted(sorted_ids, block_ids[0], side="left")
-            hi = np.searchsorted(sorted_ids, block_ids[-1], side="right")
-            own = order[lo:hi][np.isin(sorted_ids[lo:hi], block_ids)]
-            parts[name] = frame.iloc[np.sort(own)]
-        yield MarketplaceData.from_validated(
-            customers=customers.iloc[rows], providers=data.providers, services=data.services,
-            bookings=parts["bookings"], reviews=parts["reviews"],
-            interventions=parts["interventions"])
 
 
 def working_providers(providers: pd.DataFrame, as_of: pd.Timestamp) -> pd.Index:
