@@ -403,3 +403,50 @@ def test_a_serving_store_trusts_a_verified_key_for_its_cache_period(tmp_path: Pa
     time.sleep(0.1)
     with pytest.raises(AuthenticationError, match="revoked"):
         expired.authenticate(third)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(gaps=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=40),
+       rate=st.floats(0.5, 20.0), burst=st.integers(1, 6),
+       quota=st.one_of(st.none(), st.integers(1, 30)))
+def test_the_sqlite_fast_path_decides_as_the_general_update(
+        tmp_path_factory: pytest.TempPathFactory, gaps: list[float], rate: float, burst: int,
+        quota: int | None) -> None:
+    folder = tmp_path_factory.mktemp("bucket")
+    on_file = KeyStore(f"sqlite:///{folder / 'service.db'}")  # one statement on sqlite3
+    in_memory = KeyStore("sqlite://")  # SQLAlchemy's conditional UPDATE
+    assert on_file._sqlite_file is not None and in_memory._sqlite_file is None
+    keys = [store.create("k", "customers:read", rate_per_s=rate, burst=burst,
+                         quota_per_day=quota).key for store in (on_file, in_memory)]
+    stamp = 1_800_000_000.0 - 20.0  # crosses a UTC midnight: the quota's new day
+    for gap in gaps:
+        stamp += gap
+        fast, general = on_file.consume(keys[0], stamp), in_memory.consume(keys[1], stamp)
+        assert fast.allowed == general.allowed
+        if not fast.allowed:
+            assert fast.reason == general.reason
+            assert fast.retry_after == pytest.approx(general.retry_after)
+
+
+def test_the_bucket_on_a_sqlite_file_never_over_grants_under_threads(tmp_path: Path) -> None:
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    key = KeyStore(url).create("busy", "customers:read", rate_per_s=1e-6, burst=37).key
+    stores = [KeyStore(url) for _ in range(2)]  # two "workers"
+    granted: list[bool] = []
+    lock = threading.Lock()
+
+    def hammer(store: KeyStore) -> None:
+        for _ in range(10):
+            allowed = store.consume(key).allowed
+            with lock:
+                granted.append(allowed)
+
+    threads = [threading.Thread(target=hammer, args=(stores[i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(granted) == 80 and sum(granted) == 37

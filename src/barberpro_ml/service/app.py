@@ -220,7 +220,8 @@ def create_app(scorer: CustomerScorer | LiveScorer, data: MarketplaceData | None
         app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
         app.add_middleware(Observability, scoring_prefixes=(f"{CURRENT_PREFIX}/customers/",
                                                             "/customers/"),
-                           record_usage=None if keys is None else keys.record_usage)
+                           record_usage=None if keys is None else keys.record_usage,
+                           usage_in_memory=keys is not None and keys.usage_flush_s > 0)
     set_model_versions(live.current.scorer.models)
 
     @app.get("/metrics", include_in_schema=False)

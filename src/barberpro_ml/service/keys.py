@@ -39,6 +39,7 @@ import hmac
 import os
 import re
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -251,6 +252,10 @@ class KeyStore:
         self._used: dict[str, float] = {}
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str, str, str], list[float]] = {}
+        self._local = threading.local()
+        database = self.engine.url.database
+        self._sqlite_file = (database if self.engine.dialect.name == "sqlite" and database
+                             and database != ":memory:" else None)
         self._flusher: threading.Thread | None = None
         self._flush_lock = threading.Lock()
 
@@ -402,6 +407,8 @@ class KeyStore:
         """
         stamp = time.time() if now is None else now
         today = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
+        if self._sqlite_file and self._fast_consume(key, stamp, today):
+            return Allowance(allowed=True)
         b = _buckets.c
         # workers' clocks are read before they queue for the row, so a request may carry an
         # earlier stamp than the row's: it refills nothing rather than a negative amount
@@ -440,6 +447,26 @@ class KeyStore:
                                  retry_after=(1 - float(row.level)) / key.rate_per_s)
         # still racing after that many attempts: refuse (never over-grant), briefly
         return Allowance(allowed=False, reason="rate", retry_after=min(1.0, 1 / key.rate_per_s))
+
+    def _fast_consume(self, key: ApiKey, stamp: float, today: str) -> bool:
+        """The common case on a SQLite file, one statement on this thread's own ``sqlite3``
+        connection: the key's row exists and has a token (and quota) left. The same
+        conditional ``UPDATE`` as :meth:`consume`'s, atomic by itself in SQLite (its own
+        implicit transaction), without SQLAlchemy's per-call work (~0.3 ms). False: not taken
+        (no row yet, or a refusal to explain), and :meth:`consume` goes the general way."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            assert self._sqlite_file is not None
+            conn = sqlite3.connect(self._sqlite_file, timeout=30, isolation_level=None,
+                                   check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        quota = key.quota_per_day if key.quota_per_day is not None else -1
+        done = conn.execute(_FAST_CONSUME, {
+            "stamp": stamp, "rate": key.rate_per_s, "burst": float(key.burst), "today": today,
+            "key_id": key.key_id, "quota": quota})
+        return done.rowcount == 1
 
     def used_today(self, key_ids: Iterable[str], now: float | None = None) -> dict[str, int]:
         """Requests each key made this UTC day (keys without any: absent)."""
@@ -586,6 +613,22 @@ def _count(conn: Connection, table: sa.Table, where: Mapping[str, Any], **add: A
         set_={n: table.c[n] + statement.excluded[n] if n in numeric else statement.excluded[n]
               for n in add}))
 
+
+# KeyStore._fast_consume: consume()'s conditional UPDATE written out for sqlite3 (refill at
+# `rate` since updated_at, never below a later clock, capped at `burst`; one token and one
+# request of the day's quota taken when both are left; quota -1: none)
+_FAST_CONSUME = """
+UPDATE rate_limits SET
+  tokens = MIN(:burst, tokens + CASE WHEN updated_at < :stamp
+                                     THEN (:stamp - updated_at) * :rate ELSE 0.0 END) - 1,
+  updated_at = CASE WHEN updated_at < :stamp THEN :stamp ELSE updated_at END,
+  day_count = CASE WHEN day = :today THEN day_count ELSE 0 END + 1,
+  day = :today
+WHERE key_id = :key_id
+  AND MIN(:burst, tokens + CASE WHEN updated_at < :stamp
+                                THEN (:stamp - updated_at) * :rate ELSE 0.0 END) >= 1
+  AND (:quota < 0 OR CASE WHEN day = :today THEN day_count ELSE 0 END < :quota)
+"""
 
 _SCHEMA_LOCK = 0x6270_6b65_7973  # "bpkeys": the advisory lock serialising table creation
 

@@ -122,13 +122,16 @@ def metrics_response(_: Request) -> Response:
 
 class Observability:
     """ASGI middleware: the request id, one access log line, the metrics and, given
-    ``record_usage`` (``(key_id, route, status, seconds)``), the usage row per request."""
+    ``record_usage`` (``(key_id, route, status, seconds)``), the usage row per request:
+    called in a worker thread when it writes to the database, in the event loop when it only
+    counts in memory (``usage_in_memory``: the serving key store's buffered usage)."""
 
     def __init__(self, app: ASGIApp, scoring_prefixes: tuple[str, ...] = (),
-                 record_usage: Callable[[str | None, str, int, float], None] | None = None
-                 ) -> None:
+                 record_usage: Callable[[str | None, str, int, float], None] | None = None,
+                 usage_in_memory: bool = False) -> None:
         self.app, self.scoring_prefixes = app, scoring_prefixes
         self.record_usage = record_usage
+        self.usage_in_memory = usage_in_memory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,8 +170,11 @@ class Observability:
                 "duration_ms": round(elapsed * 1e3, 2), "key_id": key_id})
             if self.record_usage is not None:
                 try:
-                    await anyio.to_thread.run_sync(self.record_usage, key_id, route, status,
-                                                   elapsed)
+                    if self.usage_in_memory:  # a dict update under a lock: no thread hop
+                        self.record_usage(key_id, route, status, elapsed)
+                    else:
+                        await anyio.to_thread.run_sync(self.record_usage, key_id, route,
+                                                       status, elapsed)
                 except Exception:  # the answer is sent; a lost count must not fail it
                     access_log.exception("usage of %s %s not recorded", method, route)
             _REQUEST_ID.reset(token)
