@@ -321,7 +321,7 @@ def monitor_champions(data: MarketplaceData, as_of: object, *,
         mlflow.log_params({"as_of": f"{stamp:%Y-%m-%d}", "families": ",".join(chosen),
                            **{f"settings.{k}": v for k, v in settings.model_dump().items()
                               if k != "margins"},
-                           **{f"settings.margin.{k}": v
+                           **{metric_key("settings.margin", k): v  # "ndcg_10": no "@"
                               for k, v in settings.margins.items()}})
         summary: list[dict[str, Any]] = []
         for c in checks:
