@@ -351,3 +351,38 @@ def test_monitoring_the_recs_champion_at_its_first_matured_date_reproduces_its_g
     assert ndcg.value == pytest.approx(gate_value, abs=1e-9)
     assert {r.column: r.psi for r in health.features}["booked_barber"] == pytest.approx(0.0)
     assert health.verdict == "ok" and result.exit_code == 0
+
+
+def test_recs_gate_figures_prefer_claims_and_fall_back_on_the_runs_test_metrics() -> None:
+    from barberpro_ml.monitoring.champions import recs_gate_figures
+
+    logged = {"ndcg_10": 0.42, "ndcg_10_ci_low": 0.40, "ndcg_10_ci_high": 0.44,
+              "recall_10": 0.69, "recall_10_ci_low": 0.67, "recall_10_ci_high": 0.71}
+    difference = GateFigure(metric="ndcg@10_minus_global_popularity", value=0.1,
+                            ci_low=0.05, ci_high=0.15)
+    direct = GateFigure(metric="ndcg@10", value=0.5, ci_low=0.45, ci_high=0.55)
+    assert recs_gate_figures([difference, direct], logged) == [direct]
+    fallback = recs_gate_figures([difference], logged)
+    assert [(f.metric, f.value, f.ci_low) for f in fallback] == [
+        ("ndcg@10", 0.42, 0.40), ("recall@10", 0.69, 0.67)]
+    assert recs_gate_figures([difference], {}) == []
+
+
+def test_a_date_too_early_for_the_recs_champion_skips_it_and_monitors_the_others(
+        scoring_registry: Any, tmp_path: Path) -> None:
+    source = Path(scoring_registry.tracking_uri.removeprefix("sqlite:///"))
+    db = tmp_path / "mlflow.db"
+    with sqlite3.connect(source) as con, sqlite3.connect(db) as copy:
+        con.backup(copy)
+    con.close()
+    copy.close()
+    uri = f"sqlite:///{db}"
+    data = scoring_registry.data
+    early = data.observation_end.normalize() - pd.Timedelta(days=30)
+    with isolated_tracking(uri, tmp_path):
+        result = monitor_champions(data, early, families=["churn", "recs"], tracking_uri=uri,
+                                   tag_versions=False)
+    by_family = {c.family: c for c in result.checks}
+    assert by_family["churn"].health is not None
+    assert by_family["recs"].health is None
+    assert "no window has matured since the gate" in (by_family["recs"].skipped or "")

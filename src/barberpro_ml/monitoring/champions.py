@@ -66,6 +66,7 @@ __all__ = [
     "gate_figures",
     "monitor_champions",
     "plot_drift",
+    "recs_gate_figures",
 ]
 
 MONITOR_EXPERIMENT = "barberpro-monitoring"
@@ -250,11 +251,49 @@ def _check_recs(wrapper: Any, name: str, version: str, params: dict[str, str],
                              skipped=f"{name} v{version}: its run has no test_cutoff parameter "
                                      "(was it trained by `barberpro-ml train recs`?)")
     horizon = int(params.get("horizon_days", "90"))
-    health = check_recommender(
-        wrapper.recommender, data, as_of, reference_as_of=test, horizon_days=horizon,
-        gates=gate_figures(name, version, client), settings=settings, model_name=name,
-        version=version)
+    run_id = client.get_model_version(name, version).run_id
+    gates = recs_gate_figures(gate_figures(name, version, client),
+                              client.get_run(run_id).data.metrics if run_id else {})
+    try:
+        health = check_recommender(
+            wrapper.recommender, data, as_of, reference_as_of=test, horizon_days=horizon,
+            gates=gates, settings=settings, model_name=name, version=version)
+    except InputError as exc:  # too early for this family only: the others are monitored
+        return ChampionCheck(family="recs", model_name=name, version=version, skipped=str(exc))
     return ChampionCheck(family="recs", model_name=name, version=version, health=health)
+
+
+RECS_MAIN_METRICS = ("ndcg@10", "recall@10")
+"""The recommender's own test metrics the monitor falls back on (see :func:`recs_gate_figures`)."""
+
+
+def recs_gate_figures(figures: list[GateFigure], run_metrics: dict[str, float]
+                      ) -> list[GateFigure]:
+    """The gate figures a recommender's monitor can re-measure: the bound claims' own ranking
+    metrics, or, when every claim is a difference with a baseline model (the shipped claims:
+    NDCG@10 minus popularity's), the version's test NDCG@10 and recall@10 with their bootstrap
+    intervals as its run logged them (``ndcg_10``, ``ndcg_10_ci_low``, ...) -- the figures the
+    gate's differences were computed from.
+
+    Examples
+    --------
+    >>> logged = {"ndcg_10": 0.4, "ndcg_10_ci_low": 0.38, "ndcg_10_ci_high": 0.42}
+    >>> [(f.metric, f.value) for f in recs_gate_figures([], logged)]
+    [('ndcg@10', 0.4)]
+    """
+    direct = [f for f in figures if "minus" not in f.metric]
+    if direct:
+        return direct
+    out = []
+    for metric in RECS_MAIN_METRICS:
+        key = metric_key(metric)
+        try:
+            value, low, high = (run_metrics[key], run_metrics[f"{key}_ci_low"],
+                                run_metrics[f"{key}_ci_high"])
+        except KeyError:
+            continue
+        out.append(GateFigure(metric=metric, value=value, ci_low=low, ci_high=high))
+    return out
 
 
 def monitor_champions(data: MarketplaceData, as_of: object, *,
