@@ -131,6 +131,20 @@ def test_features_command_refuses_bad_input_before_work(tmp_path: Path) -> None:
     assert zero.exit_code == 2
 
 
+def test_features_command_refuses_dates_outside_the_data(simulated: Any,
+                                                         tmp_path: Path) -> None:
+    data_dir = simulated.save(tmp_path / "events")
+    out = tmp_path / "f.parquet"
+    runner = CliRunner()
+    late = runner.invoke(app, ["features", "--data", str(data_dir), "--as-of", "2031-01-01",
+                               "--out", str(out)])
+    assert late.exit_code == 2 and "after the data's last event" in late.output
+    early = runner.invoke(app, ["features", "--data", str(data_dir), "--as-of", "2000-01-01",
+                                "--out", str(out)])
+    assert early.exit_code == 2 and "no customer had signed up yet" in early.output
+    assert "Traceback" not in late.output + early.output and not out.exists()
+
+
 def test_blocks_hold_only_their_customers_events(simulated: Any) -> None:
     """Each block's bookings, reviews and interventions are exactly its customers' rows, in
     the data's order; every signed-up customer is in one block."""

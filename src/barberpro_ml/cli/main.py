@@ -217,7 +217,16 @@ def features_command(
         raise UserError(f"no event tables at {source}: run `barberpro-ml pipeline` first, or "
                         "pass --data FOLDER|URL")
     events = load_source(source).data
+    end = events.observation_end
+    if stamp > end:
+        raise UserError(f"--as-of {stamp} is after the data's last event ({end}): features "
+                        "there would count days nothing was recorded as days without a visit; "
+                        "give an --as-of up to the data's end, or newer data")
     total = int((events.customers["signup_at"] <= stamp).sum())
+    if total == 0:
+        first = events.customers["signup_at"].min()
+        raise UserError(f"--as-of {stamp}: no customer had signed up yet (the first signed up "
+                        f"{first}); give a later --as-of")
     with progress_bar("features") as progress:
         task = progress.add_task("features", total=total)
 
