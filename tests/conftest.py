@@ -290,6 +290,18 @@ def postgres_cluster() -> Iterator[Any]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def copy_tracking_store(uri: str, folder: Path) -> str:
+    """A private copy of the SQLite tracking store at ``uri`` in ``folder`` (its artifacts stay
+    where they are, read only): a test that writes runs or versions leaves the shared store
+    alone. Returns the copy's URI."""
+    db = folder / "mlflow.db"
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as con, sqlite3.connect(db) as copy:
+        con.backup(copy)
+    con.close()
+    copy.close()
+    return f"sqlite:///{db}"
+
+
 @contextlib.contextmanager
 def isolated_tracking(uri: str, root: Path) -> Iterator[None]:
     """MLflow pointed at ``uri`` for the block: the environment (registry, experiment and run

@@ -36,7 +36,7 @@ from barberpro_ml.monitoring.champions import (
     TAG_VERDICT,
     monitor_champions,
 )
-from conftest import isolated_tracking
+from conftest import copy_tracking_store, isolated_tracking
 
 SEED = 11
 N = 2500
@@ -327,13 +327,7 @@ def test_a_barber_exodus_moves_the_recommenders_bookings_and_a_quiet_market_does
 
 def test_monitoring_the_recs_champion_at_its_first_matured_date_reproduces_its_gate(
         scoring_registry: Any, tmp_path: Path) -> None:
-    source = Path(scoring_registry.tracking_uri.removeprefix("sqlite:///"))
-    db = tmp_path / "mlflow.db"
-    with sqlite3.connect(source) as con, sqlite3.connect(db) as copy:
-        con.backup(copy)
-    con.close()
-    copy.close()
-    uri = f"sqlite:///{db}"
+    uri = copy_tracking_store(scoring_registry.tracking_uri, tmp_path)
     data = scoring_registry.data
     with isolated_tracking(uri, tmp_path):
         result = monitor_champions(data, data.observation_end.normalize(), families=["recs"],
@@ -370,13 +364,7 @@ def test_recs_gate_figures_prefer_claims_and_fall_back_on_the_runs_test_metrics(
 
 def test_a_date_too_early_for_the_recs_champion_skips_it_and_monitors_the_others(
         scoring_registry: Any, tmp_path: Path) -> None:
-    source = Path(scoring_registry.tracking_uri.removeprefix("sqlite:///"))
-    db = tmp_path / "mlflow.db"
-    with sqlite3.connect(source) as con, sqlite3.connect(db) as copy:
-        con.backup(copy)
-    con.close()
-    copy.close()
-    uri = f"sqlite:///{db}"
+    uri = copy_tracking_store(scoring_registry.tracking_uri, tmp_path)
     data = scoring_registry.data
     early = data.observation_end.normalize() - pd.Timedelta(days=30)
     with isolated_tracking(uri, tmp_path):

@@ -4,7 +4,6 @@ pooled-campaign rule otherwise (issue 19, part 3)."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import yaml
 
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.scoring.actions import UpliftDecision, _actions
-from conftest import isolated_tracking
+from conftest import copy_tracking_store, isolated_tracking
 
 SMALL = {"n_estimators": 40, "max_depth": 2, "min_child_weight": 5.0}
 
@@ -30,18 +29,12 @@ def uplift_registry(scoring_registry: Any, tmp_path_factory: pytest.TempPathFact
     from barberpro_ml.jobs import uplift
 
     root = tmp_path_factory.mktemp("uplift-registry")
-    db = root / "mlflow.db"
-    source = Path(scoring_registry.tracking_uri.removeprefix("sqlite:///"))
-    with sqlite3.connect(source) as con, sqlite3.connect(db) as copy:
-        con.backup(copy)
-    con.close()
-    copy.close()
+    uri = copy_tracking_store(scoring_registry.tracking_uri, root)
     (root / "mlruns").mkdir()
     claims = root / "claims.yaml"
     claims.write_text(yaml.safe_dump({"claims": [
         {"id": "test-uplift", "family": "uplift", "metric": "qini", "claimed": -0.5,
          "direction": "at_least", "policy": "point", "source": "test floor"}]}))
-    uri = f"sqlite:///{db}"
     with isolated_tracking(uri, root):
         cfg = uplift.load_config(model=SMALL, oracle_futures=0, claims=str(claims))
         outcome = uplift.run(cfg, data=scoring_registry.data, tracking_uri=uri)
