@@ -37,11 +37,11 @@ from barberpro_ml.errors import InputError, NotEnoughDataError
 from barberpro_ml.evaluation import evaluate_recommender
 from barberpro_ml.models.recs import booking_interactions_split, customer_neighborhoods
 from barberpro_ml.monitoring.checks import (
-    DriftRow,
     GateFigure,
     MaturedPerformance,
     ModelHealth,
     MonitorSettings,
+    _drift_row,
     judge_performance,
     verdict,
 )
@@ -184,8 +184,8 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
     # learn after its fit): reported, never counted -- the matured check shows what they cost
     for r in rows:
         r["trending"] = r["column"] == "cold_customer"
-    features = sorted((_drift(r) for r in rows), key=lambda r: -r.psi)
-    score_row = _drift(score)
+    features = sorted((_drift_row(r) for r in rows), key=lambda r: -r.psi)
+    score_row = _drift_row(score)
     result, reasons = verdict(performance, features, score_row)
     return ModelHealth(
         family="recs", model_name=model_name, version=version, as_of=f"{now:%Y-%m-%d}",
@@ -193,13 +193,3 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
         performance=performance, performance_note=note, features=features, score=score_row,
         verdict=result, reasons=reasons, settings=settings)
 
-
-def _drift(row: dict[str, Any]) -> DriftRow:
-    def opt(v: Any) -> float | None:
-        return None if v is None or not np.isfinite(v) else float(v)
-
-    return DriftRow(column=row["column"], kind=row["kind"], psi=float(row["psi"]),
-                    test=row["test"], statistic=opt(row["statistic"]),
-                    p_value=opt(row["p_value"]), p_adjusted=opt(row.get("p_adjusted")),
-                    drifted=bool(row["drifted"]), trend_psi=opt(row.get("trend_psi")),
-                    trending=bool(row.get("trending", False)))
