@@ -63,16 +63,8 @@ def mlflow_store(mlflow_template_db: Path, tmp_path: Path,
     from mlflow.tracking import fluent
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    db = tmp_path / "mlflow.db"
-    shutil.copyfile(mlflow_template_db, db)
+    uri = fresh_tracking_store(mlflow_template_db, tmp_path)
     artifacts = tmp_path / "mlruns"
-    artifacts.mkdir()
-    # The template's Default experiment stores artifacts under the template's folder.
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                    ((artifacts / "0").as_uri(),))
-    con.close()
-    uri = f"sqlite:///{db}"
     previous_uri = tracking_utils._tracking_uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -85,7 +77,7 @@ def mlflow_store(mlflow_template_db: Path, tmp_path: Path,
     # An experiment chosen by an earlier test lives in another store.
     monkeypatch.setattr(fluent, "_active_experiment_id", None)
     try:
-        yield MlflowStore(tracking_uri=uri, db_path=db, artifact_root=artifacts)
+        yield MlflowStore(tracking_uri=uri, db_path=tmp_path / "mlflow.db", artifact_root=artifacts)
     finally:
         while mlflow.active_run() is not None:
             mlflow.end_run()
@@ -215,14 +207,7 @@ def scoring_registry(mlflow_template_db: Path,
     from barberpro_ml.jobs import JOBS
 
     root = tmp_path_factory.mktemp("scoring-registry")
-    db = root / "mlflow.db"
-    shutil.copyfile(mlflow_template_db, db)
-    (root / "mlruns").mkdir()
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                    ((root / "mlruns" / "0").as_uri(),))
-    con.close()
-    uri = f"sqlite:///{db}"
+    uri = fresh_tracking_store(mlflow_template_db, root)
     data = simulate(SimulationConfig(n_customers=2500, seed=11))
     data_dir = data.save(root / "data")
     claims = root / "claims.yaml"
@@ -288,6 +273,22 @@ def postgres_cluster() -> Iterator[Any]:
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_tracking_store(template: Path, folder: Path) -> str:
+    """A new SQLite tracking store in ``folder`` from the migrated ``template`` (see
+    ``mlflow_template_db``), its Default experiment's artifacts under ``folder/mlruns``.
+    Returns its URI."""
+    db = folder / "mlflow.db"
+    shutil.copyfile(template, db)
+    artifacts = folder / "mlruns"
+    artifacts.mkdir()
+    # The template's Default experiment stores artifacts under the template's folder.
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                    ((artifacts / "0").as_uri(),))
+    con.close()
+    return f"sqlite:///{db}"
 
 
 def copy_tracking_store(uri: str, folder: Path) -> str:

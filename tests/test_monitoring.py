@@ -8,8 +8,6 @@ customers) and monitored on the same marketplace and on the same marketplace hit
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from barberpro_ml.monitoring.champions import (
     TAG_VERDICT,
     monitor_champions,
 )
-from conftest import copy_tracking_store, isolated_tracking
+from conftest import copy_tracking_store, fresh_tracking_store, isolated_tracking
 
 SEED = 11
 N = 2500
@@ -60,14 +58,7 @@ def churn_champion(mlflow_template_db: Path, tmp_path_factory: pytest.TempPathFa
     from barberpro_ml.jobs import JOBS
 
     root = tmp_path_factory.mktemp("monitor-registry")
-    db = root / "mlflow.db"
-    shutil.copyfile(mlflow_template_db, db)
-    (root / "mlruns").mkdir()
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                    ((root / "mlruns" / "0").as_uri(),))
-    con.close()
-    uri = f"sqlite:///{db}"
+    uri = fresh_tracking_store(mlflow_template_db, root)
     quiet = simulate(SimulationConfig(n_customers=N, seed=SEED))
     shocked = simulate(SimulationConfig(n_customers=N, seed=SEED, shocks=[SHOCK]))
     quiet_dir = quiet.save(root / "quiet")

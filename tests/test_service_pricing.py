@@ -7,8 +7,6 @@ from the champion's elasticities; both agree with the registered pyfunc called d
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from barberpro_ml.data import MarketplaceData, SimulationConfig, simulate
 from barberpro_ml.registry.pricing_model import champion_pricing
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.service import create_app
-from conftest import isolated_tracking
+from conftest import fresh_tracking_store, isolated_tracking
 
 ROUTE = "marketplace-optimization"
 
@@ -34,17 +32,6 @@ class PricingStore:
     result: Any
 
 
-def _store(template: Path, root: Path) -> str:
-    db = root / "mlflow.db"
-    shutil.copyfile(template, db)
-    (root / "mlruns").mkdir()
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                    ((root / "mlruns" / "0").as_uri(),))
-    con.close()
-    return f"sqlite:///{db}"
-
-
 @pytest.fixture(scope="module")
 def pricing_store(mlflow_template_db: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[PricingStore]:
@@ -52,7 +39,7 @@ def pricing_store(mlflow_template_db: Path,
     from barberpro_ml.jobs import pricing
 
     root = tmp_path_factory.mktemp("pricing-registry")
-    uri = _store(mlflow_template_db, root)
+    uri = fresh_tracking_store(mlflow_template_db, root)
     data = simulate(SimulationConfig(n_customers=8000, seed=5))
     cfg = pricing.load_config(model={**pricing.PricingJobConfig().model, "n_rep": 1,
                                      "scopes": ["pooled", "tier", "service_tier"],
@@ -180,7 +167,7 @@ def test_marketplace_optimisation_evaluates_requested_changes_and_refuses_bad_on
 def test_marketplace_optimisation_without_a_verified_champion_is_503(
         scorer: CustomerScorer, pricing_store: PricingStore, mlflow_template_db: Path,
         tmp_path: Path, barber: tuple[int, str]) -> None:
-    empty = _store(mlflow_template_db, tmp_path)
+    empty = fresh_tracking_store(mlflow_template_db, tmp_path)
     app = create_app(scorer, pricing_store.data, warm=False, auth="off", tracking_uri=empty)
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get(f"/providers/{barber[0]}/{ROUTE}")
@@ -214,7 +201,7 @@ def test_recommendations_rank_the_supported_price_rise_or_say_why_there_is_none(
         assert f"the {tier} tier" in body["pricing"]
     assert len(body["actions"]) <= 3
     # without a champion the other actions are answered, and the reason is given
-    empty = _store(mlflow_template_db, tmp_path)
+    empty = fresh_tracking_store(mlflow_template_db, tmp_path)
     app = create_app(scorer, pricing_store.data, warm=False, auth="off", tracking_uri=empty)
     with TestClient(app, raise_server_exceptions=False) as c:
         alone = c.get(f"/v1/providers/{provider_id}/recommendations")
