@@ -430,6 +430,70 @@ def test_offer_effect_oracle_matches_the_randomized_comparison(
     assert abs(diff - eff["effect"].mean()) < 3.5 * se, (diff, eff["effect"].mean(), se)
 
 
+# --------------------------------------------------------------------------- win-back
+
+@pytest.fixture(scope="module")
+def winback_data() -> MarketplaceData:
+    """The campaign world with offers that bring back some lapsed customers."""
+    cfg = SimulationConfig(n_customers=4000, seed=3, campaigns=_monthly_campaigns()[8:20:4],
+                           offers=OfferRule(winback_rate=0.6))
+    return simulate(cfg)
+
+
+def test_winback_brings_back_treated_lapsed_customers_only(
+        winback_data: MarketplaceData) -> None:
+    """Lapsed control customers never return (churn is permanent); lapsed treated ones do,
+    about as often as their recorded win-back probabilities say."""
+    assert winback_data.truth is not None
+    iv = winback_data.interventions.merge(winback_data.truth["interventions"],
+                                          on=["intervention_id", "customer_id", "treated"])
+    p = iv["winback_probability"]
+    assert (p[iv["active_at_sent"]] == 0).all()
+    assert ((p[~iv["active_at_sent"]] > 0) & (p[~iv["active_at_sent"]] <= 0.6)).all()
+    c = completed(winback_data)
+    lapsed = iv[~iv["active_at_sent"]].copy()
+    first_after = c.merge(lapsed[["customer_id", "sent_at"]], on="customer_id")
+    # within the offer window (the campaigns are four months apart)
+    first_after = first_after[(first_after["scheduled_at"] > first_after["sent_at"])
+                              & (first_after["scheduled_at"] <= first_after["sent_at"] + 60 * DAY)]
+    lapsed["back"] = pd.MultiIndex.from_frame(lapsed[["customer_id", "sent_at"]]).isin(
+        pd.MultiIndex.from_frame(first_after[["customer_id", "sent_at"]]))
+    assert not lapsed.loc[~lapsed["treated"], "back"].any()
+    treated = lapsed[lapsed["treated"]]
+    expected, n = treated["winback_probability"].mean(), len(treated)
+    assert n > 100
+    # a won-back customer may lapse again before booking, or book after the window
+    assert 0.5 * expected < treated["back"].mean() <= expected + 3 * np.sqrt(
+        expected * (1 - expected) / n), (treated["back"].mean(), expected)
+
+
+def test_winback_changes_nothing_before_the_first_campaign(
+        winback_data: MarketplaceData) -> None:
+    cfg = SimulationConfig.model_validate(winback_data.truth.meta["config"]  # type: ignore[union-attr]
+                                          | {"offers": {"winback_rate": 0.0}})
+    plain = simulate(cfg)
+    first = winback_data.interventions["sent_at"].min()
+    def before(d: MarketplaceData) -> pd.DataFrame:
+        b = d.bookings
+        return b[(b["created_at"] < first).to_numpy()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(before(winback_data), before(plain))
+    assert plain.truth is not None
+    assert (plain.truth["interventions"]["winback_probability"] == 0).all()
+    assert len(completed(winback_data)) > len(completed(plain))
+
+
+def test_oracle_offer_effect_counts_the_winback(winback_data: MarketplaceData) -> None:
+    assert winback_data.truth is not None
+    truth = winback_data.truth["interventions"].set_index("intervention_id")
+    name = str(winback_data.interventions["campaign"].iloc[-1])
+    effect = oracle_offer_effect(winback_data, name, 60, n_futures=40)
+    lapsed = ~truth.loc[effect.index, "active_at_sent"].to_numpy()
+    p = truth.loc[effect.index[lapsed], "winback_probability"]
+    # a lapsed customer's effect is the chance the offer brings them to a visit in the window
+    assert effect.loc[lapsed, "effect"].mean() > 0.5 * p.mean() > 0
+    assert effect.loc[lapsed, "effect"].corr(p, method="spearman") > 0.3
+
+
 # --------------------------------------------------------------------------- churn oracle
 
 AS_OFS = (pd.Timestamp("2023-10-01"), pd.Timestamp("2024-04-01"))

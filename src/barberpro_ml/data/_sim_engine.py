@@ -54,7 +54,8 @@ COMPLETED, CANCELLED, NO_SHOW = 0, 1, 2
 """Status codes, in the order of ``schema.BOOKING_STATUSES``."""
 
 # what a slot is waiting for before its next booking
-WAIT_NONE, WAIT_GAP, WAIT_FIRST, WAIT_CANCEL, WAIT_NO_SHOW, WAIT_LEFT, WAIT_NO_PROVIDER = range(7)
+(WAIT_NONE, WAIT_GAP, WAIT_FIRST, WAIT_CANCEL, WAIT_NO_SHOW, WAIT_LEFT, WAIT_NO_PROVIDER,
+ WAIT_WINBACK) = range(8)
 NO_PROVIDER_RETRY_DAYS = 7.0
 
 # purposes of random draws within one event (at most 255)
@@ -63,6 +64,8 @@ NO_PROVIDER_RETRY_DAYS = 7.0
  P_CHURN_PENDING, P_ASSIGN, P_PROVIDER_EXACT, P_INCIDENT, P_CLOSED_DAY) = range(1, 23)
 # the wind-down's own purposes: other draws stay what they were without it
 P_WIND_SLOT, P_WIND_CANCEL = 24, 25
+# the win-back's own purpose (offers.winback_rate): drawn only when the rate is above 0
+P_WINBACK = 26
 P_PROVIDER = 32
 PROVIDER_TRIES = 8
 P_WIND_PICK = P_PROVIDER + PROVIDER_TRIES
@@ -125,7 +128,7 @@ class Recorder(Protocol):
     def reviews(self, rows: I64, rating: I64, created: F64) -> None: ...
 
     def interventions(self, campaign: int, slots: I64, customers: I64, treated: B, alive: B,
-                      hazard: F64, log_hazard_ratio: F64) -> None: ...
+                      hazard: F64, log_hazard_ratio: F64, winback_probability: F64) -> None: ...
 
 
 class TableRecorder:
@@ -139,7 +142,8 @@ class TableRecorder:
                                          "created": np.float64}
     _INTERVENTION: ClassVar[dict[str, Any]] = {
         "campaign": np.int64, "customer": np.int64, "treated": np.bool_, "alive": np.bool_,
-        "hazard": np.float64, "log_hazard_ratio": np.float64}
+        "hazard": np.float64, "log_hazard_ratio": np.float64,
+        "winback_probability": np.float64}
 
     def __init__(self) -> None:
         self._b: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in self._BOOKING}
@@ -168,9 +172,10 @@ class TableRecorder:
         self._add(self._r, self._REVIEW, rows.size, row=rows, rating=rating, created=created)
 
     def interventions(self, campaign: int, slots: I64, customers: I64, treated: B, alive: B,
-                      hazard: F64, log_hazard_ratio: F64) -> None:
+                      hazard: F64, log_hazard_ratio: F64, winback_probability: F64) -> None:
         self._add(self._i, self._INTERVENTION, slots.size, campaign=campaign, customer=customers,
-                  treated=treated, alive=alive, hazard=hazard, log_hazard_ratio=log_hazard_ratio)
+                  treated=treated, alive=alive, hazard=hazard, log_hazard_ratio=log_hazard_ratio,
+                  winback_probability=winback_probability)
 
     @staticmethod
     def _concat(store: dict[str, list[npt.NDArray[Any]]], dtypes: dict[str, Any]
@@ -316,7 +321,8 @@ class Engine:
         self._wait_mean = np.array([
             np.nan, np.nan, bk.first_booking_delay_minutes / 1440.0,
             bk.rebook_after_cancel_days, bk.rebook_after_no_show_days,
-            bk.rebook_after_provider_left_days, NO_PROVIDER_RETRY_DAYS])
+            bk.rebook_after_provider_left_days, NO_PROVIDER_RETRY_DAYS,
+            cfg.offers.winback_delay_days])
         self._handlers: tuple[Callable[[I64, F64], None], ...] = (
             self._leave, self._churn, self._offer_end, self._visit, self._create)
 
@@ -721,9 +727,11 @@ class Engine:
         hazard = self._hazard(i, t, with_offer=False)
         # the offer's true effect: while it runs, the log hazard drops by offer_effect (nothing
         # for customers already gone); control rows: had they been treated
-        log_hr = np.where(alive, -self.offer_effect(i, sent), 0.0)
-        self.recorder.interventions(j, i, s.cust[i], treated, alive, hazard, log_hr)
-        self.give_offer(i[treated & alive], j)
+        effect = self.offer_effect(i, sent)
+        log_hr = np.where(alive, -effect, 0.0)
+        winback = np.where(alive, 0.0, self.winback_probability(effect))
+        self.recorder.interventions(j, i, s.cust[i], treated, alive, hazard, log_hr, winback)
+        self.give_offer(i[treated], j)
 
     def offer_effect(self, idx: I64, sent: float) -> F64:
         """Drop of the log churn hazard an offer sent at ``sent`` gives customers ``idx``.
@@ -743,18 +751,48 @@ class Engine:
                           * (1.0 - np.exp(-np.maximum(s.memory[idx], 0.0)))))
         return effect
 
+    def winback_probability(self, effect: F64) -> F64:
+        """Chance that the offer brings back a customer who had already lapsed for good:
+        ``offers.winback_rate x (1 - exp(-effect))``, ``effect`` the offer's
+        :meth:`offer_effect` (the same traits make a customer answer either way)."""
+        rate = self.world.config.offers.winback_rate
+        probability: F64 = rate * -np.expm1(-effect)
+        return probability
+
     def give_offer(self, idx: I64, j: int, *, redraw: bool = True) -> None:
-        """Campaign ``j``'s offer to active customers ``idx``: a lower churn hazard for the
-        offer window and a discount on the next booking made within it. ``redraw=False``
-        leaves the churn clock to :meth:`resample_clocks`."""
+        """Campaign ``j``'s offer to customers ``idx``: to the active ones, a lower churn
+        hazard for the offer window and a discount on the next booking made within it; the
+        lapsed ones come back with :meth:`winback_probability` (none when
+        ``offers.winback_rate`` is 0, and then nothing is drawn) and get the same offer.
+        ``redraw=False`` leaves the churn clock to :meth:`resample_clocks`."""
         s, w = self.state, self.world
         sent = float(w.campaign_time[j])
+        gone = idx[~s.alive[idx]]
+        if w.config.offers.winback_rate > 0 and gone.size:
+            p = self.winback_probability(self.offer_effect(gone, sent))
+            self._revive(gone[self._u(gone, P_WINBACK, counter=j) < p], sent)
+        idx = idx[s.alive[idx]]
         s.offer_until[idx] = quantize(np.full(idx.size, sent + w.config.offers.window_days))
         s.offer_discount[idx] = w.campaign_discount[j]
         s.offer_effect[idx] = self.offer_effect(idx, sent)
         if redraw:
             self._redraw_churn(idx, np.full(idx.size, sent))
             self._step(idx)
+
+    def _revive(self, idx: I64, t: float) -> None:
+        """Lapsed customers ``idx`` come back at ``t``: active again, their next booking after
+        an exponential delay (``offers.winback_delay_days``); a barber who left meanwhile is no
+        longer their usual one."""
+        if idx.size == 0:
+            return
+        s, w = self.state, self.world
+        s.alive[idx] = True
+        s.inactive_at[idx] = np.inf
+        cur = s.cur_prov[idx]
+        gone = (cur >= 0) & (w.prov_left[np.maximum(cur, 0)] <= t)
+        s.cur_prov[idx[gone]] = -1
+        self._wait_exp(idx, np.full(idx.size, t), WAIT_WINBACK)
+        self._update_leave(idx)
 
     # ------------------------------------------------------------------ the loop
     def resample_clocks(self, at: float) -> None:

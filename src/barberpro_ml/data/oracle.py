@@ -68,7 +68,8 @@ class _ReplayChecksum:
         """Reviews are not needed for the check."""
 
     def interventions(self, campaign: int, slots: I64, customers: I64, treated: Any,
-                      alive: Any, hazard: F64, log_hazard_ratio: F64) -> None:
+                      alive: Any, hazard: F64, log_hazard_ratio: F64,
+                      winback_probability: F64) -> None:
         """Campaign assignments are not needed for the check."""
 
 
@@ -89,7 +90,8 @@ class _FutureOutcomes:
         """Reviews do not matter for the label."""
 
     def interventions(self, campaign: int, slots: I64, customers: I64, treated: Any,
-                      alive: Any, hazard: F64, log_hazard_ratio: F64) -> None:
+                      alive: Any, hazard: F64, log_hazard_ratio: F64,
+                      winback_probability: F64) -> None:
         """Future campaign assignments act through the state, not the record."""
 
 
@@ -317,7 +319,7 @@ def oracle_offer_effect(data: MarketplaceData, campaign: str, horizon_days: int 
     snapshot = replay.state.take(rows["customer_id"].to_numpy(dtype=np.int64) - 1)
 
     def treat(engine: Engine) -> None:
-        engine.give_offer(np.flatnonzero(engine.state.alive), j, redraw=False)
+        engine.give_offer(np.arange(engine.state.size, dtype=np.int64), j, redraw=False)
 
     arms = {}
     for arm, prepare in (("control", None), ("treated", treat)):

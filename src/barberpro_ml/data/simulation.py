@@ -375,6 +375,14 @@ class OfferRule(_Frozen):
         "The effect is multiplied by 1 + bad_experience_boost * (1 - exp(-memory)) at sent_at, "
         "memory the customer's dissatisfaction (bad visits, no-shows, price rises, a barber "
         "gone; churn.memory_decay): an offer after a bad experience works as an apology."))
+    winback_rate: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "A customer who had already lapsed for good when the offer came back with probability "
+        "winback_rate * (1 - exp(-effect)), effect the offer's drop of the log hazard above "
+        "(the same traits make the offer work either way), and books within about "
+        "winback_delay_days. 0 (the default): an offer reaches only customers still active, "
+        "generator version 3's world; see data/simulation.md, 'Win-back'."))
+    winback_delay_days: float = Field(10.0, gt=0.0, le=365.0, description=(
+        "Mean days from the offer to a won-back customer's booking (exponential)."))
 
 
 class Seasonality(_Frozen):
@@ -728,6 +736,7 @@ def _truth(world: World, engine: Engine, customer_ids: npt.NDArray[np.int64],
         "active_at_sent": iv["alive"][i_order].astype(bool),
         "hazard_per_year_at_sent": iv["hazard"][i_order] * 365.25,
         "log_hazard_ratio": iv["log_hazard_ratio"][i_order],
+        "winback_probability": iv["winback_probability"][i_order],
     })
     meta = {
         "generator": "barberpro_ml.data.simulation",
@@ -738,6 +747,9 @@ def _truth(world: World, engine: Engine, customer_ids: npt.NDArray[np.int64],
             "(offers.window_days); 0 for customers already inactive at sent_at; for control "
             "rows, the effect had they been treated. Probability-scale effects: "
             "barberpro_ml.data.oracle_offer_effect"),
+        "winback_probability": (
+            "for customers inactive at sent_at, the probability that the offer brings them "
+            "back (offers.winback_rate; 0 when it is 0); 0 for active customers"),
     }
     return GroundTruth(tables={"customers": cust, "providers": prov,
                                "price_changes": price_changes,

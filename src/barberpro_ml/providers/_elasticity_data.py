@@ -201,7 +201,8 @@ class _PostWindowCounter:
         """Reviews do not matter for the count."""
 
     def interventions(self, campaign: int, slots: I64, customers: I64, treated: Any,
-                      alive: Any, hazard: F64, log_hazard_ratio: F64) -> None:
+                      alive: Any, hazard: F64, log_hazard_ratio: F64,
+                      winback_probability: F64) -> None:
         """Campaign assignments act through the state, not the record."""
 
 
