@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import unittest.mock
 import warnings
 from pathlib import Path
 from typing import Any
@@ -155,8 +157,13 @@ def test_round_trip_through_the_registry_in_a_fresh_process(mlflow_store: Any,
     np.testing.assert_allclose(np.load(out_path), model.predict_proba(X)[:, 1], rtol=0,
                                atol=1e-12)
 
-    loaded, mv = load_champion(NAME)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with unittest.mock.patch.object(tempfile, "tempdir", str(downloads)):
+        loaded, mv = load_champion(NAME)
     assert str(mv.version) == str(version.version)
+    # the downloaded files are gone once the model is loaded, and it still predicts
+    assert list(downloads.iterdir()) == []
     np.testing.assert_allclose(loaded.predict(request), model.predict_proba(X)[:, 1], atol=1e-12)
 
 

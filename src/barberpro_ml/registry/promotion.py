@@ -419,8 +419,8 @@ def load_champion(name: str, *, alias: str = CHAMPION, tracking_uri: str | None 
 
     The alias is resolved once and the model loaded by version number, so the model and the
     returned version always agree even if the alias moves meanwhile. The model files are
-    downloaded to a new temporary directory (as ``mlflow.pyfunc.load_model`` does for
-    ``models:/`` URIs).
+    downloaded to a temporary directory, which is removed once the model is loaded
+    (:func:`load_version_files`).
 
     Parameters
     ----------
@@ -450,11 +450,23 @@ def load_champion(name: str, *, alias: str = CHAMPION, tracking_uri: str | None 
     # MLflow resolves a version's files (a ``models:/m-...`` logged model in MLflow 3) through
     # the *global* tracking and registry URIs, whatever is passed here: point both at the
     # store asked for while downloading, or another store's version of the same number loads.
-    with _global_uris(uri, tracking_uri or mlflow.get_registry_uri()):
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", tracking_uri=uri,
-            dst_path=tempfile.mkdtemp(prefix=f"{_UNSAFE.sub('_', name)}-v{version}-"))
-    return mlflow.pyfunc.load_model(str(Path(local))), mv
+    return load_version_files(f"models:/{name}/{version}", uri,
+                              tracking_uri or mlflow.get_registry_uri(),
+                              prefix=f"{_UNSAFE.sub('_', name)}-v{version}-"), mv
+
+
+def load_version_files(model_uri: str, tracking_uri: str, registry_uri: str, *,
+                       prefix: str) -> PyFuncModel:
+    """Download a registered version's files to a temporary directory, load it, and remove
+    the directory: every barberpro pyfunc reads its artifacts into memory at load
+    (``load_context``), so nothing needs the files afterwards. (Kept, each load left a full
+    copy of the model behind: thousands of directories in a CI machine's ``/tmp``.)"""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        with _global_uris(tracking_uri, registry_uri):
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri, tracking_uri=tracking_uri, dst_path=folder)
+        model: PyFuncModel = mlflow.pyfunc.load_model(str(Path(local)))
+        return model
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ from barberpro_ml.registry.binding import (
     read_bound_gate,
     record_gate,
 )
-from barberpro_ml.registry.promotion import _global_uris, champion_comparison
+from barberpro_ml.registry.promotion import champion_comparison, load_version_files
 
 TABULAR_FAMILIES = ("churn", "ltv")
 
@@ -111,7 +111,13 @@ def _comparison(family: str, name: str, version: str, run_id: str, client: Mlflo
         raise RegateNotSupportedError(
             "segments match their cluster ids to the champion while fitting, so a new champion "
             "needs a new fit: run `barberpro-ml train segments`")
-    inputs = _download_inputs(client, run_id)
+    with tempfile.TemporaryDirectory(prefix="gate-inputs-") as folder:
+        inputs = _download_inputs(client, run_id, folder)
+        return _compare_on(family, inputs, name, version, n_bootstrap=n_bootstrap, seed=seed)
+
+
+def _compare_on(family: str, inputs: Path, name: str, version: str, *, n_bootstrap: int,
+                seed: int) -> ChampionComparison | None:
     if family in TABULAR_FAMILIES:
         test = _frame(inputs, "test", name, version)
         y = test.pop(TARGET_COLUMN)
@@ -137,10 +143,9 @@ def _comparison(family: str, name: str, version: str, run_id: str, client: Mlflo
     raise RegateNotSupportedError(f"no re-gating for family {family!r}")
 
 
-def _download_inputs(client: MlflowClient, run_id: str) -> Path:
+def _download_inputs(client: MlflowClient, run_id: str, folder: str) -> Path:
     try:
-        local = client.download_artifacts(run_id, GATE_INPUTS_DIR,
-                                          tempfile.mkdtemp(prefix="gate-inputs-"))
+        local = client.download_artifacts(run_id, GATE_INPUTS_DIR, folder)
     except Exception as exc:  # MLflow raises several types for a missing artifact
         raise RegateNotSupportedError(f"run {run_id} logged no {GATE_INPUTS_DIR}/ (made before "
                                  f"gates could be re-run?): {exc}") from None
@@ -156,12 +161,8 @@ def _frame(inputs: Path, stem: str, name: str, version: str) -> pd.DataFrame:
 
 
 def _load_version(name: str, version: str) -> Any:
-    uri = mlflow.get_tracking_uri()
-    with _global_uris(uri, mlflow.get_registry_uri()):
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}",
-            dst_path=tempfile.mkdtemp(prefix="regate-"))
-    return mlflow.pyfunc.load_model(local)
+    return load_version_files(f"models:/{name}/{version}", mlflow.get_tracking_uri(),
+                              mlflow.get_registry_uri(), prefix="regate-")
 
 
 __all__ = ["GateBindingError", "RegateNotSupportedError", "regate"]
