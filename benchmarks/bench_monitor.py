@@ -140,12 +140,15 @@ def check_recs(fit: dict[str, Any], data: Any, at: str,
 def recs_line(h: ModelHealth) -> dict[str, Any]:
     perf = {m.metric: m for m in h.performance}
     ndcg = perf.get("ndcg@10")
+    booked = next(r for r in h.features if r.column == "booked_barber")
     return {"recs_verdict": h.verdict,
             "recs_ndcg": None if ndcg is None else round(ndcg.value, 4),
             "recs_ndcg_p_holm": None if ndcg is None or ndcg.p_holm is None
             else float(f"{ndcg.p_holm:.3g}"),
-            "recs_booked_psi": round(next(r.psi for r in h.features
-                                          if r.column == "booked_barber"), 3),
+            "recs_booked_psi": round(booked.psi, 3),
+            "recs_booked_turnover_psi": None if booked.trend_psi is None
+            else round(booked.trend_psi, 3),
+            "recs_expected_loss": None if ndcg is None else round(ndcg.expected_loss, 4),
             "recs_top_psi": round(h.score.psi, 3)}
 
 
@@ -188,6 +191,11 @@ def main() -> None:
     parser.add_argument("--count-actions", action="store_true",
                         help="MonitorSettings(explain_actions=False): count inputs moved by "
                              "recorded campaigns like any other (the rule before)")
+    parser.add_argument("--turnover-anchors", type=int, default=None,
+                        help="MonitorSettings.turnover_anchors (0: the recommendations rule "
+                             "before turnover was measured; default: the library's)")
+    parser.add_argument("--turnover-factor", type=float, default=None,
+                        help="MonitorSettings.turnover_factor (default: the library's)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -195,6 +203,10 @@ def main() -> None:
     chosen: dict[str, Any] = {"explain_actions": not args.count_actions}
     if args.trend_threshold is not None:
         chosen["trend_threshold"] = args.trend_threshold
+    if args.turnover_anchors is not None:
+        chosen["turnover_anchors"] = args.turnover_anchors
+    if args.turnover_factor is not None:
+        chosen["turnover_factor"] = args.turnover_factor
     settings = MonitorSettings(**chosen)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -218,6 +230,8 @@ def main() -> None:
         "shock_at": args.shock_at, "price_rise": args.price_rise, "exodus": args.exodus,
         "trend_threshold": settings.trend_threshold,
         "explain_actions": settings.explain_actions,
+        "turnover_anchors": settings.turnover_anchors,
+        "turnover_factor": settings.turnover_factor,
         "seconds": round(time.perf_counter() - started, 1)}
     quiet_rows = table[table.scenario == "quiet"]
     result["false_alarm"] = rate(int((quiet_rows.verdict != "ok").sum()), len(quiet_rows))

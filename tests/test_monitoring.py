@@ -316,6 +316,55 @@ def test_a_barber_exodus_moves_the_recommenders_bookings_and_a_quiet_market_does
         check_recommender(model, quiet, "2030-01-01", **args)
 
 
+def test_the_recommenders_normal_turnover_is_measured_in_the_history_and_allowed_for(
+        churn_champion: Champion) -> None:
+    from sklearn.base import clone
+
+    from barberpro_ml.evaluation import evaluate_recommender
+    from barberpro_ml.models.recs import booking_interactions_split, customer_neighborhoods
+    from barberpro_ml.monitoring import check_recommender
+    from barberpro_ml.monitoring.drift import psi
+
+    quiet = MarketplaceData.load(churn_champion.quiet_dir)
+    shocked = MarketplaceData.load(churn_champion.shocked_dir)
+    ref, at = pd.Timestamp("2024-05-01"), "2024-12-31"
+    model, gates = _fitted_recommender(quiet, ref)
+    args: dict[str, Any] = {"reference_as_of": ref, "horizon_days": 90, "gates": gates}
+    before = check_recommender(model, quiet, at, settings=MonitorSettings(turnover_anchors=0),
+                               **args)
+    one = check_recommender(model, quiet, at, settings=MonitorSettings(turnover_anchors=1),
+                            **args)
+    # the rule before: nothing measured, nothing allowed
+    assert all(m.expected_loss == 0 for m in before.performance)
+    assert {r.column: r for r in before.features}["booked_barber"].trend_psi is None
+    # one span as long as the monitored one, ending at the gate's window: a fresh copy of the
+    # champion's kind fitted at its start, measured at both ends
+    span = pd.Timestamp(at) - pd.Timedelta(days=90) - ref
+    groups = customer_neighborhoods(quiet)
+    train_then, test_then = booking_interactions_split(quiet, ref - span, 90)
+    train_later, test_later = booking_interactions_split(quiet, ref, 90)
+    copy = clone(model).fit(train_then, user_groups=groups)
+    ndcg = [evaluate_recommender(copy, tr, te, k=10, n_bootstrap=0, baseline=None,
+                                 user_groups=groups).metrics["ndcg@10"].value
+            for tr, te in ((train_then, test_then), (train_later, test_later))]
+    perf = {m.metric: m for m in one.performance}
+    assert perf["ndcg@10"].expected_loss == pytest.approx(max(ndcg[0] - ndcg[1], 0.0))
+    booked = {r.column: r for r in one.features}["booked_barber"]
+    assert booked.trend_psi == pytest.approx(psi(test_then["item_id"].astype(str),
+                                                 test_later["item_id"].astype(str)))
+    assert "normal turnover" in one.performance_note
+    # allowing the normal loss can only make the degradation test more lenient
+    was = {m.metric: m for m in before.performance}
+    for metric, m in perf.items():
+        assert m.p_value is not None and was[metric].p_value is not None
+        assert m.p_value >= was[metric].p_value - 1e-12
+    # an exodus moves the booked barbers far beyond normal turnover: still counted
+    hit = check_recommender(model, shocked, at, **args)
+    moved = {r.column: r for r in hit.features}["booked_barber"]
+    assert moved.trend_psi is not None and moved.psi > 3 * moved.trend_psi
+    assert moved.counts and hit.verdict != "ok"
+
+
 def test_monitoring_the_recs_champion_at_its_first_matured_date_reproduces_its_gate(
         scoring_registry: Any, tmp_path: Path) -> None:
     uri = copy_tracking_store(scoring_registry.tracking_uri, tmp_path)

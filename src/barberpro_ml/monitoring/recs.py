@@ -17,19 +17,39 @@ A recommender has no feature columns, so the two questions of
   has never seen; the champion does not learn after its fit) and, as the score, ``top_barber``
   (the champion's first recommendation for each customer of the window). Categorical PSI and
   chi-square, Benjamini-Hochberg across the inputs. ``cold_customer`` grows with the time
-  since the fit by construction, so it is always *trending* (reported, not counted); the other
-  two have no trend to discount: the champion is frozen, so a change in which barbers are
-  chosen, or in its own picks, is a reason to refit whatever caused it.
+  since the fit by construction, so it is always *trending* (reported, not counted).
+
+**Normal turnover is measured, not flagged** (:attr:`MonitorSettings.turnover_anchors`,
+``turnover_factor``). Barbers join and leave all the time, so a frozen recommender ages even
+in a quiet marketplace: which barbers are booked moves, and its NDCG falls. How much is
+normal is read from the marketplace's own history: at each of up to ``turnover_anchors``
+earlier spans as long as the one being monitored (``as_of - horizon - reference``), ending 0,
+30, 60... days before the gate's window, a fresh copy of the champion's kind is fitted at the
+span's start and measured at both ends. Then
+
+* the performance test allows, on top of the margin, the median loss of those copies over
+  the span (``expected_loss``, never negative): the champion is *degraded* only when it lost
+  significantly more than a recommender of its kind normally loses in that time;
+* ``booked_barber`` and the score ``top_barber`` count as drifted only when their PSI is
+  above ``turnover_factor`` times the largest PSI of the same span in the history (their
+  ``trend_psi``); below it they are reported as *trending*.
+
+Spans that would start before there are ``min_rows`` customers to measure on are skipped;
+with none left (a young marketplace, or ``turnover_anchors=0``) the rule is the one before:
+the gate's figures as they are and every PSI counted. A barber exodus moves the booked barbers
+several times more than a year of normal turnover (README, "Monitoring champions").
 
 The verdict is :func:`~barberpro_ml.monitoring.verdict`'s.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.data.cutoff import to_as_of
@@ -45,7 +65,7 @@ from barberpro_ml.monitoring.checks import (
     judge_performance,
     verdict,
 )
-from barberpro_ml.monitoring.drift import adjust_p_values, column_drift
+from barberpro_ml.monitoring.drift import adjust_p_values, column_drift, psi
 
 __all__ = ["RECS_DRIFT_INPUTS", "check_recommender"]
 
@@ -71,6 +91,62 @@ def _top_barber(recommender: Any, test: pd.DataFrame, train: pd.DataFrame,
     top = recommender.recommend(users, k=1, exclude=train[["user_id", "item_id"]],
                                 user_groups=groups)
     return pd.Series(top["item_id"].astype(str).to_numpy(), name="top_barber")
+
+
+@dataclass
+class _Turnover:
+    """What normal turnover did over spans as long as the monitored one (see the module)."""
+
+    anchors: list[str] = field(default_factory=list)
+    losses: dict[str, list[float]] = field(default_factory=dict)
+    booked_psi: list[float] = field(default_factory=list)
+    top_psi: list[float] = field(default_factory=list)
+
+    def expected_loss(self) -> dict[str, float]:
+        return {m: max(float(np.median(v)), 0.0) for m, v in self.losses.items() if v}
+
+    def note(self) -> str:
+        if not self.anchors:
+            return ""
+        losses = ", ".join(f"{m} {v:.4f}" for m, v in self.expected_loss().items())
+        return (f"normal turnover over the same span, measured at {len(self.anchors)} earlier "
+                f"span(s) from {self.anchors[-1]} to {self.anchors[0]}: median loss {losses}; "
+                f"largest booked_barber PSI {max(self.booked_psi):.3f}, top_barber "
+                f"{max(self.top_psi):.3f}")
+
+
+def _turnover(recommender: Any, data: MarketplaceData, ref: pd.Timestamp, span: pd.Timedelta,
+              horizon_days: int, groups: pd.Series, ks: list[int],
+              settings: MonitorSettings) -> _Turnover:
+    out = _Turnover()
+    for k in range(settings.turnover_anchors):
+        later = ref - pd.Timedelta(days=30 * k)
+        start = later - span
+        train_then, test_then = _window(data, start, horizon_days)
+        train_later, test_later = _window(data, later, horizon_days)
+        if (test_then["user_id"].nunique() < settings.min_rows
+                or train_then["user_id"].nunique() < settings.min_rows):
+            break
+        try:
+            copy = clone(recommender).fit(train_then, user_groups=groups)
+            then = evaluate_recommender(copy, train_then, test_then, k=ks, n_bootstrap=0,
+                                        baseline=None, user_groups=groups, family="recs",
+                                        keep_replicates=False)
+            after = evaluate_recommender(copy, train_later, test_later, k=ks, n_bootstrap=0,
+                                         baseline=None, user_groups=groups, family="recs",
+                                         keep_replicates=False)
+        except (NotEnoughDataError, ValueError):
+            break
+        for metric, est in then.metrics.items():
+            if metric in after.metrics and np.isfinite(est.value):
+                out.losses.setdefault(metric, []).append(
+                    float(est.value - after.metrics[metric].value))
+        out.booked_psi.append(psi(test_then["item_id"].astype(str),
+                                  test_later["item_id"].astype(str)))
+        out.top_psi.append(psi(_top_barber(copy, test_then, train_then, groups),
+                               _top_barber(copy, test_later, train_later, groups)))
+        out.anchors.append(f"{start:%Y-%m-%d}")
+    return out
 
 
 def _row(column: str, reference: pd.Series, current: pd.Series, n_bins: int
@@ -152,6 +228,8 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
     ks = sorted({10, *(int(g.metric.split("@")[1]) for g in gates or []
                        if "@" in g.metric and g.metric.split("@")[1].isdigit())})
     performance: list[MaturedPerformance] = []
+    history = _turnover(recommender, data, ref, predicted_at - ref, horizon_days, groups, ks,
+                        settings)
     try:
         report = evaluate_recommender(recommender, train, test, k=ks,
                                       n_bootstrap=settings.n_bootstrap, seed=settings.seed,
@@ -162,7 +240,8 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
                     f"(fewer than {settings.min_rows}): performance not checked")
         else:
             performance, note = judge_performance(report.metrics, list(gates or []),
-                                                  "ndcg@10", predicted_at, n_users, settings)
+                                                  "ndcg@10", predicted_at, n_users, settings,
+                                                  expected_loss=history.expected_loss())
     except NotEnoughDataError as exc:
         note = f"performance not checked: {exc}"
 
@@ -184,6 +263,17 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
     # learn after its fit): reported, never counted -- the matured check shows what they cost
     for r in rows:
         r["trending"] = r["column"] == "cold_customer"
+    # which barbers are booked, and the champion's own picks, move with normal turnover too:
+    # counted only beyond turnover_factor x the largest move of the same span in the history
+    if history.anchors:
+        envelope = {"booked_barber": max(history.booked_psi)}
+        for r in rows:
+            if r["column"] in envelope:
+                r["trend_psi"] = envelope[r["column"]]
+                r["trending"] = r["psi"] <= settings.turnover_factor * envelope[r["column"]]
+        score["trend_psi"] = max(history.top_psi)
+        score["trending"] = score["psi"] <= settings.turnover_factor * max(history.top_psi)
+        note = "; ".join(n for n in (note, history.note()) if n)
     features = sorted((_drift_row(r) for r in rows), key=lambda r: -r.psi)
     score_row = _drift_row(score)
     result, reasons = verdict(performance, features, score_row)
