@@ -18,7 +18,13 @@ from barberpro_ml.interventions.campaigns import (
     model_matrix,
     sample_ratio_mismatch,
 )
-from barberpro_ml.interventions.learners import LEARNERS, DRLearner, TLearner, XLearner
+from barberpro_ml.interventions.learners import (
+    LEARNERS,
+    DRLearner,
+    ProportionalLearner,
+    TLearner,
+    XLearner,
+)
 from barberpro_ml.interventions.policy import (
     TargetingPolicy,
     policy_value,
@@ -31,6 +37,7 @@ __all__ = [
     "DEFAULT_SRM_ALPHA",
     "LEARNERS",
     "DRLearner",
+    "ProportionalLearner",
     "TLearner",
     "TargetingPolicy",
     "XLearner",

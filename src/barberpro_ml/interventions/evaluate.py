@@ -162,7 +162,8 @@ class TargetingEvaluation:
     seed: int = 0
 
 
-def evaluate_targeting(frame: pd.DataFrame, *, learners: Sequence[str] = ("t", "x", "dr"),
+def evaluate_targeting(frame: pd.DataFrame, *,
+                       learners: Sequence[str] = ("t", "x", "dr", "proportional"),
                        learner_params: dict[str, Any] | None = None, discount: float = 0.2,
                        true_effect: pd.Series | None = None, n_test: int = 1,
                        horizon_days: int = 90, n_bootstrap: int = 500, confidence: float = 0.95,

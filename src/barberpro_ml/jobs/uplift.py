@@ -6,8 +6,10 @@ Reads top to bottom like the data flow::
     event data -> one row per targeted customer of every closed campaign: features one second
        before sent_at, arm, churn outcome; sample-ratio check of every campaign
        (interventions.campaign_frame: a broken split is refused)
-    -> T-, X- and DR-learners fit on the earlier campaigns, the best Qini on the validation
-       campaign chosen, refit, judged on the last campaign(s) (interventions.evaluate)
+    -> T-, X-, DR- and proportional (churn risk x a pooled reduction) learners fit on the
+       earlier campaigns, the best Qini on the validation campaign chosen, refit, judged on
+       the last campaign(s) (interventions.evaluate); when the proportional learner wins,
+       the blocking "beats churn risk" claim fails by construction: it *is* churn risk
     -> Qini/AUUC vs churn-risk targeting (paired), the policy's IPW/DR profit, the relative
        churn reduction among its treated customers (the seed's 46.3%, "retention 40%+")
     -> the shared skeleton: register @challenger, gate, promote @champion when it passes
@@ -50,8 +52,8 @@ from barberpro_ml.registry import log_report
 
 __all__ = ["UpliftJobConfig", "load_config", "run"]
 
-LearnerName = Literal["t", "x", "dr"]
-_LEARNERS: tuple[LearnerName, ...] = ("t", "x", "dr")
+LearnerName = Literal["t", "x", "dr", "proportional"]
+_LEARNERS: tuple[LearnerName, ...] = ("t", "x", "dr", "proportional")
 
 
 class UpliftJobConfig(TrainingJobConfig):
