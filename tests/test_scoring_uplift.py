@@ -92,6 +92,33 @@ def test_the_uplift_champion_decides_who_gets_the_offer(uplift_registry: str,
     pd.testing.assert_frame_equal(frame[same], other[same])
 
 
+def test_a_running_service_picks_up_a_new_uplift_champion(uplift_registry: str,
+                                                           scoring_registry: Any) -> None:
+    """A service started before the uplift model was promoted follows it at the next poll,
+    without a restart; the profile families are not reloaded."""
+    from barberpro_ml.scoring.live import LiveScorer
+
+    scorer = CustomerScorer.from_registry(tracking_uri=scoring_registry.tracking_uri)
+    assert scorer.uplift is None
+    # the uplift registry is a copy of the scorer's one plus a promoted barberpro-uplift
+    live = LiveScorer(scorer, scoring_registry.data, tracking_uri=uplift_registry)
+    before = live.current
+    attempt = live.poll_models()
+    assert attempt is not None and attempt.outcome == "swapped", attempt
+    assert set(attempt.swapped) == {"uplift"}
+    after = live.current.scorer
+    assert after.uplift is not None and after.uplift_ref is not None
+    assert after.action_source.startswith(
+        f"uplift model barberpro-uplift v{after.uplift_ref.version}")
+    assert after.churn is before.scorer.churn and after.recs is before.scorer.recs
+    assert live.poll_models() is None  # nothing moved since
+    as_of = pd.Timestamp("2024-10-01")
+    fresh = CustomerScorer.from_registry(tracking_uri=uplift_registry)
+    pd.testing.assert_frame_equal(
+        after.score_frame(scoring_registry.data, as_of=as_of, reasons=False),
+        fresh.score_frame(scoring_registry.data, as_of=as_of, reasons=False))
+
+
 def test_actions_with_an_uplift_decision() -> None:
     n = 5
     columns = {

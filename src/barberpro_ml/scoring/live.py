@@ -8,7 +8,10 @@ that object to the end, so a request in flight finishes on the models and data i
 with, and no request waits for a reload or fails because of one.
 
 Models (:meth:`LiveScorer.poll_models`, every ``poll_interval`` seconds): the registry is asked
-where each family's alias points now (one call per family). A family whose alias moved is
+where each family's alias points now (one call per family, and one for the uplift model the
+retention offers follow, ``barberpro-uplift``: a new verified champion changes who gets an
+offer without a restart, and the first one replaces the pooled-campaign rule). A family whose
+alias moved is
 loaded with :func:`~barberpro_ml.scoring.scorer.load_family`, which for ``@champion`` applies
 the check the scorer applies at start: only a verified champion (a passing gate result bound to
 the version and a promotion-log entry) is loaded. The new scorer (the moved families new, the
@@ -235,10 +238,12 @@ class LiveScorer:
             try:
                 client = MlflowClient(tracking_uri=self.tracking_uri,
                                       registry_uri=self.tracking_uri)
-                for family in FAMILIES:
-                    name = scorer.status[family].name
+                # the four profile families, and the uplift model the offers follow
+                for family in (*FAMILIES, "uplift"):
+                    name = _name(scorer, family)
                     target = alias_version(name, self.alias, client=client)
-                    ref = scorer.models.get(family)
+                    ref = (scorer.uplift_ref if family == "uplift"
+                           else scorer.models.get(family))
                     have = ref.version if ref is not None else None
                     if target == have:
                         continue
@@ -265,7 +270,7 @@ class LiveScorer:
         loaded: dict[str, LoadedFamily] = {}
         error: BaseException | None = None
         for family, version in moved.items():
-            name = scorer.status[family].name
+            name = _name(scorer, family)
             try:
                 found = load_family(family, name, alias=self.alias,
                                     tracking_uri=self.tracking_uri)
@@ -292,7 +297,7 @@ class LiveScorer:
                 self._swap(dataclasses.replace(served, scorer=fresh, models_loaded_at=_now()))
                 swapped = {family: found.ref.version for family, found in loaded.items()}
         outcome: Outcome = "swapped" if swapped else "failed" if error else "refused"
-        parts = [f"now serving {scorer.status[f].name} v{v} (was "
+        parts = [f"now serving {_name(scorer, f)} v{v} (was "
                  f"{_version(scorer, f)})" for f, v in swapped.items()]
         parts += [f"{family}: {why}" for family, why in notes.items()]
         return self._record_models(started, clock, outcome, notes, swapped, error,
@@ -414,8 +419,13 @@ class LiveScorer:
             last_data_refresh=self._data_attempt, not_swapped=dict(self._not_swapped))
 
 
+def _name(scorer: CustomerScorer, family: str) -> str:
+    """The registered model a family is served from (``uplift``: the offers' model)."""
+    return scorer.uplift_name if family == "uplift" else scorer.status[family].name
+
+
 def _version(scorer: CustomerScorer, family: str) -> str:
-    ref = scorer.models.get(family)
+    ref = scorer.uplift_ref if family == "uplift" else scorer.models.get(family)
     return f"v{ref.version}" if ref is not None else "not served"
 
 

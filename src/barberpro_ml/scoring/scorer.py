@@ -47,7 +47,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import mlflow
 import numpy as np
@@ -334,6 +334,7 @@ class CustomerScorer:
                  n_barbers: int = 3, offer_policy: OfferPolicy | None = None,
                  n_jobs: int = 1, uplift: UpliftPolicyModel | None = None,
                  uplift_ref: ModelRef | None = None, uplift_note: str = "",
+                 uplift_name: str | None = None,
                  snapshot_cache: int = DEFAULT_SNAPSHOT_CACHE,
                  snapshot_cache_mib: float | None = None,
                  on_snapshot_cache: CacheEvent | None = None) -> None:
@@ -394,6 +395,8 @@ class CustomerScorer:
         self.n_jobs = n_jobs
         self.uplift = uplift
         self.uplift_ref = uplift_ref
+        self.uplift_name = uplift_name or (uplift_ref.name if uplift_ref is not None
+                                           else UPLIFT_MODEL_NAME)
         self.uplift_note = uplift_note or ("" if uplift is not None
                                            else "no uplift model given")
         self.snapshot_cache = snapshot_cache
@@ -482,6 +485,7 @@ class CustomerScorer:
         wrappers: dict[str, Any] = {family: found.model for family, found in loaded.items()}
         if "uplift" not in kwargs:
             uplift_name = names.get("uplift", UPLIFT_MODEL_NAME)
+            kwargs.setdefault("uplift_name", uplift_name)
             try:
                 found_uplift = load_family("uplift", uplift_name, alias=alias, tracking_uri=uri)
                 kwargs |= {"uplift": found_uplift.model, "uplift_ref": found_uplift.ref}
@@ -513,7 +517,13 @@ class CustomerScorer:
         wrappers: dict[str, Any] = {family: getattr(self, family) for family in FAMILIES}
         refs = dict(self.models)
         tagged = dict(self._tagged)
+        uplift, uplift_ref, uplift_note = self.uplift, self.uplift_ref, self.uplift_note
         for family, found in loaded.items():
+            if family == "uplift":  # the offer-targeting model: not a profile family
+                # the constructor checks it is one (TypeError otherwise)
+                uplift = cast("UpliftPolicyModel", found.model)
+                uplift_ref, uplift_note = found.ref, ""
+                continue
             wrappers[family] = found.model
             refs[family] = found.ref
             tagged.pop(family, None)
@@ -529,8 +539,9 @@ class CustomerScorer:
                             status=self.status, definitions=definitions,
                             risk_bands=self.risk_bands, n_reasons=self.n_reasons,
                             n_barbers=self.n_barbers, offer_policy=self.offer_policy,
-                            n_jobs=self.n_jobs, uplift=self.uplift, uplift_ref=self.uplift_ref,
-                            uplift_note=self.uplift_note, snapshot_cache=self.snapshot_cache,
+                            n_jobs=self.n_jobs, uplift=uplift, uplift_ref=uplift_ref,
+                            uplift_note=uplift_note, uplift_name=self.uplift_name,
+                            snapshot_cache=self.snapshot_cache,
                             snapshot_cache_mib=self.snapshot_cache_mib,
                             on_snapshot_cache=self.on_snapshot_cache)
         scorer._tagged = tagged
