@@ -92,6 +92,51 @@ def test_serve_with_two_workers_answers_from_both_and_stops(scoring_registry: An
         httpx.get(f"{base}/health", timeout=5)
 
 
+def test_serve_removes_the_metrics_folder_it_made_when_it_stops(scoring_registry: Any,
+                                                                 tmp_path: Path) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR, ``serve --workers`` makes its own folder for the
+    samples, and takes it away at exit: nothing of the run is left in the temporary
+    directory."""
+    port = _free_port()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": os.pathsep.join(sys.path)}
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "BARBERPRO_SERVE_DATA"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "barberpro_ml.cli", "serve", "--workers", "2",
+         "--host", "127.0.0.1", "--port", str(port), "--auth", "off",
+         "--data", str(scoring_registry.data_dir),
+         "--tracking-uri", scoring_registry.tracking_uri, "--poll-interval", "0",
+         "--db", f"sqlite:///{tmp_path / 'service.db'}"],
+        env=env, cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        made = list(scratch.glob("barberpro-prometheus-*"))
+        assert len(made) == 1 and list(made[0].glob("*.db")), made
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+    assert process.returncode == 0, log.read_text()[-3000:]
+    assert list(scratch.iterdir()) == []
+
+
 def test_serve_refuses_auth_off_with_workers_off_loopback(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

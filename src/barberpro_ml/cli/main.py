@@ -12,6 +12,7 @@ import errno
 import functools
 import logging
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -1148,8 +1149,10 @@ def _serve_workers(workers: int, *, data: str, host: str, port: int, as_of: date
                              snapshot_cache=snapshot_cache,
                              snapshot_cache_mib=snapshot_cache_mib)
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    metrics_dir = reset_metrics_dir(Path(given) if given else Path(
-        tempfile.mkdtemp(prefix="barberpro-prometheus-")))
+    # a folder made here is this run's own: removed when the server stops (one given is kept)
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="barberpro-prometheus-"))
+    made = None if given else folder
+    metrics_dir = reset_metrics_dir(folder)
     os.environ.update({**settings.to_env(), SERVICE_DB_ENV: keys.url,
                        "MLFLOW_TRACKING_URI": configure_tracking(tracking_uri),
                        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -1164,8 +1167,12 @@ def _serve_workers(workers: int, *, data: str, host: str, port: int, as_of: date
                   f"Prometheus samples in {metrics_dir}", highlight=False, markup=False,
                   soft_wrap=True)
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
-    uvicorn.run("barberpro_ml.service.worker:app", factory=True, workers=workers, host=host,
-                port=port, log_level="info")
+    try:
+        uvicorn.run("barberpro_ml.service.worker:app", factory=True, workers=workers,
+                    host=host, port=port, log_level="info")
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------- API keys
