@@ -28,7 +28,7 @@ from barberpro_ml.providers import (
     provider_scores,
     score_components,
 )
-from barberpro_ml.providers.components import empirical_bayes_normal
+from barberpro_ml.providers.components import cluster_design_effect, empirical_bayes_normal
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.service import create_app
 from strategies import as_of_for, future_perturbation, marketplace_data
@@ -313,3 +313,40 @@ def test_batch_analytics(client: TestClient, barber: int) -> None:
                        json={"provider_ids": [0]}).status_code == 422
     assert client.post("/providers/batch-analytics",
                        json={"provider_ids": [barber], "bogus": 1}).status_code == 422
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.integers(1, 5), min_size=2, max_size=40),
+       units=st.data(), copies=st.integers(1, 4))
+def test_design_effect_is_one_for_singletons_and_k_for_k_identical_copies(
+        values: list[int], units: st.DataObject, copies: int) -> None:
+    unit = units.draw(st.lists(st.integers(0, 3), min_size=len(values), max_size=len(values)))
+    r = pd.Series(values, dtype=float)
+    u = pd.Series(unit)
+    assume(float(((r - r.groupby(u).transform("mean")) ** 2).sum()) > 0)
+    # every observation its own cluster: independence
+    assert cluster_design_effect(r, u, pd.Series(range(len(r)))) == pytest.approx(1.0)
+    # each observation repeated `copies` times by the same customer: worth one observation
+    rep = pd.Series(np.repeat(values, copies), dtype=float)
+    assert cluster_design_effect(rep, pd.Series(np.repeat(unit, copies)),
+                                 pd.Series(np.repeat(np.arange(len(r)), copies))
+                                 ) == pytest.approx(float(copies))
+
+
+def test_a_design_effect_widens_the_rating_posterior_where_reviews_dominate() -> None:
+    rng = np.random.default_rng(0)
+    counts = rng.integers(5, 200, 30).astype(float)
+    truth = rng.normal(4.5, 0.2, 30)
+    sums = truth * counts + rng.normal(0, 0.6, 30) * np.sqrt(counts)
+    sq = sums**2 / counts + 0.36 * (counts - 1)
+    groups = np.zeros(30, dtype=np.int64)
+    m1, sd1, prior, *_ = empirical_bayes_normal(sums, sq, counts, groups)
+    m2, sd2, *_ = empirical_bayes_normal(sums, sq, counts, groups, design_effect=2.0)
+    # where the reviews dominate the prior, the interval widens by about sqrt(2)
+    many = counts >= 100
+    assert many.sum() >= 5
+    assert (sd2[many] / sd1[many] > 1.2).all() and (sd2[many] / sd1[many] < 1.45).all()
+    raw = sums / counts
+    for m in (m1, m2):  # always between the prior and the raw mean
+        assert (np.abs(m - prior) <= np.abs(raw - prior) + 1e-12).all()
+        assert ((m - prior) * (raw - prior) >= -1e-12).all()

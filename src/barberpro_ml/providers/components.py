@@ -12,7 +12,10 @@ from its posterior, so that its uncertainty can be carried into the score:
   pooled within-barber variance of single ratings and ``tau^2`` the between-barber variance of
   true means around the neighborhood mean, estimated by the precision-weighted moment
   estimator of DerSimonian & Laird (1986, "Meta-analysis in clinical trials", *Controlled
-  Clinical Trials* 7(3)), floored at 0.01^2;
+  Clinical Trials* 7(3)), floored at 0.01^2. A customer's reviews of one barber are alike, so
+  ``sigma^2`` is multiplied by the reviews' pooled design effect
+  (:func:`cluster_design_effect`, customers as clusters): ``n`` reviews count as
+  ``n / deff`` independent ones, in the shrinkage and in the interval;
 - **retention, no-show, cancellation**: binomial rates with a beta prior centred on the
   neighborhood's pooled rate, whose strength ``alpha + beta`` is the beta-binomial method of
   moments estimate across barbers (Kleinman, 1973, "Proportions with extraneous variance",
@@ -45,6 +48,7 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "ProviderComponents",
     "as_days",
+    "cluster_design_effect",
     "empirical_bayes_beta",
     "empirical_bayes_normal",
     "measure_components",
@@ -94,8 +98,8 @@ class ProviderComponents:
 
 
 def empirical_bayes_normal(sums: FloatArray, sq_sums: FloatArray, counts: FloatArray,
-                           groups: npt.NDArray[np.int64]) -> tuple[FloatArray, FloatArray,
-                                                                   FloatArray, float, float]:
+                           groups: npt.NDArray[np.int64], design_effect: float = 1.0,
+                           ) -> tuple[FloatArray, FloatArray, FloatArray, float, float]:
     """Posterior mean and sd of each unit's true mean, shrunk to its group's mean.
 
     Parameters
@@ -105,6 +109,9 @@ def empirical_bayes_normal(sums: FloatArray, sq_sums: FloatArray, counts: FloatA
     groups
         Per unit: its group (prior mean = the group's pooled mean; the marketplace's pooled
         mean when the group has no observation).
+    design_effect
+        The sampling variance of a unit's mean is ``design_effect x sigma^2 / n``: above 1 when
+        observations come in correlated clusters (:func:`cluster_design_effect`).
 
     Returns
     -------
@@ -130,16 +137,48 @@ def empirical_bayes_normal(sums: FloatArray, sq_sums: FloatArray, counts: FloatA
     prior = group_mean[groups]
     # DerSimonian-Laird moment estimate of the between-unit variance around the group means
     # (precision-weighted, so units with a handful of observations do not inflate it)
-    w = n[has] / sigma2
+    noise = sigma2 * max(float(design_effect), 1.0)  # variance of one observation's worth
+    w = n[has] / noise
     q = float(w @ (means - prior)[has] ** 2)
     n_groups = len(np.unique(groups[has]))
     denom = float(w.sum() - (w**2).sum() / w.sum())
     tau2 = (q - (has.sum() - n_groups)) / denom if denom > 0 else 0.0
     tau2 = max(tau2, 1e-4)
-    precision = 1.0 / tau2 + n / sigma2
-    post_mean = (prior / tau2 + sums / sigma2) / precision
+    precision = 1.0 / tau2 + n / noise
+    post_mean = (prior / tau2 + sums / noise) / precision
     return post_mean, 1.0 / np.sqrt(precision), prior, float(np.sqrt(tau2)), float(
         np.sqrt(sigma2))
+
+
+def cluster_design_effect(values: pd.Series, units: pd.Series, clusters: pd.Series) -> float:
+    """Kish's design effect of unit means when observations come in clusters.
+
+    Reviews of one barber by the same customer share that customer's taste for the barber, so
+    a barber's mean rating varies more than ``sigma^2 / n`` says. Pooled over units, the
+    cluster-robust variance of the means (Liang & Zeger, 1986, "Longitudinal data analysis
+    using generalized linear models", *Biometrika* 73(1)) over the independent one:
+
+        deff = sum_units sum_clusters (sum_i r_i)^2 / sum_units sum_i r_i^2,
+
+    ``r_i`` an observation's deviation from its unit's mean (Kish, 1965, *Survey Sampling*).
+    At least 1 (never narrower than independence); 1 without observations.
+
+    Examples
+    --------
+    >>> r = pd.Series([5.0, 5.0, 3.0, 3.0]); barber = pd.Series([1, 1, 1, 1])
+    >>> cluster_design_effect(r, barber, pd.Series([7, 7, 8, 8]))    # two customers, each alike
+    2.0
+    >>> cluster_design_effect(r, barber, pd.Series([7, 8, 9, 10]))   # four customers
+    1.0
+    """
+    if len(values) == 0:
+        return 1.0
+    resid = values - values.groupby(units.to_numpy()).transform("mean").to_numpy()
+    within = float((resid**2).sum())
+    if within <= 0:
+        return 1.0
+    clustered = float(resid.groupby([units.to_numpy(), clusters.to_numpy()]).sum().pow(2).sum())
+    return max(clustered / within, 1.0)
 
 
 def empirical_bayes_beta(k: FloatArray, n: FloatArray, groups: npt.NDArray[np.int64]
@@ -240,13 +279,17 @@ def measure_components(data: MarketplaceData, as_of: pd.Timestamp, cfg: Provider
     r_n = per_provider(rating.groupby(by).size())
     r_sum = per_provider(rating.groupby(by).sum())
     r_sq = per_provider((rating**2).groupby(by).sum())
-    mean, sd, prior_mean, tau, sigma = empirical_bayes_normal(r_sum, r_sq, r_n, groups)
+    # a customer's reviews of one barber are alike (their persistent match): the mean's
+    # variance is inflated by the pooled design effect, so shrinkage and intervals are honest
+    deff = cluster_design_effect(rating, by, known["customer_id"])
+    mean, sd, prior_mean, tau, sigma = empirical_bayes_normal(r_sum, r_sq, r_n, groups,
+                                                              design_effect=deff)
     out["n_reviews"] = r_n.astype(np.int64)
     out["rating_raw"] = np.where(r_n > 0, r_sum / np.where(r_n > 0, r_n, 1), np.nan)
     out["rating_prior"] = prior_mean
     values["rating"] = mean
     draws["rating"] = mean[:, None] + sd[:, None] * rng.standard_normal((n_prov, D))
-    prior["rating"] = {"tau": tau, "sigma": sigma}
+    prior["rating"] = {"tau": tau, "sigma": sigma, "design_effect": deff}
 
     # ---- bookings known at as_of
     b = data.bookings
