@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from _common import emit
+from pydantic import ValidationError
 from xgboost import XGBRegressor
 
 from barberpro_ml.data import SimulationConfig, simulate
@@ -66,7 +67,11 @@ def world(seed: int, customers: int, overrides: list[str]) -> SimulationConfig:
         if path[-1] not in node:
             raise SystemExit(f"--set {item!r}: unknown field {path[-1]!r}")
         node[path[-1]] = yaml.safe_load(value)
-    return SimulationConfig.model_validate(config)
+    try:
+        return SimulationConfig.model_validate(config)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"--set {' '.join(overrides)}: {problems}") from None
 
 
 def observable_bound(frame: pd.DataFrame, truth: pd.Series, seed: int) -> float:

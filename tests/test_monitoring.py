@@ -358,6 +358,11 @@ def test_the_recommenders_normal_turnover_is_measured_in_the_history_and_allowed
     for metric, m in perf.items():
         assert m.p_value is not None and was[metric].p_value is not None
         assert m.p_value >= was[metric].p_value - 1e-12
+    # no history long enough (a young marketplace): the rule before, and the note says why
+    young = check_recommender(model, quiet, at, settings=MonitorSettings(min_rows=10**6),
+                              **args)
+    assert "normal turnover not measured" in young.performance_note
+    assert {r.column: r for r in young.features}["booked_barber"].trend_psi is None
     # an exodus moves the booked barbers far beyond normal turnover: still counted
     hit = check_recommender(model, shocked, at, **args)
     moved = {r.column: r for r in hit.features}["booked_barber"]

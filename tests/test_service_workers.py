@@ -39,6 +39,17 @@ def _requests_total(text: str, route: str) -> float:
                if s.name == "barberpro_http_requests_total" and s.labels["route"] == route)
 
 
+def _interrupt(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C the server, as an operator would; kill its process group if it hangs."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
 def test_serve_with_two_workers_answers_from_both_and_stops(scoring_registry: Any,
                                                              tmp_path: Path) -> None:
     port = _free_port()
@@ -80,13 +91,7 @@ def test_serve_with_two_workers_answers_from_both_and_stops(scoring_registry: An
         text = httpx.get(f"{base}/metrics", timeout=30).text
         assert _requests_total(text, "/health") == n  # summed over both workers
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        _interrupt(process)
     assert process.returncode == 0, log.read_text()[-3000:]
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/health", timeout=5)
@@ -126,13 +131,7 @@ def test_serve_removes_the_metrics_folder_it_made_when_it_stops(scoring_registry
         made = list(scratch.glob("barberpro-prometheus-*"))
         assert len(made) == 1 and list(made[0].glob("*.db")), made
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        _interrupt(process)
     assert process.returncode == 0, log.read_text()[-3000:]
     assert list(scratch.iterdir()) == []
 

@@ -274,6 +274,11 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
         score["trend_psi"] = max(history.top_psi)
         score["trending"] = score["psi"] <= settings.turnover_factor * max(history.top_psi)
         note = "; ".join(n for n in (note, history.note()) if n)
+    elif settings.turnover_anchors > 0:
+        note = "; ".join(n for n in (note, (
+            f"normal turnover not measured: no earlier span of {(predicted_at - ref).days} "
+            f"days with {settings.min_rows} customers to fit and measure on, so the gate's "
+            "figures and every PSI are taken as they are")) if n)
     features = sorted((_drift_row(r) for r in rows), key=lambda r: -r.psi)
     score_row = _drift_row(score)
     result, reasons = verdict(performance, features, score_row)
