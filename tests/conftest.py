@@ -328,3 +328,29 @@ def isolated_tracking(uri: str, root: Path) -> Iterator[None]:
             while mlflow.active_run() is not None:
                 mlflow.end_run()
             mlflow.set_tracking_uri(previous)
+
+
+def wait_for_ok(url: str, process: Any, *, timeout: float = 90.0,
+                log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200 while ``process`` (a server starting) runs; fail with
+    its output (``log``, else its stdout) if it exits first or ``timeout`` passes."""
+    import time
+
+    import httpx
+
+    def output() -> str:
+        if log is not None:
+            return log.read_text()[-3000:]
+        return process.stdout.read().decode()[-3000:] if process.stdout else ""
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}: {output()}")
+        try:
+            if httpx.get(url, timeout=5.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not come up in {timeout} s")

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from hypothesis import strategies as st
 from barberpro_ml.features import active_customers
 from barberpro_ml.scoring import CustomerScorer
 from barberpro_ml.service import MAX_BATCH, create_app
+from conftest import wait_for_ok
 from service_json import naive, zulu
 
 
@@ -183,20 +183,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: "
-                                 f"{process.stdout.read().decode() if process.stdout else ''}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not come up in {timeout} s")
-
-
 def test_barberpro_serve_answers_over_loopback(scoring_registry: Any, customer: int,
                                                tmp_path: Path) -> None:
     port = _free_port()
@@ -212,7 +198,7 @@ def test_barberpro_serve_answers_over_loopback(scoring_registry: Any, customer: 
          str(scoring_registry.data_dir), "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        _wait(f"http://127.0.0.1:{port}/health", process)
+        wait_for_ok(f"http://127.0.0.1:{port}/health", process)
         url = f"http://127.0.0.1:{port}/customers/{customer}/profile"
         assert httpx.get(url, timeout=30.0).status_code == 401
         response = httpx.get(url, headers=key, timeout=30.0)
@@ -254,7 +240,7 @@ def test_registered_models_serve_unchanged_through_mlflow_models_serve(
          "--env-manager", "local", "--port", str(port), "--host", "127.0.0.1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        _wait(f"http://127.0.0.1:{port}/ping", process)
+        wait_for_ok(f"http://127.0.0.1:{port}/ping", process)
         snap = scorer.snapshot(scoring_registry.data)
         request, expected = _request(scorer, family, snap.features.iloc[:20], snap.neighborhoods)
         # pandas writes missing values as null (JSON has no NaN); the server reads them back

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from barberpro_ml.errors import InputError
 from barberpro_ml.service.worker import ServeSettings, is_loopback, reset_metrics_dir
+from conftest import wait_for_ok
 
 
 def _free_port() -> int:
@@ -118,16 +119,7 @@ def test_serve_removes_the_metrics_folder_it_made_when_it_stops(scoring_registry
         env=env, cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        wait_for_ok(f"http://127.0.0.1:{port}/health", process, timeout=240, log=log)
         made = list(scratch.glob("barberpro-prometheus-*"))
         assert len(made) == 1 and list(made[0].glob("*.db")), made
     finally:
