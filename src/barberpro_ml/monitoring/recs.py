@@ -228,8 +228,9 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
     ks = sorted({10, *(int(g.metric.split("@")[1]) for g in gates or []
                        if "@" in g.metric and g.metric.split("@")[1].isdigit())})
     performance: list[MaturedPerformance] = []
-    history = _turnover(recommender, data, ref, predicted_at - ref, horizon_days, groups, ks,
-                        settings)
+    # at the first matured date the windows coincide: no span to measure turnover over
+    history = (_turnover(recommender, data, ref, predicted_at - ref, horizon_days, groups, ks,
+                         settings) if predicted_at > ref else _Turnover())
     try:
         report = evaluate_recommender(recommender, train, test, k=ks,
                                       n_bootstrap=settings.n_bootstrap, seed=settings.seed,
@@ -274,7 +275,7 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
         score["trend_psi"] = max(history.top_psi)
         score["trending"] = score["psi"] <= settings.turnover_factor * max(history.top_psi)
         note = "; ".join(n for n in (note, history.note()) if n)
-    elif settings.turnover_anchors > 0:
+    elif settings.turnover_anchors > 0 and predicted_at > ref:
         note = "; ".join(n for n in (note, (
             f"normal turnover not measured: no earlier span of {(predicted_at - ref).days} "
             f"days with {settings.min_rows} customers to fit and measure on, so the gate's "
