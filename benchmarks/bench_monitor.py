@@ -149,6 +149,10 @@ def recs_line(h: ModelHealth) -> dict[str, Any]:
             "recs_booked_turnover_psi": None if booked.trend_psi is None
             else round(booked.trend_psi, 3),
             "recs_expected_loss": None if ndcg is None else round(ndcg.expected_loss, 4),
+            "recs_refit_difference": None if ndcg is None or ndcg.refit_difference is None
+            else round(ndcg.refit_difference, 4),
+            "recs_expected_refit_gap": None if ndcg is None else round(ndcg.expected_refit_gap, 4),
+            "recs_gate_degraded": None if ndcg is None else ndcg.gate_degraded,
             "recs_top_psi": round(h.score.psi, 3)}
 
 
@@ -196,6 +200,10 @@ def main() -> None:
                              "before turnover was measured; default: the library's)")
     parser.add_argument("--turnover-factor", type=float, default=None,
                         help="MonitorSettings.turnover_factor (default: the library's)")
+    parser.add_argument("--no-refit-check", action="store_true",
+                        help="MonitorSettings(refit_check=False): a recommendations loss against "
+                             "the gate counts without comparing with a refitted copy (the rule "
+                             "before)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -205,6 +213,8 @@ def main() -> None:
         chosen["trend_threshold"] = args.trend_threshold
     if args.turnover_anchors is not None:
         chosen["turnover_anchors"] = args.turnover_anchors
+    if args.no_refit_check:
+        chosen["refit_check"] = False
     if args.turnover_factor is not None:
         chosen["turnover_factor"] = args.turnover_factor
     settings = MonitorSettings(**chosen)
@@ -232,6 +242,7 @@ def main() -> None:
         "explain_actions": settings.explain_actions,
         "turnover_anchors": settings.turnover_anchors,
         "turnover_factor": settings.turnover_factor,
+        "refit_check": settings.refit_check,
         "seconds": round(time.perf_counter() - started, 1)}
     quiet_rows = table[table.scenario == "quiet"]
     result["false_alarm"] = rate(int((quiet_rows.verdict != "ok").sum()), len(quiet_rows))

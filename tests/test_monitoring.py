@@ -370,6 +370,57 @@ def test_the_recommenders_normal_turnover_is_measured_in_the_history_and_allowed
     assert moved.counts and hit.verdict != "ok"
 
 
+def test_a_recs_loss_counts_only_when_a_refit_on_the_same_customers_does_not_have_it(
+        churn_champion: Champion) -> None:
+    from sklearn.base import clone
+
+    from barberpro_ml.evaluation import evaluate_recommender
+    from barberpro_ml.models.recs import (
+        ItemKNNRecommender,
+        booking_interactions_split,
+        customer_neighborhoods,
+    )
+    from barberpro_ml.monitoring import check_recommender
+
+    quiet = MarketplaceData.load(churn_champion.quiet_dir)
+    ref, at = pd.Timestamp("2024-05-01"), "2024-12-31"
+    model, gates = _fitted_recommender(quiet, ref)
+    # gate figures no later window reaches: the test against the gate alone rejects
+    lucky = [g.model_copy(update={"value": g.value + 0.15, "ci_low": g.ci_low + 0.15,
+                                  "ci_high": g.ci_high + 0.15}) for g in gates]
+    args: dict[str, Any] = {"reference_as_of": ref, "horizon_days": 90, "gates": lucky}
+    before = check_recommender(model, quiet, at, settings=MonitorSettings(refit_check=False),
+                               **args)
+    assert before.verdict == "degraded"
+    assert all(m.refit_difference is None and m.degraded for m in before.performance)
+    healthy = check_recommender(model, quiet, at, **args)
+    # the champion does as well as a copy refitted at the matured window's start, on the same
+    # customers: the window is harder for any model of its kind, not a degradation
+    assert healthy.verdict == "ok", healthy.reasons
+    groups = customer_neighborhoods(quiet)
+    predicted_at = pd.Timestamp(at) - pd.Timedelta(days=90)
+    train, test = booking_interactions_split(quiet, predicted_at, 90)
+    refit = clone(model).fit(train, user_groups=groups)
+    paired = evaluate_recommender(model, train, test, k=10, n_bootstrap=0, baseline=refit,
+                                  user_groups=groups)
+    for m in healthy.performance:
+        assert m.gate_degraded and not m.degraded
+        assert m.refit_difference == pytest.approx(paired.differences[m.metric].value)
+        assert m.refit_p_holm is not None and m.refit_p_holm >= m.refit_p_value  # type: ignore[operator]
+    assert "harder for any model of its kind" in healthy.performance_note
+    # a champion that learned nothing (its bookings' barbers shuffled) trails the refit far
+    # beyond what a refit normally gains: degraded, and the reason says to refit
+    split_train, _ = booking_interactions_split(quiet, ref, 90)
+    rng = np.random.default_rng(0)
+    shuffled = split_train.assign(item_id=rng.permutation(split_train["item_id"].to_numpy()))
+    broken = ItemKNNRecommender().fit(shuffled, user_groups=groups)
+    hit = check_recommender(broken, quiet, at, **args)
+    ndcg = {m.metric: m for m in hit.performance}["ndcg@10"]
+    assert hit.verdict == "degraded" and ndcg.degraded
+    assert ndcg.refit_difference is not None and ndcg.refit_difference < -0.05
+    assert any("refit it" in r for r in hit.reasons)
+
+
 def test_monitoring_the_recs_champion_at_its_first_matured_date_reproduces_its_gate(
         scoring_registry: Any, tmp_path: Path) -> None:
     uri = copy_tracking_store(scoring_registry.tracking_uri, tmp_path)

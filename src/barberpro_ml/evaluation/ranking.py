@@ -242,8 +242,9 @@ def _rank(model: BaseRecommender, users: pd.Index, relevant: pd.DataFrame,
     recs = model.recommend(users, k=ks[-1], exclude_seen=False,
                            exclude=_pairs(train) if exclude_seen else None,
                            user_groups=user_groups)
-    flagged = recs.merge(relevant.assign(_relevant=True), on=["user_id", "item_id"], how="left")
-    is_hit = flagged["_relevant"].fillna(False).to_numpy(dtype=bool)
+    flagged = recs.merge(relevant, on=["user_id", "item_id"], how="left",
+                         indicator=True)
+    is_hit = (flagged["_merge"] == "both").to_numpy(dtype=bool)
     row = users.get_indexer(pd.Index(recs["user_id"].array, tupleize_cols=False))
     rank = recs["rank"].to_numpy()
     hits = np.zeros((len(users), ks[-1]), dtype=bool)

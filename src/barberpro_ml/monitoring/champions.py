@@ -12,7 +12,8 @@
    compare with (every unsliced claim's metric, value and test CI);
 3. :func:`~barberpro_ml.monitoring.check_model` judges it;
 4. the run (experiment ``barberpro-monitoring``) gets per family: metrics (``<family>.<metric>``,
-   ``<family>.<metric>_p_holm``, ``<family>.score_psi``, ``<family>.inputs_drifted``,
+   ``<family>.<metric>_p_holm``, for the recommender ``<family>.<metric>_minus_refit`` and
+   ``_refit_p_holm``, ``<family>.score_psi``, ``<family>.inputs_drifted``,
    ``<family>.verdict_code``), the full result as ``<family>/health.json``, the drift table as
    ``<family>/drift.csv`` and ``<family>/drift.html``, and a bar chart of the largest drifts as
    ``<family>/drift.png``; the version gets the tags ``monitor.verdict``, ``monitor.as_of``,
@@ -159,6 +160,7 @@ def _drift_html(health: ModelHealth) -> str:
         "metric": m.metric, "predicted_at": m.predicted_at, "n": m.n, "matured": m.value,
         "ci_low": m.ci_low, "ci_high": m.ci_high,
         "gate": m.gate.value if m.gate else None, "margin": m.margin, "p_holm": m.p_holm,
+        "minus_refit": m.refit_difference, "refit_p_holm": m.refit_p_holm,
         "degraded": m.degraded} for m in health.performance])
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in health.reasons) or "<li>none</li>"
     return (f"<html><body><h1>{html.escape(health.model_name or health.family)} "
@@ -189,6 +191,9 @@ def _log_health(prefix: str, health: ModelHealth) -> None:
         metrics[f"{key}_ci_high"] = m.ci_high
         if m.p_holm is not None:
             metrics[f"{key}_p_holm"] = m.p_holm
+        if m.refit_difference is not None and m.refit_p_holm is not None:
+            metrics[f"{key}_minus_refit"] = m.refit_difference
+            metrics[f"{key}_refit_p_holm"] = m.refit_p_holm
     mlflow.log_metrics(metrics)
     mlflow.set_tag(f"{prefix}.verdict", health.verdict)
     mlflow.log_text(health.model_dump_json(indent=2), f"{prefix}/health.json")

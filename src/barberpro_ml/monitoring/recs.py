@@ -34,6 +34,17 @@ span's start and measured at both ends. Then
   above ``turnover_factor`` times the largest PSI of the same span in the history (their
   ``trend_psi``); below it they are reported as *trending*.
 
+**A loss is the champion's only when a refit would not have it too**
+(:attr:`MonitorSettings.refit_check`). The gate measured one window; the matured window can be
+harder for every model of the kind (another mix of customers and barbers), and a frozen
+model's own loss cannot be told from that by comparing the two windows. So a copy of the
+champion's kind is refitted on the data known at the matured window's start and scored on the
+same customers: the paired bootstrap difference champion - refit is tested against how much a
+refit normally gains after the same span (the history's median, measured at each span's end)
+plus the metric's margin. A metric is *degraded* only when both tests reject: below the gate
+beyond normal turnover, and behind a refit beyond normal. The note says when the first
+rejected and the second did not ("harder for any model of its kind").
+
 Spans that would start before there are ``min_rows`` customers to measure on are skipped;
 with none left (a young marketplace, or ``turnover_anchors=0``) the rule is the one before:
 the gate's figures as they are and every PSI counted. A barber exodus moves the booked barbers
@@ -44,11 +55,13 @@ The verdict is :func:`~barberpro_ml.monitoring.verdict`'s.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.base import clone
 
 from barberpro_ml.data import MarketplaceData
@@ -65,7 +78,7 @@ from barberpro_ml.monitoring.checks import (
     judge_performance,
     verdict,
 )
-from barberpro_ml.monitoring.drift import adjust_p_values, column_drift, psi
+from barberpro_ml.monitoring.drift import adjust_p_values, column_drift, holm, psi
 
 __all__ = ["RECS_DRIFT_INPUTS", "check_recommender"]
 
@@ -101,16 +114,25 @@ class _Turnover:
     losses: dict[str, list[float]] = field(default_factory=dict)
     booked_psi: list[float] = field(default_factory=list)
     top_psi: list[float] = field(default_factory=list)
+    refit_gains: dict[str, list[float]] = field(default_factory=dict)
+    """Per metric: a copy refitted at the span's end minus the span-old copy, on the same
+    customers of the window after the span's end."""
 
     def expected_loss(self) -> dict[str, float]:
         return {m: max(float(np.median(v)), 0.0) for m, v in self.losses.items() if v}
+
+    def expected_refit_gap(self) -> dict[str, float]:
+        return {m: max(float(np.median(v)), 0.0) for m, v in self.refit_gains.items() if v}
 
     def note(self) -> str:
         if not self.anchors:
             return ""
         losses = ", ".join(f"{m} {v:.4f}" for m, v in self.expected_loss().items())
+        gains = ", ".join(f"{m} {v:.4f}" for m, v in self.expected_refit_gap().items())
         return (f"normal turnover over the same span, measured at {len(self.anchors)} earlier "
-                f"span(s) from {self.anchors[-1]} to {self.anchors[0]}: median loss {losses}; "
+                f"span(s) from {self.anchors[-1]} to {self.anchors[0]}: median loss {losses}"
+                + (f"; median gain of a refit at the span's end {gains}" if gains else "")
+                + "; "
                 f"largest booked_barber PSI {max(self.booked_psi):.3f}, top_barber "
                 f"{max(self.top_psi):.3f}")
 
@@ -132,8 +154,10 @@ def _turnover(recommender: Any, data: MarketplaceData, ref: pd.Timestamp, span: 
             then = evaluate_recommender(copy, train_then, test_then, k=ks, n_bootstrap=0,
                                         baseline=None, user_groups=groups, family="recs",
                                         keep_replicates=False)
+            refit = (clone(recommender).fit(train_later, user_groups=groups)
+                     if settings.refit_check else None)
             after = evaluate_recommender(copy, train_later, test_later, k=ks, n_bootstrap=0,
-                                         baseline=None, user_groups=groups, family="recs",
+                                         baseline=refit, user_groups=groups, family="recs",
                                          keep_replicates=False)
         except (NotEnoughDataError, ValueError):
             break
@@ -141,12 +165,63 @@ def _turnover(recommender: Any, data: MarketplaceData, ref: pd.Timestamp, span: 
             if metric in after.metrics and np.isfinite(est.value):
                 out.losses.setdefault(metric, []).append(
                     float(est.value - after.metrics[metric].value))
+            if metric in after.differences and np.isfinite(after.differences[metric].value):
+                out.refit_gains.setdefault(metric, []).append(
+                    -float(after.differences[metric].value))
         out.booked_psi.append(psi(test_then["item_id"].astype(str),
                                   test_later["item_id"].astype(str)))
         out.top_psi.append(psi(_top_barber(copy, test_then, train_then, groups),
                                _top_barber(copy, test_later, train_later, groups)))
         out.anchors.append(f"{start:%Y-%m-%d}")
     return out
+
+
+def _against_refit(performance: list[MaturedPerformance], differences: Mapping[str, Any],
+                   expected_gap: Mapping[str, float], settings: MonitorSettings
+                   ) -> tuple[list[MaturedPerformance], str]:
+    """Each gate-tested metric against a copy refitted at the matured window's start.
+
+    ``differences`` are the paired bootstrap differences champion - refit on the matured
+    customers (:func:`~barberpro_ml.evaluation.evaluate_recommender` with the refit as
+    baseline). One-sided ``z = (difference + expected_gap + margin) / se``, ``p = Phi(z)``
+    (small when the refit wins by more than it normally does after the span, plus the
+    metric's margin), Holm across the metrics; a metric is *degraded* when the test against
+    the gate rejected and this one does too."""
+    tested = [i for i, m in enumerate(performance)
+              if m.p_value is not None and m.metric in differences]
+    if not tested:
+        return performance, ""
+    updates: dict[int, dict[str, Any]] = {}
+    for i in tested:
+        m = performance[i]
+        diff = differences[m.metric]
+        reps = np.asarray(diff.replicates, dtype=float)
+        se = float(np.std(reps, ddof=1)) if reps.size > 1 else 0.0
+        gap = max(float(expected_gap.get(m.metric, 0.0)), 0.0)
+        signed = float(diff.value) + gap + float(m.margin or 0.0)
+        z = signed / se if se > 0 else float(np.sign(signed) * np.inf) if signed else 0.0
+        updates[i] = {"refit_difference": float(diff.value), "refit_ci_low": float(diff.ci_low),
+                      "refit_ci_high": float(diff.ci_high), "expected_refit_gap": gap,
+                      "refit_p_value": float(stats.norm.cdf(z))}
+    adjusted = holm([updates[i]["refit_p_value"] for i in tested])
+    out = list(performance)
+    excused: list[str] = []
+    for i, q in zip(tested, adjusted, strict=True):
+        m = performance[i]
+        stale = bool(q < settings.alpha_degraded)
+        updates[i] |= {"refit_p_holm": float(q), "degraded": m.gate_degraded and stale}
+        out[i] = m.model_copy(update=updates[i])
+        if m.gate_degraded and not stale:
+            u = updates[i]
+            excused.append(
+                f"{m.metric} is below the gate's figure beyond normal turnover, but a copy "
+                f"refitted at {m.predicted_at} does no better on the same customers than a "
+                f"refit normally does after this span (champion - refit "
+                f"{u['refit_difference']:+.4f} [{u['refit_ci_low']:+.4f}, "
+                f"{u['refit_ci_high']:+.4f}], normal gain {u['expected_refit_gap']:.4f}, "
+                f"Holm p = {q:.2g}): the matured window is harder for any model of its kind, "
+                "not counted as degraded")
+    return out, "; ".join(excused)
 
 
 def _row(column: str, reference: pd.Series, current: pd.Series, n_bins: int
@@ -232,9 +307,12 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
     history = (_turnover(recommender, data, ref, predicted_at - ref, horizon_days, groups, ks,
                          settings) if predicted_at > ref else _Turnover())
     try:
+        # the same window seen by a copy refitted at predicted_at: is the loss the champion's?
+        refit = (clone(recommender).fit(train, user_groups=groups)
+                 if history.anchors and settings.refit_check else None)
         report = evaluate_recommender(recommender, train, test, k=ks,
                                       n_bootstrap=settings.n_bootstrap, seed=settings.seed,
-                                      baseline=None, user_groups=groups, family="recs")
+                                      baseline=refit, user_groups=groups, family="recs")
         n_users = report.n
         if n_users < settings.min_rows:
             note = (f"only {n_users} customers booked a new barber in the matured window "
@@ -243,6 +321,11 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
             performance, note = judge_performance(report.metrics, list(gates or []),
                                                   "ndcg@10", predicted_at, n_users, settings,
                                                   expected_loss=history.expected_loss())
+            if refit is not None:
+                performance, refit_note = _against_refit(performance, report.differences,
+                                                         history.expected_refit_gap(),
+                                                         settings)
+                note = "; ".join(n for n in (note, refit_note) if n)
     except NotEnoughDataError as exc:
         note = f"performance not checked: {exc}"
 
