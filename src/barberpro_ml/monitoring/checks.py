@@ -148,8 +148,8 @@ class MonitorSettings(BaseModel):
     after the same span (plus the metric's margin; a paired test, Holm across metrics, level
     ``alpha_degraded``). A window every model of the kind finds harder is not a degradation
     of the champion. False: the loss against the gate alone (the rule before). Chosen on seeds
-    100-109 of ``bench_monitor.py`` (quiet checks flagged 9 of 40 -> 3 of 40, exoduses caught
-    18 -> 16 of 20) and measured on fresh seeds (README)."""
+    100-109 of ``bench_monitor.py`` (quiet checks flagged 9 of 40 -> 2 of 40, exoduses caught
+    18 of 20 either way) and measured on fresh seeds 110-169 (README: 11 of 240 quiet checks)."""
 
 
 class GateFigure(BaseModel):
