@@ -128,6 +128,33 @@ def test_serve_removes_the_metrics_folder_it_made_when_it_stops(scoring_registry
     assert list(scratch.iterdir()) == []
 
 
+def test_a_worker_that_cannot_start_stops_the_server_with_its_reason(scoring_registry: Any,
+                                                                     tmp_path: Path) -> None:
+    """No champion in the registry: each worker fails to build its app. Instead of uvicorn
+    restarting the workers forever with tracebacks, the server stops, the command prints the
+    reason once and exits with the error's status, and its temporary folders are gone."""
+    from barberpro_ml.errors import ModelUnavailableError
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": os.pathsep.join(sys.path)}
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "BARBERPRO_SERVE_DATA"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "barberpro_ml.cli", "serve", "--workers", "2",
+         "--host", "127.0.0.1", "--port", str(_free_port()), "--auth", "off",
+         "--data", str(scoring_registry.data_dir),
+         "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}", "--poll-interval", "0",
+         "--db", f"sqlite:///{tmp_path / 'service.db'}"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    output = done.stdout + done.stderr
+    assert done.returncode == ModelUnavailableError.exit_code, output[-3000:]
+    assert "error (ModelUnavailableError): a worker could not start" in output
+    assert "no @champion of barberpro-churn" in output
+    assert "Traceback" not in output, output
+    assert list(scratch.iterdir()) == []
+
+
 def test_serve_refuses_auth_off_with_workers_off_loopback(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -184,3 +211,21 @@ def test_reset_metrics_dir_empties_only_samples(tmp_path: Path) -> None:
     reset_metrics_dir(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     assert reset_metrics_dir(tmp_path / "new").is_dir()
+
+
+def test_a_workers_start_failure_comes_back_as_the_librarys_error(tmp_path: Path) -> None:
+    import json
+
+    from barberpro_ml.errors import InfraError, ModelUnavailableError
+    from barberpro_ml.service.worker import read_start_failure
+
+    path = tmp_path / "worker-failure.json"
+    assert read_start_failure(path) is None
+    path.write_text(json.dumps({"kind": "ModelUnavailableError", "message": "no @champion"}))
+    error = read_start_failure(path)
+    assert isinstance(error, ModelUnavailableError) and "no @champion" in str(error)
+    # anything else (a bug, a broken component) stops the server as an infrastructure error
+    path.write_text(json.dumps({"kind": "OperationalError", "message": "disk I/O error"}))
+    error = read_start_failure(path)
+    assert type(error) is InfraError
+    assert "OperationalError: disk I/O error" in str(error)

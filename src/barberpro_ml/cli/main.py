@@ -30,7 +30,7 @@ from rich.table import Table
 from barberpro_ml.config import describe_validation_error
 from barberpro_ml.data import MarketplaceData
 from barberpro_ml.data.sources import is_database_url, load_source
-from barberpro_ml.errors import BarberproError, InputError, ModelUnavailableError
+from barberpro_ml.errors import BarberproError, InfraError, InputError, ModelUnavailableError
 from barberpro_ml.jobs import JOBS, JobResult
 from barberpro_ml.jobs import churn as churn_job
 from barberpro_ml.jobs import forecast as forecast_job
@@ -1135,10 +1135,18 @@ def _serve_workers(workers: int, *, data: str, host: str, port: int, as_of: date
     import tempfile
 
     import uvicorn
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     from barberpro_ml.registry import configure_tracking
     from barberpro_ml.service.keys import SERVICE_DB_ENV
-    from barberpro_ml.service.worker import ServeSettings, reset_metrics_dir
+    from barberpro_ml.service.worker import (
+        FAILURE_FILE_ENV,
+        SUPERVISOR_ENV,
+        ServeSettings,
+        read_start_failure,
+        reset_metrics_dir,
+    )
 
     if not is_database_url(data) and not Path(data).exists():
         raise UserError(f"no event tables at {data}: run `barberpro-ml pipeline` first, or "
@@ -1153,8 +1161,19 @@ def _serve_workers(workers: int, *, data: str, host: str, port: int, as_of: date
     folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="barberpro-prometheus-"))
     made = None if given else folder
     metrics_dir = reset_metrics_dir(folder)
+    uri = configure_tracking(tracking_uri)
+    # create or upgrade the store's tables once here, not in N workers racing to do it
+    try:
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
+    except MlflowException as exc:
+        raise InfraError(f"the registry at {_hide_password(uri)} cannot be used: "
+                         f"{exc.message}") from None
+    # a worker that cannot start writes why here and stops the server (service.worker.app)
+    scratch = Path(tempfile.mkdtemp(prefix="barberpro-serve-"))
+    failure = scratch / "worker-failure.json"
     os.environ.update({**settings.to_env(), SERVICE_DB_ENV: keys.url,
-                       "MLFLOW_TRACKING_URI": configure_tracking(tracking_uri),
+                       FAILURE_FILE_ENV: str(failure), SUPERVISOR_ENV: str(os.getpid()),
+                       "MLFLOW_TRACKING_URI": uri,
                        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
     service_log = logging.getLogger("barberpro_ml.service")
@@ -1170,9 +1189,13 @@ def _serve_workers(workers: int, *, data: str, host: str, port: int, as_of: date
     try:
         uvicorn.run("barberpro_ml.service.worker:app", factory=True, workers=workers,
                     host=host, port=port, log_level="info")
+        error = read_start_failure(failure)
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
+    if error is not None:
+        raise error
 
 
 # ------------------------------------------------------------------------------- API keys

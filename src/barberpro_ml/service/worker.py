@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import logging
 import os
+import signal
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -50,13 +52,19 @@ from typing import Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from barberpro_ml.errors import InputError
+from barberpro_ml.errors import BarberproError, InputError
 
-__all__ = ["ENV_PREFIX", "ServeSettings", "app", "configure_json_logging", "is_loopback",
-           "reset_metrics_dir"]
+__all__ = ["ENV_PREFIX", "FAILURE_FILE_ENV", "SUPERVISOR_ENV", "ServeSettings", "app",
+           "configure_json_logging", "is_loopback", "read_start_failure", "reset_metrics_dir"]
 
 ENV_PREFIX = "BARBERPRO_SERVE_"
 """Prefix of the environment variables of :class:`ServeSettings`."""
+FAILURE_FILE_ENV = "BARBERPRO_SERVE_FAILURE_FILE"
+"""Set by ``serve --workers``: where a worker that cannot start writes why (JSON), so the
+command can stop every worker and report it instead of uvicorn restarting the worker."""
+SUPERVISOR_ENV = "BARBERPRO_SERVE_SUPERVISOR_PID"
+"""Set by ``serve --workers``: the process a worker that cannot start asks to stop (SIGTERM),
+only when it is that worker's parent."""
 log = logging.getLogger("barberpro_ml.service")
 
 
@@ -145,7 +153,60 @@ def reset_metrics_dir(folder: Path) -> Path:
 def app() -> FastAPI:
     """The app of one worker (uvicorn's ``--factory``), from :class:`ServeSettings` in the
     environment, with the registry of ``MLFLOW_TRACKING_URI`` and the keys of
-    ``BARBERPRO_SERVICE_DB``."""
+    ``BARBERPRO_SERVICE_DB``.
+
+    Under ``serve --workers`` (:data:`FAILURE_FILE_ENV` set), a worker that cannot start does
+    not raise into uvicorn, which would print a traceback and start it again, forever: it logs
+    one line (with the traceback only when the error is not one the user can act on, i.e. not
+    a :class:`~barberpro_ml.errors.BarberproError`), writes the reason to the failure file,
+    stops the server (:data:`SUPERVISOR_ENV`) and exits with the error's status; the command
+    then reports it and exits with that status. Called any other way, the error is raised.
+    """
+    try:
+        return _worker_app()
+    except Exception as exc:
+        if not os.environ.get(FAILURE_FILE_ENV):
+            raise
+        _report_start_failure(exc)
+        raise SystemExit(exc.exit_code if isinstance(exc, BarberproError) else 1) from None
+
+
+def _report_start_failure(exc: Exception) -> None:
+    kind, message = type(exc).__name__, str(exc)
+    if isinstance(exc, BarberproError):
+        log.error("worker %d could not start: %s: %s", os.getpid(), kind, message)
+        code = exc.exit_code
+    else:  # a bug or a broken component: the traceback helps, once
+        log.exception("worker %d could not start", os.getpid())
+        code = 1
+    try:  # the first worker to fail tells why; the others find the file there
+        with Path(os.environ[FAILURE_FILE_ENV]).open("x", encoding="utf-8") as handle:
+            json.dump({"kind": kind, "message": message, "exit_code": code,
+                       "pid": os.getpid()}, handle)
+    except FileExistsError:
+        pass
+    supervisor = os.environ.get(SUPERVISOR_ENV, "")
+    if supervisor.isdigit() and int(supervisor) == os.getppid():
+        os.kill(int(supervisor), signal.SIGTERM)
+
+
+def read_start_failure(path: Path) -> BarberproError | None:
+    """The error a worker wrote to ``path`` (:data:`FAILURE_FILE_ENV`), as the library's error
+    class of the same name (its exit status kept), or None when no worker failed."""
+    from barberpro_ml import errors
+
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    kind, message = str(record.get("kind")), record.get("message")
+    cls = getattr(errors, kind, None)
+    if isinstance(cls, type) and issubclass(cls, BarberproError):
+        return cls(f"a worker could not start, so the server stopped: {message}")
+    return errors.InfraError(f"a worker could not start, so the server stopped: {kind}: "
+                             f"{message} (the traceback is in the log above)")
+
+
+def _worker_app() -> FastAPI:
     from barberpro_ml.data import MarketplaceData
     from barberpro_ml.data.sources import load_source
     from barberpro_ml.registry import configure_tracking
