@@ -94,7 +94,8 @@ def observable_bound(frame: pd.DataFrame, truth: pd.Series, seed: int) -> float:
 
 
 def one_seed(seed: int, customers: int, futures: int, n_bootstrap: int,
-             overrides: list[str] | None = None, bound: bool = False) -> dict[str, Any]:
+             overrides: list[str] | None = None, bound: bool = False,
+             policy_confidence: float | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = simulate(world(seed, customers, overrides or []))
     frame = campaign_frame(data)
@@ -102,7 +103,8 @@ def one_seed(seed: int, customers: int, futures: int, n_bootstrap: int,
     rows = frame if bound else frame[frame["campaign"].isin(test)]
     truth = true_effects(data, rows, n_futures=futures)
     result = evaluate_targeting(frame, true_effect=truth.reindex(
-        frame.index[frame["campaign"].isin(test)]), n_bootstrap=n_bootstrap, seed=seed)
+        frame.index[frame["campaign"].isin(test)]), n_bootstrap=n_bootstrap, seed=seed,
+        policy_confidence=policy_confidence)
     row: dict[str, Any] = {"seed": seed, "learner": result.learner,
                            "validation_qini": {k: round(v, 5)
                                                for k, v in result.validation_qini.items()}}
@@ -129,6 +131,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--futures", type=int, default=200)
     parser.add_argument("--bootstrap", type=int, default=500)
+    parser.add_argument("--policy-confidence", type=float, default=None,
+                        help="evaluate_targeting(policy_confidence=...): treat only where this "
+                             "share of the calibration's replicates says the offer pays")
     parser.add_argument("--json", default=None)
     parser.add_argument("--bound", action="store_true",
                         help="also the observable bound: a regression on the training "
@@ -140,7 +145,7 @@ def main() -> None:
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         rows.append(one_seed(seed, args.customers, args.futures, args.bootstrap,
-                             args.set, args.bound))
+                             args.set, args.bound, args.policy_confidence))
         print(rows[-1], flush=True)
     summary = {k: round(float(np.nanmean([r.get(k, np.nan) for r in rows])), 5)
                for k in ("qini_to_oracle", "churn_risk_qini_to_oracle",
@@ -152,6 +157,7 @@ def main() -> None:
     summary["qini_to_oracle_at_least_0.7"] = sum(r["qini_to_oracle"] >= 0.7 for r in rows)
     summary["policy_to_oracle_at_least_0.8"] = sum(r["policy_to_oracle"] >= 0.8 for r in rows)
     emit({"customers": args.customers, "overrides": args.set, "seeds": len(rows),
+          "policy_confidence": args.policy_confidence,
           "futures": args.futures, "bootstrap": args.bootstrap, "mean": summary,
           "per_seed": rows}, args.json)
 

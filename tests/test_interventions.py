@@ -307,7 +307,8 @@ def test_shipped_uplift_config_parses() -> None:
     assert cfg.model_name == "barberpro-uplift"
     defaults = uplift.UpliftJobConfig()
     for name in ("horizon_days", "learners", "model", "treat_fraction", "srm_alpha",
-                 "discount", "n_test_campaigns", "oracle_futures", "evaluation"):
+                 "discount", "n_test_campaigns", "oracle_futures", "evaluation",
+                 "policy_confidence"):
         assert getattr(cfg, name) == getattr(defaults, name), name
 
 
@@ -327,3 +328,69 @@ def test_calibration_recovers_a_true_line_and_shrinks_noise() -> None:
     # pure noise: slope 0, intercept the average effect
     a, b = calibrate_uplift(rng.normal(size=n), t, churned, e, base, base - tau)
     assert b < 0.01 and a == pytest.approx(tau.mean(), abs=0.02)
+
+
+# --------------------------------------------------------------------------- cautious policy
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), low=st.floats(0.5, 0.95), gap=st.floats(0.01, 0.04))
+def test_a_more_confident_policy_treats_a_subset(seed: int, low: float, gap: float) -> None:
+    from barberpro_ml.interventions import cautious_uplift
+
+    rng = np.random.default_rng(seed)
+    score = rng.normal(0.03, 0.05, 300)
+    lines = np.column_stack([rng.normal(0.01, 0.01, 400), rng.uniform(0.0, 1.0, 400)])
+    value, cost = rng.uniform(0, 400, 300), 4.0
+    loose = cautious_uplift(score, lines, low)
+    strict = cautious_uplift(score, lines, low + gap)
+    assert (strict <= loose + 1e-12).all()
+    policy = TargetingPolicy()
+    assert not (policy.decide(strict, value, cost) & ~policy.decide(loose, value, cost)).any()
+    # each customer's cautious uplift is exceeded by about the asked share of the lines
+    above = (lines[:, :1] + lines[:, 1:] * score[None, :] >= strict[None, :]).mean(axis=0)
+    assert (above >= low + gap - 1 / 400 - 1e-9).all()
+
+
+def test_cautious_uplift_refuses_bad_input() -> None:
+    from barberpro_ml.interventions import cautious_uplift
+
+    with pytest.raises(ValueError, match="confidence"):
+        cautious_uplift([0.1], [[0.0, 1.0], [0.0, 1.0]], 1.0)
+    with pytest.raises(ValueError, match="replicates"):
+        cautious_uplift([0.1], [[0.0, 1.0]], 0.9)
+
+
+def test_a_cautious_policy_decides_on_the_replicates_and_the_model_repeats_it(
+        sim: object) -> None:
+    from barberpro_ml.interventions import cautious_uplift
+    from barberpro_ml.interventions.evaluate import offer_cost, retention_value
+    from barberpro_ml.interventions.model import UpliftModel, UpliftSpec
+
+    frame = campaign_frame(sim)  # type: ignore[arg-type]
+    test = frame[frame["campaign"].isin(split_campaigns(frame)[2])]
+    point = evaluate_targeting(frame, learner_params=SMALL, n_bootstrap=50)
+    cautious = evaluate_targeting(frame, learner_params=SMALL, n_bootstrap=50,
+                                  policy_confidence=0.9)
+    assert point.calibration_replicates == [] and point.policy_confidence is None
+    assert len(cautious.calibration_replicates) == 200  # at least 200 resamples
+    assert cautious.calibration == point.calibration and cautious.learner == point.learner
+    assert cautious.model is not None
+    score = cautious.model.predict(test[cautious.features])
+    uplift = cautious_uplift(score, cautious.calibration_replicates, 0.9)
+    value = retention_value(test)
+    cost = offer_cost(test, cautious.discount, cautious.redemption)
+    treat = uplift * value - cost > 0
+    assert cautious.metrics["share_treated"] == pytest.approx(treat.mean())
+    # the registered model decides the same way from its spec
+    spec = UpliftSpec(learner=cautious.learner, features=cautious.features,
+                      discount=cautious.discount, redemption=cautious.redemption,
+                      horizon_days=90, calibration=cautious.calibration, policy_confidence=0.9,
+                      calibration_replicates=cautious.calibration_replicates)
+    out = UpliftModel(cautious.model, spec).predict(None, test[cautious.features])
+    np.testing.assert_array_equal(out["treat"].to_numpy(), treat)
+    np.testing.assert_allclose(out["uplift"].to_numpy(), uplift)
+    with pytest.raises(InputError, match="policy_confidence"):
+        evaluate_targeting(frame, learner_params=SMALL, n_bootstrap=0, policy_confidence=1.5)
+    with pytest.raises(ValueError, match="calibration_replicates"):
+        UpliftSpec(learner="t", features=["spend_per_visit"], discount=0.2, redemption=0.5,
+                   horizon_days=90, policy_confidence=0.9)

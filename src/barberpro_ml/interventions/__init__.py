@@ -27,6 +27,7 @@ from barberpro_ml.interventions.learners import (
 )
 from barberpro_ml.interventions.policy import (
     TargetingPolicy,
+    cautious_uplift,
     policy_value,
     profit_curve,
     treated_effect,
@@ -42,6 +43,7 @@ __all__ = [
     "TargetingPolicy",
     "XLearner",
     "campaign_frame",
+    "cautious_uplift",
     "gain_curve",
     "model_matrix",
     "policy_value",

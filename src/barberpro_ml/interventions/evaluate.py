@@ -40,6 +40,7 @@ from barberpro_ml.evaluation.report import EvaluationReport, MetricEstimate
 from barberpro_ml.interventions.learners import LEARNERS, UpliftLearner
 from barberpro_ml.interventions.policy import (
     TargetingPolicy,
+    cautious_uplift,
     policy_value,
     profit_curve,
     treated_effect,
@@ -157,6 +158,9 @@ class TargetingEvaluation:
     redemption: float = 0.0
     discount: float = 0.0
     calibration: tuple[float, float] = (0.0, 1.0)
+    calibration_replicates: list[tuple[float, float]] = field(default_factory=list)
+    """With ``policy_confidence``: the calibration refitted on resampled validation rows."""
+    policy_confidence: float | None = None
     overlap: OverlapReport | None = None
     n_bootstrap: int = 0
     seed: int = 0
@@ -167,7 +171,8 @@ def evaluate_targeting(frame: pd.DataFrame, *,
                        learner_params: dict[str, Any] | None = None, discount: float = 0.2,
                        true_effect: pd.Series | None = None, n_test: int = 1,
                        horizon_days: int = 90, n_bootstrap: int = 500, confidence: float = 0.95,
-                       seed: int = 0) -> TargetingEvaluation:
+                       seed: int = 0, policy_confidence: float | None = None,
+                       ) -> TargetingEvaluation:
     """Choose a learner on validation, then judge it and its policy on the test campaigns.
 
     Parameters
@@ -189,6 +194,12 @@ def evaluate_targeting(frame: pd.DataFrame, *,
         test campaigns are sent).
     n_bootstrap, confidence, seed
         Intervals and seeds.
+    policy_confidence
+        None (default): the policy treats when the calibrated uplift x value > cost. A share
+        in (0, 1): it treats only when the uplift that this share of calibration replicates
+        exceed (:func:`~barberpro_ml.interventions.policy.cautious_uplift`; the calibration
+        refitted on ``max(n_bootstrap, 200)`` resamples of the validation rows) pays the
+        cost: an offer is sent only where the evidence says it pays.
 
     Returns
     -------
@@ -220,15 +231,27 @@ def evaluate_targeting(frame: pd.DataFrame, *,
     chosen = max(validation, key=lambda k: validation[k])
     # what a prediction is worth, measured on the validation campaign (the policy's input)
     train_c0, train_c1 = (train[train["treated"] == arm] for arm in (0, 1))
-    calibration = calibrate_uplift(
+    calibration_rows = (
         valid_tau[chosen], valid["treated"].to_numpy(np.float64),
         valid["churned"].to_numpy(np.float64), valid["propensity"].to_numpy(np.float64),
         _p(_churn_model(train_c0[features], train_c0["churned"], seed), valid[features]),
         _p(_churn_model(train_c1[features], train_c1["churned"], seed), valid[features]))
+    calibration = calibrate_uplift(*calibration_rows)
+    replicates: list[tuple[float, float]] = []
+    if policy_confidence is not None:
+        if not 0.0 < policy_confidence < 1.0:
+            raise InputError(f"policy_confidence: expected a share in (0, 1), got "
+                             f"{policy_confidence!r}")
+        rng_cal = np.random.default_rng(seed + 2)
+        n_valid = len(valid)
+        for _ in range(max(n_bootstrap, 200)):
+            rows = rng_cal.integers(0, n_valid, n_valid)
+            replicates.append(calibrate_uplift(*(a[rows] for a in calibration_rows)))
     fit_rows = pd.concat([train, valid])
     model = fitted(chosen, fit_rows)
     tau = model.predict(test[features])
-    expected_uplift = calibration[0] + calibration[1] * tau
+    expected_uplift = (calibration[0] + calibration[1] * tau if policy_confidence is None
+                       else cautious_uplift(tau, replicates, policy_confidence))
     control = fit_rows[fit_rows["treated"] == 0]
     offered = fit_rows[fit_rows["treated"] == 1]
     churn_risk = _p(_churn_model(control[features], control["churned"], seed), test[features])
@@ -313,7 +336,8 @@ def evaluate_targeting(frame: pd.DataFrame, *,
         campaigns={"train": train_c, "validation": valid_c, "test": test_c}, qini=qini,
         policy=estimates, treated=treated, profit=profit, metrics=metrics, model=model,
         features=features, redemption=redemption, discount=discount,
-        calibration=calibration, overlap=overlap,
+        calibration=calibration, calibration_replicates=replicates,
+        policy_confidence=policy_confidence, overlap=overlap,
         n_bootstrap=n_bootstrap, seed=seed)
 
 

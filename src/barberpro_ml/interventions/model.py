@@ -4,7 +4,8 @@ A request is a DataFrame of customer features (:func:`barberpro_ml.features.cust
 as numbers, :func:`~barberpro_ml.interventions.model_matrix`), one row per customer, as of
 the moment an offer would be sent. The response, per row: ``uplift_score`` (the learner's
 prediction, for ranking), ``uplift`` (expected churn reduction of the offer: the score
-calibrated on the validation campaign), ``value`` (value of keeping the customer:
+calibrated on the validation campaign; with ``UpliftSpec.policy_confidence``, the cautious
+uplift of :func:`~barberpro_ml.interventions.policy.cautious_uplift`), ``value`` (value of keeping the customer:
 past-365-day spend, at least one visit's), ``cost`` (expected cost of the offer: discount x
 spend per visit x the redemption rate seen in training), ``expected_gain = uplift x value -
 cost`` and ``treat`` (``expected_gain > 0``): :class:`~barberpro_ml.interventions.TargetingPolicy`.
@@ -22,10 +23,10 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.pyfunc.model import PythonModel
 from mlflow.types import ColSpec, Schema, TensorSpec
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from barberpro_ml.interventions.evaluate import offer_cost, retention_value
-from barberpro_ml.interventions.policy import TargetingPolicy
+from barberpro_ml.interventions.policy import TargetingPolicy, cautious_uplift
 from barberpro_ml.registry.models import (
     CHALLENGER,
     ModelInputError,
@@ -52,6 +53,17 @@ class UpliftSpec(BaseModel):
     horizon_days: int = Field(ge=1)
     calibration: tuple[float, float] = (0.0, 1.0)
     """``(a, b)``: expected uplift = a + b x the learner's prediction (validation)."""
+    policy_confidence: float | None = Field(None, gt=0.0, lt=1.0)
+    """None: treat when ``uplift x value > cost`` with the calibrated uplift. A share: the
+    uplift decided on is :func:`~barberpro_ml.interventions.policy.cautious_uplift` over
+    ``calibration_replicates`` (the ``uplift`` output is then that cautious uplift)."""
+    calibration_replicates: list[tuple[float, float]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _replicates_for_confidence(self) -> UpliftSpec:
+        if self.policy_confidence is not None and len(self.calibration_replicates) < 2:
+            raise ValueError("policy_confidence needs at least two calibration_replicates")
+        return self
 
     def signature(self) -> ModelSignature:
         """Every feature a double (NaN allowed: missing); the five outputs."""
@@ -107,7 +119,9 @@ class UpliftModel(PythonModel):
             raise ModelInputError(f"feature values must be numbers: {exc}") from None
         score = np.asarray(self.learner.predict(x), dtype=np.float64)
         intercept, slope = self.spec.calibration
-        uplift = intercept + slope * score
+        uplift = (intercept + slope * score if self.spec.policy_confidence is None
+                  else cautious_uplift(score, self.spec.calibration_replicates,
+                                       self.spec.policy_confidence))
         value = retention_value(x)
         cost = offer_cost(x, self.spec.discount, self.spec.redemption)
         policy = TargetingPolicy()

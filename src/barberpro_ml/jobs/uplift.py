@@ -78,6 +78,11 @@ class UpliftJobConfig(TrainingJobConfig):
     srm_alpha: float = Field(DEFAULT_SRM_ALPHA, gt=0.0, lt=0.5)
     discount: float = Field(0.2, ge=0.0, le=1.0)
     """The offer's discount on the next visit (its cost)."""
+    policy_confidence: float | None = Field(None, gt=0.0, lt=1.0)
+    """None: the policy treats when calibrated uplift x value > cost (the rule of issue 19). A
+    share, e.g. 0.9: only when the uplift that share of the calibration's bootstrap replicates
+    exceed pays the cost (:func:`~barberpro_ml.interventions.policy.cautious_uplift`): no offer
+    where the evidence does not say it pays (README, "Retention interventions")."""
     n_test_campaigns: int = Field(1, ge=1, le=10)
     oracle_futures: int = Field(200, ge=0, le=10_000)
     """Paired futures per test row for the true effects on simulated data (0: skip)."""
@@ -107,7 +112,8 @@ def _step(ctx: JobContext) -> Candidate:
         result = evaluate_targeting(
             frame, learners=cfg.learners, learner_params=cfg.model, discount=cfg.discount,
             true_effect=truth, n_test=cfg.n_test_campaigns, horizon_days=cfg.horizon_days,
-            n_bootstrap=cfg.evaluation.n_bootstrap, seed=cfg.evaluation.seed)
+            n_bootstrap=cfg.evaluation.n_bootstrap, seed=cfg.evaluation.seed,
+            policy_confidence=cfg.policy_confidence)
     report = uplift_report(result)
     log_report(report)
     mlflow.log_params({"learner": result.learner, "n_rows": len(frame),
@@ -118,7 +124,9 @@ def _step(ctx: JobContext) -> Candidate:
     mlflow.log_text(result.profit.to_csv(), "uplift/profit_curve.csv")
     spec = UpliftSpec(learner=result.learner, features=result.features,
                       discount=cfg.discount, redemption=result.redemption,
-                      horizon_days=cfg.horizon_days, calibration=result.calibration)
+                      horizon_days=cfg.horizon_days, calibration=result.calibration,
+                      policy_confidence=result.policy_confidence,
+                      calibration_replicates=result.calibration_replicates)
     example = frame[result.features]
 
     def register(tags: dict[str, str]) -> Any:
