@@ -171,3 +171,34 @@ def test_metrics_are_summed_over_two_uvicorn_workers(scoring_registry: Any,
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_dead_workers_served_versions_leave_metrics_and_its_counts_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that died (uvicorn restarts it) must not go on reporting the model versions it
+    served; its request counts are still the service's."""
+    import subprocess
+    import sys
+
+    from starlette.requests import Request
+
+    from barberpro_ml.service.observability import forget_dead_workers, metrics_response
+
+    script = (
+        "from prometheus_client import Counter, Gauge\n"
+        "Gauge('barberpro_model_version_info', 'x', ['family', 'name', 'version'],\n"
+        "      multiprocess_mode='liveall').labels('churn', 'barberpro-churn', '7').set(1)\n"
+        "Counter('barberpro_http_requests', 'x', ['route', 'method', 'status'])"
+        ".labels('/health', 'GET', '200').inc(3)\n"
+        "import os; print(os.getpid())\n")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    dead = int(subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                              capture_output=True, text=True).stdout)
+    assert (tmp_path / f"gauge_liveall_{dead}.db").exists()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    body = metrics_response(Request({"type": "http", "method": "GET", "path": "/metrics",
+                                     "headers": []})).body.decode()
+    assert 'version="7"' not in body, body
+    assert 'barberpro_http_requests_total{method="GET",route="/health",status="200"} 3.0' in body
+    assert not (tmp_path / f"gauge_liveall_{dead}.db").exists()
+    assert forget_dead_workers(tmp_path) == []  # nothing left to forget

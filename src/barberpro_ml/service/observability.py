@@ -37,6 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -53,8 +54,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["JsonFormatter", "Observability", "count_snapshot_cache", "metrics_response",
-           "request_id", "set_model_versions"]
+__all__ = ["JsonFormatter", "Observability", "count_snapshot_cache", "forget_dead_workers",
+           "metrics_response", "request_id", "set_model_versions"]
 
 _REQUEST_ID = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -111,9 +112,49 @@ def set_model_versions(models: Mapping[str, Any]) -> None:
         MODELS.labels(family=family, name=ref.name, version=ref.version).set(1)
 
 
+def forget_dead_workers(folder: str | Path) -> list[int]:
+    """Remove the live-gauge samples (``gauge_live*_<pid>.db``) of worker processes that no
+    longer run, as :func:`prometheus_client.multiprocess.mark_process_dead` does; uvicorn,
+    which restarts a dead worker, never calls it, so without this ``/metrics`` would go on
+    reporting the model versions a crashed worker served. A process id now used by another
+    process is taken as alive (its samples are kept). Counters and histograms of dead
+    workers stay: their totals are still the service's.
+
+    Returns
+    -------
+    list of int
+        The process ids whose samples were removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / f"gauge_liveall_{os.getpid()}.db").write_bytes(b"")
+    >>> forget_dead_workers(folder)
+    []
+    """
+    dead: set[int] = set()
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid_text = path.stem.rsplit("_", 1)[-1]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.add(pid)
+        except PermissionError:  # alive, another user's
+            continue
+    for pid in sorted(dead):
+        prometheus_multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
+    return sorted(dead)
+
+
 def metrics_response(_: Request) -> Response:
-    """``GET /metrics``: this process's metrics, or every worker's in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """``GET /metrics``: this process's metrics, or every worker's in multiprocess mode
+    (live gauges of workers that died first removed, :func:`forget_dead_workers`)."""
+    if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        forget_dead_workers(folder)
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
