@@ -421,6 +421,46 @@ def test_a_recs_loss_counts_only_when_a_refit_on_the_same_customers_does_not_hav
     assert any("refit it" in r for r in hit.reasons)
 
 
+def test_a_refit_that_fails_leaves_the_recs_check_to_the_rule_before(
+        churn_champion: Champion) -> None:
+    from barberpro_ml.models.recs import (
+        ItemKNNRecommender,
+        booking_interactions_split,
+        customer_neighborhoods,
+    )
+    from barberpro_ml.monitoring import check_recommender
+
+    class LateDataRefused(ItemKNNRecommender):
+        """Fits on data up to ``refuse_after`` only (the history's spans end there)."""
+
+        def __init__(self, *, refuse_after: str | None = None) -> None:
+            super().__init__()
+            self.refuse_after = refuse_after
+
+        def fit(self, interactions: pd.DataFrame, *, user_groups: Any = None
+                ) -> LateDataRefused:
+            if (self.refuse_after is not None
+                    and interactions["timestamp"].max() > pd.Timestamp(self.refuse_after)):
+                raise ValueError(f"no data after {self.refuse_after}, please")
+            return super().fit(interactions, user_groups=user_groups)  # type: ignore[no-any-return]
+
+    quiet = MarketplaceData.load(churn_champion.quiet_dir)
+    ref, at = pd.Timestamp("2024-05-01"), "2024-12-31"
+    _, gates = _fitted_recommender(quiet, ref)
+    train, _ = booking_interactions_split(quiet, ref, 90)
+    model = LateDataRefused(refuse_after=str(ref)).fit(train,
+                                                       user_groups=customer_neighborhoods(quiet))
+    args: dict[str, Any] = {"reference_as_of": ref, "horizon_days": 90, "gates": gates}
+    health = check_recommender(model, quiet, at, **args)
+    before = check_recommender(model, quiet, at, settings=MonitorSettings(refit_check=False),
+                               **args)
+    assert "no copy could be refitted at 2024-10-02" in health.performance_note
+    assert "no data after" in health.performance_note
+    assert all(m.refit_difference is None for m in health.performance)
+    assert health.verdict == before.verdict
+    assert [m.degraded for m in health.performance] == [m.degraded for m in before.performance]
+
+
 def test_monitoring_the_recs_champion_at_its_first_matured_date_reproduces_its_gate(
         scoring_registry: Any, tmp_path: Path) -> None:
     uri = copy_tracking_store(scoring_registry.tracking_uri, tmp_path)

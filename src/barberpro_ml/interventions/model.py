@@ -5,10 +5,11 @@ as numbers, :func:`~barberpro_ml.interventions.model_matrix`), one row per custo
 the moment an offer would be sent. The response, per row: ``uplift_score`` (the learner's
 prediction, for ranking), ``uplift`` (expected churn reduction of the offer: the score
 calibrated on the validation campaign; with ``UpliftSpec.policy_confidence``, the cautious
-uplift of :func:`~barberpro_ml.interventions.policy.cautious_uplift`), ``value`` (value of keeping the customer:
-past-365-day spend, at least one visit's), ``cost`` (expected cost of the offer: discount x
-spend per visit x the redemption rate seen in training), ``expected_gain = uplift x value -
-cost`` and ``treat`` (``expected_gain > 0``): :class:`~barberpro_ml.interventions.TargetingPolicy`.
+uplift of :func:`~barberpro_ml.interventions.policy.cautious_uplift`), ``value`` (value of
+keeping the customer: past-365-day spend, at least one visit's), ``cost`` (expected cost of
+the offer: discount x spend per visit x the redemption rate seen in training),
+``expected_gain = uplift x value - cost`` and ``treat`` (``expected_gain > 0``):
+:class:`~barberpro_ml.interventions.TargetingPolicy`.
 """
 
 from __future__ import annotations

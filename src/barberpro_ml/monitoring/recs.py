@@ -306,10 +306,15 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
     # at the first matured date the windows coincide: no span to measure turnover over
     history = (_turnover(recommender, data, ref, predicted_at - ref, horizon_days, groups, ks,
                          settings) if predicted_at > ref else _Turnover())
+    # the same window seen by a copy refitted at predicted_at: is the loss the champion's?
+    refit, refit_failed = None, ""
+    if history.anchors and settings.refit_check:
+        try:
+            refit = clone(recommender).fit(train, user_groups=groups)
+        except (NotEnoughDataError, ValueError) as exc:
+            refit_failed = (f"no copy could be refitted at {predicted_at:%Y-%m-%d} ({exc}), so a "
+                            "loss against the gate is judged without the refit comparison")
     try:
-        # the same window seen by a copy refitted at predicted_at: is the loss the champion's?
-        refit = (clone(recommender).fit(train, user_groups=groups)
-                 if history.anchors and settings.refit_check else None)
         report = evaluate_recommender(recommender, train, test, k=ks,
                                       n_bootstrap=settings.n_bootstrap, seed=settings.seed,
                                       baseline=refit, user_groups=groups, family="recs")
@@ -328,6 +333,7 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
                 note = "; ".join(n for n in (note, refit_note) if n)
     except NotEnoughDataError as exc:
         note = f"performance not checked: {exc}"
+    note = "; ".join(n for n in (note, refit_failed) if n)
 
     # -- drift: the gate's window against the matured one
     reference, current = _inputs(recommender, gate_test), _inputs(recommender, test)
