@@ -243,6 +243,13 @@ def test_forecast_job_registers_a_model_serving_the_gated_forecast(
         assert row.mean == pytest.approx(expected["mean"].item())
     with pytest.raises(Exception, match="unknown neighborhood"):
         model.predict(pd.DataFrame({"measure": ["bookings"], "neighborhood": ["mars"]}))
+    # the monitor finds the champion, and says when its first week will have ended
+    from barberpro_ml.errors import ModelUnavailableError
+    from barberpro_ml.monitoring.champions import monitor_champions
+
+    with pytest.raises(ModelUnavailableError, match=r"forecast: .*has ended yet; monitor from"):
+        monitor_champions(sample, sample.observation_end, families=["forecast"],
+                          tracking_uri=mlflow_store.tracking_uri)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "plots")}
     assert "plots/fan_chart_net_revenue.png" in artifacts
 
@@ -340,3 +347,41 @@ def test_a_bad_forecaster_value_in_the_job_config_stops_before_any_work(tmp_path
     path.write_text(yaml.safe_dump({"model": {"level": 1.5, "candidates": ["prophet"]}}))
     with pytest.raises(ConfigError, match=r"level must be in \[0.5, 1\), got 1.5.*prophet"):
         forecast_job.load_config(path)
+
+
+# --------------------------------------------------------------------------- monitoring
+def test_monitoring_a_forecast_scores_its_ended_weeks_against_the_gate(
+        sample: MarketplaceData) -> None:
+    from barberpro_ml.monitoring import GateFigure, check_forecast
+
+    origin_cut = sample.observation_end - pd.Timedelta(weeks=10)
+    honest = WeeklyForecaster(candidates=CHEAP).fit(weekly_series(sample, origin_cut))
+    coverage = honest.evaluate(n_bootstrap=200).metrics["coverage"]
+    gates = [GateFigure(metric="coverage", value=coverage.value, ci_low=coverage.ci_low,
+                        ci_high=coverage.ci_high)]
+    table = honest.predict()
+    health = check_forecast(table, sample, sample.observation_end, gates=gates)
+    # the matured coverage is the share of ended rows inside their interval
+    actual = weekly_series(sample)
+    rows = table.merge(actual, on=["measure", "neighborhood", "week"])
+    inside = ((rows["lower"] <= rows["y"]) & (rows["y"] <= rows["upper"])).mean()
+    (perf,) = health.performance
+    assert perf.metric == "coverage" and perf.value == pytest.approx(inside)
+    assert perf.n == len(rows) and rows["week"].nunique() <= 10
+    assert perf.ci_low <= perf.value <= perf.ci_high and perf.p_holm is not None
+    assert perf.gate is not None and perf.margin == 0.05
+    assert health.verdict == ("degraded" if perf.p_holm < 0.01 else "ok"), health.reasons
+    # the realised series is reported, never counted: its level is what is forecast
+    assert health.score.column == "weekly_value" and health.score.trending
+    assert not health.score.counts and health.features == []
+    # intervals far too narrow for what came: degraded, against the same gate figure
+    narrow = table.assign(lower=table["mean"] - 0.1 * (table["mean"] - table["lower"]),
+                          upper=table["mean"] + 0.1 * (table["upper"] - table["mean"]))
+    hit = check_forecast(narrow, sample, sample.observation_end, gates=gates)
+    assert hit.verdict == "degraded" and "coverage on labels matured" in hit.reasons[0]
+    # before any week has ended there is nothing to score, and the message says from when
+    first = table["week"].min()
+    with pytest.raises(InputError, match=f"monitor from {first + pd.Timedelta(days=7):%Y-%m-%d}"):
+        check_forecast(table, sample, first + pd.Timedelta(days=3), gates=gates)
+    with pytest.raises(InputError, match="missing column"):
+        check_forecast(table.drop(columns="upper"), sample, sample.observation_end)

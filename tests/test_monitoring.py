@@ -202,7 +202,7 @@ def test_monitor_user_errors_are_one_line_exit_2(churn_champion: Champion) -> No
     assert "after the data's last event" in late.output
     assert "Traceback" not in late.output
     unknown = run_cli(churn_champion, "--as-of", "2024-06-01", "--data",
-                      str(churn_champion.quiet_dir), "--families", "churn,forecast")
+                      str(churn_champion.quiet_dir), "--families", "churn,segments")
     assert unknown.exit_code == 2
     assert "cannot be monitored" in unknown.output
 

@@ -946,7 +946,7 @@ def monitor_command(
                         "at it; at most the data's last event.")],
     families: Annotated[list[str] | None, typer.Option(
         "--families", help="Families to monitor (repeat the option, or separate with "
-                           "commas); default: churn, ltv and recs.")] = None,
+                           "commas); default: churn, ltv, recs and forecast.")] = None,
     data: Annotated[str | None, typer.Option(
         "--data", help="Folder of event tables, or a PostgreSQL URL (default: the simulated "
                        "marketplace `barberpro-ml pipeline` wrote).")] = None,

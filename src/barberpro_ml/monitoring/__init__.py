@@ -6,6 +6,8 @@
   a verdict (``ok`` / ``degraded`` / ``drifted``).
 - :mod:`~barberpro_ml.monitoring.recs`: the same for the recommendations champion (its
   rankings against the barbers customers chose; drift of those choices and of its top picks).
+- :mod:`~barberpro_ml.monitoring.forecast`: the same for the weekly forecast champion (its
+  intervals against the weeks that have ended since its origin).
 - :mod:`~barberpro_ml.monitoring.champions`: every registered champion checked, logged to an
   MLflow run and tagged on its version (``barberpro-ml monitor``).
 """
@@ -35,6 +37,7 @@ from barberpro_ml.monitoring.drift import (
     holm,
     psi,
 )
+from barberpro_ml.monitoring.forecast import check_forecast
 from barberpro_ml.monitoring.recs import RECS_DRIFT_INPUTS, check_recommender
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "Verdict",
     "adjust_p_values",
     "benjamini_hochberg",
+    "check_forecast",
     "check_model",
     "check_recommender",
     "column_drift",

@@ -1,8 +1,9 @@
 """Every champion checked at a date: logged to one MLflow run and tagged on its version.
 
 ``monitor_champions(data, as_of)`` (``barberpro-ml monitor --as-of DATE``), for each family
-(:data:`MONITORED_FAMILIES`: churn, LTV and recommendations; the recommender's form of steps
-2-3 is :mod:`barberpro_ml.monitoring.recs`):
+(:data:`MONITORED_FAMILIES`: churn, LTV, recommendations and the weekly forecast; the
+recommender's form of steps 2-3 is :mod:`barberpro_ml.monitoring.recs`, the forecast's
+:mod:`barberpro_ml.monitoring.forecast`):
 
 1. the verified ``@champion`` is loaded (:func:`~barberpro_ml.scoring.load_family`; a missing
    or unverified champion is reported and skipped);
@@ -49,6 +50,7 @@ from barberpro_ml.monitoring.checks import (
     Verdict,
     check_model,
 )
+from barberpro_ml.monitoring.forecast import check_forecast
 from barberpro_ml.monitoring.recs import check_recommender
 from barberpro_ml.registry import alias_version, read_bound_gate
 from barberpro_ml.registry.tracking import configure_tracking, metric_key
@@ -75,10 +77,16 @@ TAG_VERDICT = "monitor.verdict"
 TAG_AS_OF = "monitor.as_of"
 TAG_RUN = "monitor.run_id"
 TAG_REASONS = "monitor.reasons"
-MONITORED_FAMILIES: tuple[str, ...] = (*MONITORED, "recs")
+MONITORED_FAMILIES: tuple[str, ...] = (*MONITORED, "recs", "forecast")
 """Every family ``monitor`` checks: the tabular ones (:data:`MONITORED`) by
 :func:`~barberpro_ml.monitoring.check_model`, recommendations by
-:func:`~barberpro_ml.monitoring.check_recommender`."""
+:func:`~barberpro_ml.monitoring.check_recommender`, the weekly forecast by
+:func:`~barberpro_ml.monitoring.forecast.check_forecast`. Not monitored: segments (no label
+matures), uplift (a label matures only with the next randomised campaign), pricing and
+provider departure (a few dozen events a year: nothing to test at one date)."""
+MONITORED_MODEL_NAMES: dict[str, str] = {**DEFAULT_MODEL_NAMES,
+                                         "forecast": "barberpro-forecast"}
+"""The registered model monitored per family by default."""
 EXIT_CODES: dict[Verdict, int] = {"ok": 0, "drifted": 5, "degraded": 6}
 """Exit status of ``barberpro-ml monitor`` by the worst verdict."""
 _SEVERITY: dict[Verdict, int] = {"ok": 0, "drifted": 1, "degraded": 2}
@@ -234,6 +242,15 @@ def _check_family(family: str, name: str, data: MarketplaceData, as_of: pd.Times
     params = client.get_run(loaded.ref.run_id).data.params
     if family == "recs":
         return _check_recs(wrapper, name, version, params, data, as_of, client, settings)
+    if family == "forecast":
+        try:
+            health = check_forecast(wrapper.forecast, data, as_of,
+                                    gates=gate_figures(name, version, client), settings=settings,
+                                    model_name=name, version=version)
+        except InputError as exc:  # too early for this family only: the others are monitored
+            return ChampionCheck(family=family, model_name=name, version=version,
+                                 skipped=str(exc))
+        return ChampionCheck(family=family, model_name=name, version=version, health=health)
     try:
         first, last, test = _cutoffs(params, name, version)
     except InputError as exc:  # the other families are still monitored
@@ -355,7 +372,7 @@ def monitor_champions(data: MarketplaceData, as_of: object, *,
                          f"({data.observation_end:%Y-%m-%d}); labels cannot have matured")
     uri = configure_tracking(tracking_uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    models = {f: (names or {}).get(f) or DEFAULT_MODEL_NAMES[f] for f in chosen}
+    models = {f: (names or {}).get(f) or MONITORED_MODEL_NAMES[f] for f in chosen}
     checks = [_check_family(f, models[f], data, stamp, uri, client, settings) for f in chosen]
     if not any(c.health is not None for c in checks):
         raise ModelUnavailableError("no champion to monitor: " + "; ".join(
