@@ -76,7 +76,7 @@ def main() -> None:
                              "ci": [round(perf.ci_low, 4), round(perf.ci_high, 4)],
                              "p_holm": None if perf.p_holm is None
                              else float(f"{perf.p_holm:.3g}"),
-                             "weeks": int(h.n_current), "series_psi": round(h.score.psi, 3)})
+                             "rows": int(h.n_current), "series_psi": round(h.score.psi, 3)})
                 print(rows[-1], flush=True)
     table_rows = pd.DataFrame(rows)
     result: dict[str, Any] = {"seeds": args.seeds, "first_seed": args.first_seed,
