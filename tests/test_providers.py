@@ -168,6 +168,35 @@ def test_events_after_as_of_never_change_the_score(draw: st.DataObject) -> None:
                                   rtol=1e-9, atol=1e-9)
 
 
+def test_two_visits_at_the_same_time_do_not_make_the_score_depend_on_row_order(
+        world: MarketplaceData) -> None:
+    """A customer with two completed visits at the same moment (two barbers): whose customer
+    base they count in must not depend on the order of the booking rows, which events added
+    after ``as_of`` change (found by the hypothesis test above)."""
+    bookings = world.bookings
+    done = bookings[(bookings["status"] == "completed")
+                    & (bookings["scheduled_at"] <= pd.Timestamp(AS_OF))
+                    & (bookings["scheduled_at"] > pd.Timestamp(AS_OF) - pd.Timedelta(days=60))]
+    # a customer's latest visit known at AS_OF, twinned with another barber at the same time
+    known = bookings[(bookings["status"] == "completed")
+                     & (bookings["scheduled_at"] <= pd.Timestamp(AS_OF))]
+    latest = known.sort_values("scheduled_at").groupby("customer_id").tail(1)
+    visit = latest[latest["booking_id"].isin(done["booking_id"])].iloc[0]
+    other = next(p for p in world.providers["provider_id"] if p != visit["provider_id"])
+    twin = visit.copy()
+    twin["booking_id"] = bookings["booking_id"].max() + 1
+    twin["provider_id"] = other
+    tables = {name: getattr(world, name) for name in
+              ("customers", "providers", "services", "reviews", "interventions")}
+    rows = pd.concat([bookings, twin.to_frame().T.astype(bookings.dtypes)], ignore_index=True)
+    expected = provider_scores(MarketplaceData.from_validated(bookings=rows, **tables), AS_OF)
+    for seed in range(6):
+        shuffled = rows.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        got = provider_scores(MarketplaceData.from_validated(bookings=shuffled, **tables), AS_OF)
+        pd.testing.assert_series_equal(got["n_customer_base"], expected["n_customer_base"])
+        pd.testing.assert_frame_equal(got, expected, rtol=1e-9, atol=1e-9)
+
+
 def test_churn_probabilities_enter_as_a_component(world: MarketplaceData) -> None:
     ids = world.customers["customer_id"]
     p = pd.Series(np.random.default_rng(0).uniform(0, 1, len(ids)), index=ids.to_numpy())

@@ -104,7 +104,7 @@ def cautious_uplift(score: npt.ArrayLike, replicates: npt.ArrayLike,
     Examples
     --------
     >>> cautious_uplift([0.1, 0.3], [[0.0, 1.0], [0.0, 0.5], [0.02, 0.8]], 0.9).round(3).tolist()
-    [0.051, 0.153]
+    [0.06, 0.172]
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence: expected a share in (0, 1), got {confidence!r}")

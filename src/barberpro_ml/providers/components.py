@@ -383,8 +383,12 @@ def measure_components(data: MarketplaceData, as_of: pd.Timestamp, cfg: Provider
         np.nan)
 
     # ---- customer churn: the base whose latest visit (anywhere) was with the barber
-    last = (b.loc[status == "completed", ["customer_id", "provider_id", "scheduled_at"]]
-            .sort_values("scheduled_at").groupby("customer_id").tail(1))
+    # ties (two visits at the same time) broken by when each was booked, then by id: never
+    # by the rows' order, which events after as_of would change
+    last = (b.loc[status == "completed",
+                  ["customer_id", "provider_id", "scheduled_at", "created_at", "booking_id"]]
+            .sort_values(["scheduled_at", "created_at", "booking_id"], kind="stable")
+            .groupby("customer_id").tail(1))
     data_last = data.bookings.loc[(data.bookings["scheduled_at"] <= as_of)
                                   & (data.bookings["created_at"] <= as_of)
                                   & (data.bookings["status"] == "completed")]
