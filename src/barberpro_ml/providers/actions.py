@@ -229,8 +229,11 @@ def customers_to_contact(data: MarketplaceData, as_of: object, provider_id: int,
         raise InputError(f"min_probability: expected a probability, got {min_probability}")
     b = data.bookings
     done = b.loc[(b["scheduled_at"] <= stamp) & (b["created_at"] <= stamp)
-                 & (b["status"] == "completed"), ["customer_id", "provider_id", "scheduled_at"]]
-    latest = done.sort_values("scheduled_at").groupby("customer_id").tail(1)
+                 & (b["status"] == "completed"),
+                 ["customer_id", "provider_id", "scheduled_at", "created_at", "booking_id"]]
+    # ties broken by when each visit was booked, then by id: never by the rows' order
+    latest = (done.sort_values(["scheduled_at", "created_at", "booking_id"], kind="stable")
+              .groupby("customer_id").tail(1))
     theirs = latest.loc[(latest["provider_id"] == provider_id)
                         & (latest["scheduled_at"] > stamp - active_window_days * DAY),
                         "customer_id"]
@@ -245,7 +248,8 @@ def customers_to_contact(data: MarketplaceData, as_of: object, provider_id: int,
     p = pd.to_numeric(churn_probability, errors="coerce").reindex(visits.index)
     r = data.reviews
     mine = r.loc[(r["created_at"] <= stamp) & (r["provider_id"] == provider_id)
-                 & r["customer_id"].isin(visits.index)].sort_values("created_at")
+                 & r["customer_id"].isin(visits.index)].sort_values(
+                     ["created_at", "review_id"], kind="stable")
     last_rating = mine.groupby("customer_id")["rating"].last().reindex(visits.index)
     since = as_days(stamp - visits["max"])
     out = pd.DataFrame({

@@ -204,9 +204,11 @@ def later_signal(data: MarketplaceData, as_of: object, horizon_days: int,
 
     b = data.bookings
     done = b.loc[b["status"] == "completed", ["customer_id", "provider_id", "scheduled_at",
-                                              "created_at"]]
+                                              "created_at", "booking_id"]]
     known = done.loc[(done["scheduled_at"] <= stamp) & (done["created_at"] <= stamp)]
-    last = known.sort_values("scheduled_at").groupby("customer_id").tail(1)
+    # ties broken by when each visit was booked, then by id: never by the rows' order
+    last = (known.sort_values(["scheduled_at", "created_at", "booking_id"], kind="stable")
+            .groupby("customer_id").tail(1))
     last = last.loc[(last["scheduled_at"] > stamp - active_window_days * DAY)
                     & last["provider_id"].isin(ids)]
     after = done.loc[(done["scheduled_at"] > stamp) & (done["scheduled_at"] <= end)]
