@@ -22,18 +22,11 @@ from typing import Any
 
 import pandas as pd
 from _common import emit
-from bench_monitor import scenario
+from bench_monitor import rate, scenario
 
 from barberpro_ml.analytics.forecast import WeeklyForecaster, weekly_series
-from barberpro_ml.evaluation.proportions import wilson_interval
 from barberpro_ml.jobs.forecast import load_config
 from barberpro_ml.monitoring import GateFigure, MonitorSettings, check_forecast
-
-
-def rate(hits: int, n: int) -> dict[str, Any]:
-    lo, hi = wilson_interval(hits, n)
-    return {"hits": hits, "n": n, "rate": round(hits / n, 4) if n else None,
-            "wilson95": [round(float(lo), 4), round(float(hi), 4)]}
 
 
 def main() -> None:

@@ -314,6 +314,17 @@ def population_features(data: MarketplaceData, label: Literal["churn", "ltv"],
     return with_rfm_features(data, features)
 
 
+def monitoring_date(as_of: object, data: MarketplaceData) -> pd.Timestamp:
+    """``as_of`` as a cut-off, refused (InputError) when it is after the data's last event:
+    no label can have matured there."""
+    now = to_as_of(as_of, "as_of")
+    if now > data.observation_end:
+        raise InputError(f"as_of {now:%Y-%m-%d} is after the data's last event "
+                         f"({data.observation_end:%Y-%m-%d}): labels cannot have matured; give "
+                         "an earlier --as-of or newer data")
+    return now
+
+
 def _opt(v: Any) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
@@ -540,13 +551,8 @@ def check_model(predict: Callable[[pd.DataFrame], npt.NDArray[np.float64]], fami
     if family not in MONITORED:
         raise InputError(f"family: monitoring covers {sorted(MONITORED)}, got {family!r}")
     spec = MONITORED[family]
-    now = to_as_of(as_of, "as_of")
+    now = monitoring_date(as_of, data)
     ref_at = to_as_of(reference_as_of, "reference_as_of")
-    end = data.observation_end
-    if now > end:
-        raise InputError(f"as_of {now:%Y-%m-%d} is after the data's last event "
-                         f"({end:%Y-%m-%d}): labels cannot have matured; give an earlier "
-                         "--as-of or newer data")
     if now <= ref_at:
         raise InputError(f"as_of {now:%Y-%m-%d} is not after the version's training snapshot "
                          f"({ref_at:%Y-%m-%d}): nothing to monitor yet")

@@ -30,7 +30,6 @@ import pandas as pd
 
 from barberpro_ml.analytics.forecast import weekly_series
 from barberpro_ml.data import MarketplaceData
-from barberpro_ml.data.cutoff import to_as_of
 from barberpro_ml.errors import InputError
 from barberpro_ml.evaluation.bootstrap import estimate
 from barberpro_ml.monitoring.checks import (
@@ -39,6 +38,7 @@ from barberpro_ml.monitoring.checks import (
     MonitorSettings,
     _drift_row,
     judge_performance,
+    monitoring_date,
     verdict,
 )
 from barberpro_ml.monitoring.drift import column_drift
@@ -99,11 +99,7 @@ def check_forecast(forecast: pd.DataFrame, data: MarketplaceData, as_of: object,
     'ok'
     """
     settings = settings or MonitorSettings()
-    now = to_as_of(as_of, "as_of")
-    if now > data.observation_end:
-        raise InputError(f"as_of {now:%Y-%m-%d} is after the data's last event "
-                         f"({data.observation_end:%Y-%m-%d}): give an earlier --as-of or newer "
-                         "data")
+    now = monitoring_date(as_of, data)
     needed = ["measure", "neighborhood", "week", "mean", "lower", "upper"]
     missing = [c for c in needed if c not in forecast.columns]
     if missing:

@@ -76,6 +76,7 @@ from barberpro_ml.monitoring.checks import (
     MonitorSettings,
     _drift_row,
     judge_performance,
+    monitoring_date,
     verdict,
 )
 from barberpro_ml.monitoring.drift import adjust_p_values, column_drift, holm, psi
@@ -278,12 +279,8 @@ def check_recommender(recommender: Any, data: MarketplaceData, as_of: object, *,
     ('ok', ['ndcg@10'])
     """
     settings = settings or MonitorSettings()
-    now = to_as_of(as_of, "as_of")
+    now = monitoring_date(as_of, data)
     ref = to_as_of(reference_as_of, "reference_as_of")
-    if now > data.observation_end:
-        raise InputError(f"as_of {now:%Y-%m-%d} is after the data's last event "
-                         f"({data.observation_end:%Y-%m-%d}): give an earlier --as-of or newer "
-                         "data")
     predicted_at = now - pd.Timedelta(days=horizon_days)
     if predicted_at < ref:
         raise InputError(
