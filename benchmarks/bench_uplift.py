@@ -142,6 +142,9 @@ def main() -> None:
                         help="override a field of the simulation config (repeatable), e.g. "
                              "customers.responsiveness_mean=1.5")
     args = parser.parse_args()
+    if args.policy_confidence is not None and not 0 < args.policy_confidence < 1:
+        parser.error(f"--policy-confidence: expected a share in (0, 1), got "
+                     f"{args.policy_confidence}")
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         rows.append(one_seed(seed, args.customers, args.futures, args.bootstrap,
